@@ -1,0 +1,84 @@
+//! Typed access to the master's and agents' HTTP endpoints.
+
+use serde_json::Value;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("cannot reach {url}: {source}")]
+    Unreachable { url: String, source: reqwest::Error },
+    #[error("{url} answered {status}: {body}")]
+    Status { url: String, status: u16, body: String },
+    #[error("{url} sent invalid JSON: {source}")]
+    Json { url: String, source: reqwest::Error },
+}
+
+fn client() -> &'static reqwest::Client {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(5))
+            .no_proxy()
+            .build()
+            .unwrap_or_default()
+    })
+}
+
+async fn send(url: String, req: reqwest::RequestBuilder) -> Result<Value, HttpError> {
+    let resp = req.send().await.map_err(|source| HttpError::Unreachable { url: url.clone(), source })?;
+    let status = resp.status();
+    if !status.is_success() {
+        let body = resp.text().await.unwrap_or_default();
+        // Our endpoints answer errors as {"error": "..."}; show just the message then.
+        let body = serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
+            .unwrap_or(body);
+        return Err(HttpError::Status { url, status: status.as_u16(), body });
+    }
+    let bytes = resp.bytes().await.map_err(|source| HttpError::Json { url: url.clone(), source })?;
+    if bytes.is_empty() {
+        return Ok(Value::Null);
+    }
+    // Decode through reqwest's error type so every failure carries the URL.
+    serde_json::from_slice(&bytes).map_err(|e| HttpError::Status {
+        url,
+        status: status.as_u16(),
+        body: format!("invalid JSON: {e}"),
+    })
+}
+
+/// `GET http://{addr}{path}` as JSON (`addr` is `host:port`).
+pub async fn get_json(addr: &str, path: &str) -> Result<Value, HttpError> {
+    let url = format!("http://{addr}{path}");
+    send(url.clone(), client().get(&url)).await
+}
+
+/// `POST http://{addr}{path}` with an empty body; returns the body as JSON (or Null when empty).
+pub async fn post(addr: &str, path: &str) -> Result<Value, HttpError> {
+    let url = format!("http://{addr}{path}");
+    send(url.clone(), client().post(&url)).await
+}
+
+/// Reads a file of an agent's sandbox with Mesos' `/files/read` (`path`, `offset`, `length`):
+/// returns the data and the offset it started at. `length` = -1 reads to the end (in chunks of
+/// at most 1 MiB: call again from `offset + data.len()`).
+pub async fn read_file(
+    agent_addr: &str,
+    path: &str,
+    offset: u64,
+    length: i64,
+) -> Result<(Vec<u8>, u64), HttpError> {
+    let url = format!("http://{agent_addr}/files/read");
+    let req = client().get(&url).query(&[
+        ("path", path.to_string()),
+        ("offset", offset.to_string()),
+        ("length", length.to_string()),
+    ]);
+    let value = send(url, req).await?;
+    let data = value.get("data").and_then(|d| d.as_str()).unwrap_or_default().as_bytes().to_vec();
+    let offset = value.get("offset").and_then(|o| o.as_u64()).unwrap_or(offset);
+    Ok((data, offset))
+}

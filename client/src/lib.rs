@@ -1,0 +1,8 @@
+//! The Rust framework SDK of Strata: a scheduler driver speaking the native Cap'n Proto scheduler
+//! API to the master ([`scheduler`]), and small typed helpers for the master's and agents' HTTP
+//! endpoints ([`http`]). Used by the `strata` CLI, the tests and the benchmarks.
+
+pub mod http;
+pub mod scheduler;
+
+pub use scheduler::{ClientError, Event, Offer, Operation, SchedulerDriver};

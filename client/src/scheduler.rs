@@ -1,0 +1,375 @@
+//! The scheduler driver: subscribes a framework to the master over Cap'n Proto and turns the
+//! master's callbacks into a stream of [`Event`]s. capnp-rpc is `!Send`, so the connection lives
+//! on a thread of its own; [`SchedulerDriver`] is a cheap, `Send` handle that sends it calls.
+
+use capnp::capability::Rc;
+use capnp_rpc::{rpc_twoparty_capnp, twoparty, RpcSystem};
+use futures::AsyncReadExt;
+use std::sync::Arc;
+use strata_schema::scheduler_capnp::{master, operation, scheduler, scheduler_session};
+use strata_schema::{
+    wire, AgentId, Attributes, FrameworkId, FrameworkInfo, OfferId, Resources, TaskId, TaskInfo,
+    TaskStatus,
+};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::compat::TokioAsyncReadCompatExt;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot connect to the master at {addr}: {source}")]
+    Connect { addr: String, source: std::io::Error },
+    #[error("the master refused the call: {0}")]
+    Rpc(String),
+    #[error("the connection to the master is closed")]
+    Disconnected,
+    #[error("the master sent an invalid message: {0}")]
+    Protocol(String),
+}
+
+fn rpc_error(err: capnp::Error) -> ClientError {
+    match err.kind {
+        capnp::ErrorKind::Disconnected => ClientError::Disconnected,
+        _ => ClientError::Rpc(err.extra),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Offer {
+    pub id: OfferId,
+    pub framework_id: FrameworkId,
+    pub agent_id: AgentId,
+    pub hostname: String,
+    pub resources: Resources,
+    pub attributes: Attributes,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Operation {
+    Launch(Vec<TaskInfo>),
+}
+
+/// What the master tells a subscribed framework, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Subscribed { framework_id: FrameworkId, heartbeat_interval_secs: f64 },
+    Offers(Vec<Offer>),
+    Rescind(OfferId),
+    Update(TaskStatus),
+    Error(String),
+    Heartbeat,
+    /// The connection to the master is gone; no further events follow.
+    Disconnected(String),
+}
+
+type Reply = oneshot::Sender<Result<(), ClientError>>;
+
+enum Cmd {
+    Accept { offer_ids: Vec<OfferId>, operations: Vec<Operation>, refuse_seconds: f64, reply: Reply },
+    Decline { offer_ids: Vec<OfferId>, refuse_seconds: f64, reply: Reply },
+    Kill { task_id: TaskId, agent_id: Option<AgentId>, reply: Reply },
+    Acknowledge { status: TaskStatus, reply: Reply },
+    Reconcile { tasks: Vec<(TaskId, Option<AgentId>)>, reply: Reply },
+    Revive { roles: Vec<String>, reply: Reply },
+    Suppress { roles: Vec<String>, reply: Reply },
+    Teardown { reply: Reply },
+}
+
+/// A subscribed framework. Cheap to clone; `Send`. Dropping every clone closes the connection
+/// (the master then starts the framework's failover timeout).
+#[derive(Clone)]
+pub struct SchedulerDriver {
+    cmds: mpsc::UnboundedSender<Cmd>,
+    framework_id: Arc<FrameworkId>,
+}
+
+impl SchedulerDriver {
+    /// Connects to the master at `addr` (`host:port`) and subscribes `framework`.
+    pub async fn subscribe(
+        addr: &str,
+        framework: FrameworkInfo,
+    ) -> Result<(SchedulerDriver, mpsc::UnboundedReceiver<Event>), ClientError> {
+        let (ready_tx, ready) = oneshot::channel();
+        let (cmds, cmd_rx) = mpsc::unbounded_channel();
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let addr = addr.to_string();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|source| ClientError::Connect { addr: addr.clone(), source })?;
+        std::thread::Builder::new()
+            .name("strata-client".to_string())
+            .spawn(move || {
+                let local = tokio::task::LocalSet::new();
+                local.block_on(&runtime, connection(addr, framework, cmd_rx, events_tx, ready_tx));
+            })
+            .map_err(|source| ClientError::Connect { addr: String::new(), source })?;
+        let framework_id = ready.await.map_err(|_| ClientError::Disconnected)??;
+        Ok((SchedulerDriver { cmds, framework_id: Arc::new(framework_id) }, events))
+    }
+
+    pub fn framework_id(&self) -> &FrameworkId {
+        &self.framework_id
+    }
+
+    async fn call(&self, make: impl FnOnce(Reply) -> Cmd) -> Result<(), ClientError> {
+        let (reply, answer) = oneshot::channel();
+        self.cmds.send(make(reply)).map_err(|_| ClientError::Disconnected)?;
+        answer.await.map_err(|_| ClientError::Disconnected)?
+    }
+
+    /// Accepts offers (all on one agent) with operations; the unused remainder is refused for
+    /// `refuse_seconds`.
+    pub async fn accept(
+        &self,
+        offer_ids: Vec<OfferId>,
+        operations: Vec<Operation>,
+        refuse_seconds: f64,
+    ) -> Result<(), ClientError> {
+        self.call(|reply| Cmd::Accept { offer_ids, operations, refuse_seconds, reply }).await
+    }
+
+    pub async fn decline(&self, offer_ids: Vec<OfferId>, refuse_seconds: f64) -> Result<(), ClientError> {
+        self.call(|reply| Cmd::Decline { offer_ids, refuse_seconds, reply }).await
+    }
+
+    pub async fn kill(&self, task_id: TaskId, agent_id: Option<AgentId>) -> Result<(), ClientError> {
+        self.call(|reply| Cmd::Kill { task_id, agent_id, reply }).await
+    }
+
+    /// Acknowledges `status` if it carries a uuid; a no-op otherwise.
+    pub async fn acknowledge(&self, status: &TaskStatus) -> Result<(), ClientError> {
+        if status.uuid.is_none() || status.agent_id.is_none() {
+            return Ok(());
+        }
+        let status = status.clone();
+        self.call(|reply| Cmd::Acknowledge { status, reply }).await
+    }
+
+    /// Explicit reconciliation of the named tasks, or implicit (all tasks) with an empty list.
+    pub async fn reconcile(&self, tasks: Vec<(TaskId, Option<AgentId>)>) -> Result<(), ClientError> {
+        self.call(|reply| Cmd::Reconcile { tasks, reply }).await
+    }
+
+    pub async fn revive(&self, roles: Vec<String>) -> Result<(), ClientError> {
+        self.call(|reply| Cmd::Revive { roles, reply }).await
+    }
+
+    pub async fn suppress(&self, roles: Vec<String>) -> Result<(), ClientError> {
+        self.call(|reply| Cmd::Suppress { roles, reply }).await
+    }
+
+    pub async fn teardown(&self) -> Result<(), ClientError> {
+        self.call(|reply| Cmd::Teardown { reply }).await
+    }
+}
+
+/// The connection thread: subscribe, then turn commands into calls until either side goes.
+async fn connection(
+    addr: String,
+    framework: FrameworkInfo,
+    mut cmds: mpsc::UnboundedReceiver<Cmd>,
+    events: mpsc::UnboundedSender<Event>,
+    ready: oneshot::Sender<Result<FrameworkId, ClientError>>,
+) {
+    let stream = match tokio::net::TcpStream::connect(&addr).await {
+        Ok(s) => s,
+        Err(source) => {
+            let _ = ready.send(Err(ClientError::Connect { addr, source }));
+            return;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let (reader, writer) = stream.compat().split();
+    let network = twoparty::VatNetwork::new(
+        futures::io::BufReader::new(reader),
+        futures::io::BufWriter::new(writer),
+        rpc_twoparty_capnp::Side::Client,
+        Default::default(),
+    );
+    let mut rpc = RpcSystem::new(Box::new(network), None);
+    let master: master::Client = rpc.bootstrap(rpc_twoparty_capnp::Side::Server);
+    let (closed_tx, mut closed) = oneshot::channel::<String>();
+    tokio::task::spawn_local(async move {
+        let reason = match rpc.await {
+            Ok(()) => "the master closed the connection".to_string(),
+            Err(err) => err.to_string(),
+        };
+        let _ = closed_tx.send(reason);
+    });
+    let mut req = master.subscribe_request();
+    wire::set_framework(req.get().init_framework(), &framework);
+    req.get().set_scheduler(capnp_rpc::new_client(SchedulerImpl { events: events.clone() }));
+    let subscribed = tokio::select! {
+        r = req.send().promise => r,
+        reason = &mut closed => {
+            let _ = ready.send(Err(ClientError::Rpc(reason.unwrap_or_default())));
+            return;
+        }
+    };
+    let (framework_id, session) = match subscribed.map_err(rpc_error).and_then(|r| {
+        let r = r.get().map_err(rpc_error)?;
+        let id = wire::framework_id(r.get_framework_id()).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let session: scheduler_session::Client = r.get_session().map_err(rpc_error)?;
+        Ok((id, session))
+    }) {
+        Ok(ok) => ok,
+        Err(err) => {
+            let _ = ready.send(Err(err));
+            return;
+        }
+    };
+    if ready.send(Ok(framework_id)).is_err() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            cmd = cmds.recv() => match cmd {
+                Some(cmd) => issue(&session, cmd),
+                None => return,
+            },
+            reason = &mut closed => {
+                let _ = events.send(Event::Disconnected(reason.unwrap_or_default()));
+                // Answer whatever is still asked with Disconnected.
+                cmds.close();
+                while let Some(cmd) = cmds.recv().await {
+                    drop(cmd);
+                }
+                return;
+            }
+        }
+    }
+}
+
+fn finish<T: 'static>(promise: capnp::capability::Promise<T, capnp::Error>, reply: Reply) {
+    tokio::task::spawn_local(async move {
+        let _ = reply.send(promise.await.map(|_| ()).map_err(rpc_error));
+    });
+}
+
+fn set_ids(mut list: capnp::text_list::Builder<'_>, ids: &[OfferId]) {
+    for (i, id) in ids.iter().enumerate() {
+        list.set(i as u32, id.as_str());
+    }
+}
+
+fn issue(session: &scheduler_session::Client, cmd: Cmd) {
+    match cmd {
+        Cmd::Accept { offer_ids, operations, refuse_seconds, reply } => {
+            let mut req = session.accept_request();
+            let mut b = req.get();
+            set_ids(b.reborrow().init_offer_ids(offer_ids.len() as u32), &offer_ids);
+            b.reborrow().init_filters().set_refuse_seconds(refuse_seconds);
+            let mut ops = b.init_operations(operations.len() as u32);
+            for (i, op) in operations.iter().enumerate() {
+                let o: operation::Builder<'_> = ops.reborrow().get(i as u32);
+                match op {
+                    Operation::Launch(tasks) => {
+                        let mut list = o.init_launch(tasks.len() as u32);
+                        for (j, t) in tasks.iter().enumerate() {
+                            wire::set_task(list.reborrow().get(j as u32), t);
+                        }
+                    }
+                }
+            }
+            finish(req.send().promise, reply);
+        }
+        Cmd::Decline { offer_ids, refuse_seconds, reply } => {
+            let mut req = session.decline_request();
+            let mut b = req.get();
+            set_ids(b.reborrow().init_offer_ids(offer_ids.len() as u32), &offer_ids);
+            b.init_filters().set_refuse_seconds(refuse_seconds);
+            finish(req.send().promise, reply);
+        }
+        Cmd::Kill { task_id, agent_id, reply } => {
+            let mut req = session.kill_request();
+            let mut b = req.get();
+            b.set_task_id(task_id.as_str());
+            b.set_agent_id(agent_id.as_ref().map(|a| a.as_str()).unwrap_or(""));
+            finish(req.send().promise, reply);
+        }
+        Cmd::Acknowledge { status, reply } => {
+            let mut req = session.acknowledge_request();
+            let mut b = req.get();
+            b.set_agent_id(status.agent_id.as_ref().map(|a| a.as_str()).unwrap_or(""));
+            b.set_task_id(status.task_id.as_str());
+            b.set_uuid(status.uuid.as_ref().map(|u| &u.0[..]).unwrap_or(&[]));
+            finish(req.send().promise, reply);
+        }
+        Cmd::Reconcile { tasks, reply } => {
+            let mut req = session.reconcile_request();
+            let mut list = req.get().init_tasks(tasks.len() as u32);
+            for (i, (task, agent)) in tasks.iter().enumerate() {
+                let mut t = list.reborrow().get(i as u32);
+                t.set_task_id(task.as_str());
+                t.set_agent_id(agent.as_ref().map(|a| a.as_str()).unwrap_or(""));
+            }
+            finish(req.send().promise, reply);
+        }
+        Cmd::Revive { roles, reply } => {
+            let mut req = session.revive_request();
+            wire::set_text_list(req.get().init_roles(roles.len() as u32), &roles);
+            finish(req.send().promise, reply);
+        }
+        Cmd::Suppress { roles, reply } => {
+            let mut req = session.suppress_request();
+            wire::set_text_list(req.get().init_roles(roles.len() as u32), &roles);
+            finish(req.send().promise, reply);
+        }
+        Cmd::Teardown { reply } => finish(session.teardown_request().send().promise, reply),
+    }
+}
+
+/// The callback capability the master calls with events.
+struct SchedulerImpl {
+    events: mpsc::UnboundedSender<Event>,
+}
+
+impl SchedulerImpl {
+    fn emit(&self, event: Event) -> Result<(), capnp::Error> {
+        // A receiver that went away just means nobody listens any more.
+        let _ = self.events.send(event);
+        Ok(())
+    }
+}
+
+impl scheduler::Server for SchedulerImpl {
+    async fn subscribed(self: Rc<Self>, params: scheduler::SubscribedParams, _: scheduler::SubscribedResults) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        let framework_id = wire::framework_id(p.get_framework_id())?;
+        self.emit(Event::Subscribed { framework_id, heartbeat_interval_secs: p.get_heartbeat_interval_secs() })
+    }
+
+    async fn offers(self: Rc<Self>, params: scheduler::OffersParams, _: scheduler::OffersResults) -> Result<(), capnp::Error> {
+        let mut offers = Vec::new();
+        for o in params.get()?.get_offers()?.iter() {
+            offers.push(Offer {
+                id: OfferId::new(wire::text(o.get_id())?).map_err(|e| capnp::Error::failed(e.to_string()))?,
+                framework_id: wire::framework_id(o.get_framework_id())?,
+                agent_id: wire::agent_id(o.get_agent_id())?,
+                hostname: wire::text(o.get_hostname())?,
+                resources: wire::resources(o.get_resources())?,
+                attributes: wire::attributes(o.get_attributes())?,
+            });
+        }
+        self.emit(Event::Offers(offers))
+    }
+
+    async fn rescind(self: Rc<Self>, params: scheduler::RescindParams, _: scheduler::RescindResults) -> Result<(), capnp::Error> {
+        let id = OfferId::new(wire::text(params.get()?.get_offer_id())?).map_err(|e| capnp::Error::failed(e.to_string()))?;
+        self.emit(Event::Rescind(id))
+    }
+
+    async fn update(self: Rc<Self>, params: scheduler::UpdateParams, _: scheduler::UpdateResults) -> Result<(), capnp::Error> {
+        let status = wire::status(params.get()?.get_status()?)?;
+        self.emit(Event::Update(status))
+    }
+
+    async fn error(self: Rc<Self>, params: scheduler::ErrorParams, _: scheduler::ErrorResults) -> Result<(), capnp::Error> {
+        let message = wire::text(params.get()?.get_message())?;
+        self.emit(Event::Error(message))
+    }
+
+    async fn heartbeat(self: Rc<Self>, _: scheduler::HeartbeatParams, _: scheduler::HeartbeatResults) -> Result<(), capnp::Error> {
+        self.emit(Event::Heartbeat)
+    }
+}

@@ -1,0 +1,73 @@
+//! The master's HTTP endpoints: `/state` (Mesos' shape, also at `/master/state`), `/health`,
+//! `/version`, and the operator's `POST /tasks/kill`.
+
+use crate::actor::Msg;
+use crate::state::OperatorKillError;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+
+type Actor = mpsc::UnboundedSender<Msg>;
+
+pub fn router(actor: Actor) -> Router {
+    Router::new()
+        .route("/state", get(state))
+        .route("/master/state", get(state))
+        .route("/state.json", get(state))
+        .route("/health", get(|| async { StatusCode::OK }))
+        .route("/master/health", get(|| async { StatusCode::OK }))
+        .route("/version", get(version))
+        .route("/tasks/kill", post(kill))
+        .with_state(actor)
+}
+
+fn unavailable() -> Response {
+    (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": "the master is shutting down"}))).into_response()
+}
+
+async fn state(State(actor): State<Actor>) -> Response {
+    let (reply, answer) = oneshot::channel();
+    if actor.send(Msg::GetState { reply }).is_err() {
+        return unavailable();
+    }
+    match answer.await {
+        Ok(state) => Json(state).into_response(),
+        Err(_) => unavailable(),
+    }
+}
+
+async fn version() -> Json<serde_json::Value> {
+    Json(json!({ "version": strata_schema::VERSION, "git_sha": option_env!("STRATA_GIT_SHA") }))
+}
+
+#[derive(Deserialize)]
+struct KillQuery {
+    task_id: String,
+    framework_id: Option<String>,
+}
+
+async fn kill(State(actor): State<Actor>, Query(q): Query<KillQuery>) -> Response {
+    let (reply, answer) = oneshot::channel();
+    if actor.send(Msg::OperatorKill { task_id: q.task_id, framework_id: q.framework_id, reply }).is_err() {
+        return unavailable();
+    }
+    match answer.await {
+        Ok(Ok((framework_id, agent_id))) => (
+            StatusCode::ACCEPTED,
+            Json(json!({ "framework_id": framework_id, "agent_id": agent_id })),
+        )
+            .into_response(),
+        Ok(Err(err @ OperatorKillError::NotFound(_))) => {
+            (StatusCode::NOT_FOUND, Json(json!({ "error": err.to_string() }))).into_response()
+        }
+        Ok(Err(err @ OperatorKillError::Ambiguous { .. })) => {
+            (StatusCode::CONFLICT, Json(json!({ "error": err.to_string() }))).into_response()
+        }
+        Err(_) => unavailable(),
+    }
+}

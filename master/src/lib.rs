@@ -1,0 +1,108 @@
+//! The Strata master: agents register and are pinged, frameworks subscribe, the allocator turns
+//! free resources into offers, accepted offers become tasks on agents, and status updates flow
+//! back. See `ARCHITECTURE.md` at the repository root for the shape of it.
+
+pub mod actor;
+pub mod allocator;
+pub mod config;
+pub mod http;
+pub mod net;
+pub mod rpc;
+pub mod state;
+
+pub use config::MasterConfig;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use strata_schema::MasterInfo;
+use tracing::info;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MasterError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("failed to create the work dir {path}: {source}")]
+    WorkDir { path: std::path::PathBuf, source: std::io::Error },
+    #[error("failed to listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("failed to start the RPC thread: {0}")]
+    RpcThread(std::io::Error),
+    #[error("the HTTP server failed: {0}")]
+    Http(std::io::Error),
+}
+
+/// A master bound to its port; `run` serves until `shutdown` resolves.
+pub struct Master {
+    config: MasterConfig,
+    listener: tokio::net::TcpListener,
+}
+
+impl Master {
+    /// Binds the listening port (port 0 picks a free one; see [`Master::local_addr`]).
+    pub async fn bind(config: MasterConfig) -> Result<Self, MasterError> {
+        config.validate().map_err(MasterError::Config)?;
+        std::fs::create_dir_all(&config.work_dir)
+            .map_err(|source| MasterError::WorkDir { path: config.work_dir.clone(), source })?;
+        let addr = SocketAddr::new(config.ip, config.port);
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| MasterError::Listen { addr, source })?;
+        Ok(Self { config, listener })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), MasterError> {
+        let local = self.listener.local_addr().map_err(MasterError::Http)?;
+        let hostname = self.config.hostname.clone().unwrap_or_else(|| {
+            hostname::get().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".to_string())
+        });
+        let ip = if local.ip().is_unspecified() { "127.0.0.1".to_string() } else { local.ip().to_string() };
+        let info = MasterInfo {
+            id: uuid::Uuid::new_v4().to_string(),
+            hostname,
+            ip,
+            port: local.port(),
+            version: strata_schema::VERSION.to_string(),
+        };
+        info!(master_id = %info.id, %local, "master listening");
+        let state_config = state::StateConfig {
+            max_agent_ping_timeouts: self.config.max_agent_ping_timeouts,
+            max_completed_frameworks: self.config.max_completed_frameworks,
+            max_completed_tasks_per_framework: self.config.max_completed_tasks_per_framework,
+            ..state::StateConfig::default()
+        };
+        let timers = actor::Timers {
+            agent_ping_timeout: self.config.agent_ping_timeout,
+            heartbeat_interval: state_config.heartbeat_interval,
+            allocation_interval: self.config.allocation_interval,
+        };
+        let (actor_tx, mailbox) = tokio::sync::mpsc::unbounded_channel();
+        let rpc = rpc::spawn(actor_tx.clone()).map_err(MasterError::RpcThread)?;
+        let (http_tx, http_rx) = tokio::sync::mpsc::channel(1024);
+        let accept = tokio::spawn(net::accept_loop(self.listener, http_tx, rpc));
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut stop_http = stop_rx.clone();
+        let server = axum::serve(net::ChannelListener { connections: http_rx, local }, http::router(actor_tx))
+            .with_graceful_shutdown(async move {
+                let _ = stop_http.wait_for(|s| *s).await;
+            });
+        let http = tokio::spawn(async move { server.await });
+        let mut stop_actor = stop_rx;
+        let master = state::Master::new(info, state_config);
+        let actor = tokio::spawn(actor::run(master, mailbox, timers, async move {
+            let _ = stop_actor.wait_for(|s| *s).await;
+        }));
+        shutdown.await;
+        info!("master shutting down");
+        let _ = stop_tx.send(true);
+        accept.abort();
+        let _ = actor.await;
+        match http.await {
+            Ok(result) => result.map_err(MasterError::Http),
+            Err(_) => Ok(()),
+        }
+    }
+}

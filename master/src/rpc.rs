@@ -1,0 +1,403 @@
+//! The Cap'n Proto front end. capnp-rpc is `!Send`, so it runs on a thread of its own with a
+//! current-thread runtime and a `LocalSet`; it talks to the actor over channels only. Incoming
+//! calls become [`Msg`]s; the actor's per-connection commands and events become outgoing calls,
+//! issued in order on the peer's capability.
+
+use crate::actor::{Call, Msg};
+use crate::state::{AgentCommand, CallError, ConnId, ReportedTask, SchedulerEvent};
+use capnp::capability::Rc;
+use capnp_rpc::{rpc_twoparty_capnp, twoparty, RpcSystem};
+use futures::AsyncReadExt;
+use strata_schema::agent_capnp::{agent, agent_session};
+use strata_schema::scheduler_capnp::{master, scheduler, scheduler_session};
+use strata_schema::{wire, AgentId, FrameworkId, OfferId, TaskId, UpdateUuid};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::compat::TokioAsyncReadCompatExt;
+use tracing::{debug, warn};
+
+/// Upper bound on the words one incoming message may make a reader traverse.
+pub const TRAVERSAL_LIMIT_WORDS: usize = 64 * 1024 * 1024;
+
+type Actor = mpsc::UnboundedSender<Msg>;
+
+fn gone() -> capnp::Error {
+    capnp::Error::failed("the master is shutting down".to_string())
+}
+
+fn call_error(err: CallError) -> capnp::Error {
+    capnp::Error::failed(err.to_string())
+}
+
+/// Starts the RPC thread. Connections handed to the returned sender are served on it.
+pub fn spawn(actor: Actor) -> std::io::Result<mpsc::UnboundedSender<(std::net::TcpStream, ConnId)>> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<(std::net::TcpStream, ConnId)>();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    std::thread::Builder::new().name("master-rpc".to_string()).spawn(move || {
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&runtime, async move {
+            while let Some((stream, conn)) = rx.recv().await {
+                match tokio::net::TcpStream::from_std(stream) {
+                    Ok(stream) => serve(stream, conn, actor.clone()),
+                    Err(err) => warn!(cause = %err, "failed to adopt an RPC connection"),
+                }
+            }
+        });
+    })?;
+    Ok(tx)
+}
+
+/// Serves one connection; tells the actor when it closes.
+fn serve(stream: tokio::net::TcpStream, conn: ConnId, actor: Actor) {
+    let _ = stream.set_nodelay(true);
+    let (reader, writer) = stream.compat().split();
+    let mut options = capnp::message::ReaderOptions::new();
+    options.traversal_limit_in_words(Some(TRAVERSAL_LIMIT_WORDS));
+    let network = twoparty::VatNetwork::new(
+        futures::io::BufReader::new(reader),
+        futures::io::BufWriter::new(writer),
+        rpc_twoparty_capnp::Side::Server,
+        options,
+    );
+    let bootstrap: master::Client =
+        capnp_rpc::new_client(MasterImpl { actor: actor.clone(), conn });
+    let rpc = RpcSystem::new(Box::new(network), Some(bootstrap.client));
+    tokio::task::spawn_local(async move {
+        if let Err(err) = rpc.await {
+            debug!(conn, cause = %err, "rpc connection ended");
+        }
+        let _ = actor.send(Msg::ConnectionClosed { conn });
+    });
+}
+
+struct MasterImpl {
+    actor: Actor,
+    conn: ConnId,
+}
+
+impl master::Server for MasterImpl {
+    async fn register_agent(
+        self: Rc<Self>,
+        params: master::RegisterAgentParams,
+        mut results: master::RegisterAgentResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        let info = wire::agent(p.get_info()?)?;
+        let client: agent::Client = p.get_agent()?;
+        let mut running = Vec::new();
+        for r in p.get_running()?.iter() {
+            running.push(ReportedTask {
+                framework: wire::framework(r.get_framework()?)?,
+                task: wire::task(r.get_task()?)?,
+                state: wire::task_state(r.get_state())?,
+            });
+        }
+        let (link, commands) = mpsc::unbounded_channel();
+        let (reply, answer) = oneshot::channel();
+        self.actor
+            .send(Msg::RegisterAgent { conn: self.conn, info, link, running, reply })
+            .map_err(|_| gone())?;
+        let (agent_id, master_info) = answer.await.map_err(|_| gone())?.map_err(capnp::Error::failed)?;
+        tokio::task::spawn_local(drive_agent(client, commands, self.actor.clone()));
+        let mut r = results.get();
+        r.set_agent_id(agent_id.as_str());
+        wire::set_master(r.reborrow().init_master(), &master_info);
+        r.set_session(capnp_rpc::new_client(AgentSessionImpl {
+            actor: self.actor.clone(),
+            conn: self.conn,
+            agent_id,
+        }));
+        Ok(())
+    }
+
+    async fn subscribe(
+        self: Rc<Self>,
+        params: master::SubscribeParams,
+        mut results: master::SubscribeResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        let info = wire::framework(p.get_framework()?)?;
+        let client: scheduler::Client = p.get_scheduler()?;
+        let (link, events) = mpsc::unbounded_channel();
+        let (reply, answer) = oneshot::channel();
+        self.actor
+            .send(Msg::Subscribe { conn: self.conn, info, link, reply })
+            .map_err(|_| gone())?;
+        let framework_id = answer.await.map_err(|_| gone())?.map_err(call_error)?;
+        tokio::task::spawn_local(drive_scheduler(client, events));
+        let mut r = results.get();
+        r.set_framework_id(framework_id.as_str());
+        r.set_session(capnp_rpc::new_client(SchedulerSessionImpl {
+            actor: self.actor.clone(),
+            conn: self.conn,
+            framework_id,
+        }));
+        Ok(())
+    }
+}
+
+/// Logs the failure of a one-way call.
+fn spawn_call<T: 'static>(what: &'static str, promise: capnp::capability::Promise<T, capnp::Error>) {
+    tokio::task::spawn_local(async move {
+        if let Err(err) = promise.await {
+            debug!(call = what, cause = %err, "call failed");
+        }
+    });
+}
+
+async fn drive_agent(client: agent::Client, mut commands: mpsc::UnboundedReceiver<AgentCommand>, actor: Actor) {
+    while let Some(cmd) = commands.recv().await {
+        match cmd {
+            AgentCommand::Ping { agent_id, seq } => {
+                let promise = client.ping_request().send().promise;
+                let actor = actor.clone();
+                tokio::task::spawn_local(async move {
+                    if promise.await.is_ok() {
+                        let _ = actor.send(Msg::Pong { agent_id, seq });
+                    }
+                });
+            }
+            AgentCommand::Launch { framework, task } => {
+                let mut req = client.launch_request();
+                let mut b = req.get();
+                wire::set_framework(b.reborrow().init_framework(), &framework);
+                wire::set_task(b.init_task(), &task);
+                spawn_call("launch", req.send().promise);
+            }
+            AgentCommand::Kill { framework_id, task_id, grace_period_secs } => {
+                let mut req = client.kill_request();
+                let mut b = req.get();
+                b.set_framework_id(framework_id.as_str());
+                b.set_task_id(task_id.as_str());
+                b.set_grace_period_secs(grace_period_secs);
+                spawn_call("kill", req.send().promise);
+            }
+            AgentCommand::Acknowledge { framework_id, task_id, uuid } => {
+                let mut req = client.acknowledge_request();
+                let mut b = req.get();
+                b.set_framework_id(framework_id.as_str());
+                b.set_task_id(task_id.as_str());
+                b.set_uuid(&uuid.0[..]);
+                spawn_call("acknowledge", req.send().promise);
+            }
+            AgentCommand::Shutdown { reason } => {
+                let mut req = client.shutdown_request();
+                req.get().set_reason(reason.as_str());
+                spawn_call("shutdown", req.send().promise);
+            }
+            AgentCommand::ShutdownFramework { framework_id } => {
+                let mut req = client.shutdown_framework_request();
+                req.get().set_framework_id(framework_id.as_str());
+                spawn_call("shutdownFramework", req.send().promise);
+            }
+        }
+    }
+}
+
+async fn drive_scheduler(client: scheduler::Client, mut events: mpsc::UnboundedReceiver<SchedulerEvent>) {
+    while let Some(event) = events.recv().await {
+        match event {
+            SchedulerEvent::Subscribed { framework_id, heartbeat_interval_secs, master } => {
+                let mut req = client.subscribed_request();
+                let mut b = req.get();
+                b.set_framework_id(framework_id.as_str());
+                b.set_heartbeat_interval_secs(heartbeat_interval_secs);
+                wire::set_master(b.init_master(), &master);
+                spawn_call("subscribed", req.send().promise);
+            }
+            SchedulerEvent::Offers(offers) => {
+                let mut req = client.offers_request();
+                let mut list = req.get().init_offers(offers.len() as u32);
+                for (i, o) in offers.iter().enumerate() {
+                    let mut b = list.reborrow().get(i as u32);
+                    b.set_id(o.id.as_str());
+                    b.set_framework_id(o.framework_id.as_str());
+                    b.set_agent_id(o.agent_id.as_str());
+                    b.set_hostname(o.hostname.as_str());
+                    wire::set_resources(b.reborrow().init_resources(wire::len(&o.resources)), &o.resources);
+                    wire::set_attributes(b.init_attributes(o.attributes.0.len() as u32), &o.attributes);
+                }
+                spawn_call("offers", req.send().promise);
+            }
+            SchedulerEvent::Rescind(offer_id) => {
+                let mut req = client.rescind_request();
+                req.get().set_offer_id(offer_id.as_str());
+                spawn_call("rescind", req.send().promise);
+            }
+            SchedulerEvent::Update(status) => {
+                let mut req = client.update_request();
+                wire::set_status(req.get().init_status(), &status);
+                spawn_call("update", req.send().promise);
+            }
+            SchedulerEvent::Error(message) => {
+                let mut req = client.error_request();
+                req.get().set_message(message.as_str());
+                spawn_call("error", req.send().promise);
+            }
+            SchedulerEvent::Heartbeat => spawn_call("heartbeat", client.heartbeat_request().send().promise),
+        }
+    }
+}
+
+struct AgentSessionImpl {
+    actor: Actor,
+    conn: ConnId,
+    agent_id: AgentId,
+}
+
+impl agent_session::Server for AgentSessionImpl {
+    async fn status_update(
+        self: Rc<Self>,
+        params: agent_session::StatusUpdateParams,
+        _results: agent_session::StatusUpdateResults,
+    ) -> Result<(), capnp::Error> {
+        let status = wire::status(params.get()?.get_update()?)?;
+        let (reply, answer) = oneshot::channel();
+        self.actor
+            .send(Msg::StatusUpdate { conn: self.conn, agent_id: self.agent_id.clone(), status, reply })
+            .map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?.map_err(capnp::Error::failed)
+    }
+
+    async fn unregister(
+        self: Rc<Self>,
+        _params: agent_session::UnregisterParams,
+        _results: agent_session::UnregisterResults,
+    ) -> Result<(), capnp::Error> {
+        self.actor
+            .send(Msg::UnregisterAgent { conn: self.conn, agent_id: self.agent_id.clone() })
+            .map_err(|_| gone())
+    }
+}
+
+struct SchedulerSessionImpl {
+    actor: Actor,
+    conn: ConnId,
+    framework_id: FrameworkId,
+}
+
+impl SchedulerSessionImpl {
+    async fn call(&self, call: Call) -> Result<(), capnp::Error> {
+        let (reply, answer) = oneshot::channel();
+        self.actor
+            .send(Msg::Call { conn: self.conn, framework_id: self.framework_id.clone(), call, reply })
+            .map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?.map_err(call_error)
+    }
+}
+
+fn offer_ids(reader: capnp::Result<capnp::text_list::Reader<'_>>) -> Result<Vec<OfferId>, capnp::Error> {
+    wire::text_list(reader)?
+        .into_iter()
+        .map(|s| OfferId::new(s).map_err(|e| capnp::Error::failed(e.to_string())))
+        .collect()
+}
+
+fn refuse_seconds(value: f64) -> Result<f64, capnp::Error> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(value)
+    } else {
+        Err(capnp::Error::failed(format!("invalid filters: refuse_seconds {value} is not a non-negative number")))
+    }
+}
+
+impl scheduler_session::Server for SchedulerSessionImpl {
+    async fn accept(
+        self: Rc<Self>,
+        params: scheduler_session::AcceptParams,
+        _results: scheduler_session::AcceptResults,
+    ) -> Result<(), capnp::Error> {
+        use strata_schema::scheduler_capnp::operation;
+        let p = params.get()?;
+        let offer_ids = offer_ids(p.get_offer_ids())?;
+        let mut launches = Vec::new();
+        for op in p.get_operations()?.iter() {
+            match op.which()? {
+                operation::Launch(tasks) => {
+                    for t in tasks?.iter() {
+                        launches.push(wire::task(t)?);
+                    }
+                }
+                operation::Reserve(_) => {
+                    return Err(capnp::Error::failed("the RESERVE operation is not supported yet".to_string()))
+                }
+                operation::Unreserve(_) => {
+                    return Err(capnp::Error::failed("the UNRESERVE operation is not supported yet".to_string()))
+                }
+            }
+        }
+        let refuse_seconds = refuse_seconds(p.get_filters()?.get_refuse_seconds())?;
+        self.call(Call::Accept { offer_ids, launches, refuse_seconds }).await
+    }
+
+    async fn decline(
+        self: Rc<Self>,
+        params: scheduler_session::DeclineParams,
+        _results: scheduler_session::DeclineResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        let offer_ids = offer_ids(p.get_offer_ids())?;
+        let refuse_seconds = refuse_seconds(p.get_filters()?.get_refuse_seconds())?;
+        self.call(Call::Decline { offer_ids, refuse_seconds }).await
+    }
+
+    async fn kill(
+        self: Rc<Self>,
+        params: scheduler_session::KillParams,
+        _results: scheduler_session::KillResults,
+    ) -> Result<(), capnp::Error> {
+        let task_id = wire::task_id(params.get()?.get_task_id())?;
+        self.call(Call::Kill { task_id }).await
+    }
+
+    async fn acknowledge(
+        self: Rc<Self>,
+        params: scheduler_session::AcknowledgeParams,
+        _results: scheduler_session::AcknowledgeResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        let agent_id = wire::agent_id(p.get_agent_id())?;
+        let task_id = wire::task_id(p.get_task_id())?;
+        let uuid = UpdateUuid::from_slice(p.get_uuid()?)
+            .ok_or_else(|| capnp::Error::failed("invalid uuid: not 16 bytes".to_string()))?;
+        self.call(Call::Acknowledge { agent_id, task_id, uuid }).await
+    }
+
+    async fn reconcile(
+        self: Rc<Self>,
+        params: scheduler_session::ReconcileParams,
+        _results: scheduler_session::ReconcileResults,
+    ) -> Result<(), capnp::Error> {
+        let mut tasks = Vec::new();
+        for t in params.get()?.get_tasks()?.iter() {
+            let task_id: TaskId = wire::task_id(t.get_task_id())?;
+            tasks.push((task_id, wire::opt_agent_id(t.get_agent_id())?));
+        }
+        self.call(Call::Reconcile { tasks }).await
+    }
+
+    async fn revive(
+        self: Rc<Self>,
+        params: scheduler_session::ReviveParams,
+        _results: scheduler_session::ReviveResults,
+    ) -> Result<(), capnp::Error> {
+        let roles = wire::text_list(params.get()?.get_roles())?;
+        self.call(Call::Revive { roles }).await
+    }
+
+    async fn suppress(
+        self: Rc<Self>,
+        params: scheduler_session::SuppressParams,
+        _results: scheduler_session::SuppressResults,
+    ) -> Result<(), capnp::Error> {
+        let roles = wire::text_list(params.get()?.get_roles())?;
+        self.call(Call::Suppress { roles }).await
+    }
+
+    async fn teardown(
+        self: Rc<Self>,
+        _params: scheduler_session::TeardownParams,
+        _results: scheduler_session::TeardownResults,
+    ) -> Result<(), capnp::Error> {
+        self.call(Call::Teardown).await
+    }
+}

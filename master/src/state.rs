@@ -1,0 +1,1240 @@
+//! The master's state machine: agents, frameworks, offers and tasks. It is driven by the actor
+//! ([`crate::actor`]) one message at a time, holds no sockets and reads no clock (`now` is passed
+//! in). Its only effects are messages pushed onto the per-connection channels ([`AgentLink`],
+//! [`SchedulerLink`]), which the RPC front end turns into Cap'n Proto calls.
+
+use crate::allocator::{self, AgentView, FrameworkView, RefuseFilter};
+use serde_json::{json, Value as Json};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+use strata_schema::{
+    AgentId, AgentInfo, FrameworkId, FrameworkInfo, MasterInfo, OfferId, Resources, StatusSource,
+    TaskId, TaskInfo, TaskState, TaskStatus, UpdateUuid,
+};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+/// Identifies one accepted TCP connection; sessions are bound to the connection they came on.
+pub type ConnId = u64;
+
+/// Commands for one agent connection.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AgentCommand {
+    Ping { agent_id: AgentId, seq: u64 },
+    Launch { framework: FrameworkInfo, task: TaskInfo },
+    Kill { framework_id: FrameworkId, task_id: TaskId, grace_period_secs: f64 },
+    Acknowledge { framework_id: FrameworkId, task_id: TaskId, uuid: UpdateUuid },
+    Shutdown { reason: String },
+    ShutdownFramework { framework_id: FrameworkId },
+}
+pub type AgentLink = mpsc::UnboundedSender<AgentCommand>;
+
+/// An offer as sent to a framework.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OfferEvent {
+    pub id: OfferId,
+    pub framework_id: FrameworkId,
+    pub agent_id: AgentId,
+    pub hostname: String,
+    pub resources: Resources,
+    pub attributes: strata_schema::Attributes,
+}
+
+/// Events for one framework's callback capability, delivered in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SchedulerEvent {
+    Subscribed { framework_id: FrameworkId, heartbeat_interval_secs: f64, master: MasterInfo },
+    Offers(Vec<OfferEvent>),
+    Rescind(OfferId),
+    Update(TaskStatus),
+    Error(String),
+    Heartbeat,
+}
+pub type SchedulerLink = mpsc::UnboundedSender<SchedulerEvent>;
+
+/// Tunables of the state machine (from the master's flags).
+#[derive(Debug, Clone)]
+pub struct StateConfig {
+    pub max_agent_ping_timeouts: u32,
+    pub heartbeat_interval: Duration,
+    pub max_completed_frameworks: usize,
+    pub max_completed_tasks_per_framework: usize,
+    /// Upper bound on a decline's `refuse_seconds` (Mesos caps filters too).
+    pub max_refuse: Duration,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self {
+            max_agent_ping_timeouts: 5,
+            heartbeat_interval: Duration::from_secs(15),
+            max_completed_frameworks: 50,
+            max_completed_tasks_per_framework: 1000,
+            max_refuse: Duration::from_secs(31 * 24 * 3600),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentState {
+    Active,
+    /// The connection dropped; pings are counted as missed until it comes back.
+    Disconnected,
+    /// Missed too many pings; its tasks were reported unreachable (or lost).
+    Unreachable,
+}
+
+impl AgentState {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Disconnected => "disconnected",
+            Self::Unreachable => "unreachable",
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Agent {
+    info: AgentInfo,
+    id: AgentId,
+    link: Option<AgentLink>,
+    conn: Option<ConnId>,
+    state: AgentState,
+    registered_time: f64,
+    missed_pings: u32,
+    ping_outstanding: Option<u64>,
+    used: Resources,
+    offered: Resources,
+}
+
+impl Agent {
+    fn available(&self) -> Resources {
+        self.info.resources.saturating_sub(&self.used).saturating_sub(&self.offered)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Task {
+    info: TaskInfo,
+    framework_id: FrameworkId,
+    state: TaskState,
+    statuses: Vec<(TaskState, f64, String)>,
+    latest: Option<TaskStatus>,
+}
+
+#[derive(Debug)]
+struct Framework {
+    info: FrameworkInfo,
+    id: FrameworkId,
+    link: Option<SchedulerLink>,
+    conn: Option<ConnId>,
+    registered_time: f64,
+    disconnected_at: Option<Instant>,
+    tasks: HashMap<TaskId, Task>,
+    completed_tasks: VecDeque<Task>,
+    filters: HashMap<AgentId, RefuseFilter>,
+    suppressed_roles: HashSet<String>,
+    offers: HashSet<OfferId>,
+    used: Resources,
+    offered: Resources,
+}
+
+impl Framework {
+    fn send(&self, event: SchedulerEvent) {
+        if let Some(link) = &self.link {
+            let _ = link.send(event);
+        }
+    }
+    fn active(&self) -> bool {
+        self.link.is_some()
+    }
+}
+
+#[derive(Debug)]
+struct Offer {
+    framework_id: FrameworkId,
+    agent_id: AgentId,
+    resources: Resources,
+}
+
+/// Why a framework call was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CallError {
+    #[error("framework {0} is not subscribed")]
+    UnknownFramework(FrameworkId),
+    #[error("framework {0} has failed over to another connection; this session is stale")]
+    StaleSession(FrameworkId),
+    #[error("framework {0} has been torn down")]
+    Removed(FrameworkId),
+    #[error("invalid offers: {0}")]
+    InvalidOffers(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Why an operator's kill was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum OperatorKillError {
+    #[error("no live task has id {0}")]
+    NotFound(String),
+    #[error("task id {task} is used by several frameworks ({frameworks}); say which with framework_id")]
+    Ambiguous { task: String, frameworks: String },
+}
+
+/// A task an agent reports running when it re-registers.
+#[derive(Debug, Clone)]
+pub struct ReportedTask {
+    pub framework: FrameworkInfo,
+    pub task: TaskInfo,
+    pub state: TaskState,
+}
+
+pub struct Master {
+    pub info: MasterInfo,
+    config: StateConfig,
+    agents: HashMap<AgentId, Agent>,
+    frameworks: HashMap<FrameworkId, Framework>,
+    completed_frameworks: VecDeque<Framework>,
+    offers: HashMap<OfferId, Offer>,
+    next_agent: u64,
+    next_framework: u64,
+    next_offer: u64,
+    next_ping: u64,
+    dirty: bool,
+    start_time: f64,
+}
+
+fn master_status(task: &TaskInfo, fw: &FrameworkId, state: TaskState, reason: &str, message: String) -> TaskStatus {
+    TaskStatus {
+        task_id: task.task_id.clone(),
+        state,
+        message,
+        source: StatusSource::Master,
+        reason: Some(reason.to_string()),
+        agent_id: Some(task.agent_id.clone()),
+        framework_id: Some(fw.clone()),
+        container_id: None,
+        timestamp: TaskStatus::now(),
+        uuid: None,
+        exit_code: None,
+    }
+}
+
+impl Master {
+    pub fn new(info: MasterInfo, config: StateConfig) -> Self {
+        Self {
+            info,
+            config,
+            agents: HashMap::new(),
+            frameworks: HashMap::new(),
+            completed_frameworks: VecDeque::new(),
+            offers: HashMap::new(),
+            next_agent: 0,
+            next_framework: 0,
+            next_offer: 0,
+            next_ping: 0,
+            dirty: false,
+            start_time: TaskStatus::now(),
+        }
+    }
+
+    fn new_id<T: std::str::FromStr>(&self, sep: &str, n: u64) -> T
+    where
+        T::Err: std::fmt::Debug,
+    {
+        // The master id is a UUID, so these are always valid ids.
+        #[allow(clippy::unwrap_used)]
+        format!("{}-{sep}{n}", self.info.id).parse().unwrap()
+    }
+
+    // ---- agents -------------------------------------------------------------------------------
+
+    /// An agent (re-)registers on connection `conn`. Returns its id.
+    pub fn register_agent(
+        &mut self,
+        conn: ConnId,
+        mut info: AgentInfo,
+        link: AgentLink,
+        running: Vec<ReportedTask>,
+    ) -> Result<AgentId, String> {
+        if info.hostname.is_empty() {
+            return Err("the agent's hostname is empty".to_string());
+        }
+        let id = match info.id.clone() {
+            Some(id) => id,
+            None => {
+                self.next_agent += 1;
+                self.new_id("S", self.next_agent)
+            }
+        };
+        info.id = Some(id.clone());
+        let now = TaskStatus::now();
+        let reregistered = self.agents.contains_key(&id);
+        if let Some(agent) = self.agents.get_mut(&id) {
+            info!(agent_id = %id, hostname = %info.hostname, "agent re-registered");
+            agent.info = info;
+            agent.link = Some(link);
+            agent.conn = Some(conn);
+            agent.state = AgentState::Active;
+            agent.missed_pings = 0;
+            agent.ping_outstanding = None;
+        } else {
+            info!(agent_id = %id, hostname = %info.hostname, resources = %info.resources, "agent registered");
+            self.agents.insert(
+                id.clone(),
+                Agent {
+                    info,
+                    id: id.clone(),
+                    link: Some(link),
+                    conn: Some(conn),
+                    state: AgentState::Active,
+                    registered_time: now,
+                    missed_pings: 0,
+                    ping_outstanding: None,
+                    used: Resources::new(),
+                    offered: Resources::new(),
+                },
+            );
+        }
+        self.reconcile_agent_tasks(&id, running, reregistered);
+        self.dirty = true;
+        Ok(id)
+    }
+
+    /// Brings the master's view of an agent's tasks in line with what the agent reports.
+    fn reconcile_agent_tasks(&mut self, agent_id: &AgentId, running: Vec<ReportedTask>, reregistered: bool) {
+        let reported: HashSet<(FrameworkId, TaskId)> = running
+            .iter()
+            .filter_map(|t| t.framework.id.clone().map(|f| (f, t.task.task_id.clone())))
+            .collect();
+        // Tasks the agent reports that the master does not know (e.g. after a master restart).
+        for rt in running {
+            let Some(fw_id) = rt.framework.id.clone() else { continue };
+            if rt.state.is_terminal() {
+                continue;
+            }
+            if self.completed_frameworks.iter().any(|f| f.id == fw_id) {
+                if let Some(link) = self.agents.get(agent_id).and_then(|a| a.link.clone()) {
+                    let _ = link.send(AgentCommand::ShutdownFramework { framework_id: fw_id });
+                }
+                continue;
+            }
+            let fw = self.frameworks.entry(fw_id.clone()).or_insert_with(|| Framework {
+                info: rt.framework.clone(),
+                id: fw_id.clone(),
+                link: None,
+                conn: None,
+                registered_time: TaskStatus::now(),
+                disconnected_at: Some(Instant::now()),
+                tasks: HashMap::new(),
+                completed_tasks: VecDeque::new(),
+                filters: HashMap::new(),
+                suppressed_roles: HashSet::new(),
+                offers: HashSet::new(),
+                used: Resources::new(),
+                offered: Resources::new(),
+            });
+            if let Some(task) = fw.tasks.get_mut(&rt.task.task_id) {
+                task.state = rt.state;
+            } else {
+                fw.used.add(&rt.task.resources);
+                if let Some(agent) = self.agents.get_mut(agent_id) {
+                    agent.used.add(&rt.task.resources);
+                }
+                fw.tasks.insert(
+                    rt.task.task_id.clone(),
+                    Task {
+                        info: rt.task,
+                        framework_id: fw_id,
+                        state: rt.state,
+                        statuses: vec![(rt.state, TaskStatus::now(), String::new())],
+                        latest: None,
+                    },
+                );
+            }
+        }
+        if !reregistered {
+            return;
+        }
+        // Tasks the master knows on this agent that the agent no longer has: lost (Mesos).
+        let mut lost = Vec::new();
+        for fw in self.frameworks.values() {
+            for task in fw.tasks.values() {
+                if task.info.agent_id == *agent_id
+                    && task.state != TaskState::Staging
+                    && !reported.contains(&(fw.id.clone(), task.info.task_id.clone()))
+                {
+                    lost.push((fw.id.clone(), task.info.clone(), fw.info.partition_aware));
+                }
+            }
+        }
+        for (fw_id, task, partition_aware) in lost {
+            let state = if partition_aware { TaskState::Gone } else { TaskState::Lost };
+            let status = master_status(
+                &task,
+                &fw_id,
+                state,
+                "REASON_RECONCILIATION",
+                "the agent re-registered without this task".to_string(),
+            );
+            self.apply_status(&status);
+        }
+    }
+
+    /// The connection `conn` closed: agents on it are disconnected, frameworks on it inactive.
+    pub fn connection_closed(&mut self, conn: ConnId, now: Instant) {
+        let agent_ids: Vec<AgentId> =
+            self.agents.values().filter(|a| a.conn == Some(conn)).map(|a| a.id.clone()).collect();
+        for id in agent_ids {
+            self.agent_disconnected(&id);
+        }
+        let fw_ids: Vec<FrameworkId> = self
+            .frameworks
+            .values()
+            .filter(|f| f.conn == Some(conn))
+            .map(|f| f.id.clone())
+            .collect();
+        for id in fw_ids {
+            self.framework_disconnected(&id, now);
+        }
+    }
+
+    fn agent_disconnected(&mut self, id: &AgentId) {
+        let Some(agent) = self.agents.get_mut(id) else { return };
+        warn!(agent_id = %id, "agent disconnected");
+        agent.link = None;
+        agent.conn = None;
+        if agent.state == AgentState::Active {
+            agent.state = AgentState::Disconnected;
+        }
+        self.rescind_agent_offers(id);
+    }
+
+    /// An agent that shuts down for good.
+    pub fn unregister_agent(&mut self, conn: ConnId, id: &AgentId) {
+        if self.agents.get(id).is_some_and(|a| a.conn == Some(conn)) {
+            info!(agent_id = %id, "agent unregistered");
+            self.rescind_agent_offers(id);
+            self.mark_agent_tasks(id, TaskState::Gone, TaskState::Lost, "REASON_AGENT_REMOVED", "the agent was shut down");
+            self.agents.remove(id);
+        }
+    }
+
+    fn rescind_agent_offers(&mut self, agent: &AgentId) {
+        let ids: Vec<OfferId> =
+            self.offers.iter().filter(|(_, o)| o.agent_id == *agent).map(|(id, _)| id.clone()).collect();
+        for id in ids {
+            self.rescind(&id);
+        }
+    }
+
+    fn rescind(&mut self, offer_id: &OfferId) {
+        if let Some(offer) = self.remove_offer(offer_id) {
+            if let Some(fw) = self.frameworks.get(&offer.framework_id) {
+                fw.send(SchedulerEvent::Rescind(offer_id.clone()));
+            }
+        }
+    }
+
+    /// Removes an offer and returns its resources to the agent.
+    fn remove_offer(&mut self, offer_id: &OfferId) -> Option<Offer> {
+        let offer = self.offers.remove(offer_id)?;
+        if let Some(agent) = self.agents.get_mut(&offer.agent_id) {
+            agent.offered = agent.offered.saturating_sub(&offer.resources);
+        }
+        if let Some(fw) = self.frameworks.get_mut(&offer.framework_id) {
+            fw.offers.remove(offer_id);
+            fw.offered = fw.offered.saturating_sub(&offer.resources);
+        }
+        self.dirty = true;
+        Some(offer)
+    }
+
+    /// The answer to ping `seq` arrived.
+    pub fn pong(&mut self, id: &AgentId, seq: u64) {
+        if let Some(agent) = self.agents.get_mut(id) {
+            if agent.ping_outstanding == Some(seq) {
+                agent.ping_outstanding = None;
+                agent.missed_pings = 0;
+            }
+        }
+    }
+
+    /// Every ping timeout: counts unanswered pings, marks agents unreachable, pings again.
+    pub fn ping_tick(&mut self) {
+        let mut unreachable = Vec::new();
+        let max = self.config.max_agent_ping_timeouts;
+        for agent in self.agents.values_mut() {
+            if agent.state == AgentState::Unreachable {
+                continue;
+            }
+            if agent.ping_outstanding.is_some() || agent.link.is_none() {
+                agent.missed_pings += 1;
+            }
+            if agent.missed_pings >= max {
+                unreachable.push(agent.id.clone());
+                continue;
+            }
+            if let Some(link) = &agent.link {
+                self.next_ping += 1;
+                agent.ping_outstanding = Some(self.next_ping);
+                let _ = link.send(AgentCommand::Ping { agent_id: agent.id.clone(), seq: self.next_ping });
+            }
+        }
+        for id in unreachable {
+            warn!(agent_id = %id, pings = max, "agent missed too many pings: unreachable");
+            self.rescind_agent_offers(&id);
+            if let Some(agent) = self.agents.get_mut(&id) {
+                agent.state = AgentState::Unreachable;
+                agent.link = None;
+                agent.conn = None;
+            }
+            self.mark_agent_tasks(&id, TaskState::Unreachable, TaskState::Lost, "REASON_AGENT_REMOVED", "the agent is unreachable");
+        }
+    }
+
+    /// Reports every live task of an agent as `aware` (partition-aware frameworks) or `unaware`.
+    fn mark_agent_tasks(&mut self, id: &AgentId, aware: TaskState, unaware: TaskState, reason: &str, message: &str) {
+        let mut updates = Vec::new();
+        for fw in self.frameworks.values() {
+            for task in fw.tasks.values() {
+                if task.info.agent_id == *id && task.state != aware {
+                    let state = if fw.info.partition_aware { aware } else { unaware };
+                    updates.push(master_status(&task.info, &fw.id, state, reason, message.to_string()));
+                }
+            }
+        }
+        for status in updates {
+            self.apply_status(&status);
+        }
+    }
+
+    // ---- frameworks ---------------------------------------------------------------------------
+
+    /// A framework subscribes (or re-subscribes with its id) on connection `conn`.
+    pub fn subscribe(
+        &mut self,
+        conn: ConnId,
+        mut info: FrameworkInfo,
+        link: SchedulerLink,
+    ) -> Result<FrameworkId, CallError> {
+        if info.name.trim().is_empty() {
+            return Err(CallError::Invalid("the framework's name is empty".to_string()));
+        }
+        for role in &info.roles {
+            if role.is_empty() || role.starts_with('/') || role.ends_with('/') || role.contains(char::is_whitespace) || role == "." || role == ".." {
+                return Err(CallError::Invalid(format!("invalid role {role:?}")));
+            }
+        }
+        if let Some(id) = &info.id {
+            if self.completed_frameworks.iter().any(|f| f.id == *id) {
+                return Err(CallError::Removed(id.clone()));
+            }
+        }
+        let id = match info.id.clone() {
+            Some(id) => id,
+            None => {
+                self.next_framework += 1;
+                self.new_id("", self.next_framework)
+            }
+        };
+        info.id = Some(id.clone());
+        let subscribed = SchedulerEvent::Subscribed {
+            framework_id: id.clone(),
+            heartbeat_interval_secs: self.config.heartbeat_interval.as_secs_f64(),
+            master: self.info.clone(),
+        };
+        if let Some(fw) = self.frameworks.get_mut(&id) {
+            info!(framework_id = %id, name = %info.name, "framework re-subscribed");
+            if fw.conn != Some(conn) {
+                fw.send(SchedulerEvent::Error("framework failed over".to_string()));
+            }
+            fw.info = info;
+            fw.link = Some(link);
+            fw.conn = Some(conn);
+            fw.disconnected_at = None;
+            fw.send(subscribed);
+            // Outstanding offers went to the old connection: rescind them so they are re-offered.
+            let offers: Vec<OfferId> = fw.offers.iter().cloned().collect();
+            for offer in offers {
+                self.remove_offer(&offer);
+            }
+        } else {
+            info!(framework_id = %id, name = %info.name, "framework subscribed");
+            let fw = Framework {
+                info,
+                id: id.clone(),
+                link: Some(link),
+                conn: Some(conn),
+                registered_time: TaskStatus::now(),
+                disconnected_at: None,
+                tasks: HashMap::new(),
+                completed_tasks: VecDeque::new(),
+                filters: HashMap::new(),
+                suppressed_roles: HashSet::new(),
+                offers: HashSet::new(),
+                used: Resources::new(),
+                offered: Resources::new(),
+            };
+            fw.send(subscribed);
+            self.frameworks.insert(id.clone(), fw);
+        }
+        self.dirty = true;
+        Ok(id)
+    }
+
+    fn framework_disconnected(&mut self, id: &FrameworkId, now: Instant) {
+        let Some(fw) = self.frameworks.get_mut(id) else { return };
+        info!(framework_id = %id, failover_timeout = fw.info.failover_timeout_secs, "framework disconnected");
+        fw.link = None;
+        fw.conn = None;
+        fw.disconnected_at = Some(now);
+        let offers: Vec<OfferId> = fw.offers.iter().cloned().collect();
+        for offer in offers {
+            self.remove_offer(&offer);
+        }
+        self.failover_tick(now);
+    }
+
+    /// Tears down frameworks that stayed disconnected past their failover timeout.
+    pub fn failover_tick(&mut self, now: Instant) {
+        let expired: Vec<FrameworkId> = self
+            .frameworks
+            .values()
+            .filter(|f| {
+                f.disconnected_at.is_some_and(|t| {
+                    now.saturating_duration_since(t).as_secs_f64() >= f.info.failover_timeout_secs
+                })
+            })
+            .map(|f| f.id.clone())
+            .collect();
+        for id in expired {
+            info!(framework_id = %id, "framework failover timeout expired: tearing it down");
+            self.remove_framework(&id);
+        }
+    }
+
+    /// Checks that a call on `conn` may act for framework `id`.
+    fn caller(&self, conn: ConnId, id: &FrameworkId) -> Result<(), CallError> {
+        match self.frameworks.get(id) {
+            Some(fw) if fw.conn == Some(conn) => Ok(()),
+            Some(_) => Err(CallError::StaleSession(id.clone())),
+            None if self.completed_frameworks.iter().any(|f| f.id == *id) => {
+                Err(CallError::Removed(id.clone()))
+            }
+            None => Err(CallError::UnknownFramework(id.clone())),
+        }
+    }
+
+    pub fn teardown(&mut self, conn: ConnId, id: &FrameworkId) -> Result<(), CallError> {
+        self.caller(conn, id)?;
+        info!(framework_id = %id, "framework teardown");
+        self.remove_framework(id);
+        Ok(())
+    }
+
+    /// Removes a framework: its offers go back, its tasks are killed on their agents and kept as
+    /// completed (TASK_KILLED), and the framework moves to the completed list.
+    fn remove_framework(&mut self, id: &FrameworkId) {
+        let Some(fw) = self.frameworks.get(id) else { return };
+        let offers: Vec<OfferId> = fw.offers.iter().cloned().collect();
+        for offer in offers {
+            self.remove_offer(&offer);
+        }
+        let Some(mut fw) = self.frameworks.remove(id) else { return };
+        let mut agents = HashSet::new();
+        for (_, mut task) in fw.tasks.drain() {
+            agents.insert(task.info.agent_id.clone());
+            if let Some(agent) = self.agents.get_mut(&task.info.agent_id) {
+                agent.used = agent.used.saturating_sub(&task.info.resources);
+            }
+            task.state = TaskState::Killed;
+            task.statuses.push((TaskState::Killed, TaskStatus::now(), "framework removed".to_string()));
+            fw.completed_tasks.push_back(task);
+        }
+        for agent_id in agents {
+            if let Some(link) = self.agents.get(&agent_id).and_then(|a| a.link.clone()) {
+                let _ = link.send(AgentCommand::ShutdownFramework { framework_id: id.clone() });
+            }
+        }
+        fw.used = Resources::new();
+        fw.link = None;
+        fw.conn = None;
+        while fw.completed_tasks.len() > self.config.max_completed_tasks_per_framework {
+            fw.completed_tasks.pop_front();
+        }
+        self.completed_frameworks.push_back(fw);
+        while self.completed_frameworks.len() > self.config.max_completed_frameworks {
+            self.completed_frameworks.pop_front();
+        }
+        self.dirty = true;
+    }
+
+    pub fn revive(&mut self, conn: ConnId, id: &FrameworkId, roles: Vec<String>) -> Result<(), CallError> {
+        self.caller(conn, id)?;
+        if let Some(fw) = self.frameworks.get_mut(id) {
+            fw.filters.clear();
+            if roles.is_empty() {
+                fw.suppressed_roles.clear();
+            } else {
+                for role in roles {
+                    fw.suppressed_roles.remove(&role);
+                }
+            }
+        }
+        self.dirty = true;
+        Ok(())
+    }
+
+    pub fn suppress(&mut self, conn: ConnId, id: &FrameworkId, roles: Vec<String>) -> Result<(), CallError> {
+        self.caller(conn, id)?;
+        if let Some(fw) = self.frameworks.get_mut(id) {
+            let roles = if roles.is_empty() { fw.info.effective_roles() } else { roles };
+            fw.suppressed_roles.extend(roles);
+        }
+        Ok(())
+    }
+
+    // ---- offers -------------------------------------------------------------------------------
+
+    fn add_filter(&mut self, fw_id: &FrameworkId, agent: &AgentId, resources: Resources, refuse_seconds: f64, now: Instant) {
+        if !(refuse_seconds > 0.0) || resources.is_empty() {
+            return;
+        }
+        let refuse = Duration::from_secs_f64(refuse_seconds.min(self.config.max_refuse.as_secs_f64()));
+        if let Some(fw) = self.frameworks.get_mut(fw_id) {
+            fw.filters.insert(agent.clone(), RefuseFilter { resources, expires: now + refuse });
+        }
+    }
+
+    pub fn decline(
+        &mut self,
+        conn: ConnId,
+        id: &FrameworkId,
+        offer_ids: &[OfferId],
+        refuse_seconds: f64,
+        now: Instant,
+    ) -> Result<(), CallError> {
+        self.caller(conn, id)?;
+        for offer_id in offer_ids {
+            if self.offers.get(offer_id).is_some_and(|o| o.framework_id == *id) {
+                if let Some(offer) = self.remove_offer(offer_id) {
+                    self.add_filter(id, &offer.agent_id, offer.resources, refuse_seconds, now);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Accepts offers with LAUNCH operations. Unknown or foreign offers fail the whole call (and
+    /// every offer named in it is recovered); an invalid task gets TASK_ERROR and the others go on.
+    pub fn accept(
+        &mut self,
+        conn: ConnId,
+        id: &FrameworkId,
+        offer_ids: &[OfferId],
+        launches: Vec<TaskInfo>,
+        refuse_seconds: f64,
+        now: Instant,
+    ) -> Result<(), CallError> {
+        self.caller(conn, id)?;
+        if offer_ids.is_empty() {
+            return Err(CallError::InvalidOffers("no offer ids were given".to_string()));
+        }
+        let mut problem = None;
+        let mut seen = HashSet::new();
+        let mut agent_id: Option<AgentId> = None;
+        for offer_id in offer_ids {
+            if !seen.insert(offer_id.clone()) {
+                problem = Some(format!("offer {offer_id} appears more than once"));
+                break;
+            }
+            match self.offers.get(offer_id) {
+                None => {
+                    problem = Some(format!("offer {offer_id} is unknown or no longer valid"));
+                    break;
+                }
+                Some(o) if o.framework_id != *id => {
+                    problem = Some(format!("offer {offer_id} was not made to framework {id}"));
+                    break;
+                }
+                Some(o) => match &agent_id {
+                    Some(a) if *a != o.agent_id => {
+                        problem = Some("the offers are on different agents".to_string());
+                        break;
+                    }
+                    _ => agent_id = Some(o.agent_id.clone()),
+                },
+            }
+        }
+        // Remove (recover) every valid offer named in the call.
+        let mut offered = Resources::new();
+        for offer_id in offer_ids {
+            if self.offers.get(offer_id).is_some_and(|o| o.framework_id == *id) {
+                if let Some(offer) = self.remove_offer(offer_id) {
+                    offered.add(&offer.resources);
+                }
+            }
+        }
+        if let Some(problem) = problem {
+            for task in &launches {
+                let status = master_status(task, id, TaskState::Dropped, "REASON_INVALID_OFFERS", format!("invalid offers: {problem}"));
+                if let Some(fw) = self.frameworks.get(id) {
+                    fw.send(SchedulerEvent::Update(status));
+                }
+            }
+            return Err(CallError::InvalidOffers(problem));
+        }
+        let Some(agent_id) = agent_id else {
+            return Err(CallError::InvalidOffers("no offer ids were given".to_string()));
+        };
+        let mut remaining = offered;
+        let mut batch_ids = HashSet::new();
+        for task in launches {
+            let error = self.validate_task(id, &agent_id, &task, &remaining, &batch_ids);
+            batch_ids.insert(task.task_id.clone());
+            if let Some(message) = error {
+                warn!(framework_id = %id, task_id = %task.task_id, %message, "task refused");
+                let status = master_status(&task, id, TaskState::Error, "REASON_TASK_INVALID", message);
+                if let Some(fw) = self.frameworks.get(id) {
+                    fw.send(SchedulerEvent::Update(status));
+                }
+                continue;
+            }
+            remaining = remaining.saturating_sub(&task.resources);
+            self.launch(id, &agent_id, task);
+        }
+        self.add_filter(id, &agent_id, remaining, refuse_seconds, now);
+        self.dirty = true;
+        Ok(())
+    }
+
+    fn validate_task(
+        &self,
+        fw_id: &FrameworkId,
+        agent_id: &AgentId,
+        task: &TaskInfo,
+        remaining: &Resources,
+        batch: &HashSet<TaskId>,
+    ) -> Option<String> {
+        let fw = self.frameworks.get(fw_id)?;
+        if task.agent_id != *agent_id {
+            return Some(format!("task {} names agent {} but the offers are on agent {agent_id}", task.task_id, task.agent_id));
+        }
+        if fw.tasks.contains_key(&task.task_id) || batch.contains(&task.task_id) {
+            return Some(format!("task id {} is already in use by a live task of this framework", task.task_id));
+        }
+        if task.resources.is_empty() {
+            return Some("the task uses no resources (give it cpus and mem)".to_string());
+        }
+        if !remaining.contains(&task.resources) {
+            return Some(format!(
+                "the task needs {} but the offers hold only {}",
+                task.resources, remaining
+            ));
+        }
+        if let Err(why) = task.command.validate() {
+            return Some(format!("invalid command: {why}"));
+        }
+        if let Some(grace) = task.kill_grace_period_secs {
+            if !grace.is_finite() || grace < 0.0 {
+                return Some("the kill grace period must be a non-negative number of seconds".to_string());
+            }
+        }
+        None
+    }
+
+    fn launch(&mut self, fw_id: &FrameworkId, agent_id: &AgentId, task: TaskInfo) {
+        let Some(agent) = self.agents.get_mut(agent_id) else { return };
+        let Some(fw) = self.frameworks.get_mut(fw_id) else { return };
+        agent.used.add(&task.resources);
+        fw.used.add(&task.resources);
+        info!(framework_id = %fw_id, task_id = %task.task_id, agent_id = %agent_id, "launching task");
+        if let Some(link) = &agent.link {
+            let _ = link.send(AgentCommand::Launch { framework: fw.info.clone(), task: task.clone() });
+        }
+        fw.tasks.insert(
+            task.task_id.clone(),
+            Task {
+                info: task,
+                framework_id: fw_id.clone(),
+                state: TaskState::Staging,
+                statuses: vec![(TaskState::Staging, TaskStatus::now(), String::new())],
+                latest: None,
+            },
+        );
+    }
+
+    // ---- tasks --------------------------------------------------------------------------------
+
+    pub fn kill(&mut self, conn: ConnId, fw_id: &FrameworkId, task_id: &TaskId) -> Result<(), CallError> {
+        self.caller(conn, fw_id)?;
+        self.kill_task(fw_id, task_id);
+        Ok(())
+    }
+
+    fn kill_task(&mut self, fw_id: &FrameworkId, task_id: &TaskId) {
+        let Some(fw) = self.frameworks.get(fw_id) else { return };
+        match fw.tasks.get(task_id) {
+            Some(task) => {
+                let agent_link = self.agents.get(&task.info.agent_id).and_then(|a| a.link.clone());
+                match agent_link {
+                    Some(link) => {
+                        info!(framework_id = %fw_id, task_id = %task_id, "killing task");
+                        let _ = link.send(AgentCommand::Kill {
+                            framework_id: fw_id.clone(),
+                            task_id: task_id.clone(),
+                            grace_period_secs: task.info.kill_grace_period_secs.unwrap_or(0.0),
+                        });
+                    }
+                    None => warn!(task_id = %task_id, "cannot kill: the task's agent is not connected"),
+                }
+            }
+            None => {
+                // Mesos: killing an unknown task answers TASK_LOST (TASK_UNKNOWN if partition aware).
+                let state = if fw.info.partition_aware { TaskState::Unknown } else { TaskState::Lost };
+                let status = TaskStatus {
+                    task_id: task_id.clone(),
+                    state,
+                    message: "attempted to kill an unknown task".to_string(),
+                    source: StatusSource::Master,
+                    reason: Some("REASON_RECONCILIATION".to_string()),
+                    agent_id: None,
+                    framework_id: Some(fw_id.clone()),
+                    container_id: None,
+                    timestamp: TaskStatus::now(),
+                    uuid: None,
+                    exit_code: None,
+                };
+                fw.send(SchedulerEvent::Update(status));
+            }
+        }
+    }
+
+    /// An operator asks to kill a task by id (optionally naming the framework).
+    pub fn operator_kill(
+        &mut self,
+        task_id: &str,
+        framework: Option<&str>,
+    ) -> Result<(FrameworkId, AgentId), OperatorKillError> {
+        let matches: Vec<(FrameworkId, AgentId)> = self
+            .frameworks
+            .values()
+            .filter(|f| framework.is_none_or(|want| f.id.as_str() == want))
+            .filter_map(|f| {
+                f.tasks
+                    .values()
+                    .find(|t| t.info.task_id.as_str() == task_id)
+                    .map(|t| (f.id.clone(), t.info.agent_id.clone()))
+            })
+            .collect();
+        match matches.as_slice() {
+            [] => Err(OperatorKillError::NotFound(task_id.to_string())),
+            [(fw, agent)] => {
+                let (fw, agent) = (fw.clone(), agent.clone());
+                if let Ok(tid) = TaskId::new(task_id) {
+                    self.kill_task(&fw, &tid);
+                }
+                Ok((fw, agent))
+            }
+            many => Err(OperatorKillError::Ambiguous {
+                task: task_id.to_string(),
+                frameworks: many.iter().map(|(f, _)| f.as_str()).collect::<Vec<_>>().join(", "),
+            }),
+        }
+    }
+
+    /// A status update from the agent registered on `conn`.
+    pub fn status_update(&mut self, conn: ConnId, agent_id: &AgentId, status: TaskStatus) -> Result<(), String> {
+        let Some(agent) = self.agents.get(agent_id) else {
+            return Err(format!("agent {agent_id} is not registered"));
+        };
+        if agent.conn != Some(conn) {
+            return Err(format!("agent {agent_id} is registered on another connection"));
+        }
+        let link = agent.link.clone();
+        let Some(fw_id) = status.framework_id.clone() else {
+            return Err("the status update names no framework".to_string());
+        };
+        if status.agent_id.as_ref() != Some(agent_id) {
+            return Err(format!("the status update is for another agent than {agent_id}"));
+        }
+        if !self.frameworks.contains_key(&fw_id) {
+            // The framework is gone: acknowledge on its behalf so the agent stops retrying.
+            if let (Some(link), Some(uuid)) = (link, status.uuid) {
+                let _ = link.send(AgentCommand::Acknowledge { framework_id: fw_id, task_id: status.task_id, uuid });
+            }
+            return Ok(());
+        }
+        self.apply_status(&status);
+        Ok(())
+    }
+
+    /// Records a task's new state (recovering its resources when terminal) and forwards it.
+    fn apply_status(&mut self, status: &TaskStatus) {
+        let Some(fw_id) = &status.framework_id else { return };
+        let Some(fw) = self.frameworks.get_mut(fw_id) else { return };
+        if let Some(task) = fw.tasks.get_mut(&status.task_id) {
+            let was_terminal = task.state.is_terminal();
+            if task.state != status.state {
+                task.statuses.push((status.state, status.timestamp, status.message.clone()));
+            }
+            task.state = status.state;
+            task.latest = Some(status.clone());
+            if status.state.is_terminal() && !was_terminal {
+                if let Some(task) = fw.tasks.remove(&status.task_id) {
+                    fw.used = fw.used.saturating_sub(&task.info.resources);
+                    if let Some(agent) = self.agents.get_mut(&task.info.agent_id) {
+                        agent.used = agent.used.saturating_sub(&task.info.resources);
+                    }
+                    fw.completed_tasks.push_back(task);
+                    while fw.completed_tasks.len() > self.config.max_completed_tasks_per_framework {
+                        fw.completed_tasks.pop_front();
+                    }
+                }
+                self.dirty = true;
+            }
+        }
+        fw.send(SchedulerEvent::Update(status.clone()));
+    }
+
+    pub fn acknowledge(
+        &mut self,
+        conn: ConnId,
+        fw_id: &FrameworkId,
+        agent_id: &AgentId,
+        task_id: TaskId,
+        uuid: UpdateUuid,
+    ) -> Result<(), CallError> {
+        self.caller(conn, fw_id)?;
+        match self.agents.get(agent_id) {
+            Some(agent) => {
+                if let Some(link) = &agent.link {
+                    let _ = link.send(AgentCommand::Acknowledge { framework_id: fw_id.clone(), task_id, uuid });
+                }
+                Ok(())
+            }
+            None => Err(CallError::Invalid(format!("agent {agent_id} is unknown"))),
+        }
+    }
+
+    /// Explicit (named tasks) or implicit (empty list: all live tasks) reconciliation.
+    pub fn reconcile(
+        &mut self,
+        conn: ConnId,
+        fw_id: &FrameworkId,
+        tasks: Vec<(TaskId, Option<AgentId>)>,
+    ) -> Result<(), CallError> {
+        self.caller(conn, fw_id)?;
+        let Some(fw) = self.frameworks.get(fw_id) else { return Ok(()) };
+        let status_of = |task: &Task| {
+            let mut s = task.latest.clone().unwrap_or_else(|| {
+                master_status(&task.info, fw_id, task.state, "REASON_RECONCILIATION", String::new())
+            });
+            s.uuid = None;
+            s.reason = Some("REASON_RECONCILIATION".to_string());
+            s.timestamp = TaskStatus::now();
+            s
+        };
+        let mut updates = Vec::new();
+        if tasks.is_empty() {
+            updates.extend(fw.tasks.values().map(status_of));
+        } else {
+            for (task_id, agent_id) in tasks {
+                if let Some(task) = fw.tasks.get(&task_id) {
+                    updates.push(status_of(task));
+                } else if let Some(task) = fw.completed_tasks.iter().rev().find(|t| t.info.task_id == task_id) {
+                    updates.push(status_of(task));
+                } else {
+                    let state = if fw.info.partition_aware { TaskState::Unknown } else { TaskState::Lost };
+                    updates.push(TaskStatus {
+                        task_id,
+                        state,
+                        message: "reconciliation: task is unknown".to_string(),
+                        source: StatusSource::Master,
+                        reason: Some("REASON_RECONCILIATION".to_string()),
+                        agent_id,
+                        framework_id: Some(fw_id.clone()),
+                        container_id: None,
+                        timestamp: TaskStatus::now(),
+                        uuid: None,
+                        exit_code: None,
+                    });
+                }
+            }
+        }
+        for u in updates {
+            fw.send(SchedulerEvent::Update(u));
+        }
+        Ok(())
+    }
+
+    pub fn heartbeat(&self) {
+        for fw in self.frameworks.values() {
+            fw.send(SchedulerEvent::Heartbeat);
+        }
+    }
+
+    // ---- allocation ---------------------------------------------------------------------------
+
+    /// Whether something changed that may allow new offers.
+    pub fn needs_allocation(&self) -> bool {
+        self.dirty
+    }
+
+    fn total(&self) -> Resources {
+        let mut total = Resources::new();
+        for agent in self.agents.values().filter(|a| a.state == AgentState::Active) {
+            total.add(&agent.info.resources);
+        }
+        total
+    }
+
+    /// Runs the allocator and sends the resulting offers.
+    pub fn allocate(&mut self, now: Instant) {
+        self.dirty = false;
+        let agents: Vec<AgentView> = self
+            .agents
+            .values()
+            .filter(|a| a.state == AgentState::Active && a.link.is_some())
+            .map(|a| AgentView { id: a.id.clone(), available: a.available() })
+            .collect();
+        let mut frameworks: Vec<FrameworkView> = self
+            .frameworks
+            .values()
+            .map(|f| {
+                let roles = f.info.effective_roles();
+                let suppressed = roles.iter().all(|r| f.suppressed_roles.contains(r));
+                let mut allocated = f.used.clone();
+                allocated.add(&f.offered);
+                FrameworkView {
+                    id: f.id.clone(),
+                    roles,
+                    allocated,
+                    active: f.active(),
+                    suppressed,
+                    filters: f.filters.clone(),
+                }
+            })
+            .collect();
+        frameworks.sort_by(|a, b| a.id.cmp(&b.id));
+        let total = self.total();
+        let allocations = allocator::allocate(&agents, &frameworks, &total, now);
+        let mut by_framework: HashMap<FrameworkId, Vec<OfferEvent>> = HashMap::new();
+        for alloc in allocations {
+            self.next_offer += 1;
+            let offer_id: OfferId = self.new_id("O", self.next_offer);
+            let Some(agent) = self.agents.get_mut(&alloc.agent) else { continue };
+            let Some(fw) = self.frameworks.get_mut(&alloc.framework) else { continue };
+            agent.offered.add(&alloc.resources);
+            fw.offered.add(&alloc.resources);
+            fw.offers.insert(offer_id.clone());
+            by_framework.entry(alloc.framework.clone()).or_default().push(OfferEvent {
+                id: offer_id.clone(),
+                framework_id: alloc.framework.clone(),
+                agent_id: alloc.agent.clone(),
+                hostname: agent.info.hostname.clone(),
+                resources: alloc.resources.clone(),
+                attributes: agent.info.attributes.clone(),
+            });
+            self.offers.insert(
+                offer_id,
+                Offer { framework_id: alloc.framework, agent_id: alloc.agent, resources: alloc.resources },
+            );
+        }
+        for (fw_id, offers) in by_framework {
+            if let Some(fw) = self.frameworks.get(&fw_id) {
+                fw.send(SchedulerEvent::Offers(offers));
+            }
+        }
+    }
+
+    /// When the earliest refuse filter expires (so the actor can allocate again then).
+    pub fn next_filter_expiry(&self) -> Option<Instant> {
+        self.frameworks.values().flat_map(|f| f.filters.values().map(|x| x.expires)).min()
+    }
+
+    /// Drops expired filters; marks the state dirty if any expired.
+    pub fn expire_filters(&mut self, now: Instant) {
+        for fw in self.frameworks.values_mut() {
+            let before = fw.filters.len();
+            fw.filters.retain(|_, f| f.expires > now);
+            if fw.filters.len() != before {
+                self.dirty = true;
+            }
+        }
+    }
+
+    // ---- views --------------------------------------------------------------------------------
+
+    fn task_json(task: &Task) -> Json {
+        json!({
+            "id": task.info.task_id,
+            "name": task.info.name,
+            "framework_id": task.framework_id,
+            "slave_id": task.info.agent_id,
+            "state": task.state,
+            "resources": task.info.resources.to_json(),
+            "statuses": task.statuses.iter().map(|(s, t, m)| json!({"state": s, "timestamp": t, "message": m})).collect::<Vec<_>>(),
+            "container_id": task.latest.as_ref().and_then(|s| s.container_id.clone()),
+        })
+    }
+
+    fn framework_json(fw: &Framework, active: bool) -> Json {
+        json!({
+            "id": fw.id,
+            "name": fw.info.name,
+            "user": fw.info.user,
+            "role": fw.info.effective_roles().first().cloned().unwrap_or_default(),
+            "roles": fw.info.effective_roles(),
+            "hostname": fw.info.hostname,
+            "failover_timeout": fw.info.failover_timeout_secs,
+            "active": active && fw.active(),
+            "connected": fw.active(),
+            "registered_time": fw.registered_time,
+            "used_resources": fw.used.to_json(),
+            "offered_resources": fw.offered.to_json(),
+            "tasks": fw.tasks.values().map(Self::task_json).collect::<Vec<_>>(),
+            "completed_tasks": fw.completed_tasks.iter().map(Self::task_json).collect::<Vec<_>>(),
+            "offers": fw.offers.iter().map(|id| json!({ "id": id })).collect::<Vec<_>>(),
+        })
+    }
+
+    /// The `/state` document, in Mesos' shape.
+    pub fn state_json(&self) -> Json {
+        let mut agents: Vec<&Agent> = self.agents.values().collect();
+        agents.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut frameworks: Vec<&Framework> = self.frameworks.values().collect();
+        frameworks.sort_by(|a, b| a.id.cmp(&b.id));
+        let count = |s| self.agents.values().filter(|a| a.state == s).count();
+        json!({
+            "version": self.info.version,
+            "id": self.info.id,
+            "hostname": self.info.hostname,
+            "port": self.info.port,
+            "pid": format!("master@{}:{}", self.info.ip, self.info.port),
+            "start_time": self.start_time,
+            "elected_time": self.start_time,
+            "activated_slaves": count(AgentState::Active),
+            "deactivated_slaves": count(AgentState::Disconnected),
+            "unreachable_slaves": count(AgentState::Unreachable),
+            "slaves": agents.iter().map(|a| json!({
+                "id": a.id,
+                "hostname": a.info.hostname,
+                "port": a.info.port,
+                "pid": format!("slave(1)@{}:{}", a.info.hostname, a.info.port),
+                "resources": a.info.resources.to_json(),
+                "used_resources": a.used.to_json(),
+                "offered_resources": a.offered.to_json(),
+                "unreserved_resources": a.info.resources.unreserved().to_json(),
+                "attributes": a.info.attributes.to_json(),
+                "active": a.state == AgentState::Active,
+                "state": a.state.name(),
+                "registered_time": a.registered_time,
+            })).collect::<Vec<_>>(),
+            "frameworks": frameworks.iter().map(|f| Self::framework_json(f, true)).collect::<Vec<_>>(),
+            "completed_frameworks": self.completed_frameworks.iter().map(|f| Self::framework_json(f, false)).collect::<Vec<_>>(),
+        })
+    }
+}

@@ -1,0 +1,33 @@
+@0x8ebc9cfe07e406db;
+# Agent <-> master. The master's bootstrap capability is `Master` (see scheduler.capnp for the
+# scheduler half). An agent registers with an `Agent` capability the master calls back; the master
+# answers with an `AgentSession` for the agent's calls. Ordinals are append-only.
+
+using Common = import "common.capnp";
+
+# A task the agent is running, reported on re-registration.
+struct RunningTask {
+  frameworkId @0 :Text;
+  task @1 :Common.TaskInfo;
+  state @2 :Common.TaskState;
+  framework @3 :Common.FrameworkInfo;
+}
+
+# Agent -> master; the master must keep each update until it is forwarded; the agent resends it
+# until the framework's acknowledgement comes back through `Agent.acknowledge`.
+interface AgentSession {
+  statusUpdate @0 (update :Common.TaskStatus) -> ();
+  # Sent by an agent that shuts down for good (not on restart).
+  unregister @1 () -> ();
+}
+
+# Master -> agent.
+interface Agent {
+  ping @0 () -> ();
+  launch @1 (framework :Common.FrameworkInfo, task :Common.TaskInfo) -> ();
+  kill @2 (frameworkId :Text, taskId :Text, gracePeriodSecs :Float64) -> ();
+  acknowledge @3 (frameworkId :Text, taskId :Text, uuid :Data) -> ();
+  # The master no longer knows this agent (e.g. it was removed): kill everything and re-register.
+  shutdown @4 (reason :Text) -> ();
+  shutdownFramework @5 (frameworkId :Text) -> ();
+}

@@ -1,0 +1,396 @@
+//! Conversions between the generated Cap'n Proto readers/builders and the domain types. Readers
+//! validate everything they convert (ids, resources, task states), so the rest of the workspace
+//! only ever sees well-formed values.
+
+use crate::common_capnp::{
+    agent_info, attribute, command_info, framework_info, master_info, resource, task_info,
+    task_status,
+};
+use crate::{
+    AgentId, AgentInfo, Attribute, AttributeValue, Attributes, CommandInfo, ContainerId,
+    FrameworkId, FrameworkInfo, MasterInfo, Range, Resource, Resources, StatusSource, TaskId,
+    TaskInfo, TaskState, TaskStatus, UpdateUuid, Value,
+};
+use capnp::struct_list;
+use std::collections::BTreeSet;
+
+/// A message could not be decoded or held an invalid value.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("malformed message: {0}")]
+    Capnp(#[from] capnp::Error),
+    #[error("invalid {field}: {why}")]
+    Invalid { field: &'static str, why: String },
+}
+
+impl From<capnp::NotInSchema> for WireError {
+    fn from(err: capnp::NotInSchema) -> Self {
+        WireError::Capnp(err.into())
+    }
+}
+
+impl From<WireError> for capnp::Error {
+    fn from(err: WireError) -> Self {
+        capnp::Error::failed(err.to_string())
+    }
+}
+
+fn invalid(field: &'static str, why: impl ToString) -> WireError {
+    WireError::Invalid { field, why: why.to_string() }
+}
+
+/// Reads a text field as an owned `String`.
+pub fn text(reader: capnp::Result<capnp::text::Reader<'_>>) -> Result<String, WireError> {
+    reader?.to_string().map_err(|e| invalid("text", format!("not UTF-8: {e}")))
+}
+
+fn opt_text(reader: capnp::Result<capnp::text::Reader<'_>>) -> Result<Option<String>, WireError> {
+    let value = text(reader)?;
+    Ok((!value.is_empty()).then_some(value))
+}
+
+pub fn task_id(reader: capnp::Result<capnp::text::Reader<'_>>) -> Result<TaskId, WireError> {
+    TaskId::new(text(reader)?).map_err(|e| invalid("task id", e))
+}
+
+pub fn agent_id(reader: capnp::Result<capnp::text::Reader<'_>>) -> Result<AgentId, WireError> {
+    AgentId::new(text(reader)?).map_err(|e| invalid("agent id", e))
+}
+
+pub fn framework_id(
+    reader: capnp::Result<capnp::text::Reader<'_>>,
+) -> Result<FrameworkId, WireError> {
+    FrameworkId::new(text(reader)?).map_err(|e| invalid("framework id", e))
+}
+
+/// An optional id: empty text means absent.
+pub fn opt_agent_id(
+    reader: capnp::Result<capnp::text::Reader<'_>>,
+) -> Result<Option<AgentId>, WireError> {
+    opt_text(reader)?.map(|v| AgentId::new(v).map_err(|e| invalid("agent id", e))).transpose()
+}
+
+pub fn opt_framework_id(
+    reader: capnp::Result<capnp::text::Reader<'_>>,
+) -> Result<Option<FrameworkId>, WireError> {
+    opt_text(reader)?
+        .map(|v| FrameworkId::new(v).map_err(|e| invalid("framework id", e)))
+        .transpose()
+}
+
+pub fn text_list(
+    reader: capnp::Result<capnp::text_list::Reader<'_>>,
+) -> Result<Vec<String>, WireError> {
+    reader?.iter().map(|t| text(t)).collect()
+}
+
+pub fn set_text_list(mut builder: capnp::text_list::Builder<'_>, items: &[String]) {
+    for (i, item) in items.iter().enumerate() {
+        builder.set(i as u32, item.as_str());
+    }
+}
+
+fn ranges_from(
+    reader: capnp::Result<struct_list::Reader<'_, crate::common_capnp::range::Owned>>,
+) -> Result<Vec<Range>, WireError> {
+    Ok(reader?.iter().map(|r| Range { begin: r.get_begin(), end: r.get_end() }).collect())
+}
+
+fn set_ranges(mut builder: struct_list::Builder<'_, crate::common_capnp::range::Owned>, ranges: &[Range]) {
+    for (i, range) in ranges.iter().enumerate() {
+        let mut b = builder.reborrow().get(i as u32);
+        b.set_begin(range.begin);
+        b.set_end(range.end);
+    }
+}
+
+fn set_from(
+    reader: capnp::Result<capnp::text_list::Reader<'_>>,
+) -> Result<BTreeSet<String>, WireError> {
+    Ok(text_list(reader)?.into_iter().collect())
+}
+
+pub fn resources(
+    reader: capnp::Result<struct_list::Reader<'_, resource::Owned>>,
+) -> Result<Resources, WireError> {
+    let mut items = Vec::new();
+    for r in reader?.iter() {
+        let value = match r.get_value().which()? {
+            resource::value::Scalar(v) => Value::Scalar(v),
+            resource::value::Ranges(v) => Value::Ranges(ranges_from(v)?),
+            resource::value::Set(v) => Value::Set(set_from(v)?),
+        };
+        let role = text(r.get_role())?;
+        let role = if role.is_empty() { crate::DEFAULT_ROLE.to_string() } else { role };
+        items.push(Resource { name: text(r.get_name())?, role, value });
+    }
+    Resources::from_vec(items).map_err(|e| invalid("resources", e))
+}
+
+pub fn set_resources(mut builder: struct_list::Builder<'_, resource::Owned>, res: &Resources) {
+    for (i, r) in res.iter().enumerate() {
+        let mut b = builder.reborrow().get(i as u32);
+        b.set_name(r.name.as_str());
+        b.set_role(r.role.as_str());
+        let mut v = b.init_value();
+        match &r.value {
+            Value::Scalar(x) => v.set_scalar(*x),
+            Value::Ranges(ranges) => set_ranges(v.init_ranges(ranges.len() as u32), ranges),
+            Value::Set(set) => {
+                let items: Vec<String> = set.iter().cloned().collect();
+                set_text_list(v.init_set(items.len() as u32), &items)
+            }
+        }
+    }
+}
+
+/// Number of resources to `init_*` a list with.
+pub fn len(res: &Resources) -> u32 {
+    res.iter().count() as u32
+}
+
+pub fn attributes(
+    reader: capnp::Result<struct_list::Reader<'_, attribute::Owned>>,
+) -> Result<Attributes, WireError> {
+    let mut items = Vec::new();
+    for a in reader?.iter() {
+        let value = match a.get_value().which()? {
+            attribute::value::Scalar(v) => AttributeValue::Scalar(v),
+            attribute::value::Ranges(v) => AttributeValue::Ranges(ranges_from(v)?),
+            attribute::value::Set(v) => AttributeValue::Set(set_from(v)?),
+            attribute::value::Text(v) => AttributeValue::Text(text(v)?),
+        };
+        items.push(Attribute { name: text(a.get_name())?, value });
+    }
+    Ok(Attributes(items))
+}
+
+pub fn set_attributes(mut builder: struct_list::Builder<'_, attribute::Owned>, attrs: &Attributes) {
+    for (i, a) in attrs.iter().enumerate() {
+        let mut b = builder.reborrow().get(i as u32);
+        b.set_name(a.name.as_str());
+        let mut v = b.init_value();
+        match &a.value {
+            AttributeValue::Scalar(x) => v.set_scalar(*x),
+            AttributeValue::Ranges(ranges) => set_ranges(v.init_ranges(ranges.len() as u32), ranges),
+            AttributeValue::Set(set) => {
+                let items: Vec<String> = set.iter().cloned().collect();
+                set_text_list(v.init_set(items.len() as u32), &items)
+            }
+            AttributeValue::Text(t) => v.set_text(t.as_str()),
+        }
+    }
+}
+
+pub fn command(reader: command_info::Reader<'_>) -> Result<CommandInfo, WireError> {
+    let mut environment = Vec::new();
+    for e in reader.get_environment()?.iter() {
+        environment.push((text(e.get_name())?, text(e.get_value())?));
+    }
+    Ok(CommandInfo {
+        shell: reader.get_shell(),
+        value: text(reader.get_value())?,
+        arguments: text_list(reader.get_arguments())?,
+        environment,
+        user: opt_text(reader.get_user())?,
+    })
+}
+
+pub fn set_command(mut b: command_info::Builder<'_>, c: &CommandInfo) {
+    b.set_shell(c.shell);
+    b.set_value(c.value.as_str());
+    set_text_list(b.reborrow().init_arguments(c.arguments.len() as u32), &c.arguments);
+    let mut env = b.reborrow().init_environment(c.environment.len() as u32);
+    for (i, (name, value)) in c.environment.iter().enumerate() {
+        let mut e = env.reborrow().get(i as u32);
+        e.set_name(name.as_str());
+        e.set_value(value.as_str());
+    }
+    b.set_user(c.user.as_deref().unwrap_or(""));
+}
+
+pub fn task(reader: task_info::Reader<'_>) -> Result<TaskInfo, WireError> {
+    let grace = reader.get_kill_grace_period_secs();
+    if !grace.is_finite() || grace < 0.0 {
+        return Err(invalid("kill grace period", format!("{grace} is not a non-negative number")));
+    }
+    Ok(TaskInfo {
+        task_id: task_id(reader.get_task_id())?,
+        name: text(reader.get_name())?,
+        agent_id: agent_id(reader.get_agent_id())?,
+        resources: resources(reader.get_resources())?,
+        command: command(reader.get_command()?)?,
+        kill_grace_period_secs: (grace > 0.0).then_some(grace),
+        hostname: opt_text(reader.get_hostname())?,
+    })
+}
+
+pub fn set_task(mut b: task_info::Builder<'_>, t: &TaskInfo) {
+    b.set_task_id(t.task_id.as_str());
+    b.set_name(t.name.as_str());
+    b.set_agent_id(t.agent_id.as_str());
+    set_resources(b.reborrow().init_resources(len(&t.resources)), &t.resources);
+    set_command(b.reborrow().init_command(), &t.command);
+    b.set_kill_grace_period_secs(t.kill_grace_period_secs.unwrap_or(0.0));
+    b.set_hostname(t.hostname.as_deref().unwrap_or(""));
+}
+
+fn state_from(s: crate::common_capnp::TaskState) -> TaskState {
+    use crate::common_capnp::TaskState as W;
+    match s {
+        W::Staging => TaskState::Staging,
+        W::Starting => TaskState::Starting,
+        W::Running => TaskState::Running,
+        W::Killing => TaskState::Killing,
+        W::Finished => TaskState::Finished,
+        W::Failed => TaskState::Failed,
+        W::Killed => TaskState::Killed,
+        W::Error => TaskState::Error,
+        W::Lost => TaskState::Lost,
+        W::Dropped => TaskState::Dropped,
+        W::Unreachable => TaskState::Unreachable,
+        W::Gone => TaskState::Gone,
+        W::GoneByOperator => TaskState::GoneByOperator,
+        W::Unknown => TaskState::Unknown,
+    }
+}
+
+pub fn state_to(s: TaskState) -> crate::common_capnp::TaskState {
+    use crate::common_capnp::TaskState as W;
+    match s {
+        TaskState::Staging => W::Staging,
+        TaskState::Starting => W::Starting,
+        TaskState::Running => W::Running,
+        TaskState::Killing => W::Killing,
+        TaskState::Finished => W::Finished,
+        TaskState::Failed => W::Failed,
+        TaskState::Killed => W::Killed,
+        TaskState::Error => W::Error,
+        TaskState::Lost => W::Lost,
+        TaskState::Dropped => W::Dropped,
+        TaskState::Unreachable => W::Unreachable,
+        TaskState::Gone => W::Gone,
+        TaskState::GoneByOperator => W::GoneByOperator,
+        TaskState::Unknown => W::Unknown,
+    }
+}
+
+pub fn task_state(
+    reader: Result<crate::common_capnp::TaskState, capnp::NotInSchema>,
+) -> Result<TaskState, WireError> {
+    Ok(state_from(reader?))
+}
+
+pub fn status(reader: task_status::Reader<'_>) -> Result<TaskStatus, WireError> {
+    use crate::common_capnp::StatusSource as W;
+    let uuid = reader.get_uuid()?;
+    let uuid = if uuid.is_empty() {
+        None
+    } else {
+        Some(UpdateUuid::from_slice(uuid).ok_or_else(|| invalid("status uuid", "not 16 bytes"))?)
+    };
+    let container_id = opt_text(reader.get_container_id())?
+        .map(|v| ContainerId::new(v).map_err(|e| invalid("container id", e)))
+        .transpose()?;
+    Ok(TaskStatus {
+        task_id: task_id(reader.get_task_id())?,
+        state: state_from(reader.get_state()?),
+        message: text(reader.get_message())?,
+        source: match reader.get_source()? {
+            W::Master => StatusSource::Master,
+            W::Agent => StatusSource::Agent,
+            W::Executor => StatusSource::Executor,
+        },
+        reason: opt_text(reader.get_reason())?,
+        agent_id: opt_agent_id(reader.get_agent_id())?,
+        framework_id: opt_framework_id(reader.get_framework_id())?,
+        container_id,
+        timestamp: reader.get_timestamp(),
+        uuid,
+        exit_code: reader.get_has_exit_code().then(|| reader.get_exit_code()),
+    })
+}
+
+pub fn set_status(mut b: task_status::Builder<'_>, s: &TaskStatus) {
+    use crate::common_capnp::StatusSource as W;
+    b.set_task_id(s.task_id.as_str());
+    b.set_state(state_to(s.state));
+    b.set_message(s.message.as_str());
+    b.set_source(match s.source {
+        StatusSource::Master => W::Master,
+        StatusSource::Agent => W::Agent,
+        StatusSource::Executor => W::Executor,
+    });
+    b.set_reason(s.reason.as_deref().unwrap_or(""));
+    b.set_agent_id(s.agent_id.as_ref().map(|i| i.as_str()).unwrap_or(""));
+    b.set_framework_id(s.framework_id.as_ref().map(|i| i.as_str()).unwrap_or(""));
+    b.set_container_id(s.container_id.as_ref().map(|i| i.as_str()).unwrap_or(""));
+    b.set_timestamp(s.timestamp);
+    b.set_uuid(s.uuid.as_ref().map(|u| &u.0[..]).unwrap_or(&[]));
+    b.set_has_exit_code(s.exit_code.is_some());
+    b.set_exit_code(s.exit_code.unwrap_or(0));
+}
+
+pub fn framework(reader: framework_info::Reader<'_>) -> Result<FrameworkInfo, WireError> {
+    let failover = reader.get_failover_timeout_secs();
+    if !failover.is_finite() || failover < 0.0 {
+        return Err(invalid("failover timeout", format!("{failover} is not a non-negative number")));
+    }
+    Ok(FrameworkInfo {
+        id: opt_framework_id(reader.get_id())?,
+        name: text(reader.get_name())?,
+        user: text(reader.get_user())?,
+        roles: text_list(reader.get_roles())?,
+        failover_timeout_secs: failover,
+        checkpoint: reader.get_checkpoint(),
+        hostname: text(reader.get_hostname())?,
+        partition_aware: reader.get_partition_aware(),
+    })
+}
+
+pub fn set_framework(mut b: framework_info::Builder<'_>, f: &FrameworkInfo) {
+    b.set_id(f.id.as_ref().map(|i| i.as_str()).unwrap_or(""));
+    b.set_name(f.name.as_str());
+    b.set_user(f.user.as_str());
+    set_text_list(b.reborrow().init_roles(f.roles.len() as u32), &f.roles);
+    b.set_failover_timeout_secs(f.failover_timeout_secs);
+    b.set_checkpoint(f.checkpoint);
+    b.set_hostname(f.hostname.as_str());
+    b.set_partition_aware(f.partition_aware);
+}
+
+pub fn agent(reader: agent_info::Reader<'_>) -> Result<AgentInfo, WireError> {
+    Ok(AgentInfo {
+        id: opt_agent_id(reader.get_id())?,
+        hostname: text(reader.get_hostname())?,
+        port: reader.get_port(),
+        resources: resources(reader.get_resources())?,
+        attributes: attributes(reader.get_attributes())?,
+    })
+}
+
+pub fn set_agent(mut b: agent_info::Builder<'_>, a: &AgentInfo) {
+    b.set_id(a.id.as_ref().map(|i| i.as_str()).unwrap_or(""));
+    b.set_hostname(a.hostname.as_str());
+    b.set_port(a.port);
+    set_resources(b.reborrow().init_resources(len(&a.resources)), &a.resources);
+    set_attributes(b.reborrow().init_attributes(a.attributes.0.len() as u32), &a.attributes);
+}
+
+pub fn master(reader: master_info::Reader<'_>) -> Result<MasterInfo, WireError> {
+    Ok(MasterInfo {
+        id: text(reader.get_id())?,
+        hostname: text(reader.get_hostname())?,
+        ip: text(reader.get_ip())?,
+        port: reader.get_port(),
+        version: text(reader.get_version())?,
+    })
+}
+
+pub fn set_master(mut b: master_info::Builder<'_>, m: &MasterInfo) {
+    b.set_id(m.id.as_str());
+    b.set_hostname(m.hostname.as_str());
+    b.set_ip(m.ip.as_str());
+    b.set_port(m.port);
+    b.set_version(m.version.as_str());
+}
