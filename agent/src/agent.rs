@@ -1,0 +1,539 @@
+//! The agent's actor: owns frameworks, containers and the status update manager, and applies
+//! messages from the master (through [`crate::rpc`]), from containers and from timers in order.
+//!
+//! A container's life, as seen here:
+//!
+//! ```text
+//!   Launch ──▶ STAGING ──spawn ok──▶ STARTING ──supervisor: running──▶ RUNNING
+//!                │                      │                                 │
+//!                └─spawn failed─▶ FAILED └───────── supervisor exited ────┴─▶ FINISHED | FAILED | KILLED
+//!   terminal update acknowledged ──▶ checkpoint dir removed, container moves to "completed"
+//! ```
+
+use crate::containerizer::{
+    process_alive, read_status, ContainerEvent, Containerizer, TaskCheckpoint, SUPERVISOR_PID_FILE, TASK_FILE,
+};
+use crate::paths::{write_atomic, Paths};
+use crate::status::StatusUpdates;
+use crate::supervisor::ExitStatus;
+use serde_json::{json, Value as Json};
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use strata_schema::{
+    AgentId, AgentInfo, Attributes, ContainerId, FrameworkId, FrameworkInfo, MasterInfo, Resources, StatusSource,
+    TaskId, TaskInfo, TaskState, TaskStatus, UpdateUuid,
+};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{info, warn};
+
+/// Completed containers kept for `/state`.
+const MAX_COMPLETED: usize = 1000;
+
+/// A task the agent reports when it (re-)registers.
+#[derive(Debug, Clone)]
+pub struct RunningTask {
+    pub framework: FrameworkInfo,
+    pub task: TaskInfo,
+    pub state: TaskState,
+}
+
+/// What the agent's front ends and containers tell the actor.
+pub enum Msg {
+    Launch { framework: FrameworkInfo, task: TaskInfo },
+    Kill { framework_id: FrameworkId, task_id: TaskId, grace_period_secs: f64 },
+    Acknowledge { framework_id: FrameworkId, task_id: TaskId, uuid: UpdateUuid },
+    ShutdownFramework { framework_id: FrameworkId },
+    Shutdown { reason: String },
+    /// The RPC thread is about to register: what should it say?
+    Snapshot { reply: oneshot::Sender<(AgentInfo, Vec<RunningTask>)> },
+    Registered { agent_id: AgentId, master: MasterInfo },
+    Disconnected,
+    Escalate { container_id: ContainerId },
+    GetState { reply: oneshot::Sender<Json> },
+}
+
+/// What the actor asks the RPC thread to send to the master.
+#[derive(Debug)]
+pub enum ToMaster {
+    StatusUpdate(TaskStatus),
+}
+
+#[derive(Debug)]
+struct Container {
+    ckpt: TaskCheckpoint,
+    state: TaskState,
+    supervisor_pid: Option<i32>,
+    kill_requested: bool,
+    /// Whether the terminal update has been generated (the container is done running).
+    exited: bool,
+    launched: Instant,
+}
+
+pub struct Agent {
+    paths: Paths,
+    hostname: String,
+    port: u16,
+    resources: Resources,
+    attributes: Attributes,
+    agent_id: Option<AgentId>,
+    master: Option<MasterInfo>,
+    connected: bool,
+    kill_grace_period: Duration,
+    containers: HashMap<ContainerId, Container>,
+    by_task: HashMap<(FrameworkId, TaskId), ContainerId>,
+    completed: VecDeque<Container>,
+    updates: StatusUpdates,
+    containerizer: Containerizer,
+    to_master: mpsc::UnboundedSender<ToMaster>,
+    to_self: mpsc::UnboundedSender<Msg>,
+}
+
+pub struct AgentSetup {
+    pub paths: Paths,
+    pub hostname: String,
+    pub port: u16,
+    pub resources: Resources,
+    pub attributes: Attributes,
+    pub kill_grace_period: Duration,
+    pub status_retry_interval: Duration,
+    pub containerizer: Containerizer,
+    pub to_master: mpsc::UnboundedSender<ToMaster>,
+    pub to_self: mpsc::UnboundedSender<Msg>,
+}
+
+fn exit_code(status: &ExitStatus) -> Option<i32> {
+    status.exit_code.or(status.signal.map(|s| 128 + s))
+}
+
+impl Agent {
+    pub fn new(setup: AgentSetup) -> Self {
+        let agent_id = std::fs::read_to_string(setup.paths.agent_id_file())
+            .ok()
+            .and_then(|s| AgentId::new(s.trim()).ok());
+        Self {
+            paths: setup.paths,
+            hostname: setup.hostname,
+            port: setup.port,
+            resources: setup.resources,
+            attributes: setup.attributes,
+            agent_id,
+            master: None,
+            connected: false,
+            kill_grace_period: setup.kill_grace_period,
+            containers: HashMap::new(),
+            by_task: HashMap::new(),
+            completed: VecDeque::new(),
+            updates: StatusUpdates::new(setup.status_retry_interval),
+            containerizer: setup.containerizer,
+            to_master: setup.to_master,
+            to_self: setup.to_self,
+        }
+    }
+
+    fn status(&self, c: &Container, state: TaskState, source: StatusSource, message: String) -> TaskStatus {
+        TaskStatus {
+            task_id: c.ckpt.task.task_id.clone(),
+            state,
+            message,
+            source,
+            reason: None,
+            agent_id: Some(c.ckpt.agent_id.clone()),
+            framework_id: c.ckpt.framework.id.clone(),
+            container_id: Some(c.ckpt.container_id.clone()),
+            timestamp: TaskStatus::now(),
+            uuid: Some(UpdateUuid::random()),
+            exit_code: None,
+        }
+    }
+
+    /// Records a state change and queues its status update.
+    fn update(&mut self, id: &ContainerId, mut status: TaskStatus) {
+        if let Some(c) = self.containers.get_mut(id) {
+            c.state = status.state;
+            if status.state.is_terminal() {
+                c.exited = true;
+            }
+        }
+        status.timestamp = TaskStatus::now();
+        info!(task_id = %status.task_id, state = %status.state, message = %status.message, "task status");
+        if let Some(send) = self.updates.push(status, Instant::now()) {
+            self.send(send);
+        }
+    }
+
+    fn send(&self, status: TaskStatus) {
+        if self.connected {
+            let _ = self.to_master.send(ToMaster::StatusUpdate(status));
+        }
+    }
+
+    /// Adopts containers left by a previous run of the agent (supervisors survive restarts).
+    pub fn recover(&mut self) {
+        let Ok(entries) = std::fs::read_dir(self.paths.containers_dir()) else { return };
+        for entry in entries.flatten() {
+            let dir = entry.path();
+            let Some(ckpt) = std::fs::read(dir.join(TASK_FILE))
+                .ok()
+                .and_then(|d| serde_json::from_slice::<TaskCheckpoint>(&d).ok())
+            else {
+                warn!(dir = %dir.display(), "removing a container dir without a readable task.json");
+                let _ = std::fs::remove_dir_all(&dir);
+                continue;
+            };
+            let id = ckpt.container_id.clone();
+            let Some(fw_id) = ckpt.framework.id.clone() else { continue };
+            let pid: Option<i32> = std::fs::read_to_string(dir.join(SUPERVISOR_PID_FILE)).ok().and_then(|s| s.trim().parse().ok());
+            let alive = pid.is_some_and(|p| process_alive(p, &dir));
+            let running = dir.join(crate::supervisor::PID_FILE).exists();
+            info!(container_id = %id, task_id = %ckpt.task.task_id, alive, "recovering container");
+            self.by_task.insert((fw_id, ckpt.task.task_id.clone()), id.clone());
+            let state = if running { TaskState::Running } else { TaskState::Starting };
+            self.containers.insert(
+                id.clone(),
+                Container { ckpt, state, supervisor_pid: pid, kill_requested: false, exited: false, launched: Instant::now() },
+            );
+            match (alive, pid) {
+                (true, Some(pid)) => self.containerizer.watch_adopted(id, pid),
+                _ => {
+                    let status = read_status(&dir);
+                    self.container_exited(&id, status);
+                }
+            }
+        }
+    }
+
+    pub fn handle(&mut self, msg: Msg) {
+        match msg {
+            Msg::Launch { framework, task } => self.launch(framework, task),
+            Msg::Kill { framework_id, task_id, grace_period_secs } => self.kill(&framework_id, &task_id, grace_period_secs),
+            Msg::Acknowledge { framework_id, task_id, uuid } => self.acknowledge(&framework_id, &task_id, &uuid),
+            Msg::ShutdownFramework { framework_id } => self.shutdown_framework(&framework_id),
+            Msg::Shutdown { reason } => {
+                warn!(%reason, "the master asked this agent to shut down: killing every task");
+                let fws: Vec<FrameworkId> = self.by_task.keys().map(|(f, _)| f.clone()).collect();
+                for fw in fws {
+                    self.shutdown_framework(&fw);
+                }
+                self.agent_id = None;
+                let _ = std::fs::remove_file(self.paths.agent_id_file());
+            }
+            Msg::Snapshot { reply } => {
+                let _ = reply.send(self.snapshot());
+            }
+            Msg::Registered { agent_id, master } => self.registered(agent_id, master),
+            Msg::Disconnected => {
+                if self.connected {
+                    warn!("disconnected from the master");
+                }
+                self.connected = false;
+            }
+            Msg::Escalate { container_id } => {
+                if self.containers.get(&container_id).is_some_and(|c| !c.exited) {
+                    info!(container_id = %container_id, "grace period over: killing the container's cgroup");
+                    self.containerizer.kill_all(&container_id);
+                }
+            }
+            Msg::GetState { reply } => {
+                let _ = reply.send(self.state_json());
+            }
+        }
+    }
+
+    pub fn handle_container(&mut self, event: ContainerEvent) {
+        match event {
+            ContainerEvent::Running { container_id, init_pid } => {
+                let Some(c) = self.containers.get(&container_id) else { return };
+                if c.state == TaskState::Starting && !c.kill_requested {
+                    info!(task_id = %c.ckpt.task.task_id, init_pid, elapsed_ms = c.launched.elapsed().as_secs_f64() * 1e3, "task running");
+                    let status = self.status(c, TaskState::Running, StatusSource::Executor, String::new());
+                    self.update(&container_id, status);
+                }
+            }
+            ContainerEvent::Exited { container_id, status } => self.container_exited(&container_id, status),
+        }
+    }
+
+    /// Resends the heads of the update streams that are due.
+    pub fn retry_tick(&mut self) {
+        for status in self.updates.due(Instant::now()) {
+            self.send(status);
+        }
+    }
+
+    fn snapshot(&self) -> (AgentInfo, Vec<RunningTask>) {
+        let info = AgentInfo {
+            id: self.agent_id.clone(),
+            hostname: self.hostname.clone(),
+            port: self.port,
+            resources: self.resources.clone(),
+            attributes: self.attributes.clone(),
+        };
+        let running = self
+            .containers
+            .values()
+            .filter(|c| !c.exited)
+            .map(|c| RunningTask { framework: c.ckpt.framework.clone(), task: c.ckpt.task.clone(), state: c.state })
+            .collect();
+        (info, running)
+    }
+
+    fn registered(&mut self, agent_id: AgentId, master: MasterInfo) {
+        info!(agent_id = %agent_id, master = %format!("{}:{}", master.ip, master.port), "registered with the master");
+        if self.agent_id.as_ref() != Some(&agent_id) {
+            if let Err(err) = write_atomic(&self.paths.agent_id_file(), agent_id.as_str().as_bytes()) {
+                warn!(cause = %err, "failed to checkpoint the agent id");
+            }
+        }
+        self.agent_id = Some(agent_id);
+        self.master = Some(master);
+        self.connected = true;
+        for status in self.updates.heads() {
+            self.send(status);
+        }
+    }
+
+    fn launch(&mut self, framework: FrameworkInfo, task: TaskInfo) {
+        let Some(fw_id) = framework.id.clone() else {
+            warn!(task_id = %task.task_id, "launch without a framework id ignored");
+            return;
+        };
+        let key = (fw_id.clone(), task.task_id.clone());
+        if self.by_task.contains_key(&key) {
+            warn!(task_id = %task.task_id, "duplicate launch ignored");
+            return;
+        }
+        let container_id = ContainerId::random();
+        let sandbox: PathBuf = self.paths.sandbox(&task.agent_id, &fw_id, &task.task_id, &container_id);
+        let ckpt = TaskCheckpoint { container_id: container_id.clone(), agent_id: task.agent_id.clone(), framework, task, sandbox };
+        self.by_task.insert(key, container_id.clone());
+        self.containers.insert(
+            container_id.clone(),
+            Container { ckpt, state: TaskState::Staging, supervisor_pid: None, kill_requested: false, exited: false, launched: Instant::now() },
+        );
+        let Some(c) = self.containers.get(&container_id) else { return };
+        match self.containerizer.launch(&c.ckpt) {
+            Ok(pid) => {
+                let status = self.status(c, TaskState::Starting, StatusSource::Executor, String::new());
+                if let Some(c) = self.containers.get_mut(&container_id) {
+                    c.supervisor_pid = Some(pid as i32);
+                }
+                self.update(&container_id, status);
+            }
+            Err(err) => {
+                warn!(task_id = %c.ckpt.task.task_id, cause = %err, "failed to launch the container");
+                let mut status = self.status(c, TaskState::Failed, StatusSource::Agent, format!("failed to launch the container: {err}"));
+                status.reason = Some("REASON_CONTAINER_LAUNCH_FAILED".to_string());
+                self.update(&container_id, status);
+            }
+        }
+    }
+
+    fn kill(&mut self, fw: &FrameworkId, task: &TaskId, grace_period_secs: f64) {
+        let Some(id) = self.by_task.get(&(fw.clone(), task.clone())).cloned() else {
+            warn!(task_id = %task, "kill for an unknown task ignored");
+            return;
+        };
+        let Some(c) = self.containers.get_mut(&id) else { return };
+        if c.exited || c.kill_requested {
+            return;
+        }
+        c.kill_requested = true;
+        let grace = if grace_period_secs > 0.0 {
+            Duration::from_secs_f64(grace_period_secs)
+        } else {
+            c.ckpt.task.kill_grace_period_secs.map(Duration::from_secs_f64).unwrap_or(self.kill_grace_period)
+        };
+        info!(task_id = %task, grace_ms = grace.as_millis() as u64, "killing task");
+        let supervisor_pid = c.supervisor_pid;
+        match supervisor_pid {
+            Some(pid) => {
+                self.containerizer.terminate(pid);
+                let to_self = self.to_self.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(grace).await;
+                    let _ = to_self.send(Msg::Escalate { container_id: id });
+                });
+            }
+            None => {
+                if let Some(c) = self.containers.get(&id) {
+                    let status =
+                        self.status(c, TaskState::Killed, StatusSource::Agent, "killed before it started".to_string());
+                    self.update(&id, status);
+                }
+            }
+        }
+    }
+
+    fn container_exited(&mut self, id: &ContainerId, exit: Option<ExitStatus>) {
+        let Some(c) = self.containers.get(id) else { return };
+        if c.exited {
+            return;
+        }
+        // Whatever the supervisor left behind goes too.
+        self.containerizer.kill_all(id);
+        let (state, message, reason, code) = match &exit {
+            None => (
+                TaskState::Failed,
+                "the container's supervisor exited without reporting the task's status".to_string(),
+                Some("REASON_EXECUTOR_TERMINATED"),
+                None,
+            ),
+            Some(s) if !s.started => (TaskState::Failed, s.message.clone(), Some("REASON_CONTAINER_LAUNCH_FAILED"), exit_code(s)),
+            Some(s) if c.kill_requested => (TaskState::Killed, s.message.clone(), None, exit_code(s)),
+            Some(s) if s.exit_code == Some(0) => (TaskState::Finished, s.message.clone(), None, Some(0)),
+            Some(s) => (TaskState::Failed, s.message.clone(), None, exit_code(s)),
+        };
+        let mut status = self.status(c, state, StatusSource::Executor, message);
+        status.reason = reason.map(str::to_string);
+        status.exit_code = code;
+        self.update(id, status);
+    }
+
+    fn acknowledge(&mut self, fw: &FrameworkId, task: &TaskId, uuid: &UpdateUuid) {
+        let (acked, next) = self.updates.acknowledge(fw, task, uuid, Instant::now());
+        if let Some(next) = next {
+            self.send(next);
+        }
+        if acked.is_some_and(|s| s.state.is_terminal()) {
+            if let Some(id) = self.by_task.remove(&(fw.clone(), task.clone())) {
+                self.finish(&id);
+            }
+        }
+    }
+
+    /// The container is over and its terminal update acknowledged: forget it.
+    fn finish(&mut self, id: &ContainerId) {
+        if let Some(c) = self.containers.remove(id) {
+            self.containerizer.destroy(id);
+            self.completed.push_back(c);
+            while self.completed.len() > MAX_COMPLETED {
+                self.completed.pop_front();
+            }
+        }
+    }
+
+    fn shutdown_framework(&mut self, fw: &FrameworkId) {
+        info!(framework_id = %fw, "shutting down the framework's tasks");
+        self.updates.drop_framework(fw);
+        let ids: Vec<(TaskId, ContainerId)> =
+            self.by_task.iter().filter(|((f, _), _)| f == fw).map(|((_, t), c)| (t.clone(), c.clone())).collect();
+        for (task, id) in ids {
+            let running = self.containers.get(&id).is_some_and(|c| !c.exited);
+            if running {
+                // Kill at once: the framework is gone, nobody waits for a graceful end.
+                if let Some(pid) = self.containers.get(&id).and_then(|c| c.supervisor_pid) {
+                    self.containerizer.terminate(pid);
+                }
+                self.containerizer.kill_all(&id);
+                if let Some(c) = self.containers.get_mut(&id) {
+                    c.kill_requested = true;
+                }
+                // Its exit will be noticed by its watcher; updates for it are dropped from now on.
+                let to_self = self.to_self.clone();
+                let fw = fw.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    let _ = to_self.send(Msg::ShutdownFramework { framework_id: fw });
+                });
+            } else {
+                self.by_task.remove(&(fw.clone(), task));
+                self.finish(&id);
+            }
+        }
+    }
+
+    fn container_json(c: &Container) -> Json {
+        json!({
+            "id": c.ckpt.task.task_id,
+            "name": c.ckpt.task.name,
+            "container": c.ckpt.container_id,
+            "directory": c.ckpt.sandbox,
+            "framework_id": c.ckpt.framework.id,
+            "resources": c.ckpt.task.resources.to_json(),
+            "tasks": if c.exited { vec![] } else { vec![Self::task_json(c)] },
+            "completed_tasks": if c.exited { vec![Self::task_json(c)] } else { vec![] },
+        })
+    }
+
+    fn task_json(c: &Container) -> Json {
+        json!({
+            "id": c.ckpt.task.task_id,
+            "name": c.ckpt.task.name,
+            "framework_id": c.ckpt.framework.id,
+            "executor_id": c.ckpt.task.task_id,
+            "slave_id": c.ckpt.agent_id,
+            "state": c.state,
+            "resources": c.ckpt.task.resources.to_json(),
+        })
+    }
+
+    /// The agent's `/state`, in Mesos' shape.
+    pub fn state_json(&self) -> Json {
+        let mut frameworks: HashMap<String, (Json, Vec<Json>, Vec<Json>)> = HashMap::new();
+        for c in self.containers.values() {
+            let e = frameworks.entry(c.ckpt.framework.id.as_ref().map(|i| i.to_string()).unwrap_or_default()).or_insert_with(|| {
+                (json!({"name": c.ckpt.framework.name, "user": c.ckpt.framework.user}), vec![], vec![])
+            });
+            e.1.push(Self::container_json(c));
+        }
+        for c in &self.completed {
+            let e = frameworks.entry(c.ckpt.framework.id.as_ref().map(|i| i.to_string()).unwrap_or_default()).or_insert_with(|| {
+                (json!({"name": c.ckpt.framework.name, "user": c.ckpt.framework.user}), vec![], vec![])
+            });
+            e.2.push(Self::container_json(c));
+        }
+        let mut used = Resources::new();
+        for c in self.containers.values().filter(|c| !c.exited) {
+            used.add(&c.ckpt.task.resources);
+        }
+        json!({
+            "version": strata_schema::VERSION,
+            "id": self.agent_id,
+            "hostname": self.hostname,
+            "port": self.port,
+            "pid": format!("slave(1)@{}:{}", self.hostname, self.port),
+            "master_hostname": self.master.as_ref().map(|m| m.hostname.clone()),
+            "connected": self.connected,
+            "resources": self.resources.to_json(),
+            "used_resources": used.to_json(),
+            "attributes": self.attributes.to_json(),
+            "pending_status_updates": self.updates.len(),
+            "frameworks": frameworks.into_iter().map(|(id, (info, executors, completed))| json!({
+                "id": id,
+                "name": info["name"],
+                "user": info["user"],
+                "executors": executors,
+                "completed_executors": completed,
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    /// Absolute roots under which `/files` may read.
+    pub fn sandbox_root(&self) -> PathBuf {
+        self.paths.work_dir.join("agents")
+    }
+}
+
+/// Runs the actor until `shutdown` resolves.
+pub async fn run(
+    mut agent: Agent,
+    mut mailbox: mpsc::UnboundedReceiver<Msg>,
+    mut containers: mpsc::UnboundedReceiver<ContainerEvent>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let mut retry = tokio::time::interval(Duration::from_secs(1));
+    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            msg = mailbox.recv() => match msg {
+                Some(msg) => agent.handle(msg),
+                None => break,
+            },
+            Some(event) = containers.recv() => agent.handle_container(event),
+            _ = retry.tick() => agent.retry_tick(),
+            _ = &mut shutdown => break,
+        }
+    }
+}

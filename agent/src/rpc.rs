@@ -1,0 +1,202 @@
+//! The agent's link to the master over Cap'n Proto, on a thread of its own (capnp-rpc is
+//! `!Send`). It connects with backoff, registers with a snapshot taken from the actor, serves the
+//! `Agent` capability the master calls, and sends the actor's status updates on the session. When
+//! the connection drops it tells the actor and starts over.
+
+use crate::agent::{Msg, ToMaster};
+use capnp::capability::Rc;
+use capnp_rpc::{rpc_twoparty_capnp, twoparty, RpcSystem};
+use futures::AsyncReadExt;
+use std::time::Duration;
+use strata_schema::agent_capnp::{agent, agent_session};
+use strata_schema::scheduler_capnp::master;
+use strata_schema::{wire, UpdateUuid};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::compat::TokioAsyncReadCompatExt;
+use tracing::{debug, info, warn};
+
+type Actor = mpsc::UnboundedSender<Msg>;
+
+/// Starts the RPC thread.
+pub fn spawn(
+    master_addr: String,
+    actor: Actor,
+    outbound: mpsc::UnboundedReceiver<ToMaster>,
+    backoff_max: Duration,
+) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    std::thread::Builder::new().name("agent-rpc".to_string()).spawn(move || {
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&runtime, link(master_addr, actor, outbound, backoff_max));
+    })?;
+    Ok(())
+}
+
+fn gone() -> capnp::Error {
+    capnp::Error::failed("the agent is shutting down".to_string())
+}
+
+async fn link(master_addr: String, actor: Actor, mut outbound: mpsc::UnboundedReceiver<ToMaster>, backoff_max: Duration) {
+    let mut backoff = Duration::from_millis(50);
+    let mut warned = false;
+    loop {
+        match session(&master_addr, &actor, &mut outbound).await {
+            Ok(()) => {
+                backoff = Duration::from_millis(50);
+                warned = false;
+            }
+            Err(err) => {
+                if !warned {
+                    warn!(master = %master_addr, cause = %err, "cannot register with the master; retrying");
+                    warned = true;
+                } else {
+                    debug!(master = %master_addr, cause = %err, "registration attempt failed");
+                }
+            }
+        }
+        if actor.send(Msg::Disconnected).is_err() {
+            return;
+        }
+        // Updates queued while disconnected are resent from the actor after re-registering.
+        while outbound.try_recv().is_ok() {}
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(backoff_max);
+    }
+}
+
+/// One connection: register, then serve until it drops.
+async fn session(
+    master_addr: &str,
+    actor: &Actor,
+    outbound: &mut mpsc::UnboundedReceiver<ToMaster>,
+) -> Result<(), String> {
+    let stream = tokio::net::TcpStream::connect(master_addr).await.map_err(|e| format!("connect: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    let (reader, writer) = stream.compat().split();
+    let network = twoparty::VatNetwork::new(
+        futures::io::BufReader::new(reader),
+        futures::io::BufWriter::new(writer),
+        rpc_twoparty_capnp::Side::Client,
+        Default::default(),
+    );
+    let mut rpc = RpcSystem::new(Box::new(network), None);
+    let master: master::Client = rpc.bootstrap(rpc_twoparty_capnp::Side::Server);
+    let (closed_tx, mut closed) = oneshot::channel::<()>();
+    tokio::task::spawn_local(async move {
+        let _ = rpc.await;
+        let _ = closed_tx.send(());
+    });
+
+    let (reply, snapshot) = oneshot::channel();
+    actor.send(Msg::Snapshot { reply }).map_err(|_| "the agent is shutting down".to_string())?;
+    let (info, running) = snapshot.await.map_err(|_| "the agent is shutting down".to_string())?;
+    let mut req = master.register_agent_request();
+    {
+        let mut b = req.get();
+        wire::set_agent(b.reborrow().init_info(), &info);
+        b.set_agent(capnp_rpc::new_client(AgentImpl { actor: actor.clone() }));
+        let mut list = b.init_running(running.len() as u32);
+        for (i, t) in running.iter().enumerate() {
+            let mut r = list.reborrow().get(i as u32);
+            r.set_framework_id(t.framework.id.as_ref().map(|f| f.as_str()).unwrap_or(""));
+            wire::set_framework(r.reborrow().init_framework(), &t.framework);
+            wire::set_task(r.reborrow().init_task(), &t.task);
+            r.set_state(wire::state_to(t.state));
+        }
+    }
+    let response = tokio::select! {
+        r = req.send().promise => r.map_err(|e| format!("register: {e}"))?,
+        _ = &mut closed => return Err("the connection closed during registration".to_string()),
+    };
+    let (agent_id, master_info, session) = (|| -> Result<_, wire::WireError> {
+        let r = response.get()?;
+        Ok((wire::agent_id(r.get_agent_id())?, wire::master(r.get_master()?)?, r.get_session()?))
+    })()
+    .map_err(|e| format!("register: {e}"))?;
+    let session: agent_session::Client = session;
+    info!(agent_id = %agent_id, "connected to the master");
+    actor
+        .send(Msg::Registered { agent_id, master: master_info })
+        .map_err(|_| "the agent is shutting down".to_string())?;
+    loop {
+        tokio::select! {
+            msg = outbound.recv() => match msg {
+                Some(ToMaster::StatusUpdate(status)) => {
+                    let mut req = session.status_update_request();
+                    wire::set_status(req.get().init_update(), &status);
+                    let promise = req.send().promise;
+                    tokio::task::spawn_local(async move {
+                        if let Err(err) = promise.await {
+                            debug!(task_id = %status.task_id, cause = %err, "status update not taken; will retry");
+                        }
+                    });
+                }
+                None => return Ok(()),
+            },
+            _ = &mut closed => return Ok(()),
+        }
+    }
+}
+
+struct AgentImpl {
+    actor: Actor,
+}
+
+impl AgentImpl {
+    fn tell(&self, msg: Msg) -> Result<(), capnp::Error> {
+        self.actor.send(msg).map_err(|_| gone())
+    }
+}
+
+impl agent::Server for AgentImpl {
+    async fn ping(self: Rc<Self>, _: agent::PingParams, _: agent::PingResults) -> Result<(), capnp::Error> {
+        Ok(())
+    }
+
+    async fn launch(self: Rc<Self>, params: agent::LaunchParams, _: agent::LaunchResults) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        let framework = wire::framework(p.get_framework()?)?;
+        let task = wire::task(p.get_task()?)?;
+        self.tell(Msg::Launch { framework, task })
+    }
+
+    async fn kill(self: Rc<Self>, params: agent::KillParams, _: agent::KillResults) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        let grace = p.get_grace_period_secs();
+        self.tell(Msg::Kill {
+            framework_id: wire::framework_id(p.get_framework_id())?,
+            task_id: wire::task_id(p.get_task_id())?,
+            grace_period_secs: if grace.is_finite() && grace > 0.0 { grace } else { 0.0 },
+        })
+    }
+
+    async fn acknowledge(
+        self: Rc<Self>,
+        params: agent::AcknowledgeParams,
+        _: agent::AcknowledgeResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        let uuid = UpdateUuid::from_slice(p.get_uuid()?)
+            .ok_or_else(|| capnp::Error::failed("invalid uuid: not 16 bytes".to_string()))?;
+        self.tell(Msg::Acknowledge {
+            framework_id: wire::framework_id(p.get_framework_id())?,
+            task_id: wire::task_id(p.get_task_id())?,
+            uuid,
+        })
+    }
+
+    async fn shutdown(self: Rc<Self>, params: agent::ShutdownParams, _: agent::ShutdownResults) -> Result<(), capnp::Error> {
+        let reason = wire::text(params.get()?.get_reason())?;
+        self.tell(Msg::Shutdown { reason })
+    }
+
+    async fn shutdown_framework(
+        self: Rc<Self>,
+        params: agent::ShutdownFrameworkParams,
+        _: agent::ShutdownFrameworkResults,
+    ) -> Result<(), capnp::Error> {
+        let framework_id = wire::framework_id(params.get()?.get_framework_id())?;
+        self.tell(Msg::ShutdownFramework { framework_id })
+    }
+}
+

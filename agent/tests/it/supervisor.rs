@@ -1,0 +1,338 @@
+//! `strata-agent supervise <dir>` against the real kernel: namespaces, cgroup, stdio, users,
+//! signals, cleanup, and the line protocol.
+
+use crate::harness::{alive, eventually, Fixture, TEST_PATH};
+use nix::sys::signal::Signal;
+use std::os::unix::fs::MetadataExt;
+use std::time::Duration;
+use strata_agent::supervisor::{ExitStatus, FORCE_FORK_ENV, PID_FILE};
+use strata_isolators::cgroup2::Cgroup;
+
+#[test]
+fn stdio_lands_in_the_sandbox_and_the_exit_code_is_reported() {
+    let fx = Fixture::new();
+    let spec = fx.spec(&["sh", "-c", "echo out; pwd; echo err >&2; exit 3"]);
+    let mut sup = fx.spawn(&spec);
+    let pid = sup.expect_running();
+    assert!(pid > 1);
+    assert_eq!(sup.line(), "exited");
+    assert_eq!(sup.line(), "", "nothing after \"exited\"");
+    assert_eq!(sup.wait(), Some(0), "log: {}", fx.supervisor_log());
+    assert_eq!(
+        fx.status(),
+        ExitStatus {
+            exit_code: Some(3),
+            signal: None,
+            message: "Command exited with status 3".to_string(),
+            started: true
+        }
+    );
+    assert_eq!(
+        fx.sandbox_file("stdout"),
+        format!("out\n{}\n", fx.sandbox.display())
+    );
+    assert_eq!(fx.sandbox_file("stderr"), "err\n");
+    assert_eq!(
+        std::fs::read_to_string(fx.dir.path().join(PID_FILE)).unwrap(),
+        pid.to_string()
+    );
+    assert!(!spec.cgroup.exists(), "the container's cgroup is removed");
+}
+
+#[test]
+fn the_environment_is_exactly_the_specs() {
+    let fx = Fixture::new();
+    let mut spec = fx.spec(&["env"]);
+    spec.env
+        .push(("GREETING".to_string(), "hello world".to_string()));
+    spec.env.push(("EMPTY".to_string(), String::new()));
+    let mut sup = fx.spawn(&spec);
+    sup.expect_running();
+    assert_eq!(sup.line(), "exited");
+    assert_eq!(sup.wait(), Some(0));
+    assert_eq!(fx.status().exit_code, Some(0));
+    assert_eq!(fx.status().message, "Command exited with status 0");
+    assert_eq!(
+        fx.sandbox_file("stdout"),
+        format!("PATH={TEST_PATH}\nGREETING=hello world\nEMPTY=\n")
+    );
+}
+
+#[test]
+fn the_task_has_its_own_hostname_pid_namespace_and_proc() {
+    check_namespaces(&[]);
+}
+
+/// Init created as on kernels without `clone3(CLONE_INTO_CGROUP)`.
+#[test]
+fn the_task_has_its_own_namespaces_and_cgroup_when_init_is_forked() {
+    check_namespaces(&[(FORCE_FORK_ENV, "1")]);
+}
+
+fn check_namespaces(env: &[(&str, &str)]) {
+    let fx = Fixture::new();
+    let script = "echo $$; hostname; ls /proc | grep -c '^[0-9]'; cat /proc/1/cgroup; sleep 1000";
+    let spec = fx.spec(&["sh", "-c", script]);
+    let mut sup = fx.spawn_with(&spec, env);
+    let init = sup.expect_running();
+    // Init is in the container's cgroup (and so is everything it forks).
+    let pids = container_pids(&spec.cgroup, 3);
+    assert!(pids.contains(&init), "{pids:?} lacks init {init}");
+    let mut ns = Vec::new();
+    for kind in ["pid_for_children", "mnt", "uts", "ipc", "net"] {
+        let host = std::fs::read_link(format!("/proc/self/ns/{kind}")).unwrap();
+        let container = std::fs::read_link(format!("/proc/{init}/ns/{kind}")).unwrap();
+        ns.push((kind, host != container));
+    }
+    let expected = [
+        ("pid_for_children", true),
+        ("mnt", true),
+        ("uts", true),
+        ("ipc", true),
+        ("net", false),
+    ];
+    assert_eq!(ns, expected, "which namespaces differ from the host's");
+    // Wait for the script to reach its sleep before ending it.
+    assert!(eventually(Duration::from_secs(10), || fx
+        .sandbox_file("stdout")
+        .lines()
+        .count()
+        >= 4));
+    sup.signal(Signal::SIGTERM);
+    assert_eq!(sup.line(), "exited");
+    sup.wait();
+    assert_eq!(fx.status().signal, Some(libc::SIGTERM));
+    let out = fx.sandbox_file("stdout");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    // Init is pid 1, the task pid 2.
+    assert_eq!(lines[0], "2", "{out}");
+    assert_eq!(lines[1], "strata-it");
+    // init, sh, ls, grep (and perhaps a subshell): only the container is visible.
+    let count: usize = lines[2].parse().unwrap();
+    assert!(
+        (2..=6).contains(&count),
+        "{count} processes visible in the container's /proc"
+    );
+    // No cgroup namespace: the container sees its cgroup's path as the host does.
+    let cgroup = spec
+        .cgroup
+        .strip_prefix(crate::harness::cgroup2_mount())
+        .unwrap();
+    assert_eq!(lines[3], format!("0::/{}", cgroup.display()), "{out}");
+    assert_ne!(
+        nix::unistd::gethostname().unwrap(),
+        "strata-it",
+        "the host's hostname is untouched"
+    );
+    assert!(!spec.cgroup.exists());
+}
+
+#[test]
+fn an_unknown_executable_fails_to_start() {
+    let fx = Fixture::new();
+    let spec = fx.spec(&["strata-no-such-command", "x"]);
+    let mut sup = fx.spawn(&spec);
+    let message = "failed to execute \"strata-no-such-command\": No such file or directory";
+    assert_eq!(sup.line(), format!("failed {message}"));
+    assert_eq!(sup.line(), "exited");
+    assert_eq!(sup.wait(), Some(0));
+    assert_eq!(
+        fx.status(),
+        ExitStatus {
+            exit_code: Some(127),
+            signal: None,
+            message: message.to_string(),
+            started: false
+        }
+    );
+    assert!(!fx.dir.path().join(PID_FILE).exists());
+    assert!(!spec.cgroup.exists());
+}
+
+#[test]
+fn an_unknown_user_fails_to_start() {
+    let fx = Fixture::new();
+    let mut spec = fx.spec(&["true"]);
+    spec.user = Some("strata-no-such-user".to_string());
+    let mut sup = fx.spawn(&spec);
+    assert_eq!(sup.line(), "failed unknown user \"strata-no-such-user\"");
+    assert_eq!(sup.line(), "exited");
+    sup.wait();
+    let status = fx.status();
+    assert!(!status.started);
+    assert_eq!(status.exit_code, None);
+    assert!(!spec.cgroup.exists());
+}
+
+#[test]
+fn a_missing_cgroup_parent_fails_to_start_with_the_path() {
+    let fx = Fixture::new();
+    let mut spec = fx.spec(&["true"]);
+    spec.cgroup = fx.parent.path().join("missing").join("c1");
+    let mut sup = fx.spawn(&spec);
+    let line = sup.line();
+    assert!(
+        line.starts_with("failed ")
+            && line.contains(&spec.cgroup.parent().unwrap().display().to_string()),
+        "{line}"
+    );
+    assert_eq!(sup.line(), "exited");
+    sup.wait();
+    assert!(!fx.status().started);
+}
+
+#[test]
+fn runs_as_the_given_user() {
+    let fx = Fixture::new();
+    let nobody = nix::unistd::User::from_name("nobody")
+        .unwrap()
+        .expect("no user nobody");
+    nix::unistd::chown(&fx.sandbox, Some(nobody.uid), Some(nobody.gid)).unwrap();
+    let mut spec = fx.spec(&["sh", "-c", "id -u; id -g"]);
+    spec.user = Some("nobody".to_string());
+    let mut sup = fx.spawn(&spec);
+    sup.expect_running();
+    assert_eq!(sup.line(), "exited");
+    sup.wait();
+    assert_eq!(
+        fx.status().exit_code,
+        Some(0),
+        "stderr: {}",
+        fx.sandbox_file("stderr")
+    );
+    assert_eq!(
+        fx.sandbox_file("stdout"),
+        format!("{}\n{}\n", nobody.uid, nobody.gid)
+    );
+    assert_eq!(
+        std::fs::metadata(fx.sandbox.join("stdout")).unwrap().uid(),
+        nobody.uid.as_raw()
+    );
+}
+
+#[test]
+fn sigterm_to_the_supervisor_terminates_the_task() {
+    let fx = Fixture::new();
+    let spec = fx.spec(&["sleep", "1000"]);
+    let mut sup = fx.spawn(&spec);
+    sup.expect_running();
+    sup.signal(Signal::SIGTERM);
+    assert_eq!(sup.line(), "exited");
+    assert_eq!(sup.wait(), Some(0));
+    assert_eq!(
+        fx.status(),
+        ExitStatus {
+            exit_code: None,
+            signal: Some(libc::SIGTERM),
+            message: "Command terminated with signal Terminated".to_string(),
+            started: true
+        }
+    );
+    assert!(!spec.cgroup.exists());
+}
+
+/// The pids of the container's processes once it has at least `count`.
+fn container_pids(cgroup: &std::path::Path, count: usize) -> Vec<i32> {
+    let cg = Cgroup::open(cgroup).unwrap();
+    let mut pids = Vec::new();
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            pids = cg.procs().unwrap_or_default();
+            pids.len() >= count
+        }),
+        "the container has {pids:?}"
+    );
+    pids
+}
+
+#[test]
+fn cgroup_kill_ends_a_process_tree_and_nothing_survives() {
+    let fx = Fixture::new();
+    let spec = fx.spec(&["sh", "-c", "sleep 1000 & sleep 1000 & wait"]);
+    let mut sup = fx.spawn(&spec);
+    let init = sup.expect_running();
+    // init, sh and two sleeps.
+    let pids = container_pids(&spec.cgroup, 4);
+    assert!(pids.contains(&init), "{pids:?} lacks init {init}");
+    Cgroup::open(&spec.cgroup).unwrap().kill().unwrap();
+    assert_eq!(sup.line(), "exited");
+    assert_eq!(sup.wait(), Some(0));
+    let status = fx.status();
+    assert!(status.started);
+    assert_eq!(status.signal, Some(libc::SIGKILL), "{status:?}");
+    assert_eq!(status.message, "Command terminated with signal Killed");
+    assert!(!spec.cgroup.exists());
+    for pid in pids {
+        assert!(!alive(pid), "process {pid} of the container survived");
+    }
+}
+
+#[test]
+fn sigterm_ends_a_process_tree_and_nothing_survives() {
+    let fx = Fixture::new();
+    let spec = fx.spec(&["sh", "-c", "sleep 1000 & sleep 1000 & wait"]);
+    let mut sup = fx.spawn(&spec);
+    sup.expect_running();
+    let pids = container_pids(&spec.cgroup, 4);
+    sup.signal(Signal::SIGTERM);
+    assert_eq!(sup.line(), "exited");
+    assert_eq!(sup.wait(), Some(0));
+    assert_eq!(fx.status().signal, Some(libc::SIGTERM));
+    assert!(!spec.cgroup.exists());
+    for pid in pids {
+        assert!(!alive(pid), "process {pid} of the container survived");
+    }
+}
+
+#[test]
+fn the_supervisor_outlives_its_reader() {
+    let fx = Fixture::new();
+    let spec = fx.spec(&["sh", "-c", "sleep 0.3; echo done; exit 4"]);
+    let mut sup = fx.spawn(&spec);
+    sup.expect_running();
+    // The agent goes away: the pipe's read end closes before `exited` is written.
+    drop(sup.stdout.take());
+    assert_eq!(sup.wait(), Some(0), "log: {}", fx.supervisor_log());
+    assert_eq!(fx.status().exit_code, Some(4));
+    assert_eq!(fx.sandbox_file("stdout"), "done\n");
+    assert!(!spec.cgroup.exists());
+}
+
+#[test]
+fn killing_the_supervisor_leaves_the_container_to_the_agent() {
+    let fx = Fixture::new();
+    let spec = fx.spec(&["sleep", "1000"]);
+    let mut sup = fx.spawn(&spec);
+    let init = sup.expect_running();
+    sup.signal(Signal::SIGKILL);
+    // The agent's pipe sees EOF at once: the container holds no copy of it.
+    assert_eq!(sup.line(), "");
+    sup.wait();
+    assert!(alive(init), "the container goes on without its supervisor");
+    let cg = Cgroup::open(&spec.cgroup).unwrap();
+    cg.kill().unwrap();
+    assert!(cg.wait_empty(Duration::from_secs(5)));
+    cg.remove().unwrap();
+}
+
+#[test]
+fn an_unreadable_spec_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("spec.json"), "{not json").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata-agent"))
+        .arg("supervise")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("failed invalid container spec"),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("exited\n"), "{stdout}");
+    let status: ExitStatus =
+        serde_json::from_slice(&std::fs::read(dir.path().join("status.json")).unwrap()).unwrap();
+    assert!(!status.started);
+}

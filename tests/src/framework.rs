@@ -1,0 +1,123 @@
+//! A small framework for tests and benchmarks, on top of the client SDK: takes offers, launches
+//! tasks, acknowledges every update and remembers them.
+
+use anyhow::{anyhow, bail, Result};
+use std::collections::HashMap;
+use std::time::Duration;
+use strata_client::{Event, Offer, Operation, SchedulerDriver};
+use strata_schema::{AgentId, CommandInfo, FrameworkInfo, Resources, TaskId, TaskInfo, TaskState, TaskStatus};
+use tokio::sync::mpsc;
+
+pub struct TestFramework {
+    pub driver: SchedulerDriver,
+    events: mpsc::UnboundedReceiver<Event>,
+    /// Every update received, in order.
+    pub updates: Vec<TaskStatus>,
+    /// Latest state per task.
+    pub latest: HashMap<TaskId, TaskStatus>,
+    /// Offers received and not used yet.
+    pub offers: Vec<Offer>,
+    pub errors: Vec<String>,
+}
+
+/// A task description for `agent` (shell command).
+pub fn task(id: &str, agent: &AgentId, resources: &str, command: &str) -> TaskInfo {
+    TaskInfo {
+        task_id: TaskId::new(id).expect("valid task id"),
+        name: id.to_string(),
+        agent_id: agent.clone(),
+        resources: Resources::parse(resources).expect("valid resources"),
+        command: CommandInfo::shell(command),
+        kill_grace_period_secs: None,
+        hostname: None,
+    }
+}
+
+impl TestFramework {
+    pub async fn subscribe(master: &str, name: &str) -> Result<Self> {
+        let info = FrameworkInfo {
+            name: name.to_string(),
+            user: "root".to_string(),
+            failover_timeout_secs: 0.0,
+            ..FrameworkInfo::default()
+        };
+        let (driver, events) = SchedulerDriver::subscribe(master, info).await?;
+        Ok(Self { driver, events, updates: Vec::new(), latest: HashMap::new(), offers: Vec::new(), errors: Vec::new() })
+    }
+
+    /// Handles one event (acknowledging updates); returns false when disconnected.
+    async fn absorb(&mut self, event: Event) -> Result<()> {
+        match event {
+            Event::Offers(offers) => self.offers.extend(offers),
+            Event::Rescind(id) => self.offers.retain(|o| o.id != id),
+            Event::Update(status) => {
+                self.driver.acknowledge(&status).await?;
+                self.latest.insert(status.task_id.clone(), status.clone());
+                self.updates.push(status);
+            }
+            Event::Error(e) => self.errors.push(e),
+            Event::Disconnected(why) => bail!("disconnected from the master: {why}"),
+            Event::Subscribed { .. } | Event::Heartbeat => {}
+        }
+        Ok(())
+    }
+
+    /// Waits for the next event and handles it.
+    pub async fn step(&mut self, timeout: Duration) -> Result<()> {
+        let event = tokio::time::timeout(timeout, self.events.recv())
+            .await
+            .map_err(|_| anyhow!("no event from the master within {timeout:?}"))?
+            .ok_or_else(|| anyhow!("the event stream ended"))?;
+        self.absorb(event).await
+    }
+
+    /// Waits until an offer holds at least `needed`; returns it (removed from `offers`).
+    pub async fn offer_with(&mut self, needed: &str, timeout: Duration) -> Result<Offer> {
+        let needed = Resources::parse(needed)?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(i) = self.offers.iter().position(|o| o.resources.contains(&needed)) {
+                return Ok(self.offers.remove(i));
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                bail!("no offer with {needed} within {timeout:?} (have {:?})", self.offers);
+            }
+            self.step(left).await?;
+        }
+    }
+
+    /// Launches `tasks` on `offer` (unused resources are not filtered).
+    pub async fn launch(&mut self, offer: &Offer, tasks: Vec<TaskInfo>) -> Result<()> {
+        self.driver.accept(vec![offer.id.clone()], vec![Operation::Launch(tasks)], 0.0).await?;
+        Ok(())
+    }
+
+    /// Waits until `task` reaches a state satisfying `pred`.
+    pub async fn wait_for(&mut self, task: &str, timeout: Duration, pred: impl Fn(TaskState) -> bool) -> Result<TaskStatus> {
+        let id = TaskId::new(task)?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.latest.get(&id) {
+                if pred(s.state) {
+                    return Ok(s.clone());
+                }
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                bail!("task {task} did not reach the expected state within {timeout:?}; latest: {:?}", self.latest.get(&id));
+            }
+            self.step(left).await?;
+        }
+    }
+
+    /// Waits for `task`'s terminal update.
+    pub async fn wait_terminal(&mut self, task: &str, timeout: Duration) -> Result<TaskStatus> {
+        self.wait_for(task, timeout, TaskState::is_terminal).await
+    }
+
+    /// The states `task` went through, in order.
+    pub fn states(&self, task: &str) -> Vec<TaskState> {
+        self.updates.iter().filter(|s| s.task_id.as_str() == task).map(|s| s.state).collect()
+    }
+}

@@ -1,0 +1,341 @@
+//! End-to-end harness: starts real `strata-master` and `strata-agent` processes on ephemeral
+//! loopback ports with temporary work dirs and a cgroup subtree of their own, and tears all of it
+//! down on drop — daemons, supervisors and task processes (by pid, found through the work dir and
+//! the cgroups, never by name), cgroups and directories — even when a test fails.
+//!
+//! These tests need root and a cgroup2 mount; without them they fail loudly (never pass).
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub mod framework;
+
+/// Where the workspace's binaries are (target/debug next to the test binary).
+pub fn bin_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("STRATA_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/debug/deps/it-xxxx -> target/debug
+    exe.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// The path of a workspace binary; panics with instructions when it has not been built.
+pub fn bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the binaries first (`cargo build --workspace --bins`, which `cargo xtask ci` does)",
+        path.display()
+    );
+    path
+}
+
+/// Panics unless this process can run agents: root and a cgroup2 mount.
+pub fn require_root() -> PathBuf {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this end-to-end test needs root (agents create cgroups and namespaces); run it as root, e.g. via `cargo xtask ci`"
+    );
+    cgroup2_mount().expect("this end-to-end test needs a cgroup2 mount; none is in /proc/self/mountinfo")
+}
+
+/// The cgroup2 mount point, from /proc/self/mountinfo.
+pub fn cgroup2_mount() -> Option<PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        if right.split_whitespace().next()? != "cgroup2" {
+            return None;
+        }
+        left.split_whitespace().nth(4).map(PathBuf::from)
+    })
+}
+
+/// A free loopback port (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("no free port")
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A daemon process started by the harness.
+pub struct Daemon {
+    pub child: Child,
+    pub log: PathBuf,
+    pub port: u16,
+}
+
+impl Daemon {
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig);
+    }
+
+    /// Stops the daemon (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+/// One agent's fixed identity, so that it can be restarted as itself.
+#[derive(Clone)]
+pub struct AgentSpec {
+    pub work_dir: PathBuf,
+    pub port: u16,
+    pub resources: String,
+    pub cgroups_root: String,
+}
+
+/// A master and its agents.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub master: Daemon,
+    pub agents: Vec<(AgentSpec, Option<Daemon>)>,
+    cgroup_mount: PathBuf,
+}
+
+fn spawn_logged(mut cmd: Command, log: &Path) -> Result<Child> {
+    let out = std::fs::File::create(log).with_context(|| format!("create {}", log.display()))?;
+    let err = out.try_clone()?;
+    cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+    cmd.env("STRATA_LOG", std::env::var("STRATA_LOG").unwrap_or_else(|_| "info".into()));
+    cmd.spawn().with_context(|| format!("spawn {:?}", cmd.get_program()))
+}
+
+impl Cluster {
+    /// A master and one agent with `resources`.
+    pub fn start(resources: &str) -> Result<Self> {
+        Self::start_with(&[resources], &[])
+    }
+
+    /// A master (with extra flags) and one agent per entry of `agents`.
+    pub fn start_with(agents: &[&str], master_flags: &[&str]) -> Result<Self> {
+        let cgroup_mount = require_root();
+        let dir = tempfile::Builder::new().prefix("strata-e2e-").tempdir()?;
+        let port = free_port();
+        let mut cmd = Command::new(bin("strata-master"));
+        cmd.args(["--ip", "127.0.0.1", "--port", &port.to_string(), "--work-dir"])
+            .arg(dir.path().join("master"))
+            .args(master_flags);
+        let master = Daemon { child: spawn_logged(cmd, &dir.path().join("master.log"))?, log: dir.path().join("master.log"), port };
+        let mut cluster = Cluster { dir, master, agents: Vec::new(), cgroup_mount };
+        cluster.wait_http(&cluster.master.addr(), "/health")?;
+        for (i, resources) in agents.iter().enumerate() {
+            let spec = AgentSpec {
+                work_dir: cluster.dir.path().join(format!("agent{i}")),
+                port: free_port(),
+                resources: resources.to_string(),
+                cgroups_root: format!("strata-e2e-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst)),
+            };
+            cluster.agents.push((spec, None));
+            cluster.start_agent(i)?;
+        }
+        cluster.wait_agents(agents.len())?;
+        Ok(cluster)
+    }
+
+    /// (Re)starts agent `i` with its fixed work dir, port and cgroup root.
+    pub fn start_agent(&mut self, i: usize) -> Result<()> {
+        let spec = self.agents[i].0.clone();
+        let log = self.dir.path().join(format!("agent{i}.log"));
+        // Keep earlier logs of a restarted agent.
+        if log.exists() {
+            let _ = std::fs::rename(&log, log.with_extension(format!("log.{}", NEXT.fetch_add(1, Ordering::SeqCst))));
+        }
+        let mut cmd = Command::new(bin("strata-agent"));
+        cmd.args(["--master", &self.master.addr(), "--ip", "127.0.0.1", "--port", &spec.port.to_string()])
+            .args(["--cgroups-root", &spec.cgroups_root, "--kill-grace-period", "2secs"])
+            .args(["--status-update-retry-interval", "1secs"])
+            .arg("--work-dir")
+            .arg(&spec.work_dir);
+        if !spec.resources.is_empty() {
+            cmd.args(["--resources", &spec.resources]);
+        }
+        let child = spawn_logged(cmd, &log)?;
+        self.agents[i].1 = Some(Daemon { child, log, port: spec.port });
+        self.wait_http(&format!("127.0.0.1:{}", spec.port), "/health")
+    }
+
+    pub fn agent(&self, i: usize) -> &Daemon {
+        self.agents[i].1.as_ref().expect("agent is not running")
+    }
+
+    pub fn agent_mut(&mut self, i: usize) -> &mut Daemon {
+        self.agents[i].1.as_mut().expect("agent is not running")
+    }
+
+    fn wait_http(&self, addr: &str, path: &str) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if http_get(addr, path).is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("{addr}{path} did not answer within 20 s\n{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until the master sees `n` active agents.
+    pub fn wait_agents(&self, n: usize) -> Result<Value> {
+        self.wait_state(Duration::from_secs(20), |s| {
+            s["slaves"].as_array().map(|a| a.iter().filter(|x| x["active"] == true).count() >= n).unwrap_or(false)
+        })
+    }
+
+    /// Polls the master's /state until `pred` holds.
+    pub fn wait_state(&self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Result<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let state = self.master_state()?;
+            if pred(&state) {
+                return Ok(state);
+            }
+            if Instant::now() > deadline {
+                bail!("the master's state did not reach the expected shape in {timeout:?}: {state}\n{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn master_state(&self) -> Result<Value> {
+        http_get(&self.master.addr(), "/state")
+    }
+
+    /// Every daemon's log tail, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut out = format!("--- master log ---\n{}\n", self.master.log_tail());
+        for (i, (_, d)) in self.agents.iter().enumerate() {
+            if let Some(d) = d {
+                out.push_str(&format!("--- agent{i} log ---\n{}\n", d.log_tail()));
+            }
+        }
+        out
+    }
+
+    /// The agent's cgroup subtree.
+    pub fn agent_cgroup(&self, i: usize) -> PathBuf {
+        self.cgroup_mount.join(&self.agents[i].0.cgroups_root)
+    }
+
+    /// Pids of every process in the agent's containers right now.
+    pub fn container_pids(&self, i: usize) -> Vec<i32> {
+        let mut pids = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(self.agent_cgroup(i)) {
+            for e in entries.flatten() {
+                if e.path().is_dir() {
+                    pids.extend(procs(&e.path()));
+                }
+            }
+        }
+        pids
+    }
+
+    /// Pids of the supervisors the agent's work dir names, if they are still supervisors.
+    fn supervisor_pids(spec: &AgentSpec) -> Vec<i32> {
+        let mut pids = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(spec.work_dir.join("meta/containers")) {
+            for e in entries.flatten() {
+                let pid: Option<i32> = std::fs::read_to_string(e.path().join("supervisor.pid")).ok().and_then(|s| s.trim().parse().ok());
+                if let Some(pid) = pid {
+                    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                    if cmdline.split(|b| *b == 0).any(|a| a == e.path().as_os_str().as_encoded_bytes()) {
+                        pids.push(pid);
+                    }
+                }
+            }
+        }
+        pids
+    }
+}
+
+/// The pids in a cgroup.
+pub fn procs(cgroup: &Path) -> Vec<i32> {
+    std::fs::read_to_string(cgroup.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// Kills everything in a cgroup subtree and removes it, deepest first.
+pub fn remove_cgroup_tree(path: &Path) {
+    if !path.exists() {
+        return;
+    }
+    if let Ok(entries) = std::fs::read_dir(path) {
+        for e in entries.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                remove_cgroup_tree(&e.path());
+            }
+        }
+    }
+    let _ = std::fs::write(path.join("cgroup.kill"), "1");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !procs(path).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = std::fs::remove_dir(path);
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for (spec, daemon) in &mut self.agents {
+            if let Some(d) = daemon {
+                d.kill();
+            }
+            for pid in Self::supervisor_pids(spec) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            }
+            remove_cgroup_tree(&self.cgroup_mount.join(&spec.cgroups_root));
+        }
+        self.master.kill();
+    }
+}
+
+/// GET a JSON document over plain HTTP/1.0 (blocking; no runtime needed).
+pub fn http_get(addr: &str, path: &str) -> Result<Value> {
+    let (code, body) = http_request(addr, "GET", path)?;
+    if code != 200 {
+        bail!("GET {path} answered {code}: {body}");
+    }
+    if body.trim().is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_str(&body).with_context(|| format!("GET {path}: invalid JSON {body:?}"))
+}
+
+/// A minimal blocking HTTP/1.0 request; returns the status code and body.
+pub fn http_request(addr: &str, method: &str, path: &str) -> Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).with_context(|| format!("connect {addr}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(s, "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n")?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    Ok((code, body.to_string()))
+}
