@@ -81,7 +81,7 @@ fn allocatable(res: &Resources) -> bool {
 fn offerable_to(available: &Resources, roles: &[String]) -> Resources {
     let items = available
         .iter()
-        .filter(|r| r.role == DEFAULT_ROLE || roles.iter().any(|role| *role == r.role))
+        .filter(|r| r.role == DEFAULT_ROLE || roles.contains(&r.role))
         .cloned()
         .collect();
     Resources::from_vec(items).unwrap_or_default()
@@ -160,14 +160,14 @@ mod tests {
     fn lowest_dominant_share_wins_each_agent() {
         let total = res("cpus:8;mem:8192");
         let agents = [agent("a1", "cpus:2;mem:2048"), agent("a2", "cpus:2;mem:2048")];
-        // f1 holds 50% of cpus, f2 holds 25% of mem: f2 gets a1, then f2 (now 50% mem) ties with f1
-        // at 50%... f2's share becomes max(2/8, 3072/8192)=0.375 < 0.5, so f2 gets a2 as well.
+        // f1 holds 50% of cpus, f2 25% of mem: f2 gets a1; then f2 holds 50% of mem and ties
+        // with f1, and the tie goes to the smaller id, f1.
         let fws = [fw("f1", "cpus:4;mem:0"), fw("f2", "cpus:0;mem:2048")];
         let out = allocate(&agents, &fws, &total, Instant::now());
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].framework.as_str(), "f2");
         assert_eq!(out[0].resources, res("cpus:2;mem:2048"));
-        assert_eq!(out[1].framework.as_str(), "f2");
+        assert_eq!(out[1].framework.as_str(), "f1");
     }
 
     #[test]

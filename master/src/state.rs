@@ -21,7 +21,7 @@ pub type ConnId = u64;
 #[derive(Debug, Clone, PartialEq)]
 pub enum AgentCommand {
     Ping { agent_id: AgentId, seq: u64 },
-    Launch { framework: FrameworkInfo, task: TaskInfo },
+    Launch { framework: Box<FrameworkInfo>, task: Box<TaskInfo> },
     Kill { framework_id: FrameworkId, task_id: TaskId, grace_period_secs: f64 },
     Acknowledge { framework_id: FrameworkId, task_id: TaskId, uuid: UpdateUuid },
     Shutdown { reason: String },
@@ -699,7 +699,7 @@ impl Master {
     // ---- offers -------------------------------------------------------------------------------
 
     fn add_filter(&mut self, fw_id: &FrameworkId, agent: &AgentId, resources: Resources, refuse_seconds: f64, now: Instant) {
-        if !(refuse_seconds > 0.0) || resources.is_empty() {
+        if refuse_seconds.is_nan() || refuse_seconds <= 0.0 || resources.is_empty() {
             return;
         }
         let refuse = Duration::from_secs_f64(refuse_seconds.min(self.config.max_refuse.as_secs_f64()));
@@ -852,7 +852,10 @@ impl Master {
         fw.used.add(&task.resources);
         info!(framework_id = %fw_id, task_id = %task.task_id, agent_id = %agent_id, "launching task");
         if let Some(link) = &agent.link {
-            let _ = link.send(AgentCommand::Launch { framework: fw.info.clone(), task: task.clone() });
+            let _ = link.send(AgentCommand::Launch {
+                framework: Box::new(fw.info.clone()),
+                task: Box::new(task.clone()),
+            });
         }
         fw.tasks.insert(
             task.task_id.clone(),
@@ -1238,3 +1241,7 @@ impl Master {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;
