@@ -251,6 +251,7 @@ impl FrameworkInfo {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -81,7 +81,7 @@ pub fn opt_framework_id(
 pub fn text_list(
     reader: capnp::Result<capnp::text_list::Reader<'_>>,
 ) -> Result<Vec<String>, WireError> {
-    reader?.iter().map(|t| text(t)).collect()
+    reader?.iter().map(text).collect()
 }
 
 pub fn set_text_list(mut builder: capnp::text_list::Builder<'_>, items: &[String]) {

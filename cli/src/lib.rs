@@ -1,0 +1,100 @@
+//! The `strata` command. `main.rs` parses the flags and sets up logging; [`main`] runs the chosen
+//! command and maps its outcome to an exit status.
+//!
+//! Every error ends the process with one line `error: …` on stderr and a non-zero status.
+//!
+//! Codemap: [`args`] flags; [`up`] `up`/`down` over [`daemons`] (pid files, `/proc` checks,
+//! spawning and stopping); [`run`] the one-task framework over [`launch`] (pure decisions) and
+//! [`output`] (sandbox following); [`inspect`] `tasks`/`agents`/`kill` over [`tables`].
+
+pub mod args;
+pub mod daemons;
+pub mod inspect;
+pub mod launch;
+pub mod master;
+pub mod output;
+pub mod run;
+pub mod signals;
+pub mod tables;
+pub mod units;
+pub mod up;
+
+use args::{Cli, Command};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Runs the command and returns the process's exit status.
+pub fn main(cli: Cli) -> u8 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return 1;
+        }
+    };
+    let master = cli.master;
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Up(args) => up::up(args).await,
+            Command::Down(args) => up::down(args).await,
+            Command::Run(args) => run::run(&master, args).await,
+            Command::Tasks(args) => inspect::tasks(&master, args).await,
+            Command::Agents(args) => inspect::agents(&master, args).await,
+            Command::Kill(args) => inspect::kill(&master, args).await,
+        }
+    });
+    // Do not wait for background reads (e.g. a sandbox follower) to notice the end.
+    runtime.shutdown_background();
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {}", format!("{err:#}").replace('\n', " "));
+            1
+        }
+    }
+}
+
+/// `host:port`, with an IPv6 address in brackets.
+pub fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// The address to connect to for a listener bound to `ip`: loopback for a wildcard address.
+pub fn connect_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses() {
+        assert_eq!(host_port("127.0.0.1", 5050), "127.0.0.1:5050");
+        assert_eq!(host_port("::1", 5050), "[::1]:5050");
+        assert_eq!(
+            connect_ip("0.0.0.0".parse().unwrap()).to_string(),
+            "127.0.0.1"
+        );
+        assert_eq!(
+            connect_ip(IpAddr::V6(Ipv6Addr::UNSPECIFIED)).to_string(),
+            "::1"
+        );
+        assert_eq!(
+            connect_ip(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))).to_string(),
+            "10.0.0.1"
+        );
+    }
+}

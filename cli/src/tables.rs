@@ -1,0 +1,253 @@
+//! Tables of tasks and agents drawn from the master's `/state` (Mesos' shape). Pure: JSON in,
+//! text out.
+
+use crate::units::{format_cpus, format_mem};
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// Left-aligned columns separated by two spaces; no trailing blanks.
+pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(width) = widths.get_mut(i) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+    }
+    let mut out = String::new();
+    let header: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
+    for row in std::iter::once(&header).chain(rows) {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            line.push_str(cell);
+            let width = widths.get(i).copied().unwrap_or(0);
+            line.extend(std::iter::repeat_n(
+                ' ',
+                width.saturating_sub(cell.chars().count()),
+            ));
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+pub const TASK_HEADERS: [&str; 7] = ["ID", "NAME", "STATE", "CPUS", "MEM", "AGENT", "FRAMEWORK"];
+pub const AGENT_HEADERS: [&str; 6] = ["ID", "HOSTNAME:PORT", "STATE", "CPUS", "MEM", "TASKS"];
+
+/// The task objects of `/state` with the name of their framework: active tasks of active
+/// frameworks; with `all`, also completed tasks and the tasks of completed frameworks.
+pub fn select_tasks(state: &Value, all: bool) -> Vec<(&Value, &str)> {
+    let mut tasks = Vec::new();
+    let mut frameworks: Vec<&Value> = array(state, "frameworks").iter().collect();
+    if all {
+        frameworks.extend(array(state, "completed_frameworks"));
+    }
+    for framework in frameworks {
+        let name = text(framework, "name");
+        let mut lists = vec![array(framework, "tasks")];
+        if all {
+            lists.push(array(framework, "completed_tasks"));
+        }
+        for task in lists.into_iter().flatten() {
+            tasks.push((task, name));
+        }
+    }
+    tasks
+}
+
+/// Rows for [`TASK_HEADERS`].
+pub fn task_rows(state: &Value, all: bool) -> Vec<Vec<String>> {
+    let hostnames: HashMap<&str, &str> = array(state, "slaves")
+        .iter()
+        .map(|agent| (text(agent, "id"), text(agent, "hostname")))
+        .collect();
+    select_tasks(state, all)
+        .into_iter()
+        .map(|(task, framework)| {
+            let resources = task.get("resources").unwrap_or(&Value::Null);
+            let agent_id = text(task, "slave_id");
+            let agent = match hostnames.get(agent_id) {
+                Some(host) if !host.is_empty() => host,
+                _ => agent_id,
+            };
+            vec![
+                cell(text(task, "id")),
+                cell(text(task, "name")),
+                cell(text(task, "state")),
+                format_cpus(number(resources, "cpus")),
+                format_mem(number(resources, "mem")),
+                cell(agent),
+                cell(framework),
+            ]
+        })
+        .collect()
+}
+
+/// Rows for [`AGENT_HEADERS`]: CPUS and MEM as used/total; TASKS counts the agent's active tasks.
+pub fn agent_rows(state: &Value) -> Vec<Vec<String>> {
+    let mut task_counts: HashMap<&str, usize> = HashMap::new();
+    for (task, _) in select_tasks(state, false) {
+        *task_counts.entry(text(task, "slave_id")).or_default() += 1;
+    }
+    array(state, "slaves")
+        .iter()
+        .map(|agent| {
+            let id = text(agent, "id");
+            let total = agent.get("resources").unwrap_or(&Value::Null);
+            let used = agent.get("used_resources").unwrap_or(&Value::Null);
+            let state = match text(agent, "state") {
+                "" if agent.get("active").and_then(Value::as_bool) == Some(true) => "active",
+                "" => "inactive",
+                state => state,
+            };
+            vec![
+                cell(id),
+                format!("{}:{}", text(agent, "hostname"), number(agent, "port")),
+                state.to_string(),
+                format!(
+                    "{}/{}",
+                    format_cpus(number(used, "cpus")),
+                    format_cpus(number(total, "cpus"))
+                ),
+                format!(
+                    "{}/{}",
+                    format_mem(number(used, "mem")),
+                    format_mem(number(total, "mem"))
+                ),
+                task_counts.get(id).copied().unwrap_or(0).to_string(),
+            ]
+        })
+        .collect()
+}
+
+/// `value[key]` as an array, empty when absent.
+pub fn array<'a>(value: &'a Value, key: &str) -> &'a [Value] {
+    value
+        .get(key)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+}
+
+/// `value[key]` as a string, empty when absent.
+pub fn text<'a>(value: &'a Value, key: &str) -> &'a str {
+    value.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+/// `value[key]` as a number, 0 when absent.
+pub fn number(value: &Value, key: &str) -> f64 {
+    value.get(key).and_then(Value::as_f64).unwrap_or(0.0)
+}
+
+fn cell(value: &str) -> String {
+    if value.is_empty() {
+        "-".to_string()
+    } else {
+        value.to_string()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn state() -> Value {
+        json!({
+            "slaves": [
+                {"id": "m-S0", "hostname": "node1", "port": 5051, "active": true, "state": "active",
+                 "resources": {"cpus": 2.0, "mem": 1536.0},
+                 "used_resources": {"cpus": 0.5, "mem": 64.0}},
+                {"id": "m-S1", "hostname": "node2", "port": 5052, "active": false,
+                 "resources": {"cpus": 4.0, "mem": 4096.0}, "used_resources": {}}
+            ],
+            "frameworks": [
+                {"id": "m-0001", "name": "strata-run",
+                 "tasks": [{"id": "run-1a2b3c4d", "name": "run", "framework_id": "m-0001",
+                            "slave_id": "m-S0", "state": "TASK_RUNNING",
+                            "resources": {"cpus": 0.5, "mem": 64.0}}],
+                 "completed_tasks": [{"id": "old", "name": "old", "slave_id": "m-S9",
+                                      "state": "TASK_FINISHED", "resources": {"cpus": 1.0}}]}
+            ],
+            "completed_frameworks": [
+                {"id": "m-0000", "name": "gone", "tasks": [],
+                 "completed_tasks": [{"id": "older", "name": "x", "slave_id": "m-S0",
+                                      "state": "TASK_KILLED", "resources": {"mem": 2048.0}}]}
+            ]
+        })
+    }
+
+    #[test]
+    fn renders_aligned_columns() {
+        let table = render(
+            &["ID", "NAME"],
+            &[vec!["a".into(), "bb".into()], vec!["ccc".into()]],
+        );
+        assert_eq!(table, "ID   NAME\na    bb\nccc\n");
+    }
+
+    #[test]
+    fn task_table() {
+        let state = state();
+        let rows = task_rows(&state, false);
+        assert_eq!(
+            rows,
+            vec![vec![
+                "run-1a2b3c4d",
+                "run",
+                "TASK_RUNNING",
+                "0.5",
+                "64 MiB",
+                "node1",
+                "strata-run"
+            ]]
+        );
+        let rows = task_rows(&state, true);
+        let ids: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+        assert_eq!(ids, ["run-1a2b3c4d", "old", "older"]);
+        // an agent the master no longer lists is shown by its id
+        assert_eq!(rows[1][5], "m-S9");
+        assert_eq!(rows[2][4], "2 GiB");
+        assert_eq!(rows[2][6], "gone");
+        let table = render(&TASK_HEADERS, &task_rows(&state, false));
+        assert_eq!(
+            table,
+            "ID            NAME  STATE         CPUS  MEM     AGENT  FRAMEWORK\n\
+             run-1a2b3c4d  run   TASK_RUNNING  0.5   64 MiB  node1  strata-run\n"
+        );
+    }
+
+    #[test]
+    fn agent_table() {
+        let rows = agent_rows(&state());
+        assert_eq!(
+            rows[0],
+            [
+                "m-S0",
+                "node1:5051",
+                "active",
+                "0.5/2",
+                "64 MiB/1.5 GiB",
+                "1"
+            ]
+        );
+        assert_eq!(
+            rows[1],
+            ["m-S1", "node2:5052", "inactive", "0/4", "0 MiB/4 GiB", "0"]
+        );
+    }
+
+    #[test]
+    fn missing_fields_do_not_panic() {
+        assert!(task_rows(&json!({}), true).is_empty());
+        let rows = task_rows(&json!({"frameworks": [{"tasks": [{}]}]}), false);
+        assert_eq!(rows[0], ["-", "-", "-", "0", "0 MiB", "-", "-"]);
+        assert_eq!(agent_rows(&json!({"slaves": [{}]}))[0][1], ":0");
+    }
+}

@@ -1,0 +1,151 @@
+//! `strata-bench …` (run by `cargo xtask bench …`): benchmarks through the real binaries. Each
+//! figure is printed beside a baseline measured in the same run, because these machines are noisy.
+//! The daemons it starts are the release binaries in `STRATA_BIN_DIR` (xtask builds and sets it).
+
+use anyhow::{bail, Context, Result};
+use std::collections::HashMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use strata_schema::{TaskId, TaskState};
+use strata_tests::framework::{task, TestFramework};
+use strata_tests::Cluster;
+
+/// Percentile of sorted durations.
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+/// Plain fork/exec of `/bin/true`, `n` times.
+fn baseline(n: usize) -> Result<Vec<Duration>> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        let status = Command::new("/bin/true").status().context("run /bin/true")?;
+        if !status.success() {
+            bail!("/bin/true failed");
+        }
+        out.push(t.elapsed());
+    }
+    out.sort();
+    Ok(out)
+}
+
+struct Run {
+    to_running: Vec<Duration>,
+    to_finished: Vec<Duration>,
+    wall: Duration,
+}
+
+/// Launches `n` `/bin/true` tasks keeping at most `window` in flight.
+async fn launch_run(master: &str, n: usize, window: usize, label: &str) -> Result<Run> {
+    let mut fw = TestFramework::subscribe(master, &format!("bench-{label}")).await?;
+    let mut accepted: HashMap<TaskId, Instant> = HashMap::new();
+    let mut running: HashMap<TaskId, Duration> = HashMap::new();
+    let mut finished: Vec<Duration> = Vec::new();
+    let mut to_running = Vec::new();
+    let mut launched = 0usize;
+    let mut seen = 0usize;
+    let start = Instant::now();
+    while finished.len() < n {
+        let in_flight = launched - finished.len();
+        if launched < n && in_flight < window {
+            if let Some(offer) = fw.offers.pop() {
+                let fits = ((offer.resources.cpus() / 0.1).floor() as usize).min(((offer.resources.mem() / 32.0).floor()) as usize);
+                let k = (window - in_flight).min(n - launched).min(fits);
+                let tasks: Vec<_> = (0..k)
+                    .map(|i| task(&format!("{label}-{}", launched + i), &offer.agent_id, "cpus:0.1;mem:32", "/bin/true"))
+                    .map(|mut t| {
+                        t.command = strata_schema::CommandInfo::argv(vec!["/bin/true".into()]);
+                        t
+                    })
+                    .collect();
+                let now = Instant::now();
+                for t in &tasks {
+                    accepted.insert(t.task_id.clone(), now);
+                }
+                launched += k;
+                fw.launch(&offer, tasks).await?;
+                continue;
+            }
+        }
+        fw.step(Duration::from_secs(30)).await?;
+        // Look at the updates that arrived.
+        for s in fw.updates[seen..].iter() {
+            let Some(t0) = accepted.get(&s.task_id) else { continue };
+            match s.state {
+                TaskState::Running => {
+                    let d = t0.elapsed();
+                    running.insert(s.task_id.clone(), d);
+                    to_running.push(d);
+                }
+                TaskState::Finished => finished.push(t0.elapsed()),
+                st if st.is_terminal() => bail!("task {} ended {st}: {}", s.task_id, s.message),
+                _ => {}
+            }
+        }
+        seen = fw.updates.len();
+    }
+    let wall = start.elapsed();
+    let _ = fw.driver.teardown().await;
+    to_running.sort();
+    finished.sort();
+    Ok(Run { to_running, to_finished: finished, wall })
+}
+
+fn launch(n: usize) -> Result<()> {
+    if std::env::var_os("STRATA_LOG").is_none() {
+        std::env::set_var("STRATA_LOG", "warn");
+    }
+    let cluster = Cluster::start("cpus:64;mem:65536")?;
+    let master = cluster.master.addr();
+    let runtime = tokio::runtime::Runtime::new()?;
+    let base = baseline(n)?;
+    let seq = runtime.block_on(launch_run(&master, n, 1, "seq"))?;
+    let par = runtime.block_on(launch_run(&master, n, 50, "par"))?;
+    let base_after = baseline(n)?;
+    println!("bench launch: {n} command tasks (/bin/true) on one agent, through the real master and agent");
+    println!(
+        "  baseline fork/exec of /bin/true: p50 {} p99 {} (again after the runs: p50 {})",
+        ms(pct(&base, 0.5)),
+        ms(pct(&base, 0.99)),
+        ms(pct(&base_after, 0.5))
+    );
+    for (name, run) in [("sequential", &seq), ("50 at a time", &par)] {
+        let p50 = pct(&run.to_running, 0.5);
+        println!(
+            "  {name:>12}: accept->RUNNING p50 {} p99 {} | accept->FINISHED p50 {} p99 {} | {:.0} tasks/s, all {n} in {:.2} s | RUNNING p50 = {:.1}x fork/exec",
+            ms(p50),
+            ms(pct(&run.to_running, 0.99)),
+            ms(pct(&run.to_finished, 0.5)),
+            ms(pct(&run.to_finished, 0.99)),
+            n as f64 / run.wall.as_secs_f64(),
+            run.wall.as_secs_f64(),
+            p50.as_secs_f64() / pct(&base, 0.5).as_secs_f64().max(1e-9),
+        );
+    }
+    println!("  reference: Mesos launches 1,000 containers on one agent in about 30 s; target: < 3 s, p50 accept->RUNNING < 5 ms");
+    drop(cluster);
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("launch") => {
+            let n = match args.get(1) {
+                Some(n) => n.parse().with_context(|| format!("invalid task count {n:?}"))?,
+                None => 1000,
+            };
+            launch(n)
+        }
+        _ => bail!("usage: strata-bench launch [TASKS]"),
+    }
+}

@@ -1,0 +1,126 @@
+//! `cargo xtask …`: Strata's build automation, in Rust rather than shell scripts (as aya and
+//! rust-analyzer do). Each subcommand lives in a file of its own.
+
+mod apt;
+mod bench;
+mod ci;
+mod cmd;
+mod up;
+
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "Build automation for Strata")]
+struct Xtask {
+    #[command(subcommand)]
+    task: Task,
+}
+
+/// The tasks. The VM test bed (`vm-test`) joins here when it exists.
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Set up this machine (Debian 12, root): install capnproto if missing, build the release
+    /// binaries, install them into /usr/local/bin and run `strata up` (arguments after `--` go to
+    /// `strata up`)
+    Up {
+        /// Arguments for `strata up`, e.g. `-- --foreground`
+        #[arg(last = true, value_name = "STRATA_UP_ARGS")]
+        args: Vec<String>,
+    },
+    /// The test command of CI (root): system packages, fmt, clippy, build, tests
+    Ci,
+    /// Benchmarks through the real release binaries (root)
+    Bench {
+        #[command(subcommand)]
+        bench: Bench,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// Command tasks (/bin/true) on one agent through the real master and agent: sequential and
+    /// 50 at a time; p50/p99 accept->RUNNING and accept->FINISHED, tasks/s, beside fork/exec
+    Launch {
+        /// How many tasks each run launches
+        #[arg(long, default_value_t = 1000)]
+        tasks: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    let xtask = Xtask::parse();
+    let result = match xtask.task {
+        Task::Up { args } => up::run(&args),
+        Task::Ci => ci::run(),
+        Task::Bench { bench: Bench::Launch { tasks } } => bench::run("launch", tasks),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (xtask's parent directory).
+fn workspace_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+}
+
+/// Refuses to go on unless this process runs as root.
+fn require_root(task: &str, why: &str) -> anyhow::Result<()> {
+    // SAFETY: geteuid(2) cannot fail and touches no memory of ours.
+    let euid = unsafe { libc::geteuid() };
+    if euid != 0 {
+        anyhow::bail!("{task} must run as root: {why}");
+    }
+    Ok(())
+}
+
+/// The first executable called `name` on PATH.
+fn which(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| {
+            std::fs::metadata(candidate)
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Xtask::command().debug_assert();
+    }
+
+    #[test]
+    fn up_passes_the_rest_through() {
+        let parsed =
+            Xtask::try_parse_from(["xtask", "up", "--", "--foreground", "--ip", "0.0.0.0"]);
+        let Ok(Xtask {
+            task: Task::Up { args },
+        }) = parsed
+        else {
+            panic!("{parsed:?}")
+        };
+        assert_eq!(args, ["--foreground", "--ip", "0.0.0.0"]);
+    }
+
+    #[test]
+    fn finds_sh() {
+        assert!(which("sh").is_some());
+        assert!(which("surely-no-such-binary-xtask").is_none());
+    }
+}
