@@ -50,6 +50,8 @@ pub enum Msg {
     Registered { agent_id: AgentId, master: MasterInfo },
     Disconnected,
     Escalate { container_id: ContainerId },
+    /// The blocking part of a launch (sandbox, checkpoint, spawning the supervisor) is done.
+    Launched { container_id: ContainerId, result: Result<u32, String> },
     GetState { reply: oneshot::Sender<Json> },
 }
 
@@ -131,7 +133,7 @@ impl Agent {
         }
     }
 
-    fn status(&self, c: &Container, state: TaskState, source: StatusSource, message: String) -> TaskStatus {
+    fn status(c: &Container, state: TaskState, source: StatusSource, message: String) -> TaskStatus {
         TaskStatus {
             task_id: c.ckpt.task.task_id.clone(),
             state,
@@ -234,6 +236,7 @@ impl Agent {
                     self.containerizer.kill_all(&container_id);
                 }
             }
+            Msg::Launched { container_id, result } => self.launched(&container_id, result),
             Msg::GetState { reply } => {
                 let _ = reply.send(self.state_json());
             }
@@ -244,9 +247,14 @@ impl Agent {
         match event {
             ContainerEvent::Running { container_id, init_pid } => {
                 let Some(c) = self.containers.get(&container_id) else { return };
-                if c.state == TaskState::Starting && !c.kill_requested {
+                if matches!(c.state, TaskState::Staging | TaskState::Starting) && !c.kill_requested && !c.exited {
                     info!(task_id = %c.ckpt.task.task_id, init_pid, elapsed_ms = c.launched.elapsed().as_secs_f64() * 1e3, "task running");
-                    let status = self.status(c, TaskState::Running, StatusSource::Executor, String::new());
+                    if c.state == TaskState::Staging {
+                        let status = Self::status(c, TaskState::Starting, StatusSource::Executor, String::new());
+                        self.update(&container_id, status);
+                    }
+                    let Some(c) = self.containers.get(&container_id) else { return };
+                    let status = Self::status(c, TaskState::Running, StatusSource::Executor, String::new());
                     self.update(&container_id, status);
                 }
             }
@@ -312,21 +320,47 @@ impl Agent {
             Container { ckpt, state: TaskState::Staging, supervisor_pid: None, kill_requested: false, exited: false, launched: Instant::now() },
         );
         let Some(c) = self.containers.get(&container_id) else { return };
-        match self.containerizer.launch(&c.ckpt) {
+        // Sandbox, checkpoint (fsync) and spawn block: do them on the blocking pool so that
+        // launches overlap and the actor keeps answering.
+        let containerizer = self.containerizer.clone();
+        let ckpt = c.ckpt.clone();
+        let to_self = self.to_self.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = containerizer.launch(&ckpt).map_err(|e| e.to_string());
+            let _ = to_self.send(Msg::Launched { container_id: ckpt.container_id, result });
+        });
+    }
+
+    fn launched(&mut self, id: &ContainerId, result: Result<u32, String>) {
+        let Some(c) = self.containers.get_mut(id) else { return };
+        match result {
             Ok(pid) => {
-                let status = self.status(c, TaskState::Starting, StatusSource::Executor, String::new());
-                if let Some(c) = self.containers.get_mut(&container_id) {
-                    c.supervisor_pid = Some(pid as i32);
+                c.supervisor_pid = Some(pid as i32);
+                if c.kill_requested && !c.exited {
+                    // Killed while it was being launched.
+                    self.containerizer.terminate(pid as i32);
+                    self.schedule_escalation(id.clone(), self.kill_grace_period);
+                } else if c.state == TaskState::Staging && !c.exited {
+                    let status = Self::status(c, TaskState::Starting, StatusSource::Executor, String::new());
+                    self.update(id, status);
                 }
-                self.update(&container_id, status);
             }
             Err(err) => {
                 warn!(task_id = %c.ckpt.task.task_id, cause = %err, "failed to launch the container");
-                let mut status = self.status(c, TaskState::Failed, StatusSource::Agent, format!("failed to launch the container: {err}"));
+                let mut status =
+                    Self::status(c, TaskState::Failed, StatusSource::Agent, format!("failed to launch the container: {err}"));
                 status.reason = Some("REASON_CONTAINER_LAUNCH_FAILED".to_string());
-                self.update(&container_id, status);
+                self.update(id, status);
             }
         }
+    }
+
+    fn schedule_escalation(&self, id: ContainerId, grace: Duration) {
+        let to_self = self.to_self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            let _ = to_self.send(Msg::Escalate { container_id: id });
+        });
     }
 
     fn kill(&mut self, fw: &FrameworkId, task: &TaskId, grace_period_secs: f64) {
@@ -345,23 +379,13 @@ impl Agent {
             c.ckpt.task.kill_grace_period_secs.map(Duration::from_secs_f64).unwrap_or(self.kill_grace_period)
         };
         info!(task_id = %task, grace_ms = grace.as_millis() as u64, "killing task");
-        let supervisor_pid = c.supervisor_pid;
-        match supervisor_pid {
+        match c.supervisor_pid {
             Some(pid) => {
                 self.containerizer.terminate(pid);
-                let to_self = self.to_self.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(grace).await;
-                    let _ = to_self.send(Msg::Escalate { container_id: id });
-                });
+                self.schedule_escalation(id, grace);
             }
-            None => {
-                if let Some(c) = self.containers.get(&id) {
-                    let status =
-                        self.status(c, TaskState::Killed, StatusSource::Agent, "killed before it started".to_string());
-                    self.update(&id, status);
-                }
-            }
+            // Still being launched: `launched` terminates it when the supervisor is up.
+            None => {}
         }
     }
 
@@ -384,7 +408,7 @@ impl Agent {
             Some(s) if s.exit_code == Some(0) => (TaskState::Finished, s.message.clone(), None, Some(0)),
             Some(s) => (TaskState::Failed, s.message.clone(), None, exit_code(s)),
         };
-        let mut status = self.status(c, state, StatusSource::Executor, message);
+        let mut status = Self::status(c, state, StatusSource::Executor, message);
         status.reason = reason.map(str::to_string);
         status.exit_code = code;
         self.update(id, status);

@@ -3,7 +3,7 @@
 //! spawn+exec: the daemon itself never clones with namespace flags. Events from a supervisor's
 //! stdout become [`ContainerEvent`]s for the agent's actor.
 
-use crate::paths::{write_atomic, Paths};
+use crate::paths::{write_atomic, write_replace, Paths};
 use crate::supervisor::{ContainerSpec, ExitStatus, Namespaces, SPEC_FILE, STATUS_FILE};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -51,6 +51,7 @@ pub enum LaunchError {
     Spawn { exe: PathBuf, source: std::io::Error },
 }
 
+#[derive(Clone)]
 pub struct Containerizer {
     paths: Paths,
     /// The agent's subtree of the cgroup2 hierarchy (`<mount>/<cgroups_root>`).
@@ -129,12 +130,15 @@ impl Containerizer {
                 LaunchError::Chown { path: ckpt.sandbox.clone(), user: user.clone(), source }
             })?;
         }
-        let write = |name: &str, data: Vec<u8>| {
+        let write = |name: &str, data: Vec<u8>, durable: bool| {
             let path = dir.join(name);
-            write_atomic(&path, &data).map_err(|source| LaunchError::Write { path, source })
+            let result = if durable { write_atomic(&path, &data) } else { write_replace(&path, &data) };
+            result.map_err(|source| LaunchError::Write { path, source })
         };
-        write(TASK_FILE, serde_json::to_vec_pretty(ckpt).unwrap_or_default())?;
-        write(SPEC_FILE, serde_json::to_vec_pretty(&self.spec(ckpt)).unwrap_or_default())?;
+        // The task's checkpoint must outlive a machine crash (to report the task after reboot);
+        // the spec and pid file only matter while the supervisor lives.
+        write(TASK_FILE, serde_json::to_vec_pretty(ckpt).unwrap_or_default(), true)?;
+        write(SPEC_FILE, serde_json::to_vec_pretty(&self.spec(ckpt)).unwrap_or_default(), false)?;
         let log_path = dir.join(SUPERVISOR_LOG);
         let log = std::fs::File::create(&log_path).map_err(|source| LaunchError::Create { path: log_path, source })?;
         let mut child = tokio::process::Command::new(&self.exe)
@@ -149,7 +153,7 @@ impl Containerizer {
             .spawn()
             .map_err(|source| LaunchError::Spawn { exe: self.exe.clone(), source })?;
         let pid = child.id().unwrap_or(0);
-        write(SUPERVISOR_PID_FILE, pid.to_string().into_bytes())?;
+        write(SUPERVISOR_PID_FILE, pid.to_string().into_bytes(), false)?;
         let stdout = child.stdout.take();
         let events = self.events.clone();
         let id = ckpt.container_id.clone();

@@ -43,9 +43,22 @@ impl Paths {
     }
 }
 
-/// Writes `data` to `path` atomically: temp file, fsync, rename, fsync of the directory.
+/// Writes `data` to `path` atomically and durably: temp file, fsync, rename, fsync of the
+/// directory. For what must survive a machine crash (the agent id, a task's checkpoint).
 /// Missing parent directories are created.
 pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    write(path, data, true)
+}
+
+/// Writes `data` to `path` atomically (temp file, rename) without fsync: readers never see a
+/// partial file, even if the agent is killed, but a machine crash may lose it. For what only
+/// matters while processes live (pid files, the supervisor's spec): each fsync costs about a
+/// millisecond on the launch path, and no process survives a machine crash anyway.
+pub fn write_replace(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    write(path, data, false)
+}
+
+fn write(path: &Path, data: &[u8], durable: bool) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(
@@ -55,10 +68,15 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
     }
     std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
+    if durable {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -71,7 +89,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("new").join("x.json");
         write_atomic(&p, b"one").unwrap();
-        write_atomic(&p, b"two").unwrap();
+        write_replace(&p, b"two").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
         assert_eq!(std::fs::read_dir(dir.path().join("new")).unwrap().count(), 1);
     }

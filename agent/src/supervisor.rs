@@ -25,8 +25,10 @@
 //! ```
 //!
 //! SIGTERM and SIGINT to the supervisor go to init, which passes them (and SIGHUP, SIGQUIT,
-//! SIGUSR1, SIGUSR2) on to the task. Killing the supervisor itself leaves the container running;
-//! the agent then kills it through `cgroup.kill`.
+//! SIGUSR1, SIGUSR2) on to the task's process group. When the task exits, init exits with it and
+//! the kernel kills what is left of the pid namespace; the supervisor then empties the cgroup
+//! with `cgroup.kill` (which also covers containers without a pid namespace). Killing the
+//! supervisor itself leaves the container running: the agent kills it through `cgroup.kill`.
 
 use nix::errno::Errno;
 use nix::sys::signal::{
@@ -350,6 +352,7 @@ const FORWARDED: [Signal; 6] = [
 ];
 
 extern "C" fn supervisor_on_signal(signal: libc::c_int) {
+    let errno = Errno::last_raw();
     let pid = INIT_PID.load(Ordering::SeqCst);
     if pid > 0 {
         // SAFETY: kill(2) is async-signal-safe.
@@ -357,14 +360,24 @@ extern "C" fn supervisor_on_signal(signal: libc::c_int) {
     } else {
         PENDING_SIGNAL.store(signal, Ordering::SeqCst);
     }
+    Errno::set_raw(errno);
 }
 
 extern "C" fn init_on_signal(signal: libc::c_int) {
+    let errno = Errno::last_raw();
     let pid = TASK_PID.load(Ordering::SeqCst);
     if pid > 0 {
+        // The task leads its own session and process group: signal the whole group, as Mesos
+        // signals the task's process tree, so that `sh -c 'a | b'` ends gracefully too. Init
+        // exiting after the task SIGKILLs whatever remains.
+        // Until the task has called setsid, its group does not exist: signal the task alone.
         // SAFETY: kill(2) is async-signal-safe.
-        unsafe { libc::kill(pid, signal) };
+        if unsafe { libc::kill(-pid, signal) } != 0 {
+            // SAFETY: as above.
+            unsafe { libc::kill(pid, signal) };
+        }
     }
+    Errno::set_raw(errno);
 }
 
 fn set_handler(signal: Signal, handler: SigHandler) {

@@ -42,7 +42,7 @@ fn run_prints_stdout_and_exits_with_the_task_code() {
 #[test]
 fn run_asking_too_much_fails_clearly() {
     let cluster = Cluster::start("cpus:1;mem:512").unwrap();
-    let out = strata(&cluster.master.addr(), &["run", "--cpus", "64", "--", "true"]);
+    let out = strata(&cluster.master.addr(), &["run", "--cpus", "64", "--offer-timeout", "2", "--", "true"]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(err.contains("error:"), "{err}");
