@@ -11,7 +11,8 @@
 //! ```
 
 use crate::containerizer::{
-    process_alive, read_status, ContainerEvent, Containerizer, TaskCheckpoint, SUPERVISOR_PID_FILE, TASK_FILE,
+    process_alive, read_status, ContainerEvent, Containerizer, TaskCheckpoint, SUPERVISOR_PID_FILE,
+    TASK_FILE,
 };
 use crate::paths::{write_atomic, Paths};
 use crate::status::StatusUpdates;
@@ -21,8 +22,8 @@ use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use strata_schema::{
-    AgentId, AgentInfo, Attributes, ContainerId, FrameworkId, FrameworkInfo, MasterInfo, Resources, StatusSource,
-    TaskId, TaskInfo, TaskState, TaskStatus, UpdateUuid,
+    AgentId, AgentInfo, Attributes, ContainerId, FrameworkId, FrameworkInfo, MasterInfo, Resources,
+    StatusSource, TaskId, TaskInfo, TaskState, TaskStatus, UpdateUuid,
 };
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
@@ -40,19 +41,46 @@ pub struct RunningTask {
 
 /// What the agent's front ends and containers tell the actor.
 pub enum Msg {
-    Launch { framework: FrameworkInfo, task: TaskInfo },
-    Kill { framework_id: FrameworkId, task_id: TaskId, grace_period_secs: f64 },
-    Acknowledge { framework_id: FrameworkId, task_id: TaskId, uuid: UpdateUuid },
-    ShutdownFramework { framework_id: FrameworkId },
-    Shutdown { reason: String },
+    Launch {
+        framework: Box<FrameworkInfo>,
+        task: Box<TaskInfo>,
+    },
+    Kill {
+        framework_id: FrameworkId,
+        task_id: TaskId,
+        grace_period_secs: f64,
+    },
+    Acknowledge {
+        framework_id: FrameworkId,
+        task_id: TaskId,
+        uuid: UpdateUuid,
+    },
+    ShutdownFramework {
+        framework_id: FrameworkId,
+    },
+    Shutdown {
+        reason: String,
+    },
     /// The RPC thread is about to register: what should it say?
-    Snapshot { reply: oneshot::Sender<(AgentInfo, Vec<RunningTask>)> },
-    Registered { agent_id: AgentId, master: MasterInfo },
+    Snapshot {
+        reply: oneshot::Sender<(AgentInfo, Vec<RunningTask>)>,
+    },
+    Registered {
+        agent_id: AgentId,
+        master: MasterInfo,
+    },
     Disconnected,
-    Escalate { container_id: ContainerId },
+    Escalate {
+        container_id: ContainerId,
+    },
     /// The blocking part of a launch (sandbox, checkpoint, spawning the supervisor) is done.
-    Launched { container_id: ContainerId, result: Result<u32, String> },
-    GetState { reply: oneshot::Sender<Json> },
+    Launched {
+        container_id: ContainerId,
+        result: Result<u32, String>,
+    },
+    GetState {
+        reply: oneshot::Sender<Json>,
+    },
 }
 
 /// What the actor asks the RPC thread to send to the master.
@@ -133,7 +161,12 @@ impl Agent {
         }
     }
 
-    fn status(c: &Container, state: TaskState, source: StatusSource, message: String) -> TaskStatus {
+    fn status(
+        c: &Container,
+        state: TaskState,
+        source: StatusSource,
+        message: String,
+    ) -> TaskStatus {
         TaskStatus {
             task_id: c.ckpt.task.task_id.clone(),
             state,
@@ -172,7 +205,9 @@ impl Agent {
 
     /// Adopts containers left by a previous run of the agent (supervisors survive restarts).
     pub fn recover(&mut self) {
-        let Ok(entries) = std::fs::read_dir(self.paths.containers_dir()) else { return };
+        let Ok(entries) = std::fs::read_dir(self.paths.containers_dir()) else {
+            return;
+        };
         for entry in entries.flatten() {
             let dir = entry.path();
             let Some(ckpt) = std::fs::read(dir.join(TASK_FILE))
@@ -184,16 +219,32 @@ impl Agent {
                 continue;
             };
             let id = ckpt.container_id.clone();
-            let Some(fw_id) = ckpt.framework.id.clone() else { continue };
-            let pid: Option<i32> = std::fs::read_to_string(dir.join(SUPERVISOR_PID_FILE)).ok().and_then(|s| s.trim().parse().ok());
+            let Some(fw_id) = ckpt.framework.id.clone() else {
+                continue;
+            };
+            let pid: Option<i32> = std::fs::read_to_string(dir.join(SUPERVISOR_PID_FILE))
+                .ok()
+                .and_then(|s| s.trim().parse().ok());
             let alive = pid.is_some_and(|p| process_alive(p, &dir));
             let running = dir.join(crate::supervisor::PID_FILE).exists();
             info!(container_id = %id, task_id = %ckpt.task.task_id, alive, "recovering container");
-            self.by_task.insert((fw_id, ckpt.task.task_id.clone()), id.clone());
-            let state = if running { TaskState::Running } else { TaskState::Starting };
+            self.by_task
+                .insert((fw_id, ckpt.task.task_id.clone()), id.clone());
+            let state = if running {
+                TaskState::Running
+            } else {
+                TaskState::Starting
+            };
             self.containers.insert(
                 id.clone(),
-                Container { ckpt, state, supervisor_pid: pid, kill_requested: false, exited: false, launched: Instant::now() },
+                Container {
+                    ckpt,
+                    state,
+                    supervisor_pid: pid,
+                    kill_requested: false,
+                    exited: false,
+                    launched: Instant::now(),
+                },
             );
             match (alive, pid) {
                 (true, Some(pid)) => self.containerizer.watch_adopted(id, pid),
@@ -207,9 +258,17 @@ impl Agent {
 
     pub fn handle(&mut self, msg: Msg) {
         match msg {
-            Msg::Launch { framework, task } => self.launch(framework, task),
-            Msg::Kill { framework_id, task_id, grace_period_secs } => self.kill(&framework_id, &task_id, grace_period_secs),
-            Msg::Acknowledge { framework_id, task_id, uuid } => self.acknowledge(&framework_id, &task_id, &uuid),
+            Msg::Launch { framework, task } => self.launch(*framework, *task),
+            Msg::Kill {
+                framework_id,
+                task_id,
+                grace_period_secs,
+            } => self.kill(&framework_id, &task_id, grace_period_secs),
+            Msg::Acknowledge {
+                framework_id,
+                task_id,
+                uuid,
+            } => self.acknowledge(&framework_id, &task_id, &uuid),
             Msg::ShutdownFramework { framework_id } => self.shutdown_framework(&framework_id),
             Msg::Shutdown { reason } => {
                 warn!(%reason, "the master asked this agent to shut down: killing every task");
@@ -231,12 +290,19 @@ impl Agent {
                 self.connected = false;
             }
             Msg::Escalate { container_id } => {
-                if self.containers.get(&container_id).is_some_and(|c| !c.exited) {
+                if self
+                    .containers
+                    .get(&container_id)
+                    .is_some_and(|c| !c.exited)
+                {
                     info!(container_id = %container_id, "grace period over: killing the container's cgroup");
                     self.containerizer.kill_all(&container_id);
                 }
             }
-            Msg::Launched { container_id, result } => self.launched(&container_id, result),
+            Msg::Launched {
+                container_id,
+                result,
+            } => self.launched(&container_id, result),
             Msg::GetState { reply } => {
                 let _ = reply.send(self.state_json());
             }
@@ -245,20 +311,39 @@ impl Agent {
 
     pub fn handle_container(&mut self, event: ContainerEvent) {
         match event {
-            ContainerEvent::Running { container_id, init_pid } => {
-                let Some(c) = self.containers.get(&container_id) else { return };
-                if matches!(c.state, TaskState::Staging | TaskState::Starting) && !c.kill_requested && !c.exited {
+            ContainerEvent::Running {
+                container_id,
+                init_pid,
+            } => {
+                let Some(c) = self.containers.get(&container_id) else {
+                    return;
+                };
+                if matches!(c.state, TaskState::Staging | TaskState::Starting)
+                    && !c.kill_requested
+                    && !c.exited
+                {
                     info!(task_id = %c.ckpt.task.task_id, init_pid, elapsed_ms = c.launched.elapsed().as_secs_f64() * 1e3, "task running");
                     if c.state == TaskState::Staging {
-                        let status = Self::status(c, TaskState::Starting, StatusSource::Executor, String::new());
+                        let status = Self::status(
+                            c,
+                            TaskState::Starting,
+                            StatusSource::Executor,
+                            String::new(),
+                        );
                         self.update(&container_id, status);
                     }
-                    let Some(c) = self.containers.get(&container_id) else { return };
-                    let status = Self::status(c, TaskState::Running, StatusSource::Executor, String::new());
+                    let Some(c) = self.containers.get(&container_id) else {
+                        return;
+                    };
+                    let status =
+                        Self::status(c, TaskState::Running, StatusSource::Executor, String::new());
                     self.update(&container_id, status);
                 }
             }
-            ContainerEvent::Exited { container_id, status } => self.container_exited(&container_id, status),
+            ContainerEvent::Exited {
+                container_id,
+                status,
+            } => self.container_exited(&container_id, status),
         }
     }
 
@@ -281,7 +366,11 @@ impl Agent {
             .containers
             .values()
             .filter(|c| !c.exited)
-            .map(|c| RunningTask { framework: c.ckpt.framework.clone(), task: c.ckpt.task.clone(), state: c.state })
+            .map(|c| RunningTask {
+                framework: c.ckpt.framework.clone(),
+                task: c.ckpt.task.clone(),
+                state: c.state,
+            })
             .collect();
         (info, running)
     }
@@ -289,7 +378,9 @@ impl Agent {
     fn registered(&mut self, agent_id: AgentId, master: MasterInfo) {
         info!(agent_id = %agent_id, master = %format!("{}:{}", master.ip, master.port), "registered with the master");
         if self.agent_id.as_ref() != Some(&agent_id) {
-            if let Err(err) = write_atomic(&self.paths.agent_id_file(), agent_id.as_str().as_bytes()) {
+            if let Err(err) =
+                write_atomic(&self.paths.agent_id_file(), agent_id.as_str().as_bytes())
+            {
                 warn!(cause = %err, "failed to checkpoint the agent id");
             }
         }
@@ -312,14 +403,31 @@ impl Agent {
             return;
         }
         let container_id = ContainerId::random();
-        let sandbox: PathBuf = self.paths.sandbox(&task.agent_id, &fw_id, &task.task_id, &container_id);
-        let ckpt = TaskCheckpoint { container_id: container_id.clone(), agent_id: task.agent_id.clone(), framework, task, sandbox };
+        let sandbox: PathBuf =
+            self.paths
+                .sandbox(&task.agent_id, &fw_id, &task.task_id, &container_id);
+        let ckpt = TaskCheckpoint {
+            container_id: container_id.clone(),
+            agent_id: task.agent_id.clone(),
+            framework,
+            task,
+            sandbox,
+        };
         self.by_task.insert(key, container_id.clone());
         self.containers.insert(
             container_id.clone(),
-            Container { ckpt, state: TaskState::Staging, supervisor_pid: None, kill_requested: false, exited: false, launched: Instant::now() },
+            Container {
+                ckpt,
+                state: TaskState::Staging,
+                supervisor_pid: None,
+                kill_requested: false,
+                exited: false,
+                launched: Instant::now(),
+            },
         );
-        let Some(c) = self.containers.get(&container_id) else { return };
+        let Some(c) = self.containers.get(&container_id) else {
+            return;
+        };
         // Sandbox, checkpoint (fsync) and spawn block: do them on the blocking pool so that
         // launches overlap and the actor keeps answering.
         let containerizer = self.containerizer.clone();
@@ -327,12 +435,17 @@ impl Agent {
         let to_self = self.to_self.clone();
         tokio::task::spawn_blocking(move || {
             let result = containerizer.launch(&ckpt).map_err(|e| e.to_string());
-            let _ = to_self.send(Msg::Launched { container_id: ckpt.container_id, result });
+            let _ = to_self.send(Msg::Launched {
+                container_id: ckpt.container_id,
+                result,
+            });
         });
     }
 
     fn launched(&mut self, id: &ContainerId, result: Result<u32, String>) {
-        let Some(c) = self.containers.get_mut(id) else { return };
+        let Some(c) = self.containers.get_mut(id) else {
+            return;
+        };
         match result {
             Ok(pid) => {
                 c.supervisor_pid = Some(pid as i32);
@@ -341,14 +454,23 @@ impl Agent {
                     self.containerizer.terminate(pid as i32);
                     self.schedule_escalation(id.clone(), self.kill_grace_period);
                 } else if c.state == TaskState::Staging && !c.exited {
-                    let status = Self::status(c, TaskState::Starting, StatusSource::Executor, String::new());
+                    let status = Self::status(
+                        c,
+                        TaskState::Starting,
+                        StatusSource::Executor,
+                        String::new(),
+                    );
                     self.update(id, status);
                 }
             }
             Err(err) => {
                 warn!(task_id = %c.ckpt.task.task_id, cause = %err, "failed to launch the container");
-                let mut status =
-                    Self::status(c, TaskState::Failed, StatusSource::Agent, format!("failed to launch the container: {err}"));
+                let mut status = Self::status(
+                    c,
+                    TaskState::Failed,
+                    StatusSource::Agent,
+                    format!("failed to launch the container: {err}"),
+                );
                 status.reason = Some("REASON_CONTAINER_LAUNCH_FAILED".to_string());
                 self.update(id, status);
             }
@@ -368,7 +490,9 @@ impl Agent {
             warn!(task_id = %task, "kill for an unknown task ignored");
             return;
         };
-        let Some(c) = self.containers.get_mut(&id) else { return };
+        let Some(c) = self.containers.get_mut(&id) else {
+            return;
+        };
         if c.exited || c.kill_requested {
             return;
         }
@@ -376,21 +500,24 @@ impl Agent {
         let grace = if grace_period_secs > 0.0 {
             Duration::from_secs_f64(grace_period_secs)
         } else {
-            c.ckpt.task.kill_grace_period_secs.map(Duration::from_secs_f64).unwrap_or(self.kill_grace_period)
+            c.ckpt
+                .task
+                .kill_grace_period_secs
+                .map(Duration::from_secs_f64)
+                .unwrap_or(self.kill_grace_period)
         };
         info!(task_id = %task, grace_ms = grace.as_millis() as u64, "killing task");
-        match c.supervisor_pid {
-            Some(pid) => {
-                self.containerizer.terminate(pid);
-                self.schedule_escalation(id, grace);
-            }
-            // Still being launched: `launched` terminates it when the supervisor is up.
-            None => {}
+        // Without a pid the launch is still in flight: `launched` terminates it once it is up.
+        if let Some(pid) = c.supervisor_pid {
+            self.containerizer.terminate(pid);
+            self.schedule_escalation(id, grace);
         }
     }
 
     fn container_exited(&mut self, id: &ContainerId, exit: Option<ExitStatus>) {
-        let Some(c) = self.containers.get(id) else { return };
+        let Some(c) = self.containers.get(id) else {
+            return;
+        };
         if c.exited {
             return;
         }
@@ -403,9 +530,18 @@ impl Agent {
                 Some("REASON_EXECUTOR_TERMINATED"),
                 None,
             ),
-            Some(s) if !s.started => (TaskState::Failed, s.message.clone(), Some("REASON_CONTAINER_LAUNCH_FAILED"), exit_code(s)),
-            Some(s) if c.kill_requested => (TaskState::Killed, s.message.clone(), None, exit_code(s)),
-            Some(s) if s.exit_code == Some(0) => (TaskState::Finished, s.message.clone(), None, Some(0)),
+            Some(s) if !s.started => (
+                TaskState::Failed,
+                s.message.clone(),
+                Some("REASON_CONTAINER_LAUNCH_FAILED"),
+                exit_code(s),
+            ),
+            Some(s) if c.kill_requested => {
+                (TaskState::Killed, s.message.clone(), None, exit_code(s))
+            }
+            Some(s) if s.exit_code == Some(0) => {
+                (TaskState::Finished, s.message.clone(), None, Some(0))
+            }
             Some(s) => (TaskState::Failed, s.message.clone(), None, exit_code(s)),
         };
         let mut status = Self::status(c, state, StatusSource::Executor, message);
@@ -440,8 +576,12 @@ impl Agent {
     fn shutdown_framework(&mut self, fw: &FrameworkId) {
         info!(framework_id = %fw, "shutting down the framework's tasks");
         self.updates.drop_framework(fw);
-        let ids: Vec<(TaskId, ContainerId)> =
-            self.by_task.iter().filter(|((f, _), _)| f == fw).map(|((_, t), c)| (t.clone(), c.clone())).collect();
+        let ids: Vec<(TaskId, ContainerId)> = self
+            .by_task
+            .iter()
+            .filter(|((f, _), _)| f == fw)
+            .map(|((_, t), c)| (t.clone(), c.clone()))
+            .collect();
         for (task, id) in ids {
             let running = self.containers.get(&id).is_some_and(|c| !c.exited);
             if running {
@@ -496,15 +636,41 @@ impl Agent {
     pub fn state_json(&self) -> Json {
         let mut frameworks: HashMap<String, (Json, Vec<Json>, Vec<Json>)> = HashMap::new();
         for c in self.containers.values() {
-            let e = frameworks.entry(c.ckpt.framework.id.as_ref().map(|i| i.to_string()).unwrap_or_default()).or_insert_with(|| {
-                (json!({"name": c.ckpt.framework.name, "user": c.ckpt.framework.user}), vec![], vec![])
-            });
+            let e = frameworks
+                .entry(
+                    c.ckpt
+                        .framework
+                        .id
+                        .as_ref()
+                        .map(|i| i.to_string())
+                        .unwrap_or_default(),
+                )
+                .or_insert_with(|| {
+                    (
+                        json!({"name": c.ckpt.framework.name, "user": c.ckpt.framework.user}),
+                        vec![],
+                        vec![],
+                    )
+                });
             e.1.push(Self::container_json(c));
         }
         for c in &self.completed {
-            let e = frameworks.entry(c.ckpt.framework.id.as_ref().map(|i| i.to_string()).unwrap_or_default()).or_insert_with(|| {
-                (json!({"name": c.ckpt.framework.name, "user": c.ckpt.framework.user}), vec![], vec![])
-            });
+            let e = frameworks
+                .entry(
+                    c.ckpt
+                        .framework
+                        .id
+                        .as_ref()
+                        .map(|i| i.to_string())
+                        .unwrap_or_default(),
+                )
+                .or_insert_with(|| {
+                    (
+                        json!({"name": c.ckpt.framework.name, "user": c.ckpt.framework.user}),
+                        vec![],
+                        vec![],
+                    )
+                });
             e.2.push(Self::container_json(c));
         }
         let mut used = Resources::new();

@@ -19,7 +19,11 @@ fn attributes(text: &str) -> Result<Attributes, String> {
 }
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "strata-agent", version, about = "The Strata agent: runs tasks in isolated containers for the master")]
+#[command(
+    name = "strata-agent",
+    version,
+    about = "The Strata agent: runs tasks in isolated containers for the master"
+)]
 pub struct AgentConfig {
     /// The master, as host:port.
     #[arg(long, env = "STRATA_MASTER")]
@@ -34,7 +38,12 @@ pub struct AgentConfig {
     #[arg(long, env = "STRATA_HOSTNAME")]
     pub hostname: Option<String>,
     /// Where the agent keeps sandboxes and checkpoints.
-    #[arg(long, alias = "work_dir", env = "STRATA_WORK_DIR", default_value = "/var/lib/strata/agent")]
+    #[arg(
+        long,
+        alias = "work_dir",
+        env = "STRATA_WORK_DIR",
+        default_value = "/var/lib/strata/agent"
+    )]
     pub work_dir: PathBuf,
     /// Resources to offer, in Mesos syntax (e.g. `cpus:4;mem:8192;ports:[31000-32000]`); whatever
     /// is not given is detected.
@@ -44,7 +53,12 @@ pub struct AgentConfig {
     #[arg(long, env = "STRATA_ATTRIBUTES", value_parser = attributes)]
     pub attributes: Option<Attributes>,
     /// Name of the agent's subtree in the cgroup2 hierarchy.
-    #[arg(long, alias = "cgroups_root", env = "STRATA_CGROUPS_ROOT", default_value = "strata")]
+    #[arg(
+        long,
+        alias = "cgroups_root",
+        env = "STRATA_CGROUPS_ROOT",
+        default_value = "strata"
+    )]
     pub cgroups_root: String,
     /// Time a killed task gets between SIGTERM and SIGKILL when its task names none.
     #[arg(long, env = "STRATA_KILL_GRACE_PERIOD", default_value = "3secs", value_parser = duration)]
@@ -64,8 +78,15 @@ impl AgentConfig {
             return Err(format!("--master {:?} is not host:port", self.master));
         }
         let root = &self.cgroups_root;
-        if root.is_empty() || root.starts_with('/') || root.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
-            return Err(format!("--cgroups-root {root:?} must be a relative path such as \"strata\""));
+        if root.is_empty()
+            || root.starts_with('/')
+            || root
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..")
+        {
+            return Err(format!(
+                "--cgroups-root {root:?} must be a relative path such as \"strata\""
+            ));
         }
         if self.status_update_retry_interval.is_zero() {
             return Err("--status-update-retry-interval must be greater than zero".to_string());

@@ -32,23 +32,42 @@ pub struct TaskCheckpoint {
 #[derive(Debug)]
 pub enum ContainerEvent {
     /// The task's command is executing; `init_pid` is the container's init on the host.
-    Running { container_id: ContainerId, init_pid: i32 },
+    Running {
+        container_id: ContainerId,
+        init_pid: i32,
+    },
     /// The supervisor is gone; `status` is what it wrote (None if it died without writing).
-    Exited { container_id: ContainerId, status: Option<ExitStatus> },
+    Exited {
+        container_id: ContainerId,
+        status: Option<ExitStatus>,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
     #[error("failed to create {path}: {source}")]
-    Create { path: PathBuf, source: std::io::Error },
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("failed to write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("unknown user {0:?}")]
     UnknownUser(String),
     #[error("failed to give the sandbox {path} to user {user}: {source}")]
-    Chown { path: PathBuf, user: String, source: nix::Error },
+    Chown {
+        path: PathBuf,
+        user: String,
+        source: nix::Error,
+    },
     #[error("failed to start the container's supervisor {exe}: {source}")]
-    Spawn { exe: PathBuf, source: std::io::Error },
+    Spawn {
+        exe: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 #[derive(Clone)]
@@ -65,8 +84,18 @@ pub struct Containerizer {
 const HOST_NAME_MAX: usize = 64;
 
 impl Containerizer {
-    pub fn new(paths: Paths, cgroup_root: PathBuf, exe: PathBuf, events: mpsc::UnboundedSender<ContainerEvent>) -> Self {
-        Self { paths, cgroup_root, exe, events }
+    pub fn new(
+        paths: Paths,
+        cgroup_root: PathBuf,
+        exe: PathBuf,
+        events: mpsc::UnboundedSender<ContainerEvent>,
+    ) -> Self {
+        Self {
+            paths,
+            cgroup_root,
+            exe,
+            events,
+        }
     }
 
     pub fn cgroup_of(&self, id: &ContainerId) -> PathBuf {
@@ -78,13 +107,23 @@ impl Containerizer {
         let task = &ckpt.task;
         let sandbox = ckpt.sandbox.to_string_lossy().into_owned();
         let mut env: Vec<(String, String)> = vec![
-            ("PATH".into(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()),
+            (
+                "PATH".into(),
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+            ),
             ("HOME".into(), sandbox.clone()),
             ("MESOS_SANDBOX".into(), sandbox.clone()),
             ("MESOS_DIRECTORY".into(), sandbox),
             ("MESOS_TASK_ID".into(), task.task_id.to_string()),
             ("MESOS_EXECUTOR_ID".into(), task.task_id.to_string()),
-            ("MESOS_FRAMEWORK_ID".into(), ckpt.framework.id.as_ref().map(|i| i.to_string()).unwrap_or_default()),
+            (
+                "MESOS_FRAMEWORK_ID".into(),
+                ckpt.framework
+                    .id
+                    .as_ref()
+                    .map(|i| i.to_string())
+                    .unwrap_or_default(),
+            ),
             ("MESOS_AGENT_ID".into(), ckpt.agent_id.to_string()),
             ("MESOS_SLAVE_ID".into(), ckpt.agent_id.to_string()),
             ("MESOS_CONTAINER_ID".into(), ckpt.container_id.to_string()),
@@ -97,13 +136,20 @@ impl Containerizer {
             env.push((name.clone(), value.clone()));
         }
         let argv = if task.command.shell {
-            vec!["/bin/sh".to_string(), "-c".to_string(), task.command.value.clone()]
+            vec![
+                "/bin/sh".to_string(),
+                "-c".to_string(),
+                task.command.value.clone(),
+            ]
         } else if task.command.arguments.is_empty() {
             vec![task.command.value.clone()]
         } else {
             task.command.arguments.clone()
         };
-        let mut hostname = task.hostname.clone().unwrap_or_else(|| task.task_id.to_string());
+        let mut hostname = task
+            .hostname
+            .clone()
+            .unwrap_or_else(|| task.task_id.to_string());
         hostname.truncate(HOST_NAME_MAX);
         ContainerSpec {
             container_id: ckpt.container_id.to_string(),
@@ -121,26 +167,48 @@ impl Containerizer {
     pub fn launch(&self, ckpt: &TaskCheckpoint) -> Result<u32, LaunchError> {
         let dir = self.paths.container_dir(&ckpt.container_id);
         for path in [&dir, &ckpt.sandbox] {
-            std::fs::create_dir_all(path).map_err(|source| LaunchError::Create { path: path.clone(), source })?;
+            std::fs::create_dir_all(path).map_err(|source| LaunchError::Create {
+                path: path.clone(),
+                source,
+            })?;
         }
         if let Some(user) = &ckpt.task.command.user {
             let found = nix::unistd::User::from_name(user).ok().flatten();
             let found = found.ok_or_else(|| LaunchError::UnknownUser(user.clone()))?;
-            nix::unistd::chown(&ckpt.sandbox, Some(found.uid), Some(found.gid)).map_err(|source| {
-                LaunchError::Chown { path: ckpt.sandbox.clone(), user: user.clone(), source }
-            })?;
+            nix::unistd::chown(&ckpt.sandbox, Some(found.uid), Some(found.gid)).map_err(
+                |source| LaunchError::Chown {
+                    path: ckpt.sandbox.clone(),
+                    user: user.clone(),
+                    source,
+                },
+            )?;
         }
         let write = |name: &str, data: Vec<u8>, durable: bool| {
             let path = dir.join(name);
-            let result = if durable { write_atomic(&path, &data) } else { write_replace(&path, &data) };
+            let result = if durable {
+                write_atomic(&path, &data)
+            } else {
+                write_replace(&path, &data)
+            };
             result.map_err(|source| LaunchError::Write { path, source })
         };
         // The task's checkpoint must outlive a machine crash (to report the task after reboot);
         // the spec and pid file only matter while the supervisor lives.
-        write(TASK_FILE, serde_json::to_vec_pretty(ckpt).unwrap_or_default(), true)?;
-        write(SPEC_FILE, serde_json::to_vec_pretty(&self.spec(ckpt)).unwrap_or_default(), false)?;
+        write(
+            TASK_FILE,
+            serde_json::to_vec_pretty(ckpt).unwrap_or_default(),
+            true,
+        )?;
+        write(
+            SPEC_FILE,
+            serde_json::to_vec_pretty(&self.spec(ckpt)).unwrap_or_default(),
+            false,
+        )?;
         let log_path = dir.join(SUPERVISOR_LOG);
-        let log = std::fs::File::create(&log_path).map_err(|source| LaunchError::Create { path: log_path, source })?;
+        let log = std::fs::File::create(&log_path).map_err(|source| LaunchError::Create {
+            path: log_path,
+            source,
+        })?;
         let mut child = tokio::process::Command::new(&self.exe)
             .arg("supervise")
             .arg(&dir)
@@ -149,9 +217,11 @@ impl Containerizer {
             .stderr(log)
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .process_group(0)
             .spawn()
-            .map_err(|source| LaunchError::Spawn { exe: self.exe.clone(), source })?;
+            .map_err(|source| LaunchError::Spawn {
+                exe: self.exe.clone(),
+                source,
+            })?;
         let pid = child.id().unwrap_or(0);
         write(SUPERVISOR_PID_FILE, pid.to_string().into_bytes(), false)?;
         let stdout = child.stdout.take();
@@ -163,7 +233,10 @@ impl Containerizer {
                 while let Ok(Some(line)) = lines.next_line().await {
                     if let Some(pid) = line.strip_prefix("running ") {
                         let init_pid = pid.trim().parse().unwrap_or(0);
-                        let _ = events.send(ContainerEvent::Running { container_id: id.clone(), init_pid });
+                        let _ = events.send(ContainerEvent::Running {
+                            container_id: id.clone(),
+                            init_pid,
+                        });
                     } else {
                         debug!(container_id = %id, line, "supervisor");
                     }
@@ -171,7 +244,10 @@ impl Containerizer {
             }
             let _ = child.wait().await;
             let status = read_status(&dir);
-            let _ = events.send(ContainerEvent::Exited { container_id: id, status });
+            let _ = events.send(ContainerEvent::Exited {
+                container_id: id,
+                status,
+            });
         });
         Ok(pid)
     }
@@ -185,7 +261,10 @@ impl Containerizer {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             let status = read_status(&dir);
-            let _ = events.send(ContainerEvent::Exited { container_id: id, status });
+            let _ = events.send(ContainerEvent::Exited {
+                container_id: id,
+                status,
+            });
         });
     }
 
@@ -209,7 +288,9 @@ impl Containerizer {
                     warn!(container_id = %id, cause = %err, "failed to kill the container's cgroup");
                 }
             }
-            Err(err) => warn!(container_id = %id, cause = %err, "failed to open the container's cgroup"),
+            Err(err) => {
+                warn!(container_id = %id, cause = %err, "failed to open the container's cgroup")
+            }
         }
     }
 
@@ -242,7 +323,9 @@ pub fn read_status(dir: &Path) -> Option<ExitStatus> {
 
 /// Whether `pid` is alive and still the supervisor of the container in `dir` (pids get reused).
 pub fn process_alive(pid: i32, dir: &Path) -> bool {
-    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
     let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
     let dir = dir.as_os_str().as_encoded_bytes();
     if !(args.contains(&&b"supervise"[..]) && args.contains(&dir)) {
@@ -250,7 +333,10 @@ pub fn process_alive(pid: i32, dir: &Path) -> bool {
     }
     // A zombie is as good as dead.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
         Err(_) => false,
     }
 }

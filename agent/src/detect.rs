@@ -21,26 +21,45 @@ fn disk_total_mb(path: &Path) -> Option<f64> {
 
 /// What this host has to offer, with `given` taking precedence name by name.
 pub fn detect(work_dir: &Path, given: Option<&Resources>) -> Resources {
-    let given_names: Vec<String> =
-        given.map(|g| g.names().into_iter().map(String::from).collect()).unwrap_or_default();
+    let given_names: Vec<String> = given
+        .map(|g| g.names().into_iter().map(String::from).collect())
+        .unwrap_or_default();
     let has = |name: &str| given_names.iter().any(|n| n == name);
     let mut out = given.cloned().unwrap_or_default();
     if !has("cpus") {
-        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         out.add(&Resources::scalar_resource("cpus", cpus as f64));
     }
     if !has("mem") {
-        if let Some(total) = std::fs::read_to_string("/proc/meminfo").ok().as_deref().and_then(mem_total_mb) {
-            out.add(&Resources::scalar_resource("mem", (total - leave_for_host(total)).floor()));
+        if let Some(total) = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .as_deref()
+            .and_then(mem_total_mb)
+        {
+            out.add(&Resources::scalar_resource(
+                "mem",
+                (total - leave_for_host(total)).floor(),
+            ));
         }
     }
     if !has("disk") {
         if let Some(total) = disk_total_mb(work_dir) {
-            out.add(&Resources::scalar_resource("disk", (total - leave_for_host(total)).floor()));
+            out.add(&Resources::scalar_resource(
+                "disk",
+                (total - leave_for_host(total)).floor(),
+            ));
         }
     }
     if !has("ports") {
-        out.add(&Resources::ranges_resource("ports", vec![Range { begin: 31000, end: 32000 }]));
+        out.add(&Resources::ranges_resource(
+            "ports",
+            vec![Range {
+                begin: 31000,
+                end: 32000,
+            }],
+        ));
     }
     out
 }
@@ -62,7 +81,10 @@ mod tests {
 
     #[test]
     fn meminfo_parsing() {
-        assert_eq!(mem_total_mb("MemTotal:  2048000 kB\nMemFree: 1 kB\n"), Some(2000.0));
+        assert_eq!(
+            mem_total_mb("MemTotal:  2048000 kB\nMemFree: 1 kB\n"),
+            Some(2000.0)
+        );
         assert_eq!(mem_total_mb("nonsense"), None);
         assert_eq!(leave_for_host(1000.0), 500.0);
         assert_eq!(leave_for_host(10000.0), 1024.0);

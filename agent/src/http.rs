@@ -28,10 +28,16 @@ pub fn router(actor: mpsc::UnboundedSender<Msg>, sandbox_root: PathBuf) -> Route
         .route("/state.json", get(state))
         .route("/slave(1)/state", get(state))
         .route("/health", get(|| async { StatusCode::OK }))
-        .route("/version", get(|| async { Json(json!({ "version": strata_schema::VERSION })) }))
+        .route(
+            "/version",
+            get(|| async { Json(json!({ "version": strata_schema::VERSION })) }),
+        )
         .route("/files/read", get(read))
         .route("/files/download", get(download))
-        .with_state(Ctx { actor, sandbox_root })
+        .with_state(Ctx {
+            actor,
+            sandbox_root,
+        })
 }
 
 fn error(code: StatusCode, message: String) -> Response {
@@ -41,24 +47,41 @@ fn error(code: StatusCode, message: String) -> Response {
 async fn state(State(ctx): State<Ctx>) -> Response {
     let (reply, answer) = oneshot::channel();
     if ctx.actor.send(Msg::GetState { reply }).is_err() {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "the agent is shutting down".to_string());
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the agent is shutting down".to_string(),
+        );
     }
     match answer.await {
         Ok(state) => Json(state).into_response(),
-        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the agent is shutting down".to_string()),
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the agent is shutting down".to_string(),
+        ),
     }
 }
 
 /// Resolves `path` and checks that it lies inside the sandboxes (no `..` or symlink escapes).
-fn confine(root: &Path, path: &str) -> Result<PathBuf, Response> {
-    let not_found = || error(StatusCode::NOT_FOUND, format!("no such sandbox file: {path}"));
+fn confine(root: &Path, path: &str) -> Result<PathBuf, Box<Response>> {
+    let not_found = || {
+        Box::new(error(
+            StatusCode::NOT_FOUND,
+            format!("no such sandbox file: {path}"),
+        ))
+    };
     let canonical = std::fs::canonicalize(path).map_err(|_| not_found())?;
     let root = std::fs::canonicalize(root).map_err(|_| not_found())?;
     if !canonical.starts_with(&root) {
-        return Err(error(StatusCode::FORBIDDEN, format!("{path} is outside the agent's sandboxes")));
+        return Err(Box::new(error(
+            StatusCode::FORBIDDEN,
+            format!("{path} is outside the agent's sandboxes"),
+        )));
     }
     if !canonical.is_file() {
-        return Err(error(StatusCode::BAD_REQUEST, format!("{path} is not a file")));
+        return Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            format!("{path} is not a file"),
+        )));
     }
     Ok(canonical)
 }
@@ -101,7 +124,7 @@ pub fn text_chunk(bytes: &[u8]) -> (String, usize) {
 async fn read(State(ctx): State<Ctx>, Query(q): Query<ReadQuery>) -> Response {
     let path = match confine(&ctx.sandbox_root, &q.path) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let result = tokio::task::spawn_blocking(move || -> std::io::Result<(String, u64)> {
         let mut file = std::fs::File::open(&path)?;
@@ -124,7 +147,10 @@ async fn read(State(ctx): State<Ctx>, Query(q): Query<ReadQuery>) -> Response {
     .await;
     match result {
         Ok(Ok((data, offset))) => Json(json!({ "data": data, "offset": offset })).into_response(),
-        Ok(Err(err)) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("failed to read {}: {err}", q.path)),
+        Ok(Err(err)) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to read {}: {err}", q.path),
+        ),
         Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
     }
 }
@@ -137,11 +163,14 @@ struct DownloadQuery {
 async fn download(State(ctx): State<Ctx>, Query(q): Query<DownloadQuery>) -> Response {
     let path = match confine(&ctx.sandbox_root, &q.path) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match tokio::fs::read(&path).await {
         Ok(data) => ([(header::CONTENT_TYPE, "application/octet-stream")], data).into_response(),
-        Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("failed to read {}: {err}", q.path)),
+        Err(err) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to read {}: {err}", q.path),
+        ),
     }
 }
 

@@ -27,11 +27,17 @@ pub enum AgentError {
     #[error("strata-agent must run as root: it creates cgroups and namespaces for its tasks")]
     NotRoot,
     #[error("failed to create the work dir {path}: {source}")]
-    WorkDir { path: PathBuf, source: std::io::Error },
+    WorkDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cgroups: {0}")]
     Cgroup(#[from] strata_isolators::cgroup2::CgroupError),
     #[error("failed to listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot find the agent's own binary to run supervisors: {0}")]
     Exe(std::io::Error),
     #[error("failed to start the RPC thread: {0}")]
@@ -53,38 +59,61 @@ impl AgentDaemon {
         if !nix::unistd::geteuid().is_root() {
             return Err(AgentError::NotRoot);
         }
-        std::fs::create_dir_all(&config.work_dir)
-            .map_err(|source| AgentError::WorkDir { path: config.work_dir.clone(), source })?;
-        let mount = strata_isolators::cgroup2::find_cgroup2_mount(std::path::Path::new("/proc/self/mountinfo"))?;
+        std::fs::create_dir_all(&config.work_dir).map_err(|source| AgentError::WorkDir {
+            path: config.work_dir.clone(),
+            source,
+        })?;
+        let mount = strata_isolators::cgroup2::find_cgroup2_mount(std::path::Path::new(
+            "/proc/self/mountinfo",
+        ))?;
         let root = strata_isolators::cgroup2::Cgroup::create(&mount, &config.cgroups_root)?;
         let cgroup_root = root.path().to_path_buf();
         let addr = SocketAddr::new(config.ip, config.port);
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| AgentError::Listen { addr, source })?;
-        Ok(Self { config, listener, cgroup_root })
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| AgentError::Listen { addr, source })?;
+        Ok(Self {
+            config,
+            listener,
+            cgroup_root,
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }
 
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), AgentError> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), AgentError> {
         let config = self.config;
         let local = self.listener.local_addr().map_err(AgentError::Http)?;
         let hostname = config.hostname.clone().unwrap_or_else(|| {
             if config.ip.is_unspecified() {
-                hostname::get().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".to_string())
+                hostname::get()
+                    .ok()
+                    .and_then(|h| h.into_string().ok())
+                    .unwrap_or_else(|| "localhost".to_string())
             } else {
                 config.ip.to_string()
             }
         });
-        let paths = paths::Paths { work_dir: config.work_dir.clone() };
+        let paths = paths::Paths {
+            work_dir: config.work_dir.clone(),
+        };
         let resources = detect::detect(&config.work_dir, config.resources.as_ref());
         info!(%local, %hostname, %resources, cgroup = %self.cgroup_root.display(), "agent starting");
         let exe = std::env::current_exe().map_err(AgentError::Exe)?;
         let (actor_tx, mailbox) = tokio::sync::mpsc::unbounded_channel();
         let (to_master, outbound) = tokio::sync::mpsc::unbounded_channel();
         let (container_tx, container_events) = tokio::sync::mpsc::unbounded_channel();
-        let containerizer = containerizer::Containerizer::new(paths.clone(), self.cgroup_root.clone(), exe, container_tx);
+        let containerizer = containerizer::Containerizer::new(
+            paths.clone(),
+            self.cgroup_root.clone(),
+            exe,
+            container_tx,
+        );
         let mut state = agent::Agent::new(agent::AgentSetup {
             paths,
             hostname,
@@ -99,13 +128,19 @@ impl AgentDaemon {
         });
         state.recover();
         let sandbox_root = state.sandbox_root();
-        rpc::spawn(config.master.clone(), actor_tx.clone(), outbound, config.registration_backoff_max)
-            .map_err(AgentError::RpcThread)?;
+        rpc::spawn(
+            config.master.clone(),
+            actor_tx.clone(),
+            outbound,
+            config.registration_backoff_max,
+        )
+        .map_err(AgentError::RpcThread)?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut stop_http = stop_rx.clone();
-        let server = axum::serve(self.listener, http::router(actor_tx, sandbox_root)).with_graceful_shutdown(async move {
-            let _ = stop_http.wait_for(|s| *s).await;
-        });
+        let server = axum::serve(self.listener, http::router(actor_tx, sandbox_root))
+            .with_graceful_shutdown(async move {
+                let _ = stop_http.wait_for(|s| *s).await;
+            });
         let http = tokio::spawn(async move { server.await });
         let mut stop_actor = stop_rx;
         let actor = tokio::spawn(agent::run(state, mailbox, container_events, async move {

@@ -30,7 +30,13 @@ impl Paths {
     pub fn container_dir(&self, id: &ContainerId) -> PathBuf {
         self.containers_dir().join(id.as_str())
     }
-    pub fn sandbox(&self, agent: &AgentId, fw: &FrameworkId, task: &TaskId, container: &ContainerId) -> PathBuf {
+    pub fn sandbox(
+        &self,
+        agent: &AgentId,
+        fw: &FrameworkId,
+        task: &TaskId,
+        container: &ContainerId,
+    ) -> PathBuf {
         self.work_dir
             .join("agents")
             .join(agent.as_str())
@@ -63,7 +69,9 @@ fn write(path: &Path, data: &[u8], durable: bool) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(
         ".{}.tmp",
-        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     ));
     {
         let mut f = std::fs::File::create(&tmp)?;
@@ -91,6 +99,9 @@ mod tests {
         write_atomic(&p, b"one").unwrap();
         write_replace(&p, b"two").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
-        assert_eq!(std::fs::read_dir(dir.path().join("new")).unwrap().count(), 1);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("new")).unwrap().count(),
+            1
+        );
     }
 }

@@ -24,11 +24,15 @@ pub fn spawn(
     outbound: mpsc::UnboundedReceiver<ToMaster>,
     backoff_max: Duration,
 ) -> std::io::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    std::thread::Builder::new().name("agent-rpc".to_string()).spawn(move || {
-        let local = tokio::task::LocalSet::new();
-        local.block_on(&runtime, link(master_addr, actor, outbound, backoff_max));
-    })?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("agent-rpc".to_string())
+        .spawn(move || {
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&runtime, link(master_addr, actor, outbound, backoff_max));
+        })?;
     Ok(())
 }
 
@@ -36,7 +40,12 @@ fn gone() -> capnp::Error {
     capnp::Error::failed("the agent is shutting down".to_string())
 }
 
-async fn link(master_addr: String, actor: Actor, mut outbound: mpsc::UnboundedReceiver<ToMaster>, backoff_max: Duration) {
+async fn link(
+    master_addr: String,
+    actor: Actor,
+    mut outbound: mpsc::UnboundedReceiver<ToMaster>,
+    backoff_max: Duration,
+) {
     let mut backoff = Duration::from_millis(50);
     let mut warned = false;
     loop {
@@ -70,7 +79,9 @@ async fn session(
     actor: &Actor,
     outbound: &mut mpsc::UnboundedReceiver<ToMaster>,
 ) -> Result<(), String> {
-    let stream = tokio::net::TcpStream::connect(master_addr).await.map_err(|e| format!("connect: {e}"))?;
+    let stream = tokio::net::TcpStream::connect(master_addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
     let _ = stream.set_nodelay(true);
     let (reader, writer) = stream.compat().split();
     let network = twoparty::VatNetwork::new(
@@ -88,13 +99,19 @@ async fn session(
     });
 
     let (reply, snapshot) = oneshot::channel();
-    actor.send(Msg::Snapshot { reply }).map_err(|_| "the agent is shutting down".to_string())?;
-    let (info, running) = snapshot.await.map_err(|_| "the agent is shutting down".to_string())?;
+    actor
+        .send(Msg::Snapshot { reply })
+        .map_err(|_| "the agent is shutting down".to_string())?;
+    let (info, running) = snapshot
+        .await
+        .map_err(|_| "the agent is shutting down".to_string())?;
     let mut req = master.register_agent_request();
     {
         let mut b = req.get();
         wire::set_agent(b.reborrow().init_info(), &info);
-        b.set_agent(capnp_rpc::new_client(AgentImpl { actor: actor.clone() }));
+        b.set_agent(capnp_rpc::new_client(AgentImpl {
+            actor: actor.clone(),
+        }));
         let mut list = b.init_running(running.len() as u32);
         for (i, t) in running.iter().enumerate() {
             let mut r = list.reborrow().get(i as u32);
@@ -110,13 +127,20 @@ async fn session(
     };
     let (agent_id, master_info, session) = (|| -> Result<_, wire::WireError> {
         let r = response.get()?;
-        Ok((wire::agent_id(r.get_agent_id())?, wire::master(r.get_master()?)?, r.get_session()?))
+        Ok((
+            wire::agent_id(r.get_agent_id())?,
+            wire::master(r.get_master()?)?,
+            r.get_session()?,
+        ))
     })()
     .map_err(|e| format!("register: {e}"))?;
     let session: agent_session::Client = session;
     info!(agent_id = %agent_id, "connected to the master");
     actor
-        .send(Msg::Registered { agent_id, master: master_info })
+        .send(Msg::Registered {
+            agent_id,
+            master: master_info,
+        })
         .map_err(|_| "the agent is shutting down".to_string())?;
     loop {
         tokio::select! {
@@ -149,24 +173,43 @@ impl AgentImpl {
 }
 
 impl agent::Server for AgentImpl {
-    async fn ping(self: Rc<Self>, _: agent::PingParams, _: agent::PingResults) -> Result<(), capnp::Error> {
+    async fn ping(
+        self: Rc<Self>,
+        _: agent::PingParams,
+        _: agent::PingResults,
+    ) -> Result<(), capnp::Error> {
         Ok(())
     }
 
-    async fn launch(self: Rc<Self>, params: agent::LaunchParams, _: agent::LaunchResults) -> Result<(), capnp::Error> {
+    async fn launch(
+        self: Rc<Self>,
+        params: agent::LaunchParams,
+        _: agent::LaunchResults,
+    ) -> Result<(), capnp::Error> {
         let p = params.get()?;
         let framework = wire::framework(p.get_framework()?)?;
         let task = wire::task(p.get_task()?)?;
-        self.tell(Msg::Launch { framework, task })
+        self.tell(Msg::Launch {
+            framework: Box::new(framework),
+            task: Box::new(task),
+        })
     }
 
-    async fn kill(self: Rc<Self>, params: agent::KillParams, _: agent::KillResults) -> Result<(), capnp::Error> {
+    async fn kill(
+        self: Rc<Self>,
+        params: agent::KillParams,
+        _: agent::KillResults,
+    ) -> Result<(), capnp::Error> {
         let p = params.get()?;
         let grace = p.get_grace_period_secs();
         self.tell(Msg::Kill {
             framework_id: wire::framework_id(p.get_framework_id())?,
             task_id: wire::task_id(p.get_task_id())?,
-            grace_period_secs: if grace.is_finite() && grace > 0.0 { grace } else { 0.0 },
+            grace_period_secs: if grace.is_finite() && grace > 0.0 {
+                grace
+            } else {
+                0.0
+            },
         })
     }
 
@@ -185,7 +228,11 @@ impl agent::Server for AgentImpl {
         })
     }
 
-    async fn shutdown(self: Rc<Self>, params: agent::ShutdownParams, _: agent::ShutdownResults) -> Result<(), capnp::Error> {
+    async fn shutdown(
+        self: Rc<Self>,
+        params: agent::ShutdownParams,
+        _: agent::ShutdownResults,
+    ) -> Result<(), capnp::Error> {
         let reason = wire::text(params.get()?.get_reason())?;
         self.tell(Msg::Shutdown { reason })
     }
@@ -199,4 +246,3 @@ impl agent::Server for AgentImpl {
         self.tell(Msg::ShutdownFramework { framework_id })
     }
 }
-

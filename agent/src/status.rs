@@ -28,7 +28,10 @@ fn key(status: &TaskStatus) -> Option<(FrameworkId, TaskId)> {
 
 impl StatusUpdates {
     pub fn new(base_interval: Duration) -> Self {
-        Self { streams: HashMap::new(), base_interval }
+        Self {
+            streams: HashMap::new(),
+            base_interval,
+        }
     }
 
     /// Queues an update; returns it if it should be sent right away (its stream was idle).
@@ -59,7 +62,9 @@ impl StatusUpdates {
         now: Instant,
     ) -> (Option<TaskStatus>, Option<TaskStatus>) {
         let k = (fw.clone(), task.clone());
-        let Some(stream) = self.streams.get_mut(&k) else { return (None, None) };
+        let Some(stream) = self.streams.get_mut(&k) else {
+            return (None, None);
+        };
         if stream.pending.front().and_then(|s| s.uuid.as_ref()) != Some(uuid) {
             return (None, None);
         }
@@ -91,7 +96,10 @@ impl StatusUpdates {
 
     /// Every stream's head (to resend after re-registering).
     pub fn heads(&self) -> Vec<TaskStatus> {
-        self.streams.values().filter_map(|s| s.pending.front().cloned()).collect()
+        self.streams
+            .values()
+            .filter_map(|s| s.pending.front().cloned())
+            .collect()
     }
 
     /// Forgets every update of a framework (it was shut down).
@@ -144,7 +152,10 @@ mod tests {
         let other = status("u", TaskState::Starting);
         assert_eq!(m.push(s1.clone(), now), Some(s1.clone()));
         assert_eq!(m.push(s2.clone(), now), None);
-        assert!(m.push(other.clone(), now).is_some(), "other tasks are independent");
+        assert!(
+            m.push(other.clone(), now).is_some(),
+            "other tasks are independent"
+        );
         let fw = FrameworkId::new("f").unwrap();
         // A stale or wrong uuid changes nothing.
         let (acked, next) = m.acknowledge(&fw, &s1.task_id, &s2.uuid.unwrap(), now);

@@ -9,7 +9,11 @@ pub enum HttpError {
     #[error("cannot reach {url}: {source}")]
     Unreachable { url: String, source: reqwest::Error },
     #[error("{url} answered {status}: {body}")]
-    Status { url: String, status: u16, body: String },
+    Status {
+        url: String,
+        status: u16,
+        body: String,
+    },
     #[error("{url} sent invalid JSON: {source}")]
     Json { url: String, source: reqwest::Error },
 }
@@ -27,7 +31,10 @@ fn client() -> &'static reqwest::Client {
 }
 
 async fn send(url: String, req: reqwest::RequestBuilder) -> Result<Value, HttpError> {
-    let resp = req.send().await.map_err(|source| HttpError::Unreachable { url: url.clone(), source })?;
+    let resp = req.send().await.map_err(|source| HttpError::Unreachable {
+        url: url.clone(),
+        source,
+    })?;
     let status = resp.status();
     if !status.is_success() {
         let body = resp.text().await.unwrap_or_default();
@@ -36,9 +43,16 @@ async fn send(url: String, req: reqwest::RequestBuilder) -> Result<Value, HttpEr
             .ok()
             .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
             .unwrap_or(body);
-        return Err(HttpError::Status { url, status: status.as_u16(), body });
+        return Err(HttpError::Status {
+            url,
+            status: status.as_u16(),
+            body,
+        });
     }
-    let bytes = resp.bytes().await.map_err(|source| HttpError::Json { url: url.clone(), source })?;
+    let bytes = resp.bytes().await.map_err(|source| HttpError::Json {
+        url: url.clone(),
+        source,
+    })?;
     if bytes.is_empty() {
         return Ok(Value::Null);
     }
@@ -78,7 +92,15 @@ pub async fn read_file(
         ("length", length.to_string()),
     ]);
     let value = send(url, req).await?;
-    let data = value.get("data").and_then(|d| d.as_str()).unwrap_or_default().as_bytes().to_vec();
-    let offset = value.get("offset").and_then(|o| o.as_u64()).unwrap_or(offset);
+    let data = value
+        .get("data")
+        .and_then(|d| d.as_str())
+        .unwrap_or_default()
+        .as_bytes()
+        .to_vec();
+    let offset = value
+        .get("offset")
+        .and_then(|o| o.as_u64())
+        .unwrap_or(offset);
     Ok((data, offset))
 }

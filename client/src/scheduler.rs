@@ -17,7 +17,10 @@ use tokio_util::compat::TokioAsyncReadCompatExt;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot connect to the master at {addr}: {source}")]
-    Connect { addr: String, source: std::io::Error },
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("the master refused the call: {0}")]
     Rpc(String),
     #[error("the connection to the master is closed")]
@@ -51,7 +54,10 @@ pub enum Operation {
 /// What the master tells a subscribed framework, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    Subscribed { framework_id: FrameworkId, heartbeat_interval_secs: f64 },
+    Subscribed {
+        framework_id: FrameworkId,
+        heartbeat_interval_secs: f64,
+    },
     Offers(Vec<Offer>),
     Rescind(OfferId),
     Update(TaskStatus),
@@ -64,14 +70,41 @@ pub enum Event {
 type Reply = oneshot::Sender<Result<(), ClientError>>;
 
 enum Cmd {
-    Accept { offer_ids: Vec<OfferId>, operations: Vec<Operation>, refuse_seconds: f64, reply: Reply },
-    Decline { offer_ids: Vec<OfferId>, refuse_seconds: f64, reply: Reply },
-    Kill { task_id: TaskId, agent_id: Option<AgentId>, reply: Reply },
-    Acknowledge { status: TaskStatus, reply: Reply },
-    Reconcile { tasks: Vec<(TaskId, Option<AgentId>)>, reply: Reply },
-    Revive { roles: Vec<String>, reply: Reply },
-    Suppress { roles: Vec<String>, reply: Reply },
-    Teardown { reply: Reply },
+    Accept {
+        offer_ids: Vec<OfferId>,
+        operations: Vec<Operation>,
+        refuse_seconds: f64,
+        reply: Reply,
+    },
+    Decline {
+        offer_ids: Vec<OfferId>,
+        refuse_seconds: f64,
+        reply: Reply,
+    },
+    Kill {
+        task_id: TaskId,
+        agent_id: Option<AgentId>,
+        reply: Reply,
+    },
+    Acknowledge {
+        status: TaskStatus,
+        reply: Reply,
+    },
+    Reconcile {
+        tasks: Vec<(TaskId, Option<AgentId>)>,
+        reply: Reply,
+    },
+    Revive {
+        roles: Vec<String>,
+        reply: Reply,
+    },
+    Suppress {
+        roles: Vec<String>,
+        reply: Reply,
+    },
+    Teardown {
+        reply: Reply,
+    },
 }
 
 /// A subscribed framework. Cheap to clone; `Send`. Dropping every clone closes the connection
@@ -95,16 +128,31 @@ impl SchedulerDriver {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|source| ClientError::Connect { addr: addr.clone(), source })?;
+            .map_err(|source| ClientError::Connect {
+                addr: addr.clone(),
+                source,
+            })?;
         std::thread::Builder::new()
             .name("strata-client".to_string())
             .spawn(move || {
                 let local = tokio::task::LocalSet::new();
-                local.block_on(&runtime, connection(addr, framework, cmd_rx, events_tx, ready_tx));
+                local.block_on(
+                    &runtime,
+                    connection(addr, framework, cmd_rx, events_tx, ready_tx),
+                );
             })
-            .map_err(|source| ClientError::Connect { addr: String::new(), source })?;
+            .map_err(|source| ClientError::Connect {
+                addr: String::new(),
+                source,
+            })?;
         let framework_id = ready.await.map_err(|_| ClientError::Disconnected)??;
-        Ok((SchedulerDriver { cmds, framework_id: Arc::new(framework_id) }, events))
+        Ok((
+            SchedulerDriver {
+                cmds,
+                framework_id: Arc::new(framework_id),
+            },
+            events,
+        ))
     }
 
     pub fn framework_id(&self) -> &FrameworkId {
@@ -113,7 +161,9 @@ impl SchedulerDriver {
 
     async fn call(&self, make: impl FnOnce(Reply) -> Cmd) -> Result<(), ClientError> {
         let (reply, answer) = oneshot::channel();
-        self.cmds.send(make(reply)).map_err(|_| ClientError::Disconnected)?;
+        self.cmds
+            .send(make(reply))
+            .map_err(|_| ClientError::Disconnected)?;
         answer.await.map_err(|_| ClientError::Disconnected)?
     }
 
@@ -125,15 +175,39 @@ impl SchedulerDriver {
         operations: Vec<Operation>,
         refuse_seconds: f64,
     ) -> Result<(), ClientError> {
-        self.call(|reply| Cmd::Accept { offer_ids, operations, refuse_seconds, reply }).await
+        self.call(|reply| Cmd::Accept {
+            offer_ids,
+            operations,
+            refuse_seconds,
+            reply,
+        })
+        .await
     }
 
-    pub async fn decline(&self, offer_ids: Vec<OfferId>, refuse_seconds: f64) -> Result<(), ClientError> {
-        self.call(|reply| Cmd::Decline { offer_ids, refuse_seconds, reply }).await
+    pub async fn decline(
+        &self,
+        offer_ids: Vec<OfferId>,
+        refuse_seconds: f64,
+    ) -> Result<(), ClientError> {
+        self.call(|reply| Cmd::Decline {
+            offer_ids,
+            refuse_seconds,
+            reply,
+        })
+        .await
     }
 
-    pub async fn kill(&self, task_id: TaskId, agent_id: Option<AgentId>) -> Result<(), ClientError> {
-        self.call(|reply| Cmd::Kill { task_id, agent_id, reply }).await
+    pub async fn kill(
+        &self,
+        task_id: TaskId,
+        agent_id: Option<AgentId>,
+    ) -> Result<(), ClientError> {
+        self.call(|reply| Cmd::Kill {
+            task_id,
+            agent_id,
+            reply,
+        })
+        .await
     }
 
     /// Acknowledges `status` if it carries a uuid; a no-op otherwise.
@@ -146,7 +220,10 @@ impl SchedulerDriver {
     }
 
     /// Explicit reconciliation of the named tasks, or implicit (all tasks) with an empty list.
-    pub async fn reconcile(&self, tasks: Vec<(TaskId, Option<AgentId>)>) -> Result<(), ClientError> {
+    pub async fn reconcile(
+        &self,
+        tasks: Vec<(TaskId, Option<AgentId>)>,
+    ) -> Result<(), ClientError> {
         self.call(|reply| Cmd::Reconcile { tasks, reply }).await
     }
 
@@ -198,7 +275,10 @@ async fn connection(
     });
     let mut req = master.subscribe_request();
     wire::set_framework(req.get().init_framework(), &framework);
-    req.get().set_scheduler(capnp_rpc::new_client(SchedulerImpl { events: events.clone() }));
+    req.get()
+        .set_scheduler(capnp_rpc::new_client(SchedulerImpl {
+            events: events.clone(),
+        }));
     let subscribed = tokio::select! {
         r = req.send().promise => r,
         reason = &mut closed => {
@@ -208,7 +288,8 @@ async fn connection(
     };
     let (framework_id, session) = match subscribed.map_err(rpc_error).and_then(|r| {
         let r = r.get().map_err(rpc_error)?;
-        let id = wire::framework_id(r.get_framework_id()).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let id = wire::framework_id(r.get_framework_id())
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
         let session: scheduler_session::Client = r.get_session().map_err(rpc_error)?;
         Ok((id, session))
     }) {
@@ -254,11 +335,21 @@ fn set_ids(mut list: capnp::text_list::Builder<'_>, ids: &[OfferId]) {
 
 fn issue(session: &scheduler_session::Client, cmd: Cmd) {
     match cmd {
-        Cmd::Accept { offer_ids, operations, refuse_seconds, reply } => {
+        Cmd::Accept {
+            offer_ids,
+            operations,
+            refuse_seconds,
+            reply,
+        } => {
             let mut req = session.accept_request();
             let mut b = req.get();
-            set_ids(b.reborrow().init_offer_ids(offer_ids.len() as u32), &offer_ids);
-            b.reborrow().init_filters().set_refuse_seconds(refuse_seconds);
+            set_ids(
+                b.reborrow().init_offer_ids(offer_ids.len() as u32),
+                &offer_ids,
+            );
+            b.reborrow()
+                .init_filters()
+                .set_refuse_seconds(refuse_seconds);
             let mut ops = b.init_operations(operations.len() as u32);
             for (i, op) in operations.iter().enumerate() {
                 let o: operation::Builder<'_> = ops.reborrow().get(i as u32);
@@ -273,14 +364,25 @@ fn issue(session: &scheduler_session::Client, cmd: Cmd) {
             }
             finish(req.send().promise, reply);
         }
-        Cmd::Decline { offer_ids, refuse_seconds, reply } => {
+        Cmd::Decline {
+            offer_ids,
+            refuse_seconds,
+            reply,
+        } => {
             let mut req = session.decline_request();
             let mut b = req.get();
-            set_ids(b.reborrow().init_offer_ids(offer_ids.len() as u32), &offer_ids);
+            set_ids(
+                b.reborrow().init_offer_ids(offer_ids.len() as u32),
+                &offer_ids,
+            );
             b.init_filters().set_refuse_seconds(refuse_seconds);
             finish(req.send().promise, reply);
         }
-        Cmd::Kill { task_id, agent_id, reply } => {
+        Cmd::Kill {
+            task_id,
+            agent_id,
+            reply,
+        } => {
             let mut req = session.kill_request();
             let mut b = req.get();
             b.set_task_id(task_id.as_str());
@@ -333,17 +435,29 @@ impl SchedulerImpl {
 }
 
 impl scheduler::Server for SchedulerImpl {
-    async fn subscribed(self: Rc<Self>, params: scheduler::SubscribedParams, _: scheduler::SubscribedResults) -> Result<(), capnp::Error> {
+    async fn subscribed(
+        self: Rc<Self>,
+        params: scheduler::SubscribedParams,
+        _: scheduler::SubscribedResults,
+    ) -> Result<(), capnp::Error> {
         let p = params.get()?;
         let framework_id = wire::framework_id(p.get_framework_id())?;
-        self.emit(Event::Subscribed { framework_id, heartbeat_interval_secs: p.get_heartbeat_interval_secs() })
+        self.emit(Event::Subscribed {
+            framework_id,
+            heartbeat_interval_secs: p.get_heartbeat_interval_secs(),
+        })
     }
 
-    async fn offers(self: Rc<Self>, params: scheduler::OffersParams, _: scheduler::OffersResults) -> Result<(), capnp::Error> {
+    async fn offers(
+        self: Rc<Self>,
+        params: scheduler::OffersParams,
+        _: scheduler::OffersResults,
+    ) -> Result<(), capnp::Error> {
         let mut offers = Vec::new();
         for o in params.get()?.get_offers()?.iter() {
             offers.push(Offer {
-                id: OfferId::new(wire::text(o.get_id())?).map_err(|e| capnp::Error::failed(e.to_string()))?,
+                id: OfferId::new(wire::text(o.get_id())?)
+                    .map_err(|e| capnp::Error::failed(e.to_string()))?,
                 framework_id: wire::framework_id(o.get_framework_id())?,
                 agent_id: wire::agent_id(o.get_agent_id())?,
                 hostname: wire::text(o.get_hostname())?,
@@ -354,22 +468,39 @@ impl scheduler::Server for SchedulerImpl {
         self.emit(Event::Offers(offers))
     }
 
-    async fn rescind(self: Rc<Self>, params: scheduler::RescindParams, _: scheduler::RescindResults) -> Result<(), capnp::Error> {
-        let id = OfferId::new(wire::text(params.get()?.get_offer_id())?).map_err(|e| capnp::Error::failed(e.to_string()))?;
+    async fn rescind(
+        self: Rc<Self>,
+        params: scheduler::RescindParams,
+        _: scheduler::RescindResults,
+    ) -> Result<(), capnp::Error> {
+        let id = OfferId::new(wire::text(params.get()?.get_offer_id())?)
+            .map_err(|e| capnp::Error::failed(e.to_string()))?;
         self.emit(Event::Rescind(id))
     }
 
-    async fn update(self: Rc<Self>, params: scheduler::UpdateParams, _: scheduler::UpdateResults) -> Result<(), capnp::Error> {
+    async fn update(
+        self: Rc<Self>,
+        params: scheduler::UpdateParams,
+        _: scheduler::UpdateResults,
+    ) -> Result<(), capnp::Error> {
         let status = wire::status(params.get()?.get_status()?)?;
         self.emit(Event::Update(status))
     }
 
-    async fn error(self: Rc<Self>, params: scheduler::ErrorParams, _: scheduler::ErrorResults) -> Result<(), capnp::Error> {
+    async fn error(
+        self: Rc<Self>,
+        params: scheduler::ErrorParams,
+        _: scheduler::ErrorResults,
+    ) -> Result<(), capnp::Error> {
         let message = wire::text(params.get()?.get_message())?;
         self.emit(Event::Error(message))
     }
 
-    async fn heartbeat(self: Rc<Self>, _: scheduler::HeartbeatParams, _: scheduler::HeartbeatResults) -> Result<(), capnp::Error> {
+    async fn heartbeat(
+        self: Rc<Self>,
+        _: scheduler::HeartbeatParams,
+        _: scheduler::HeartbeatResults,
+    ) -> Result<(), capnp::Error> {
         self.emit(Event::Heartbeat)
     }
 }

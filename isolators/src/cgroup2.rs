@@ -328,8 +328,13 @@ impl Cgroup {
     pub fn kill(&self) -> Result<(), CgroupError> {
         match self.write("cgroup.kill", "1") {
             Ok(()) => Ok(()),
+            // A cgroup removed meanwhile has nothing left to kill.
             Err(CgroupError::Write { source, .. }) if source.kind() == ErrorKind::NotFound => {
-                self.kill_by_pid()
+                if self.path.exists() {
+                    self.kill_by_pid()
+                } else {
+                    Ok(())
+                }
             }
             Err(err) => Err(err),
         }
@@ -340,7 +345,16 @@ impl Cgroup {
         loop {
             let mut found = false;
             self.for_each_descendant(&mut |cg| {
-                for pid in cg.procs()? {
+                let pids = match cg.procs() {
+                    Ok(pids) => pids,
+                    Err(CgroupError::Read { source, .. })
+                        if source.kind() == ErrorKind::NotFound =>
+                    {
+                        Vec::new()
+                    }
+                    Err(err) => return Err(err),
+                };
+                for pid in pids {
                     found = true;
                     let _ = nix::sys::signal::kill(
                         nix::unistd::Pid::from_raw(pid),
@@ -393,14 +407,17 @@ impl Cgroup {
         Ok(children)
     }
 
-    /// Waits until no process is left in this cgroup or its descendants; false on timeout.
+    /// Waits until no process is left in this cgroup or its descendants (true at once when the
+    /// cgroup no longer exists); false on timeout or when `cgroup.events` cannot be read.
     /// Sleeps in `poll(2)` on `cgroup.events`, which the kernel signals when `populated` changes.
     pub fn wait_empty(&self, timeout: Duration) -> bool {
         let Ok(path) = self.file("cgroup.events") else {
             return false;
         };
-        let Ok(mut file) = File::open(&path) else {
-            return false;
+        let mut file = match File::open(&path) {
+            Ok(file) => file,
+            // Removed meanwhile: a populated cgroup cannot be removed.
+            Err(err) => return err.kind() == ErrorKind::NotFound && !self.path.exists(),
         };
         let deadline = Instant::now() + timeout;
         let mut text = String::with_capacity(64);
@@ -648,6 +665,19 @@ mod tests {
         assert!(!cg.wait_empty(Duration::from_millis(20)));
         std::fs::write(dir.path().join("cgroup.events"), "populated 0\nfrozen 0\n").unwrap();
         assert!(cg.wait_empty(Duration::from_millis(20)));
+    }
+
+    #[test]
+    fn killing_without_cgroup_kill_signals_the_listed_pids() {
+        let dir = tempfile::tempdir().unwrap();
+        let cg = Cgroup::unchecked(dir.path());
+        // An old kernel: no cgroup.kill, and nothing left in cgroup.procs.
+        std::fs::write(dir.path().join("cgroup.procs"), "").unwrap();
+        cg.kill().unwrap();
+        // A cgroup removed meanwhile has nothing to kill and nothing to wait for.
+        let gone = Cgroup::unchecked(&dir.path().join("gone"));
+        gone.kill().unwrap();
+        assert!(gone.wait_empty(Duration::from_secs(5)));
     }
 
     #[test]

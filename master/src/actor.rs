@@ -23,34 +23,73 @@ pub enum Msg {
         running: Vec<ReportedTask>,
         reply: Reply<Result<(AgentId, MasterInfo), String>>,
     },
-    StatusUpdate { conn: ConnId, agent_id: AgentId, status: TaskStatus, reply: Reply<Result<(), String>> },
-    UnregisterAgent { conn: ConnId, agent_id: AgentId },
-    Pong { agent_id: AgentId, seq: u64 },
+    StatusUpdate {
+        conn: ConnId,
+        agent_id: AgentId,
+        status: TaskStatus,
+        reply: Reply<Result<(), String>>,
+    },
+    UnregisterAgent {
+        conn: ConnId,
+        agent_id: AgentId,
+    },
+    Pong {
+        agent_id: AgentId,
+        seq: u64,
+    },
     Subscribe {
         conn: ConnId,
         info: FrameworkInfo,
         link: SchedulerLink,
         reply: Reply<Result<FrameworkId, CallError>>,
     },
-    Call { conn: ConnId, framework_id: FrameworkId, call: Call, reply: Reply<Result<(), CallError>> },
-    ConnectionClosed { conn: ConnId },
+    Call {
+        conn: ConnId,
+        framework_id: FrameworkId,
+        call: Call,
+        reply: Reply<Result<(), CallError>>,
+    },
+    ConnectionClosed {
+        conn: ConnId,
+    },
     OperatorKill {
         task_id: String,
         framework_id: Option<String>,
         reply: Reply<Result<(FrameworkId, AgentId), OperatorKillError>>,
     },
-    GetState { reply: Reply<serde_json::Value> },
+    GetState {
+        reply: Reply<serde_json::Value>,
+    },
 }
 
 /// A subscribed framework's calls.
 pub enum Call {
-    Accept { offer_ids: Vec<OfferId>, launches: Vec<TaskInfo>, refuse_seconds: f64 },
-    Decline { offer_ids: Vec<OfferId>, refuse_seconds: f64 },
-    Kill { task_id: TaskId },
-    Acknowledge { agent_id: AgentId, task_id: TaskId, uuid: UpdateUuid },
-    Reconcile { tasks: Vec<(TaskId, Option<AgentId>)> },
-    Revive { roles: Vec<String> },
-    Suppress { roles: Vec<String> },
+    Accept {
+        offer_ids: Vec<OfferId>,
+        launches: Vec<TaskInfo>,
+        refuse_seconds: f64,
+    },
+    Decline {
+        offer_ids: Vec<OfferId>,
+        refuse_seconds: f64,
+    },
+    Kill {
+        task_id: TaskId,
+    },
+    Acknowledge {
+        agent_id: AgentId,
+        task_id: TaskId,
+        uuid: UpdateUuid,
+    },
+    Reconcile {
+        tasks: Vec<(TaskId, Option<AgentId>)>,
+    },
+    Revive {
+        roles: Vec<String>,
+    },
+    Suppress {
+        roles: Vec<String>,
+    },
     Teardown,
 }
 
@@ -64,30 +103,58 @@ pub struct Timers {
 
 fn handle(master: &mut Master, msg: Msg, now: Instant) {
     match msg {
-        Msg::RegisterAgent { conn, info, link, running, reply } => {
-            let result = master.register_agent(conn, info, link, running).map(|id| (id, master.info.clone()));
+        Msg::RegisterAgent {
+            conn,
+            info,
+            link,
+            running,
+            reply,
+        } => {
+            let result = master
+                .register_agent(conn, info, link, running)
+                .map(|id| (id, master.info.clone()));
             let _ = reply.send(result);
         }
-        Msg::StatusUpdate { conn, agent_id, status, reply } => {
+        Msg::StatusUpdate {
+            conn,
+            agent_id,
+            status,
+            reply,
+        } => {
             let _ = reply.send(master.status_update(conn, &agent_id, status));
         }
         Msg::UnregisterAgent { conn, agent_id } => master.unregister_agent(conn, &agent_id),
         Msg::Pong { agent_id, seq } => master.pong(&agent_id, seq),
-        Msg::Subscribe { conn, info, link, reply } => {
+        Msg::Subscribe {
+            conn,
+            info,
+            link,
+            reply,
+        } => {
             let _ = reply.send(master.subscribe(conn, info, link));
         }
-        Msg::Call { conn, framework_id: id, call, reply } => {
+        Msg::Call {
+            conn,
+            framework_id: id,
+            call,
+            reply,
+        } => {
             let result = match call {
-                Call::Accept { offer_ids, launches, refuse_seconds } => {
-                    master.accept(conn, &id, &offer_ids, launches, refuse_seconds, now)
-                }
-                Call::Decline { offer_ids, refuse_seconds } => {
-                    master.decline(conn, &id, &offer_ids, refuse_seconds, now)
-                }
+                Call::Accept {
+                    offer_ids,
+                    launches,
+                    refuse_seconds,
+                } => master.accept(conn, &id, &offer_ids, launches, refuse_seconds, now),
+                Call::Decline {
+                    offer_ids,
+                    refuse_seconds,
+                } => master.decline(conn, &id, &offer_ids, refuse_seconds, now),
                 Call::Kill { task_id } => master.kill(conn, &id, &task_id),
-                Call::Acknowledge { agent_id, task_id, uuid } => {
-                    master.acknowledge(conn, &id, &agent_id, task_id, uuid)
-                }
+                Call::Acknowledge {
+                    agent_id,
+                    task_id,
+                    uuid,
+                } => master.acknowledge(conn, &id, &agent_id, task_id, uuid),
                 Call::Reconcile { tasks } => master.reconcile(conn, &id, tasks),
                 Call::Revive { roles } => master.revive(conn, &id, roles),
                 Call::Suppress { roles } => master.suppress(conn, &id, roles),
@@ -96,7 +163,11 @@ fn handle(master: &mut Master, msg: Msg, now: Instant) {
             let _ = reply.send(result);
         }
         Msg::ConnectionClosed { conn } => master.connection_closed(conn, now),
-        Msg::OperatorKill { task_id, framework_id, reply } => {
+        Msg::OperatorKill {
+            task_id,
+            framework_id,
+            reply,
+        } => {
             let _ = reply.send(master.operator_kill(&task_id, framework_id.as_deref()));
         }
         Msg::GetState { reply } => {

@@ -109,7 +109,11 @@ pub fn allocate(
             if !allocatable(&offer) {
                 continue;
             }
-            if fw.filters.get(&agent.id).is_some_and(|f| f.refuses(&offer, now)) {
+            if fw
+                .filters
+                .get(&agent.id)
+                .is_some_and(|f| f.refuses(&offer, now))
+            {
                 continue;
             }
             let share = dominant_share(&allocated[i], total);
@@ -143,7 +147,10 @@ mod tests {
         Resources::parse(s).unwrap()
     }
     fn agent(id: &str, avail: &str) -> AgentView {
-        AgentView { id: AgentId::new(id).unwrap(), available: res(avail) }
+        AgentView {
+            id: AgentId::new(id).unwrap(),
+            available: res(avail),
+        }
     }
     fn fw(id: &str, allocated: &str) -> FrameworkView {
         FrameworkView {
@@ -159,7 +166,10 @@ mod tests {
     #[test]
     fn lowest_dominant_share_wins_each_agent() {
         let total = res("cpus:8;mem:8192");
-        let agents = [agent("a1", "cpus:2;mem:2048"), agent("a2", "cpus:2;mem:2048")];
+        let agents = [
+            agent("a1", "cpus:2;mem:2048"),
+            agent("a2", "cpus:2;mem:2048"),
+        ];
         // f1 holds 50% of cpus, f2 25% of mem: f2 gets a1; then f2 holds 50% of mem and ties
         // with f1, and the tie goes to the smaller id, f1.
         let fws = [fw("f1", "cpus:4;mem:0"), fw("f2", "cpus:0;mem:2048")];
@@ -173,7 +183,10 @@ mod tests {
     #[test]
     fn shares_alternate_between_equal_frameworks() {
         let total = res("cpus:4;mem:4096");
-        let agents = [agent("a1", "cpus:2;mem:2048"), agent("a2", "cpus:2;mem:2048")];
+        let agents = [
+            agent("a1", "cpus:2;mem:2048"),
+            agent("a2", "cpus:2;mem:2048"),
+        ];
         let fws = [fw("f1", ""), fw("f2", "")];
         let out = allocate(&agents, &fws, &total, Instant::now());
         let who: Vec<_> = out.iter().map(|a| a.framework.as_str()).collect();
@@ -192,7 +205,10 @@ mod tests {
         let mut f3 = fw("f3", "");
         f3.filters.insert(
             AgentId::new("a1").unwrap(),
-            RefuseFilter { resources: res("cpus:4;mem:4096"), expires: now + Duration::from_secs(5) },
+            RefuseFilter {
+                resources: res("cpus:4;mem:4096"),
+                expires: now + Duration::from_secs(5),
+            },
         );
         let out = allocate(&agents, &[f1, f2, f3.clone()], &total, now);
         assert!(out.is_empty(), "{out:?}");
@@ -204,7 +220,10 @@ mod tests {
     #[test]
     fn filter_does_not_cover_more_resources() {
         let now = Instant::now();
-        let f = RefuseFilter { resources: res("cpus:1;mem:128"), expires: now + Duration::from_secs(5) };
+        let f = RefuseFilter {
+            resources: res("cpus:1;mem:128"),
+            expires: now + Duration::from_secs(5),
+        };
         assert!(f.refuses(&res("cpus:1;mem:128"), now));
         assert!(!f.refuses(&res("cpus:2;mem:128"), now));
     }
@@ -222,10 +241,18 @@ mod tests {
         let agents = [agent("a1", "cpus(ops):2;mem(ops):1024;cpus:1;mem:512")];
         let mut ops = fw("f2", "cpus:1");
         ops.roles = vec!["ops".into()];
-        let out = allocate(&agents, &[fw("f1", ""), ops.clone()], &total, Instant::now());
+        let out = allocate(
+            &agents,
+            &[fw("f1", ""), ops.clone()],
+            &total,
+            Instant::now(),
+        );
         assert_eq!(out[0].framework.as_str(), "f1");
         assert_eq!(out[0].resources, res("cpus:1;mem:512"));
         let out = allocate(&agents, &[ops], &total, Instant::now());
-        assert_eq!(out[0].resources, res("cpus(ops):2;mem(ops):1024;cpus:1;mem:512"));
+        assert_eq!(
+            out[0].resources,
+            res("cpus(ops):2;mem(ops):1024;cpus:1;mem:512")
+        );
     }
 }

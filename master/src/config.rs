@@ -10,7 +10,11 @@ fn duration(text: &str) -> Result<Duration, String> {
 }
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "strata-master", version, about = "The Strata master: offers agents' resources to frameworks")]
+#[command(
+    name = "strata-master",
+    version,
+    about = "The Strata master: offers agents' resources to frameworks"
+)]
 pub struct MasterConfig {
     /// Address to listen on (HTTP and Cap'n Proto RPC share one port).
     #[arg(long, env = "STRATA_IP", default_value = "0.0.0.0")]
@@ -19,7 +23,12 @@ pub struct MasterConfig {
     #[arg(long, env = "STRATA_PORT", default_value_t = 5050)]
     pub port: u16,
     /// Where the master keeps its state.
-    #[arg(long, alias = "work_dir", env = "STRATA_WORK_DIR", default_value = "/var/lib/strata/master")]
+    #[arg(
+        long,
+        alias = "work_dir",
+        env = "STRATA_WORK_DIR",
+        default_value = "/var/lib/strata/master"
+    )]
     pub work_dir: PathBuf,
     /// Hostname advertised to agents and frameworks (default: the system hostname).
     #[arg(long, env = "STRATA_HOSTNAME")]
@@ -35,10 +44,20 @@ pub struct MasterConfig {
     #[arg(long, alias = "allocation_interval", env = "STRATA_ALLOCATION_INTERVAL", default_value = "1secs", value_parser = duration)]
     pub allocation_interval: Duration,
     /// Completed frameworks kept for `/state`.
-    #[arg(long, alias = "max_completed_frameworks", env = "STRATA_MAX_COMPLETED_FRAMEWORKS", default_value_t = 50)]
+    #[arg(
+        long,
+        alias = "max_completed_frameworks",
+        env = "STRATA_MAX_COMPLETED_FRAMEWORKS",
+        default_value_t = 50
+    )]
     pub max_completed_frameworks: usize,
     /// Completed tasks kept per framework for `/state`.
-    #[arg(long, alias = "max_completed_tasks_per_framework", env = "STRATA_MAX_COMPLETED_TASKS_PER_FRAMEWORK", default_value_t = 1000)]
+    #[arg(
+        long,
+        alias = "max_completed_tasks_per_framework",
+        env = "STRATA_MAX_COMPLETED_TASKS_PER_FRAMEWORK",
+        default_value_t = 1000
+    )]
     pub max_completed_tasks_per_framework: usize,
 }
 

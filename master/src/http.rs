@@ -27,7 +27,11 @@ pub fn router(actor: Actor) -> Router {
 }
 
 fn unavailable() -> Response {
-    (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": "the master is shutting down"}))).into_response()
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({"error": "the master is shutting down"})),
+    )
+        .into_response()
 }
 
 async fn state(State(actor): State<Actor>) -> Response {
@@ -53,7 +57,14 @@ struct KillQuery {
 
 async fn kill(State(actor): State<Actor>, Query(q): Query<KillQuery>) -> Response {
     let (reply, answer) = oneshot::channel();
-    if actor.send(Msg::OperatorKill { task_id: q.task_id, framework_id: q.framework_id, reply }).is_err() {
+    if actor
+        .send(Msg::OperatorKill {
+            task_id: q.task_id,
+            framework_id: q.framework_id,
+            reply,
+        })
+        .is_err()
+    {
         return unavailable();
     }
     match answer.await {
@@ -62,12 +73,16 @@ async fn kill(State(actor): State<Actor>, Query(q): Query<KillQuery>) -> Respons
             Json(json!({ "framework_id": framework_id, "agent_id": agent_id })),
         )
             .into_response(),
-        Ok(Err(err @ OperatorKillError::NotFound(_))) => {
-            (StatusCode::NOT_FOUND, Json(json!({ "error": err.to_string() }))).into_response()
-        }
-        Ok(Err(err @ OperatorKillError::Ambiguous { .. })) => {
-            (StatusCode::CONFLICT, Json(json!({ "error": err.to_string() }))).into_response()
-        }
+        Ok(Err(err @ OperatorKillError::NotFound(_))) => (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": err.to_string() })),
+        )
+            .into_response(),
+        Ok(Err(err @ OperatorKillError::Ambiguous { .. })) => (
+            StatusCode::CONFLICT,
+            Json(json!({ "error": err.to_string() })),
+        )
+            .into_response(),
         Err(_) => unavailable(),
     }
 }

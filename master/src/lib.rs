@@ -22,9 +22,15 @@ pub enum MasterError {
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("failed to create the work dir {path}: {source}")]
-    WorkDir { path: std::path::PathBuf, source: std::io::Error },
+    WorkDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("failed to listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("failed to start the RPC thread: {0}")]
     RpcThread(std::io::Error),
     #[error("the HTTP server failed: {0}")]
@@ -41,8 +47,10 @@ impl Master {
     /// Binds the listening port (port 0 picks a free one; see [`Master::local_addr`]).
     pub async fn bind(config: MasterConfig) -> Result<Self, MasterError> {
         config.validate().map_err(MasterError::Config)?;
-        std::fs::create_dir_all(&config.work_dir)
-            .map_err(|source| MasterError::WorkDir { path: config.work_dir.clone(), source })?;
+        std::fs::create_dir_all(&config.work_dir).map_err(|source| MasterError::WorkDir {
+            path: config.work_dir.clone(),
+            source,
+        })?;
         let addr = SocketAddr::new(config.ip, config.port);
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -54,12 +62,22 @@ impl Master {
         self.listener.local_addr()
     }
 
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), MasterError> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), MasterError> {
         let local = self.listener.local_addr().map_err(MasterError::Http)?;
         let hostname = self.config.hostname.clone().unwrap_or_else(|| {
-            hostname::get().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".to_string())
+            hostname::get()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_else(|| "localhost".to_string())
         });
-        let ip = if local.ip().is_unspecified() { "127.0.0.1".to_string() } else { local.ip().to_string() };
+        let ip = if local.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            local.ip().to_string()
+        };
         let info = MasterInfo {
             id: uuid::Uuid::new_v4().to_string(),
             hostname,
@@ -85,10 +103,16 @@ impl Master {
         let accept = tokio::spawn(net::accept_loop(self.listener, http_tx, rpc));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut stop_http = stop_rx.clone();
-        let server = axum::serve(net::ChannelListener { connections: http_rx, local }, http::router(actor_tx))
-            .with_graceful_shutdown(async move {
-                let _ = stop_http.wait_for(|s| *s).await;
-            });
+        let server = axum::serve(
+            net::ChannelListener {
+                connections: http_rx,
+                local,
+            },
+            http::router(actor_tx),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop_http.wait_for(|s| *s).await;
+        });
         let http = tokio::spawn(async move { server.await });
         let mut stop_actor = stop_rx;
         let master = state::Master::new(info, state_config);

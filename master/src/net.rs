@@ -9,8 +9,9 @@ use tracing::{debug, warn};
 
 /// Whether the first bytes of a connection look like an HTTP/1 request line.
 pub fn looks_like_http(head: &[u8]) -> bool {
-    const METHODS: [&[u8]; 9] =
-        [b"GET ", b"POST", b"PUT ", b"HEAD", b"DELE", b"OPTI", b"PATC", b"CONN", b"TRAC"];
+    const METHODS: [&[u8]; 9] = [
+        b"GET ", b"POST", b"PUT ", b"HEAD", b"DELE", b"OPTI", b"PATC", b"CONN", b"TRAC",
+    ];
     METHODS.iter().any(|m| head.starts_with(m))
 }
 

@@ -29,20 +29,26 @@ fn call_error(err: CallError) -> capnp::Error {
 }
 
 /// Starts the RPC thread. Connections handed to the returned sender are served on it.
-pub fn spawn(actor: Actor) -> std::io::Result<mpsc::UnboundedSender<(std::net::TcpStream, ConnId)>> {
+pub fn spawn(
+    actor: Actor,
+) -> std::io::Result<mpsc::UnboundedSender<(std::net::TcpStream, ConnId)>> {
     let (tx, mut rx) = mpsc::unbounded_channel::<(std::net::TcpStream, ConnId)>();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    std::thread::Builder::new().name("master-rpc".to_string()).spawn(move || {
-        let local = tokio::task::LocalSet::new();
-        local.block_on(&runtime, async move {
-            while let Some((stream, conn)) = rx.recv().await {
-                match tokio::net::TcpStream::from_std(stream) {
-                    Ok(stream) => serve(stream, conn, actor.clone()),
-                    Err(err) => warn!(cause = %err, "failed to adopt an RPC connection"),
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("master-rpc".to_string())
+        .spawn(move || {
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&runtime, async move {
+                while let Some((stream, conn)) = rx.recv().await {
+                    match tokio::net::TcpStream::from_std(stream) {
+                        Ok(stream) => serve(stream, conn, actor.clone()),
+                        Err(err) => warn!(cause = %err, "failed to adopt an RPC connection"),
+                    }
                 }
-            }
-        });
-    })?;
+            });
+        })?;
     Ok(tx)
 }
 
@@ -58,8 +64,10 @@ fn serve(stream: tokio::net::TcpStream, conn: ConnId, actor: Actor) {
         rpc_twoparty_capnp::Side::Server,
         options,
     );
-    let bootstrap: master::Client =
-        capnp_rpc::new_client(MasterImpl { actor: actor.clone(), conn });
+    let bootstrap: master::Client = capnp_rpc::new_client(MasterImpl {
+        actor: actor.clone(),
+        conn,
+    });
     let rpc = RpcSystem::new(Box::new(network), Some(bootstrap.client));
     tokio::task::spawn_local(async move {
         if let Err(err) = rpc.await {
@@ -94,9 +102,18 @@ impl master::Server for MasterImpl {
         let (link, commands) = mpsc::unbounded_channel();
         let (reply, answer) = oneshot::channel();
         self.actor
-            .send(Msg::RegisterAgent { conn: self.conn, info, link, running, reply })
+            .send(Msg::RegisterAgent {
+                conn: self.conn,
+                info,
+                link,
+                running,
+                reply,
+            })
             .map_err(|_| gone())?;
-        let (agent_id, master_info) = answer.await.map_err(|_| gone())?.map_err(capnp::Error::failed)?;
+        let (agent_id, master_info) = answer
+            .await
+            .map_err(|_| gone())?
+            .map_err(capnp::Error::failed)?;
         tokio::task::spawn_local(drive_agent(client, commands, self.actor.clone()));
         let mut r = results.get();
         r.set_agent_id(agent_id.as_str());
@@ -120,7 +137,12 @@ impl master::Server for MasterImpl {
         let (link, events) = mpsc::unbounded_channel();
         let (reply, answer) = oneshot::channel();
         self.actor
-            .send(Msg::Subscribe { conn: self.conn, info, link, reply })
+            .send(Msg::Subscribe {
+                conn: self.conn,
+                info,
+                link,
+                reply,
+            })
             .map_err(|_| gone())?;
         let framework_id = answer.await.map_err(|_| gone())?.map_err(call_error)?;
         tokio::task::spawn_local(drive_scheduler(client, events));
@@ -136,7 +158,10 @@ impl master::Server for MasterImpl {
 }
 
 /// Logs the failure of a one-way call.
-fn spawn_call<T: 'static>(what: &'static str, promise: capnp::capability::Promise<T, capnp::Error>) {
+fn spawn_call<T: 'static>(
+    what: &'static str,
+    promise: capnp::capability::Promise<T, capnp::Error>,
+) {
     tokio::task::spawn_local(async move {
         if let Err(err) = promise.await {
             debug!(call = what, cause = %err, "call failed");
@@ -144,7 +169,11 @@ fn spawn_call<T: 'static>(what: &'static str, promise: capnp::capability::Promis
     });
 }
 
-async fn drive_agent(client: agent::Client, mut commands: mpsc::UnboundedReceiver<AgentCommand>, actor: Actor) {
+async fn drive_agent(
+    client: agent::Client,
+    mut commands: mpsc::UnboundedReceiver<AgentCommand>,
+    actor: Actor,
+) {
     while let Some(cmd) = commands.recv().await {
         match cmd {
             AgentCommand::Ping { agent_id, seq } => {
@@ -163,7 +192,11 @@ async fn drive_agent(client: agent::Client, mut commands: mpsc::UnboundedReceive
                 wire::set_task(b.init_task(), &task);
                 spawn_call("launch", req.send().promise);
             }
-            AgentCommand::Kill { framework_id, task_id, grace_period_secs } => {
+            AgentCommand::Kill {
+                framework_id,
+                task_id,
+                grace_period_secs,
+            } => {
                 let mut req = client.kill_request();
                 let mut b = req.get();
                 b.set_framework_id(framework_id.as_str());
@@ -171,7 +204,11 @@ async fn drive_agent(client: agent::Client, mut commands: mpsc::UnboundedReceive
                 b.set_grace_period_secs(grace_period_secs);
                 spawn_call("kill", req.send().promise);
             }
-            AgentCommand::Acknowledge { framework_id, task_id, uuid } => {
+            AgentCommand::Acknowledge {
+                framework_id,
+                task_id,
+                uuid,
+            } => {
                 let mut req = client.acknowledge_request();
                 let mut b = req.get();
                 b.set_framework_id(framework_id.as_str());
@@ -193,10 +230,17 @@ async fn drive_agent(client: agent::Client, mut commands: mpsc::UnboundedReceive
     }
 }
 
-async fn drive_scheduler(client: scheduler::Client, mut events: mpsc::UnboundedReceiver<SchedulerEvent>) {
+async fn drive_scheduler(
+    client: scheduler::Client,
+    mut events: mpsc::UnboundedReceiver<SchedulerEvent>,
+) {
     while let Some(event) = events.recv().await {
         match event {
-            SchedulerEvent::Subscribed { framework_id, heartbeat_interval_secs, master } => {
+            SchedulerEvent::Subscribed {
+                framework_id,
+                heartbeat_interval_secs,
+                master,
+            } => {
                 let mut req = client.subscribed_request();
                 let mut b = req.get();
                 b.set_framework_id(framework_id.as_str());
@@ -213,8 +257,14 @@ async fn drive_scheduler(client: scheduler::Client, mut events: mpsc::UnboundedR
                     b.set_framework_id(o.framework_id.as_str());
                     b.set_agent_id(o.agent_id.as_str());
                     b.set_hostname(o.hostname.as_str());
-                    wire::set_resources(b.reborrow().init_resources(wire::len(&o.resources)), &o.resources);
-                    wire::set_attributes(b.init_attributes(o.attributes.0.len() as u32), &o.attributes);
+                    wire::set_resources(
+                        b.reborrow().init_resources(wire::len(&o.resources)),
+                        &o.resources,
+                    );
+                    wire::set_attributes(
+                        b.init_attributes(o.attributes.0.len() as u32),
+                        &o.attributes,
+                    );
                 }
                 spawn_call("offers", req.send().promise);
             }
@@ -233,7 +283,9 @@ async fn drive_scheduler(client: scheduler::Client, mut events: mpsc::UnboundedR
                 req.get().set_message(message.as_str());
                 spawn_call("error", req.send().promise);
             }
-            SchedulerEvent::Heartbeat => spawn_call("heartbeat", client.heartbeat_request().send().promise),
+            SchedulerEvent::Heartbeat => {
+                spawn_call("heartbeat", client.heartbeat_request().send().promise)
+            }
         }
     }
 }
@@ -253,9 +305,17 @@ impl agent_session::Server for AgentSessionImpl {
         let status = wire::status(params.get()?.get_update()?)?;
         let (reply, answer) = oneshot::channel();
         self.actor
-            .send(Msg::StatusUpdate { conn: self.conn, agent_id: self.agent_id.clone(), status, reply })
+            .send(Msg::StatusUpdate {
+                conn: self.conn,
+                agent_id: self.agent_id.clone(),
+                status,
+                reply,
+            })
             .map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?.map_err(capnp::Error::failed)
+        answer
+            .await
+            .map_err(|_| gone())?
+            .map_err(capnp::Error::failed)
     }
 
     async fn unregister(
@@ -264,7 +324,10 @@ impl agent_session::Server for AgentSessionImpl {
         _results: agent_session::UnregisterResults,
     ) -> Result<(), capnp::Error> {
         self.actor
-            .send(Msg::UnregisterAgent { conn: self.conn, agent_id: self.agent_id.clone() })
+            .send(Msg::UnregisterAgent {
+                conn: self.conn,
+                agent_id: self.agent_id.clone(),
+            })
             .map_err(|_| gone())
     }
 }
@@ -279,13 +342,20 @@ impl SchedulerSessionImpl {
     async fn call(&self, call: Call) -> Result<(), capnp::Error> {
         let (reply, answer) = oneshot::channel();
         self.actor
-            .send(Msg::Call { conn: self.conn, framework_id: self.framework_id.clone(), call, reply })
+            .send(Msg::Call {
+                conn: self.conn,
+                framework_id: self.framework_id.clone(),
+                call,
+                reply,
+            })
             .map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?.map_err(call_error)
     }
 }
 
-fn offer_ids(reader: capnp::Result<capnp::text_list::Reader<'_>>) -> Result<Vec<OfferId>, capnp::Error> {
+fn offer_ids(
+    reader: capnp::Result<capnp::text_list::Reader<'_>>,
+) -> Result<Vec<OfferId>, capnp::Error> {
     wire::text_list(reader)?
         .into_iter()
         .map(|s| OfferId::new(s).map_err(|e| capnp::Error::failed(e.to_string())))
@@ -296,7 +366,9 @@ fn refuse_seconds(value: f64) -> Result<f64, capnp::Error> {
     if value.is_finite() && value >= 0.0 {
         Ok(value)
     } else {
-        Err(capnp::Error::failed(format!("invalid filters: refuse_seconds {value} is not a non-negative number")))
+        Err(capnp::Error::failed(format!(
+            "invalid filters: refuse_seconds {value} is not a non-negative number"
+        )))
     }
 }
 
@@ -318,15 +390,24 @@ impl scheduler_session::Server for SchedulerSessionImpl {
                     }
                 }
                 operation::Reserve(_) => {
-                    return Err(capnp::Error::failed("the RESERVE operation is not supported yet".to_string()))
+                    return Err(capnp::Error::failed(
+                        "the RESERVE operation is not supported yet".to_string(),
+                    ))
                 }
                 operation::Unreserve(_) => {
-                    return Err(capnp::Error::failed("the UNRESERVE operation is not supported yet".to_string()))
+                    return Err(capnp::Error::failed(
+                        "the UNRESERVE operation is not supported yet".to_string(),
+                    ))
                 }
             }
         }
         let refuse_seconds = refuse_seconds(p.get_filters()?.get_refuse_seconds())?;
-        self.call(Call::Accept { offer_ids, launches, refuse_seconds }).await
+        self.call(Call::Accept {
+            offer_ids,
+            launches,
+            refuse_seconds,
+        })
+        .await
     }
 
     async fn decline(
@@ -337,7 +418,11 @@ impl scheduler_session::Server for SchedulerSessionImpl {
         let p = params.get()?;
         let offer_ids = offer_ids(p.get_offer_ids())?;
         let refuse_seconds = refuse_seconds(p.get_filters()?.get_refuse_seconds())?;
-        self.call(Call::Decline { offer_ids, refuse_seconds }).await
+        self.call(Call::Decline {
+            offer_ids,
+            refuse_seconds,
+        })
+        .await
     }
 
     async fn kill(
@@ -359,7 +444,12 @@ impl scheduler_session::Server for SchedulerSessionImpl {
         let task_id = wire::task_id(p.get_task_id())?;
         let uuid = UpdateUuid::from_slice(p.get_uuid()?)
             .ok_or_else(|| capnp::Error::failed("invalid uuid: not 16 bytes".to_string()))?;
-        self.call(Call::Acknowledge { agent_id, task_id, uuid }).await
+        self.call(Call::Acknowledge {
+            agent_id,
+            task_id,
+            uuid,
+        })
+        .await
     }
 
     async fn reconcile(

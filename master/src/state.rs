@@ -20,12 +20,30 @@ pub type ConnId = u64;
 /// Commands for one agent connection.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AgentCommand {
-    Ping { agent_id: AgentId, seq: u64 },
-    Launch { framework: Box<FrameworkInfo>, task: Box<TaskInfo> },
-    Kill { framework_id: FrameworkId, task_id: TaskId, grace_period_secs: f64 },
-    Acknowledge { framework_id: FrameworkId, task_id: TaskId, uuid: UpdateUuid },
-    Shutdown { reason: String },
-    ShutdownFramework { framework_id: FrameworkId },
+    Ping {
+        agent_id: AgentId,
+        seq: u64,
+    },
+    Launch {
+        framework: Box<FrameworkInfo>,
+        task: Box<TaskInfo>,
+    },
+    Kill {
+        framework_id: FrameworkId,
+        task_id: TaskId,
+        grace_period_secs: f64,
+    },
+    Acknowledge {
+        framework_id: FrameworkId,
+        task_id: TaskId,
+        uuid: UpdateUuid,
+    },
+    Shutdown {
+        reason: String,
+    },
+    ShutdownFramework {
+        framework_id: FrameworkId,
+    },
 }
 pub type AgentLink = mpsc::UnboundedSender<AgentCommand>;
 
@@ -43,7 +61,11 @@ pub struct OfferEvent {
 /// Events for one framework's callback capability, delivered in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SchedulerEvent {
-    Subscribed { framework_id: FrameworkId, heartbeat_interval_secs: f64, master: MasterInfo },
+    Subscribed {
+        framework_id: FrameworkId,
+        heartbeat_interval_secs: f64,
+        master: MasterInfo,
+    },
     Offers(Vec<OfferEvent>),
     Rescind(OfferId),
     Update(TaskStatus),
@@ -110,7 +132,10 @@ struct Agent {
 
 impl Agent {
     fn available(&self) -> Resources {
-        self.info.resources.saturating_sub(&self.used).saturating_sub(&self.offered)
+        self.info
+            .resources
+            .saturating_sub(&self.used)
+            .saturating_sub(&self.offered)
     }
 }
 
@@ -178,7 +203,9 @@ pub enum CallError {
 pub enum OperatorKillError {
     #[error("no live task has id {0}")]
     NotFound(String),
-    #[error("task id {task} is used by several frameworks ({frameworks}); say which with framework_id")]
+    #[error(
+        "task id {task} is used by several frameworks ({frameworks}); say which with framework_id"
+    )]
     Ambiguous { task: String, frameworks: String },
 }
 
@@ -205,7 +232,13 @@ pub struct Master {
     start_time: f64,
 }
 
-fn master_status(task: &TaskInfo, fw: &FrameworkId, state: TaskState, reason: &str, message: String) -> TaskStatus {
+fn master_status(
+    task: &TaskInfo,
+    fw: &FrameworkId,
+    state: TaskState,
+    reason: &str,
+    message: String,
+) -> TaskStatus {
     TaskStatus {
         task_id: task.task_id.clone(),
         state,
@@ -303,38 +336,50 @@ impl Master {
     }
 
     /// Brings the master's view of an agent's tasks in line with what the agent reports.
-    fn reconcile_agent_tasks(&mut self, agent_id: &AgentId, running: Vec<ReportedTask>, reregistered: bool) {
+    fn reconcile_agent_tasks(
+        &mut self,
+        agent_id: &AgentId,
+        running: Vec<ReportedTask>,
+        reregistered: bool,
+    ) {
         let reported: HashSet<(FrameworkId, TaskId)> = running
             .iter()
             .filter_map(|t| t.framework.id.clone().map(|f| (f, t.task.task_id.clone())))
             .collect();
         // Tasks the agent reports that the master does not know (e.g. after a master restart).
         for rt in running {
-            let Some(fw_id) = rt.framework.id.clone() else { continue };
+            let Some(fw_id) = rt.framework.id.clone() else {
+                continue;
+            };
             if rt.state.is_terminal() {
                 continue;
             }
             if self.completed_frameworks.iter().any(|f| f.id == fw_id) {
                 if let Some(link) = self.agents.get(agent_id).and_then(|a| a.link.clone()) {
-                    let _ = link.send(AgentCommand::ShutdownFramework { framework_id: fw_id });
+                    let _ = link.send(AgentCommand::ShutdownFramework {
+                        framework_id: fw_id,
+                    });
                 }
                 continue;
             }
-            let fw = self.frameworks.entry(fw_id.clone()).or_insert_with(|| Framework {
-                info: rt.framework.clone(),
-                id: fw_id.clone(),
-                link: None,
-                conn: None,
-                registered_time: TaskStatus::now(),
-                disconnected_at: Some(Instant::now()),
-                tasks: HashMap::new(),
-                completed_tasks: VecDeque::new(),
-                filters: HashMap::new(),
-                suppressed_roles: HashSet::new(),
-                offers: HashSet::new(),
-                used: Resources::new(),
-                offered: Resources::new(),
-            });
+            let fw = self
+                .frameworks
+                .entry(fw_id.clone())
+                .or_insert_with(|| Framework {
+                    info: rt.framework.clone(),
+                    id: fw_id.clone(),
+                    link: None,
+                    conn: None,
+                    registered_time: TaskStatus::now(),
+                    disconnected_at: Some(Instant::now()),
+                    tasks: HashMap::new(),
+                    completed_tasks: VecDeque::new(),
+                    filters: HashMap::new(),
+                    suppressed_roles: HashSet::new(),
+                    offers: HashSet::new(),
+                    used: Resources::new(),
+                    offered: Resources::new(),
+                });
             if let Some(task) = fw.tasks.get_mut(&rt.task.task_id) {
                 task.state = rt.state;
             } else {
@@ -370,7 +415,11 @@ impl Master {
             }
         }
         for (fw_id, task, partition_aware) in lost {
-            let state = if partition_aware { TaskState::Gone } else { TaskState::Lost };
+            let state = if partition_aware {
+                TaskState::Gone
+            } else {
+                TaskState::Lost
+            };
             let status = master_status(
                 &task,
                 &fw_id,
@@ -384,8 +433,12 @@ impl Master {
 
     /// The connection `conn` closed: agents on it are disconnected, frameworks on it inactive.
     pub fn connection_closed(&mut self, conn: ConnId, now: Instant) {
-        let agent_ids: Vec<AgentId> =
-            self.agents.values().filter(|a| a.conn == Some(conn)).map(|a| a.id.clone()).collect();
+        let agent_ids: Vec<AgentId> = self
+            .agents
+            .values()
+            .filter(|a| a.conn == Some(conn))
+            .map(|a| a.id.clone())
+            .collect();
         for id in agent_ids {
             self.agent_disconnected(&id);
         }
@@ -401,7 +454,9 @@ impl Master {
     }
 
     fn agent_disconnected(&mut self, id: &AgentId) {
-        let Some(agent) = self.agents.get_mut(id) else { return };
+        let Some(agent) = self.agents.get_mut(id) else {
+            return;
+        };
         warn!(agent_id = %id, "agent disconnected");
         agent.link = None;
         agent.conn = None;
@@ -416,14 +471,24 @@ impl Master {
         if self.agents.get(id).is_some_and(|a| a.conn == Some(conn)) {
             info!(agent_id = %id, "agent unregistered");
             self.rescind_agent_offers(id);
-            self.mark_agent_tasks(id, TaskState::Gone, TaskState::Lost, "REASON_AGENT_REMOVED", "the agent was shut down");
+            self.mark_agent_tasks(
+                id,
+                TaskState::Gone,
+                TaskState::Lost,
+                "REASON_AGENT_REMOVED",
+                "the agent was shut down",
+            );
             self.agents.remove(id);
         }
     }
 
     fn rescind_agent_offers(&mut self, agent: &AgentId) {
-        let ids: Vec<OfferId> =
-            self.offers.iter().filter(|(_, o)| o.agent_id == *agent).map(|(id, _)| id.clone()).collect();
+        let ids: Vec<OfferId> = self
+            .offers
+            .iter()
+            .filter(|(_, o)| o.agent_id == *agent)
+            .map(|(id, _)| id.clone())
+            .collect();
         for id in ids {
             self.rescind(&id);
         }
@@ -479,7 +544,10 @@ impl Master {
             if let Some(link) = &agent.link {
                 self.next_ping += 1;
                 agent.ping_outstanding = Some(self.next_ping);
-                let _ = link.send(AgentCommand::Ping { agent_id: agent.id.clone(), seq: self.next_ping });
+                let _ = link.send(AgentCommand::Ping {
+                    agent_id: agent.id.clone(),
+                    seq: self.next_ping,
+                });
             }
         }
         for id in unreachable {
@@ -490,18 +558,41 @@ impl Master {
                 agent.link = None;
                 agent.conn = None;
             }
-            self.mark_agent_tasks(&id, TaskState::Unreachable, TaskState::Lost, "REASON_AGENT_REMOVED", "the agent is unreachable");
+            self.mark_agent_tasks(
+                &id,
+                TaskState::Unreachable,
+                TaskState::Lost,
+                "REASON_AGENT_REMOVED",
+                "the agent is unreachable",
+            );
         }
     }
 
     /// Reports every live task of an agent as `aware` (partition-aware frameworks) or `unaware`.
-    fn mark_agent_tasks(&mut self, id: &AgentId, aware: TaskState, unaware: TaskState, reason: &str, message: &str) {
+    fn mark_agent_tasks(
+        &mut self,
+        id: &AgentId,
+        aware: TaskState,
+        unaware: TaskState,
+        reason: &str,
+        message: &str,
+    ) {
         let mut updates = Vec::new();
         for fw in self.frameworks.values() {
             for task in fw.tasks.values() {
                 if task.info.agent_id == *id && task.state != aware {
-                    let state = if fw.info.partition_aware { aware } else { unaware };
-                    updates.push(master_status(&task.info, &fw.id, state, reason, message.to_string()));
+                    let state = if fw.info.partition_aware {
+                        aware
+                    } else {
+                        unaware
+                    };
+                    updates.push(master_status(
+                        &task.info,
+                        &fw.id,
+                        state,
+                        reason,
+                        message.to_string(),
+                    ));
                 }
             }
         }
@@ -520,10 +611,18 @@ impl Master {
         link: SchedulerLink,
     ) -> Result<FrameworkId, CallError> {
         if info.name.trim().is_empty() {
-            return Err(CallError::Invalid("the framework's name is empty".to_string()));
+            return Err(CallError::Invalid(
+                "the framework's name is empty".to_string(),
+            ));
         }
         for role in &info.roles {
-            if role.is_empty() || role.starts_with('/') || role.ends_with('/') || role.contains(char::is_whitespace) || role == "." || role == ".." {
+            if role.is_empty()
+                || role.starts_with('/')
+                || role.ends_with('/')
+                || role.contains(char::is_whitespace)
+                || role == "."
+                || role == ".."
+            {
                 return Err(CallError::Invalid(format!("invalid role {role:?}")));
             }
         }
@@ -585,7 +684,9 @@ impl Master {
     }
 
     fn framework_disconnected(&mut self, id: &FrameworkId, now: Instant) {
-        let Some(fw) = self.frameworks.get_mut(id) else { return };
+        let Some(fw) = self.frameworks.get_mut(id) else {
+            return;
+        };
         info!(framework_id = %id, failover_timeout = fw.info.failover_timeout_secs, "framework disconnected");
         fw.link = None;
         fw.conn = None;
@@ -637,12 +738,16 @@ impl Master {
     /// Removes a framework: its offers go back, its tasks are killed on their agents and kept as
     /// completed (TASK_KILLED), and the framework moves to the completed list.
     fn remove_framework(&mut self, id: &FrameworkId) {
-        let Some(fw) = self.frameworks.get(id) else { return };
+        let Some(fw) = self.frameworks.get(id) else {
+            return;
+        };
         let offers: Vec<OfferId> = fw.offers.iter().cloned().collect();
         for offer in offers {
             self.remove_offer(&offer);
         }
-        let Some(mut fw) = self.frameworks.remove(id) else { return };
+        let Some(mut fw) = self.frameworks.remove(id) else {
+            return;
+        };
         let mut agents = HashSet::new();
         for (_, mut task) in fw.tasks.drain() {
             agents.insert(task.info.agent_id.clone());
@@ -650,12 +755,18 @@ impl Master {
                 agent.used = agent.used.saturating_sub(&task.info.resources);
             }
             task.state = TaskState::Killed;
-            task.statuses.push((TaskState::Killed, TaskStatus::now(), "framework removed".to_string()));
+            task.statuses.push((
+                TaskState::Killed,
+                TaskStatus::now(),
+                "framework removed".to_string(),
+            ));
             fw.completed_tasks.push_back(task);
         }
         for agent_id in agents {
             if let Some(link) = self.agents.get(&agent_id).and_then(|a| a.link.clone()) {
-                let _ = link.send(AgentCommand::ShutdownFramework { framework_id: id.clone() });
+                let _ = link.send(AgentCommand::ShutdownFramework {
+                    framework_id: id.clone(),
+                });
             }
         }
         fw.used = Resources::new();
@@ -671,7 +782,12 @@ impl Master {
         self.dirty = true;
     }
 
-    pub fn revive(&mut self, conn: ConnId, id: &FrameworkId, roles: Vec<String>) -> Result<(), CallError> {
+    pub fn revive(
+        &mut self,
+        conn: ConnId,
+        id: &FrameworkId,
+        roles: Vec<String>,
+    ) -> Result<(), CallError> {
         self.caller(conn, id)?;
         if let Some(fw) = self.frameworks.get_mut(id) {
             fw.filters.clear();
@@ -687,10 +803,19 @@ impl Master {
         Ok(())
     }
 
-    pub fn suppress(&mut self, conn: ConnId, id: &FrameworkId, roles: Vec<String>) -> Result<(), CallError> {
+    pub fn suppress(
+        &mut self,
+        conn: ConnId,
+        id: &FrameworkId,
+        roles: Vec<String>,
+    ) -> Result<(), CallError> {
         self.caller(conn, id)?;
         if let Some(fw) = self.frameworks.get_mut(id) {
-            let roles = if roles.is_empty() { fw.info.effective_roles() } else { roles };
+            let roles = if roles.is_empty() {
+                fw.info.effective_roles()
+            } else {
+                roles
+            };
             fw.suppressed_roles.extend(roles);
         }
         Ok(())
@@ -698,13 +823,27 @@ impl Master {
 
     // ---- offers -------------------------------------------------------------------------------
 
-    fn add_filter(&mut self, fw_id: &FrameworkId, agent: &AgentId, resources: Resources, refuse_seconds: f64, now: Instant) {
+    fn add_filter(
+        &mut self,
+        fw_id: &FrameworkId,
+        agent: &AgentId,
+        resources: Resources,
+        refuse_seconds: f64,
+        now: Instant,
+    ) {
         if refuse_seconds.is_nan() || refuse_seconds <= 0.0 || resources.is_empty() {
             return;
         }
-        let refuse = Duration::from_secs_f64(refuse_seconds.min(self.config.max_refuse.as_secs_f64()));
+        let refuse =
+            Duration::from_secs_f64(refuse_seconds.min(self.config.max_refuse.as_secs_f64()));
         if let Some(fw) = self.frameworks.get_mut(fw_id) {
-            fw.filters.insert(agent.clone(), RefuseFilter { resources, expires: now + refuse });
+            fw.filters.insert(
+                agent.clone(),
+                RefuseFilter {
+                    resources,
+                    expires: now + refuse,
+                },
+            );
         }
     }
 
@@ -718,7 +857,11 @@ impl Master {
     ) -> Result<(), CallError> {
         self.caller(conn, id)?;
         for offer_id in offer_ids {
-            if self.offers.get(offer_id).is_some_and(|o| o.framework_id == *id) {
+            if self
+                .offers
+                .get(offer_id)
+                .is_some_and(|o| o.framework_id == *id)
+            {
                 if let Some(offer) = self.remove_offer(offer_id) {
                     self.add_filter(id, &offer.agent_id, offer.resources, refuse_seconds, now);
                 }
@@ -740,7 +883,9 @@ impl Master {
     ) -> Result<(), CallError> {
         self.caller(conn, id)?;
         if offer_ids.is_empty() {
-            return Err(CallError::InvalidOffers("no offer ids were given".to_string()));
+            return Err(CallError::InvalidOffers(
+                "no offer ids were given".to_string(),
+            ));
         }
         let mut problem = None;
         let mut seen = HashSet::new();
@@ -771,7 +916,11 @@ impl Master {
         // Remove (recover) every valid offer named in the call.
         let mut offered = Resources::new();
         for offer_id in offer_ids {
-            if self.offers.get(offer_id).is_some_and(|o| o.framework_id == *id) {
+            if self
+                .offers
+                .get(offer_id)
+                .is_some_and(|o| o.framework_id == *id)
+            {
                 if let Some(offer) = self.remove_offer(offer_id) {
                     offered.add(&offer.resources);
                 }
@@ -779,7 +928,13 @@ impl Master {
         }
         if let Some(problem) = problem {
             for task in &launches {
-                let status = master_status(task, id, TaskState::Dropped, "REASON_INVALID_OFFERS", format!("invalid offers: {problem}"));
+                let status = master_status(
+                    task,
+                    id,
+                    TaskState::Dropped,
+                    "REASON_INVALID_OFFERS",
+                    format!("invalid offers: {problem}"),
+                );
                 if let Some(fw) = self.frameworks.get(id) {
                     fw.send(SchedulerEvent::Update(status));
                 }
@@ -787,7 +942,9 @@ impl Master {
             return Err(CallError::InvalidOffers(problem));
         }
         let Some(agent_id) = agent_id else {
-            return Err(CallError::InvalidOffers("no offer ids were given".to_string()));
+            return Err(CallError::InvalidOffers(
+                "no offer ids were given".to_string(),
+            ));
         };
         let mut remaining = offered;
         let mut batch_ids = HashSet::new();
@@ -796,7 +953,8 @@ impl Master {
             batch_ids.insert(task.task_id.clone());
             if let Some(message) = error {
                 warn!(framework_id = %id, task_id = %task.task_id, %message, "task refused");
-                let status = master_status(&task, id, TaskState::Error, "REASON_TASK_INVALID", message);
+                let status =
+                    master_status(&task, id, TaskState::Error, "REASON_TASK_INVALID", message);
                 if let Some(fw) = self.frameworks.get(id) {
                     fw.send(SchedulerEvent::Update(status));
                 }
@@ -820,10 +978,16 @@ impl Master {
     ) -> Option<String> {
         let fw = self.frameworks.get(fw_id)?;
         if task.agent_id != *agent_id {
-            return Some(format!("task {} names agent {} but the offers are on agent {agent_id}", task.task_id, task.agent_id));
+            return Some(format!(
+                "task {} names agent {} but the offers are on agent {agent_id}",
+                task.task_id, task.agent_id
+            ));
         }
         if fw.tasks.contains_key(&task.task_id) || batch.contains(&task.task_id) {
-            return Some(format!("task id {} is already in use by a live task of this framework", task.task_id));
+            return Some(format!(
+                "task id {} is already in use by a live task of this framework",
+                task.task_id
+            ));
         }
         if task.resources.is_empty() {
             return Some("the task uses no resources (give it cpus and mem)".to_string());
@@ -839,15 +1003,21 @@ impl Master {
         }
         if let Some(grace) = task.kill_grace_period_secs {
             if !grace.is_finite() || grace < 0.0 {
-                return Some("the kill grace period must be a non-negative number of seconds".to_string());
+                return Some(
+                    "the kill grace period must be a non-negative number of seconds".to_string(),
+                );
             }
         }
         None
     }
 
     fn launch(&mut self, fw_id: &FrameworkId, agent_id: &AgentId, task: TaskInfo) {
-        let Some(agent) = self.agents.get_mut(agent_id) else { return };
-        let Some(fw) = self.frameworks.get_mut(fw_id) else { return };
+        let Some(agent) = self.agents.get_mut(agent_id) else {
+            return;
+        };
+        let Some(fw) = self.frameworks.get_mut(fw_id) else {
+            return;
+        };
         agent.used.add(&task.resources);
         fw.used.add(&task.resources);
         info!(framework_id = %fw_id, task_id = %task.task_id, agent_id = %agent_id, "launching task");
@@ -871,17 +1041,27 @@ impl Master {
 
     // ---- tasks --------------------------------------------------------------------------------
 
-    pub fn kill(&mut self, conn: ConnId, fw_id: &FrameworkId, task_id: &TaskId) -> Result<(), CallError> {
+    pub fn kill(
+        &mut self,
+        conn: ConnId,
+        fw_id: &FrameworkId,
+        task_id: &TaskId,
+    ) -> Result<(), CallError> {
         self.caller(conn, fw_id)?;
         self.kill_task(fw_id, task_id);
         Ok(())
     }
 
     fn kill_task(&mut self, fw_id: &FrameworkId, task_id: &TaskId) {
-        let Some(fw) = self.frameworks.get(fw_id) else { return };
+        let Some(fw) = self.frameworks.get(fw_id) else {
+            return;
+        };
         match fw.tasks.get(task_id) {
             Some(task) => {
-                let agent_link = self.agents.get(&task.info.agent_id).and_then(|a| a.link.clone());
+                let agent_link = self
+                    .agents
+                    .get(&task.info.agent_id)
+                    .and_then(|a| a.link.clone());
                 match agent_link {
                     Some(link) => {
                         info!(framework_id = %fw_id, task_id = %task_id, "killing task");
@@ -891,12 +1071,18 @@ impl Master {
                             grace_period_secs: task.info.kill_grace_period_secs.unwrap_or(0.0),
                         });
                     }
-                    None => warn!(task_id = %task_id, "cannot kill: the task's agent is not connected"),
+                    None => {
+                        warn!(task_id = %task_id, "cannot kill: the task's agent is not connected")
+                    }
                 }
             }
             None => {
                 // Mesos: killing an unknown task answers TASK_LOST (TASK_UNKNOWN if partition aware).
-                let state = if fw.info.partition_aware { TaskState::Unknown } else { TaskState::Lost };
+                let state = if fw.info.partition_aware {
+                    TaskState::Unknown
+                } else {
+                    TaskState::Lost
+                };
                 let status = TaskStatus {
                     task_id: task_id.clone(),
                     state,
@@ -943,30 +1129,47 @@ impl Master {
             }
             many => Err(OperatorKillError::Ambiguous {
                 task: task_id.to_string(),
-                frameworks: many.iter().map(|(f, _)| f.as_str()).collect::<Vec<_>>().join(", "),
+                frameworks: many
+                    .iter()
+                    .map(|(f, _)| f.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             }),
         }
     }
 
     /// A status update from the agent registered on `conn`.
-    pub fn status_update(&mut self, conn: ConnId, agent_id: &AgentId, status: TaskStatus) -> Result<(), String> {
+    pub fn status_update(
+        &mut self,
+        conn: ConnId,
+        agent_id: &AgentId,
+        status: TaskStatus,
+    ) -> Result<(), String> {
         let Some(agent) = self.agents.get(agent_id) else {
             return Err(format!("agent {agent_id} is not registered"));
         };
         if agent.conn != Some(conn) {
-            return Err(format!("agent {agent_id} is registered on another connection"));
+            return Err(format!(
+                "agent {agent_id} is registered on another connection"
+            ));
         }
         let link = agent.link.clone();
         let Some(fw_id) = status.framework_id.clone() else {
             return Err("the status update names no framework".to_string());
         };
         if status.agent_id.as_ref() != Some(agent_id) {
-            return Err(format!("the status update is for another agent than {agent_id}"));
+            return Err(format!(
+                "the status update is for another agent than {agent_id}"
+            ));
         }
         if !self.frameworks.contains_key(&fw_id) {
             // The framework is gone: acknowledge on its behalf so the agent stops retrying.
             if let (Some(link), Some(uuid)) = (link, status.uuid) {
-                let _ = link.send(AgentCommand::Acknowledge { framework_id: fw_id, task_id: status.task_id, uuid });
+                let _ = link.send(AgentCommand::Acknowledge {
+                    framework_id: fw_id,
+                    task_id: status.task_id,
+                    uuid,
+                });
             }
             return Ok(());
         }
@@ -976,12 +1179,17 @@ impl Master {
 
     /// Records a task's new state (recovering its resources when terminal) and forwards it.
     fn apply_status(&mut self, status: &TaskStatus) {
-        let Some(fw_id) = &status.framework_id else { return };
-        let Some(fw) = self.frameworks.get_mut(fw_id) else { return };
+        let Some(fw_id) = &status.framework_id else {
+            return;
+        };
+        let Some(fw) = self.frameworks.get_mut(fw_id) else {
+            return;
+        };
         if let Some(task) = fw.tasks.get_mut(&status.task_id) {
             let was_terminal = task.state.is_terminal();
             if task.state != status.state {
-                task.statuses.push((status.state, status.timestamp, status.message.clone()));
+                task.statuses
+                    .push((status.state, status.timestamp, status.message.clone()));
             }
             task.state = status.state;
             task.latest = Some(status.clone());
@@ -1014,7 +1222,11 @@ impl Master {
         match self.agents.get(agent_id) {
             Some(agent) => {
                 if let Some(link) = &agent.link {
-                    let _ = link.send(AgentCommand::Acknowledge { framework_id: fw_id.clone(), task_id, uuid });
+                    let _ = link.send(AgentCommand::Acknowledge {
+                        framework_id: fw_id.clone(),
+                        task_id,
+                        uuid,
+                    });
                 }
                 Ok(())
             }
@@ -1030,10 +1242,18 @@ impl Master {
         tasks: Vec<(TaskId, Option<AgentId>)>,
     ) -> Result<(), CallError> {
         self.caller(conn, fw_id)?;
-        let Some(fw) = self.frameworks.get(fw_id) else { return Ok(()) };
+        let Some(fw) = self.frameworks.get(fw_id) else {
+            return Ok(());
+        };
         let status_of = |task: &Task| {
             let mut s = task.latest.clone().unwrap_or_else(|| {
-                master_status(&task.info, fw_id, task.state, "REASON_RECONCILIATION", String::new())
+                master_status(
+                    &task.info,
+                    fw_id,
+                    task.state,
+                    "REASON_RECONCILIATION",
+                    String::new(),
+                )
             });
             s.uuid = None;
             s.reason = Some("REASON_RECONCILIATION".to_string());
@@ -1047,10 +1267,19 @@ impl Master {
             for (task_id, agent_id) in tasks {
                 if let Some(task) = fw.tasks.get(&task_id) {
                     updates.push(status_of(task));
-                } else if let Some(task) = fw.completed_tasks.iter().rev().find(|t| t.info.task_id == task_id) {
+                } else if let Some(task) = fw
+                    .completed_tasks
+                    .iter()
+                    .rev()
+                    .find(|t| t.info.task_id == task_id)
+                {
                     updates.push(status_of(task));
                 } else {
-                    let state = if fw.info.partition_aware { TaskState::Unknown } else { TaskState::Lost };
+                    let state = if fw.info.partition_aware {
+                        TaskState::Unknown
+                    } else {
+                        TaskState::Lost
+                    };
                     updates.push(TaskStatus {
                         task_id,
                         state,
@@ -1088,7 +1317,11 @@ impl Master {
 
     fn total(&self) -> Resources {
         let mut total = Resources::new();
-        for agent in self.agents.values().filter(|a| a.state == AgentState::Active) {
+        for agent in self
+            .agents
+            .values()
+            .filter(|a| a.state == AgentState::Active)
+        {
             total.add(&agent.info.resources);
         }
         total
@@ -1101,7 +1334,10 @@ impl Master {
             .agents
             .values()
             .filter(|a| a.state == AgentState::Active && a.link.is_some())
-            .map(|a| AgentView { id: a.id.clone(), available: a.available() })
+            .map(|a| AgentView {
+                id: a.id.clone(),
+                available: a.available(),
+            })
             .collect();
         let mut frameworks: Vec<FrameworkView> = self
             .frameworks
@@ -1128,22 +1364,33 @@ impl Master {
         for alloc in allocations {
             self.next_offer += 1;
             let offer_id: OfferId = self.new_id("O", self.next_offer);
-            let Some(agent) = self.agents.get_mut(&alloc.agent) else { continue };
-            let Some(fw) = self.frameworks.get_mut(&alloc.framework) else { continue };
+            let Some(agent) = self.agents.get_mut(&alloc.agent) else {
+                continue;
+            };
+            let Some(fw) = self.frameworks.get_mut(&alloc.framework) else {
+                continue;
+            };
             agent.offered.add(&alloc.resources);
             fw.offered.add(&alloc.resources);
             fw.offers.insert(offer_id.clone());
-            by_framework.entry(alloc.framework.clone()).or_default().push(OfferEvent {
-                id: offer_id.clone(),
-                framework_id: alloc.framework.clone(),
-                agent_id: alloc.agent.clone(),
-                hostname: agent.info.hostname.clone(),
-                resources: alloc.resources.clone(),
-                attributes: agent.info.attributes.clone(),
-            });
+            by_framework
+                .entry(alloc.framework.clone())
+                .or_default()
+                .push(OfferEvent {
+                    id: offer_id.clone(),
+                    framework_id: alloc.framework.clone(),
+                    agent_id: alloc.agent.clone(),
+                    hostname: agent.info.hostname.clone(),
+                    resources: alloc.resources.clone(),
+                    attributes: agent.info.attributes.clone(),
+                });
             self.offers.insert(
                 offer_id,
-                Offer { framework_id: alloc.framework, agent_id: alloc.agent, resources: alloc.resources },
+                Offer {
+                    framework_id: alloc.framework,
+                    agent_id: alloc.agent,
+                    resources: alloc.resources,
+                },
             );
         }
         for (fw_id, offers) in by_framework {
@@ -1155,7 +1402,10 @@ impl Master {
 
     /// When the earliest refuse filter expires (so the actor can allocate again then).
     pub fn next_filter_expiry(&self) -> Option<Instant> {
-        self.frameworks.values().flat_map(|f| f.filters.values().map(|x| x.expires)).min()
+        self.frameworks
+            .values()
+            .flat_map(|f| f.filters.values().map(|x| x.expires))
+            .min()
     }
 
     /// Drops expired filters; marks the state dirty if any expired.

@@ -7,19 +7,45 @@ use strata_schema::{CommandInfo, MasterInfo};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 fn master() -> Master {
-    let info = MasterInfo { id: "m".into(), hostname: "h".into(), ip: "127.0.0.1".into(), port: 5050, version: "0".into() };
-    Master::new(info, StateConfig { max_agent_ping_timeouts: 2, ..StateConfig::default() })
+    let info = MasterInfo {
+        id: "m".into(),
+        hostname: "h".into(),
+        ip: "127.0.0.1".into(),
+        port: 5050,
+        version: "0".into(),
+    };
+    Master::new(
+        info,
+        StateConfig {
+            max_agent_ping_timeouts: 2,
+            ..StateConfig::default()
+        },
+    )
 }
 
 fn agent(m: &mut Master, conn: ConnId, res: &str) -> (AgentId, UnboundedReceiver<AgentCommand>) {
     let (tx, rx) = unbounded_channel();
-    let info = AgentInfo { hostname: "a".into(), port: 5051, resources: Resources::parse(res).unwrap(), ..Default::default() };
+    let info = AgentInfo {
+        hostname: "a".into(),
+        port: 5051,
+        resources: Resources::parse(res).unwrap(),
+        ..Default::default()
+    };
     (m.register_agent(conn, info, tx, vec![]).unwrap(), rx)
 }
 
-fn framework(m: &mut Master, conn: ConnId, partition_aware: bool) -> (FrameworkId, UnboundedReceiver<SchedulerEvent>) {
+fn framework(
+    m: &mut Master,
+    conn: ConnId,
+    partition_aware: bool,
+) -> (FrameworkId, UnboundedReceiver<SchedulerEvent>) {
     let (tx, rx) = unbounded_channel();
-    let info = FrameworkInfo { name: "f".into(), user: "root".into(), partition_aware, ..Default::default() };
+    let info = FrameworkInfo {
+        name: "f".into(),
+        user: "root".into(),
+        partition_aware,
+        ..Default::default()
+    };
     (m.subscribe(conn, info, tx).unwrap(), rx)
 }
 
@@ -85,7 +111,10 @@ fn offer_accept_launch_and_recover() {
     let now = Instant::now();
     let (a, mut arx) = agent(&mut m, 1, "cpus:2;mem:1024");
     let (f, mut frx) = framework(&mut m, 2, false);
-    assert!(matches!(drain(&mut frx)[0], SchedulerEvent::Subscribed { .. }));
+    assert!(matches!(
+        drain(&mut frx)[0],
+        SchedulerEvent::Subscribed { .. }
+    ));
     m.allocate(now);
     let o = offers(&mut frx);
     assert_eq!(o.len(), 1);
@@ -94,8 +123,19 @@ fn offer_accept_launch_and_recover() {
     m.allocate(now);
     assert!(offers(&mut frx).is_empty());
 
-    m.accept(2, &f, &[o[0].id.clone()], vec![task("t", &a, "cpus:1;mem:128")], 0.0, now).unwrap();
-    assert!(matches!(drain(&mut arx).as_slice(), [AgentCommand::Launch { .. }]));
+    m.accept(
+        2,
+        &f,
+        &[o[0].id.clone()],
+        vec![task("t", &a, "cpus:1;mem:128")],
+        0.0,
+        now,
+    )
+    .unwrap();
+    assert!(matches!(
+        drain(&mut arx).as_slice(),
+        [AgentCommand::Launch { .. }]
+    ));
     // The unused remainder is offered again (no filter with refuse 0).
     m.allocate(now);
     let o2 = offers(&mut frx);
@@ -103,17 +143,29 @@ fn offer_accept_launch_and_recover() {
     m.decline(2, &f, &[o2[0].id.clone()], 0.0, now).unwrap();
 
     // Status updates are forwarded; a terminal one gives the resources back.
-    m.status_update(1, &a, status(&f, &a, "t", TaskState::Running)).unwrap();
-    m.status_update(1, &a, status(&f, &a, "t", TaskState::Finished)).unwrap();
+    m.status_update(1, &a, status(&f, &a, "t", TaskState::Running))
+        .unwrap();
+    m.status_update(1, &a, status(&f, &a, "t", TaskState::Finished))
+        .unwrap();
     let u = updates(&mut frx);
-    assert_eq!(u.iter().map(|s| s.state).collect::<Vec<_>>(), [TaskState::Running, TaskState::Finished]);
+    assert_eq!(
+        u.iter().map(|s| s.state).collect::<Vec<_>>(),
+        [TaskState::Running, TaskState::Finished]
+    );
     // A resent terminal update does not recover twice.
-    m.status_update(1, &a, status(&f, &a, "t", TaskState::Finished)).unwrap();
+    m.status_update(1, &a, status(&f, &a, "t", TaskState::Finished))
+        .unwrap();
     m.allocate(now);
-    assert_eq!(offers(&mut frx)[0].resources, Resources::parse("cpus:2;mem:1024").unwrap());
+    assert_eq!(
+        offers(&mut frx)[0].resources,
+        Resources::parse("cpus:2;mem:1024").unwrap()
+    );
     let state = m.state_json();
     assert_eq!(state["slaves"][0]["used_resources"]["cpus"], 0.0);
-    assert_eq!(state["frameworks"][0]["completed_tasks"][0]["state"], "TASK_FINISHED");
+    assert_eq!(
+        state["frameworks"][0]["completed_tasks"][0]["state"],
+        "TASK_FINISHED"
+    );
 }
 
 #[test]
@@ -156,33 +208,96 @@ fn invalid_accepts_are_refused_with_reasons() {
     let fo = offers(&mut frx);
     let go = offers(&mut grx);
     assert_eq!(fo.len() + go.len(), 1, "one agent, one offer");
-    let (owner, conn, offer, mut other_rx, other, other_conn) =
-        if fo.len() == 1 { (f.clone(), 2, fo[0].clone(), grx, g.clone(), 3) } else { (g.clone(), 3, go[0].clone(), frx, f.clone(), 2) };
+    let (owner, conn, offer, mut other_rx, other, other_conn) = if fo.len() == 1 {
+        (f.clone(), 2, fo[0].clone(), grx, g.clone(), 3)
+    } else {
+        (g.clone(), 3, go[0].clone(), frx, f.clone(), 2)
+    };
     // Another framework's offer.
-    let err = m.accept(other_conn, &other, &[offer.id.clone()], vec![], 0.0, now).unwrap_err();
-    assert!(err.to_string().contains("was not made to framework"), "{err}");
+    let err = m
+        .accept(
+            other_conn,
+            &other,
+            std::slice::from_ref(&offer.id),
+            vec![],
+            0.0,
+            now,
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("was not made to framework"),
+        "{err}"
+    );
     // A session of another connection.
-    let err = m.accept(99, &owner, &[offer.id.clone()], vec![], 0.0, now).unwrap_err();
+    let err = m
+        .accept(
+            99,
+            &owner,
+            std::slice::from_ref(&offer.id),
+            vec![],
+            0.0,
+            now,
+        )
+        .unwrap_err();
     assert!(matches!(err, CallError::StaleSession(_)), "{err}");
     // Unknown offer: TASK_DROPPED for the tasks in the call.
     let bogus = OfferId::new("nope").unwrap();
-    let err = m.accept(other_conn, &other, &[bogus], vec![task("x", &a, "cpus:1")], 0.0, now).unwrap_err();
+    let err = m
+        .accept(
+            other_conn,
+            &other,
+            &[bogus],
+            vec![task("x", &a, "cpus:1")],
+            0.0,
+            now,
+        )
+        .unwrap_err();
     assert!(err.to_string().contains("nope"), "{err}");
     assert_eq!(updates(&mut other_rx)[0].state, TaskState::Dropped);
     // Bad tasks get TASK_ERROR and the good one launches.
     let mut bad_cmd = task("bad-cmd", &a, "cpus:0.1");
     bad_cmd.command = CommandInfo::shell("");
-    let wrong_agent = task("wrong-agent", &AgentId::new("elsewhere").unwrap(), "cpus:0.1");
-    let tasks = vec![task("big", &a, "cpus:3"), bad_cmd, wrong_agent, task("ok", &a, "cpus:1"), task("ok", &a, "cpus:0.5"), task("none", &a, "")];
-    m.accept(conn, &owner, &[offer.id.clone()], tasks, 0.0, now).unwrap();
-    let launched: Vec<_> = drain(&mut arx).into_iter().filter(|c| matches!(c, AgentCommand::Launch { .. })).collect();
+    let wrong_agent = task(
+        "wrong-agent",
+        &AgentId::new("elsewhere").unwrap(),
+        "cpus:0.1",
+    );
+    let tasks = vec![
+        task("big", &a, "cpus:3"),
+        bad_cmd,
+        wrong_agent,
+        task("ok", &a, "cpus:1"),
+        task("ok", &a, "cpus:0.5"),
+        task("none", &a, ""),
+    ];
+    m.accept(
+        conn,
+        &owner,
+        std::slice::from_ref(&offer.id),
+        tasks,
+        0.0,
+        now,
+    )
+    .unwrap();
+    let launched: Vec<_> = drain(&mut arx)
+        .into_iter()
+        .filter(|c| matches!(c, AgentCommand::Launch { .. }))
+        .collect();
     assert_eq!(launched.len(), 1);
     let state = m.state_json();
-    let tasks = state["frameworks"].as_array().unwrap().iter().find(|x| x["id"] == owner.as_str()).unwrap()["tasks"].clone();
+    let tasks = state["frameworks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == owner.as_str())
+        .unwrap()["tasks"]
+        .clone();
     assert_eq!(tasks.as_array().unwrap().len(), 1);
     assert_eq!(tasks[0]["id"], "ok");
     // The used offer is gone.
-    let err = m.accept(conn, &owner, &[offer.id], vec![], 0.0, now).unwrap_err();
+    let err = m
+        .accept(conn, &owner, &[offer.id], vec![], 0.0, now)
+        .unwrap_err();
     assert!(err.to_string().contains("no longer valid"), "{err}");
 }
 
@@ -194,21 +309,46 @@ fn framework_disconnect_without_failover_timeout_tears_it_down() {
     let (f, mut frx) = framework(&mut m, 2, false);
     m.allocate(now);
     let o = offers(&mut frx);
-    m.accept(2, &f, &[o[0].id.clone()], vec![task("t", &a, "cpus:1")], 0.0, now).unwrap();
+    m.accept(
+        2,
+        &f,
+        &[o[0].id.clone()],
+        vec![task("t", &a, "cpus:1")],
+        0.0,
+        now,
+    )
+    .unwrap();
     drain(&mut arx);
     m.connection_closed(2, now);
-    assert!(matches!(drain(&mut arx).as_slice(), [AgentCommand::ShutdownFramework { .. }]));
+    assert!(matches!(
+        drain(&mut arx).as_slice(),
+        [AgentCommand::ShutdownFramework { .. }]
+    ));
     let state = m.state_json();
     assert_eq!(state["frameworks"].as_array().unwrap().len(), 0);
-    assert_eq!(state["completed_frameworks"][0]["completed_tasks"][0]["state"], "TASK_KILLED");
+    assert_eq!(
+        state["completed_frameworks"][0]["completed_tasks"][0]["state"],
+        "TASK_KILLED"
+    );
     assert_eq!(state["slaves"][0]["used_resources"]["cpus"], 0.0);
     // Its late updates are acknowledged on its behalf so the agent stops retrying.
-    m.status_update(1, &a, status(&f, &a, "t", TaskState::Killed)).unwrap();
-    assert!(matches!(drain(&mut arx).as_slice(), [AgentCommand::Acknowledge { .. }]));
+    m.status_update(1, &a, status(&f, &a, "t", TaskState::Killed))
+        .unwrap();
+    assert!(matches!(
+        drain(&mut arx).as_slice(),
+        [AgentCommand::Acknowledge { .. }]
+    ));
     // And it cannot come back.
     let (tx, _rx) = unbounded_channel();
-    let info = FrameworkInfo { id: Some(f.clone()), name: "f".into(), ..Default::default() };
-    assert!(matches!(m.subscribe(3, info, tx), Err(CallError::Removed(_))));
+    let info = FrameworkInfo {
+        id: Some(f.clone()),
+        name: "f".into(),
+        ..Default::default()
+    };
+    assert!(matches!(
+        m.subscribe(3, info, tx),
+        Err(CallError::Removed(_))
+    ));
 }
 
 #[test]
@@ -216,16 +356,32 @@ fn framework_with_failover_timeout_survives_a_disconnect() {
     let mut m = master();
     let now = Instant::now();
     let (tx, _rx) = unbounded_channel();
-    let info = FrameworkInfo { name: "f".into(), failover_timeout_secs: 60.0, ..Default::default() };
+    let info = FrameworkInfo {
+        name: "f".into(),
+        failover_timeout_secs: 60.0,
+        ..Default::default()
+    };
     let f = m.subscribe(2, info.clone(), tx).unwrap();
     m.connection_closed(2, now);
     m.failover_tick(now + Duration::from_secs(30));
     assert_eq!(m.state_json()["frameworks"][0]["active"], false);
     // Re-subscribing with the id within the timeout keeps the framework.
     let (tx, mut rx) = unbounded_channel();
-    let again = m.subscribe(3, FrameworkInfo { id: Some(f.clone()), ..info }, tx).unwrap();
+    let again = m
+        .subscribe(
+            3,
+            FrameworkInfo {
+                id: Some(f.clone()),
+                ..info
+            },
+            tx,
+        )
+        .unwrap();
     assert_eq!(again, f);
-    assert!(matches!(drain(&mut rx)[0], SchedulerEvent::Subscribed { .. }));
+    assert!(matches!(
+        drain(&mut rx)[0],
+        SchedulerEvent::Subscribed { .. }
+    ));
     m.failover_tick(now + Duration::from_secs(600));
     assert_eq!(m.state_json()["frameworks"][0]["active"], true);
 }
@@ -238,8 +394,17 @@ fn agents_missing_pings_become_unreachable_and_their_tasks_too() {
     let (f, mut frx) = framework(&mut m, 2, true);
     m.allocate(now);
     let o = offers(&mut frx);
-    m.accept(2, &f, &[o[0].id.clone()], vec![task("t", &a, "cpus:1")], 0.0, now).unwrap();
-    m.status_update(1, &a, status(&f, &a, "t", TaskState::Running)).unwrap();
+    m.accept(
+        2,
+        &f,
+        &[o[0].id.clone()],
+        vec![task("t", &a, "cpus:1")],
+        0.0,
+        now,
+    )
+    .unwrap();
+    m.status_update(1, &a, status(&f, &a, "t", TaskState::Running))
+        .unwrap();
     drain(&mut frx);
     // Answered pings keep it alive.
     m.ping_tick();
@@ -257,14 +422,30 @@ fn agents_missing_pings_become_unreachable_and_their_tasks_too() {
     m.ping_tick();
     assert_eq!(m.state_json()["slaves"][0]["state"], "unreachable");
     let u = updates(&mut frx);
-    assert_eq!(u.last().unwrap().state, TaskState::Unreachable, "partition-aware frameworks get TASK_UNREACHABLE");
+    assert_eq!(
+        u.last().unwrap().state,
+        TaskState::Unreachable,
+        "partition-aware frameworks get TASK_UNREACHABLE"
+    );
     // Re-registration makes it active again; the agent reports the task running.
     let (tx, _rx) = unbounded_channel();
-    let info = AgentInfo { id: Some(a.clone()), hostname: "a".into(), resources: Resources::parse("cpus:2;mem:1024").unwrap(), ..Default::default() };
-    let running = vec![ReportedTask { framework: m.frameworks[&f].info.clone(), task: task("t", &a, "cpus:1"), state: TaskState::Running }];
+    let info = AgentInfo {
+        id: Some(a.clone()),
+        hostname: "a".into(),
+        resources: Resources::parse("cpus:2;mem:1024").unwrap(),
+        ..Default::default()
+    };
+    let running = vec![ReportedTask {
+        framework: m.frameworks[&f].info.clone(),
+        task: task("t", &a, "cpus:1"),
+        state: TaskState::Running,
+    }];
     assert_eq!(m.register_agent(5, info, tx, running).unwrap(), a);
     assert_eq!(m.state_json()["slaves"][0]["state"], "active");
-    assert_eq!(m.state_json()["frameworks"][0]["tasks"][0]["state"], "TASK_RUNNING");
+    assert_eq!(
+        m.state_json()["frameworks"][0]["tasks"][0]["state"],
+        "TASK_RUNNING"
+    );
 }
 
 #[test]
@@ -275,11 +456,25 @@ fn reregistration_without_a_task_reports_it_lost() {
     let (f, mut frx) = framework(&mut m, 2, false);
     m.allocate(now);
     let o = offers(&mut frx);
-    m.accept(2, &f, &[o[0].id.clone()], vec![task("t", &a, "cpus:1")], 0.0, now).unwrap();
-    m.status_update(1, &a, status(&f, &a, "t", TaskState::Running)).unwrap();
+    m.accept(
+        2,
+        &f,
+        &[o[0].id.clone()],
+        vec![task("t", &a, "cpus:1")],
+        0.0,
+        now,
+    )
+    .unwrap();
+    m.status_update(1, &a, status(&f, &a, "t", TaskState::Running))
+        .unwrap();
     drain(&mut frx);
     let (tx, _rx) = unbounded_channel();
-    let info = AgentInfo { id: Some(a.clone()), hostname: "a".into(), resources: Resources::parse("cpus:2;mem:1024").unwrap(), ..Default::default() };
+    let info = AgentInfo {
+        id: Some(a.clone()),
+        hostname: "a".into(),
+        resources: Resources::parse("cpus:2;mem:1024").unwrap(),
+        ..Default::default()
+    };
     m.register_agent(7, info, tx, vec![]).unwrap();
     let u = updates(&mut frx);
     assert_eq!(u[0].state, TaskState::Lost);
@@ -294,18 +489,43 @@ fn operator_kill_finds_the_task_or_says_why_not() {
     let (f, mut frx) = framework(&mut m, 2, false);
     m.allocate(now);
     let o = offers(&mut frx);
-    m.accept(2, &f, &[o[0].id.clone()], vec![task("t", &a, "cpus:1")], 0.0, now).unwrap();
+    m.accept(
+        2,
+        &f,
+        &[o[0].id.clone()],
+        vec![task("t", &a, "cpus:1")],
+        0.0,
+        now,
+    )
+    .unwrap();
     drain(&mut arx);
-    assert!(matches!(m.operator_kill("nope", None), Err(OperatorKillError::NotFound(_))));
+    assert!(matches!(
+        m.operator_kill("nope", None),
+        Err(OperatorKillError::NotFound(_))
+    ));
     let (fw, agent) = m.operator_kill("t", None).unwrap();
     assert_eq!((fw, agent), (f.clone(), a.clone()));
-    assert!(matches!(drain(&mut arx).as_slice(), [AgentCommand::Kill { .. }]));
+    assert!(matches!(
+        drain(&mut arx).as_slice(),
+        [AgentCommand::Kill { .. }]
+    ));
     // The same id in a second framework makes it ambiguous.
     let (g, mut grx) = framework(&mut m, 3, false);
     m.allocate(now);
     let o = offers(&mut grx);
-    m.accept(3, &g, &[o[0].id.clone()], vec![task("t", &a, "cpus:1")], 0.0, now).unwrap();
-    assert!(matches!(m.operator_kill("t", None), Err(OperatorKillError::Ambiguous { .. })));
+    m.accept(
+        3,
+        &g,
+        &[o[0].id.clone()],
+        vec![task("t", &a, "cpus:1")],
+        0.0,
+        now,
+    )
+    .unwrap();
+    assert!(matches!(
+        m.operator_kill("t", None),
+        Err(OperatorKillError::Ambiguous { .. })
+    ));
     assert!(m.operator_kill("t", Some(g.as_str())).is_ok());
 }
 
@@ -317,13 +537,23 @@ fn reconciliation_answers_known_and_unknown_tasks() {
     let (f, mut frx) = framework(&mut m, 2, false);
     m.allocate(now);
     let o = offers(&mut frx);
-    m.accept(2, &f, &[o[0].id.clone()], vec![task("t", &a, "cpus:1")], 0.0, now).unwrap();
-    m.status_update(1, &a, status(&f, &a, "t", TaskState::Running)).unwrap();
+    m.accept(
+        2,
+        &f,
+        &[o[0].id.clone()],
+        vec![task("t", &a, "cpus:1")],
+        0.0,
+        now,
+    )
+    .unwrap();
+    m.status_update(1, &a, status(&f, &a, "t", TaskState::Running))
+        .unwrap();
     drain(&mut frx);
     m.reconcile(2, &f, vec![]).unwrap();
     let u = updates(&mut frx);
     assert_eq!(u.len(), 1);
     assert_eq!((u[0].state, u[0].uuid), (TaskState::Running, None));
-    m.reconcile(2, &f, vec![(TaskId::new("ghost").unwrap(), None)]).unwrap();
+    m.reconcile(2, &f, vec![(TaskId::new("ghost").unwrap(), None)])
+        .unwrap();
     assert_eq!(updates(&mut frx)[0].state, TaskState::Lost);
 }

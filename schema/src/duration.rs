@@ -12,13 +12,18 @@ pub struct DurationError {
 
 /// Parses a Mesos-style duration.
 pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
-    let err = |why| DurationError { text: text.to_string(), why };
+    let err = |why| DurationError {
+        text: text.to_string(),
+        why,
+    };
     let t = text.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(|| {
-        err("a unit is missing (ns, us, ms, secs, mins, hrs, days, weeks)")
-    })?;
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(|| err("a unit is missing (ns, us, ms, secs, mins, hrs, days, weeks)"))?;
     let (number, unit) = t.split_at(split);
-    let value: f64 = number.parse().map_err(|_| err("it does not start with a number"))?;
+    let value: f64 = number
+        .parse()
+        .map_err(|_| err("it does not start with a number"))?;
     let scale = match unit {
         "ns" => 1e-9,
         "us" => 1e-6,
@@ -28,7 +33,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         "h" | "hr" | "hrs" => 3600.0,
         "d" | "day" | "days" => 86400.0,
         "w" | "week" | "weeks" => 604800.0,
-        _ => return Err(err("unknown unit (use ns, us, ms, secs, mins, hrs, days or weeks)")),
+        _ => {
+            return Err(err(
+                "unknown unit (use ns, us, ms, secs, mins, hrs, days or weeks)",
+            ))
+        }
     };
     let secs = value * scale;
     if !secs.is_finite() || secs > 1e12 {
@@ -49,7 +58,10 @@ mod tests {
         assert_eq!(parse_duration("10mins").unwrap(), Duration::from_secs(600));
         assert_eq!(parse_duration("1.5hrs").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
-        assert!(parse_duration("15").unwrap_err().to_string().contains("unit"));
+        assert!(parse_duration("15")
+            .unwrap_err()
+            .to_string()
+            .contains("unit"));
         assert!(parse_duration("secs").is_err());
         assert!(parse_duration("5parsecs").is_err());
     }

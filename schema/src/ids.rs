@@ -17,7 +17,11 @@ pub struct IdError {
 pub const MAX_ID_LEN: usize = 200;
 
 fn validate(kind: &'static str, value: &str) -> Result<(), IdError> {
-    let err = |why| IdError { kind, value: value.to_string(), why };
+    let err = |why| IdError {
+        kind,
+        value: value.to_string(),
+        why,
+    };
     if value.is_empty() {
         return Err(err("it is empty"));
     }
@@ -27,7 +31,10 @@ fn validate(kind: &'static str, value: &str) -> Result<(), IdError> {
     if value == "." || value == ".." {
         return Err(err("it is a relative path component"));
     }
-    if !value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '@')) {
+    if !value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '@'))
+    {
         return Err(err("only ASCII letters, digits and - _ . : @ are allowed"));
     }
     Ok(())

@@ -14,8 +14,8 @@ pub mod wire;
 
 pub use attributes::{Attribute, AttributeValue, Attributes, AttributesError};
 pub use duration::{parse_duration, DurationError};
-pub use info::{AgentInfo, MasterInfo};
 pub use ids::{AgentId, ContainerId, FrameworkId, OfferId, TaskId};
+pub use info::{AgentInfo, MasterInfo};
 pub use resources::{Range, Resource, Resources, ResourcesError, Value, DEFAULT_ROLE};
 pub use task::{
     CommandInfo, FrameworkInfo, StatusSource, TaskInfo, TaskState, TaskStatus, UpdateUuid,

@@ -172,7 +172,11 @@ pub struct CommandInfo {
 impl CommandInfo {
     /// A shell command, as Mesos' default.
     pub fn shell(value: impl Into<String>) -> Self {
-        Self { shell: true, value: value.into(), ..Self::default() }
+        Self {
+            shell: true,
+            value: value.into(),
+            ..Self::default()
+        }
     }
 
     /// An argv executed directly (no shell): `argv[0]` is the executable.
@@ -261,7 +265,10 @@ mod tests {
         assert_eq!(terminal.len(), 8);
         assert!(!TaskState::Running.is_terminal());
         assert!(!TaskState::Unreachable.is_terminal());
-        assert_eq!(serde_json::to_string(&TaskState::Running).unwrap(), "\"TASK_RUNNING\"");
+        assert_eq!(
+            serde_json::to_string(&TaskState::Running).unwrap(),
+            "\"TASK_RUNNING\""
+        );
     }
 
     #[test]

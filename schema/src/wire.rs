@@ -36,12 +36,17 @@ impl From<WireError> for capnp::Error {
 }
 
 fn invalid(field: &'static str, why: impl ToString) -> WireError {
-    WireError::Invalid { field, why: why.to_string() }
+    WireError::Invalid {
+        field,
+        why: why.to_string(),
+    }
 }
 
 /// Reads a text field as an owned `String`.
 pub fn text(reader: capnp::Result<capnp::text::Reader<'_>>) -> Result<String, WireError> {
-    reader?.to_string().map_err(|e| invalid("text", format!("not UTF-8: {e}")))
+    reader?
+        .to_string()
+        .map_err(|e| invalid("text", format!("not UTF-8: {e}")))
 }
 
 fn opt_text(reader: capnp::Result<capnp::text::Reader<'_>>) -> Result<Option<String>, WireError> {
@@ -67,7 +72,9 @@ pub fn framework_id(
 pub fn opt_agent_id(
     reader: capnp::Result<capnp::text::Reader<'_>>,
 ) -> Result<Option<AgentId>, WireError> {
-    opt_text(reader)?.map(|v| AgentId::new(v).map_err(|e| invalid("agent id", e))).transpose()
+    opt_text(reader)?
+        .map(|v| AgentId::new(v).map_err(|e| invalid("agent id", e)))
+        .transpose()
 }
 
 pub fn opt_framework_id(
@@ -93,10 +100,19 @@ pub fn set_text_list(mut builder: capnp::text_list::Builder<'_>, items: &[String
 fn ranges_from(
     reader: capnp::Result<struct_list::Reader<'_, crate::common_capnp::range::Owned>>,
 ) -> Result<Vec<Range>, WireError> {
-    Ok(reader?.iter().map(|r| Range { begin: r.get_begin(), end: r.get_end() }).collect())
+    Ok(reader?
+        .iter()
+        .map(|r| Range {
+            begin: r.get_begin(),
+            end: r.get_end(),
+        })
+        .collect())
 }
 
-fn set_ranges(mut builder: struct_list::Builder<'_, crate::common_capnp::range::Owned>, ranges: &[Range]) {
+fn set_ranges(
+    mut builder: struct_list::Builder<'_, crate::common_capnp::range::Owned>,
+    ranges: &[Range],
+) {
     for (i, range) in ranges.iter().enumerate() {
         let mut b = builder.reborrow().get(i as u32);
         b.set_begin(range.begin);
@@ -121,8 +137,16 @@ pub fn resources(
             resource::value::Set(v) => Value::Set(set_from(v)?),
         };
         let role = text(r.get_role())?;
-        let role = if role.is_empty() { crate::DEFAULT_ROLE.to_string() } else { role };
-        items.push(Resource { name: text(r.get_name())?, role, value });
+        let role = if role.is_empty() {
+            crate::DEFAULT_ROLE.to_string()
+        } else {
+            role
+        };
+        items.push(Resource {
+            name: text(r.get_name())?,
+            role,
+            value,
+        });
     }
     Resources::from_vec(items).map_err(|e| invalid("resources", e))
 }
@@ -160,7 +184,10 @@ pub fn attributes(
             attribute::value::Set(v) => AttributeValue::Set(set_from(v)?),
             attribute::value::Text(v) => AttributeValue::Text(text(v)?),
         };
-        items.push(Attribute { name: text(a.get_name())?, value });
+        items.push(Attribute {
+            name: text(a.get_name())?,
+            value,
+        });
     }
     Ok(Attributes(items))
 }
@@ -172,7 +199,9 @@ pub fn set_attributes(mut builder: struct_list::Builder<'_, attribute::Owned>, a
         let mut v = b.init_value();
         match &a.value {
             AttributeValue::Scalar(x) => v.set_scalar(*x),
-            AttributeValue::Ranges(ranges) => set_ranges(v.init_ranges(ranges.len() as u32), ranges),
+            AttributeValue::Ranges(ranges) => {
+                set_ranges(v.init_ranges(ranges.len() as u32), ranges)
+            }
             AttributeValue::Set(set) => {
                 let items: Vec<String> = set.iter().cloned().collect();
                 set_text_list(v.init_set(items.len() as u32), &items)
@@ -199,7 +228,10 @@ pub fn command(reader: command_info::Reader<'_>) -> Result<CommandInfo, WireErro
 pub fn set_command(mut b: command_info::Builder<'_>, c: &CommandInfo) {
     b.set_shell(c.shell);
     b.set_value(c.value.as_str());
-    set_text_list(b.reborrow().init_arguments(c.arguments.len() as u32), &c.arguments);
+    set_text_list(
+        b.reborrow().init_arguments(c.arguments.len() as u32),
+        &c.arguments,
+    );
     let mut env = b.reborrow().init_environment(c.environment.len() as u32);
     for (i, (name, value)) in c.environment.iter().enumerate() {
         let mut e = env.reborrow().get(i as u32);
@@ -212,7 +244,10 @@ pub fn set_command(mut b: command_info::Builder<'_>, c: &CommandInfo) {
 pub fn task(reader: task_info::Reader<'_>) -> Result<TaskInfo, WireError> {
     let grace = reader.get_kill_grace_period_secs();
     if !grace.is_finite() || grace < 0.0 {
-        return Err(invalid("kill grace period", format!("{grace} is not a non-negative number")));
+        return Err(invalid(
+            "kill grace period",
+            format!("{grace} is not a non-negative number"),
+        ));
     }
     Ok(TaskInfo {
         task_id: task_id(reader.get_task_id())?,
@@ -334,7 +369,10 @@ pub fn set_status(mut b: task_status::Builder<'_>, s: &TaskStatus) {
 pub fn framework(reader: framework_info::Reader<'_>) -> Result<FrameworkInfo, WireError> {
     let failover = reader.get_failover_timeout_secs();
     if !failover.is_finite() || failover < 0.0 {
-        return Err(invalid("failover timeout", format!("{failover} is not a non-negative number")));
+        return Err(invalid(
+            "failover timeout",
+            format!("{failover} is not a non-negative number"),
+        ));
     }
     Ok(FrameworkInfo {
         id: opt_framework_id(reader.get_id())?,
@@ -374,7 +412,10 @@ pub fn set_agent(mut b: agent_info::Builder<'_>, a: &AgentInfo) {
     b.set_hostname(a.hostname.as_str());
     b.set_port(a.port);
     set_resources(b.reborrow().init_resources(len(&a.resources)), &a.resources);
-    set_attributes(b.reborrow().init_attributes(a.attributes.0.len() as u32), &a.attributes);
+    set_attributes(
+        b.reborrow().init_attributes(a.attributes.0.len() as u32),
+        &a.attributes,
+    );
 }
 
 pub fn master(reader: master_info::Reader<'_>) -> Result<MasterInfo, WireError> {

@@ -5,7 +5,9 @@ use anyhow::{anyhow, bail, Result};
 use std::collections::HashMap;
 use std::time::Duration;
 use strata_client::{Event, Offer, Operation, SchedulerDriver};
-use strata_schema::{AgentId, CommandInfo, FrameworkInfo, Resources, TaskId, TaskInfo, TaskState, TaskStatus};
+use strata_schema::{
+    AgentId, CommandInfo, FrameworkInfo, Resources, TaskId, TaskInfo, TaskState, TaskStatus,
+};
 use tokio::sync::mpsc;
 
 pub struct TestFramework {
@@ -42,7 +44,14 @@ impl TestFramework {
             ..FrameworkInfo::default()
         };
         let (driver, events) = SchedulerDriver::subscribe(master, info).await?;
-        Ok(Self { driver, events, updates: Vec::new(), latest: HashMap::new(), offers: Vec::new(), errors: Vec::new() })
+        Ok(Self {
+            driver,
+            events,
+            updates: Vec::new(),
+            latest: HashMap::new(),
+            offers: Vec::new(),
+            errors: Vec::new(),
+        })
     }
 
     /// Handles one event (acknowledging updates); returns false when disconnected.
@@ -76,12 +85,19 @@ impl TestFramework {
         let needed = Resources::parse(needed)?;
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if let Some(i) = self.offers.iter().position(|o| o.resources.contains(&needed)) {
+            if let Some(i) = self
+                .offers
+                .iter()
+                .position(|o| o.resources.contains(&needed))
+            {
                 return Ok(self.offers.remove(i));
             }
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if left.is_zero() {
-                bail!("no offer with {needed} within {timeout:?} (have {:?})", self.offers);
+                bail!(
+                    "no offer with {needed} within {timeout:?} (have {:?})",
+                    self.offers
+                );
             }
             self.step(left).await?;
         }
@@ -89,12 +105,19 @@ impl TestFramework {
 
     /// Launches `tasks` on `offer` (unused resources are not filtered).
     pub async fn launch(&mut self, offer: &Offer, tasks: Vec<TaskInfo>) -> Result<()> {
-        self.driver.accept(vec![offer.id.clone()], vec![Operation::Launch(tasks)], 0.0).await?;
+        self.driver
+            .accept(vec![offer.id.clone()], vec![Operation::Launch(tasks)], 0.0)
+            .await?;
         Ok(())
     }
 
     /// Waits until `task` reaches a state satisfying `pred`.
-    pub async fn wait_for(&mut self, task: &str, timeout: Duration, pred: impl Fn(TaskState) -> bool) -> Result<TaskStatus> {
+    pub async fn wait_for(
+        &mut self,
+        task: &str,
+        timeout: Duration,
+        pred: impl Fn(TaskState) -> bool,
+    ) -> Result<TaskStatus> {
         let id = TaskId::new(task)?;
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -105,7 +128,10 @@ impl TestFramework {
             }
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if left.is_zero() {
-                bail!("task {task} did not reach the expected state within {timeout:?}; latest: {:?}", self.latest.get(&id));
+                bail!(
+                    "task {task} did not reach the expected state within {timeout:?}; latest: {:?}",
+                    self.latest.get(&id)
+                );
             }
             self.step(left).await?;
         }
@@ -118,6 +144,10 @@ impl TestFramework {
 
     /// The states `task` went through, in order.
     pub fn states(&self, task: &str) -> Vec<TaskState> {
-        self.updates.iter().filter(|s| s.task_id.as_str() == task).map(|s| s.state).collect()
+        self.updates
+            .iter()
+            .filter(|s| s.task_id.as_str() == task)
+            .map(|s| s.state)
+            .collect()
     }
 }

@@ -22,7 +22,10 @@ pub fn bin_dir() -> PathBuf {
     }
     let exe = std::env::current_exe().unwrap_or_default();
     // target/debug/deps/it-xxxx -> target/debug
-    exe.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default()
+    exe.parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// The path of a workspace binary; panics with instructions when it has not been built.
@@ -42,7 +45,8 @@ pub fn require_root() -> PathBuf {
         nix::unistd::geteuid().is_root(),
         "this end-to-end test needs root (agents create cgroups and namespaces); run it as root, e.g. via `cargo xtask ci`"
     );
-    cgroup2_mount().expect("this end-to-end test needs a cgroup2 mount; none is in /proc/self/mountinfo")
+    cgroup2_mount()
+        .expect("this end-to-end test needs a cgroup2 mount; none is in /proc/self/mountinfo")
 }
 
 /// The cgroup2 mount point, from /proc/self/mountinfo.
@@ -59,7 +63,10 @@ pub fn cgroup2_mount() -> Option<PathBuf> {
 
 /// A free loopback port (bound and released; good enough for tests).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("no free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
 }
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -118,8 +125,12 @@ fn spawn_logged(mut cmd: Command, log: &Path) -> Result<Child> {
     let out = std::fs::File::create(log).with_context(|| format!("create {}", log.display()))?;
     let err = out.try_clone()?;
     cmd.stdin(Stdio::null()).stdout(out).stderr(err);
-    cmd.env("STRATA_LOG", std::env::var("STRATA_LOG").unwrap_or_else(|_| "info".into()));
-    cmd.spawn().with_context(|| format!("spawn {:?}", cmd.get_program()))
+    cmd.env(
+        "STRATA_LOG",
+        std::env::var("STRATA_LOG").unwrap_or_else(|_| "info".into()),
+    );
+    cmd.spawn()
+        .with_context(|| format!("spawn {:?}", cmd.get_program()))
 }
 
 impl Cluster {
@@ -134,18 +145,37 @@ impl Cluster {
         let dir = tempfile::Builder::new().prefix("strata-e2e-").tempdir()?;
         let port = free_port();
         let mut cmd = Command::new(bin("strata-master"));
-        cmd.args(["--ip", "127.0.0.1", "--port", &port.to_string(), "--work-dir"])
-            .arg(dir.path().join("master"))
-            .args(master_flags);
-        let master = Daemon { child: spawn_logged(cmd, &dir.path().join("master.log"))?, log: dir.path().join("master.log"), port };
-        let mut cluster = Cluster { dir, master, agents: Vec::new(), cgroup_mount };
+        cmd.args([
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--work-dir",
+        ])
+        .arg(dir.path().join("master"))
+        .args(master_flags);
+        let master = Daemon {
+            child: spawn_logged(cmd, &dir.path().join("master.log"))?,
+            log: dir.path().join("master.log"),
+            port,
+        };
+        let mut cluster = Cluster {
+            dir,
+            master,
+            agents: Vec::new(),
+            cgroup_mount,
+        };
         cluster.wait_http(&cluster.master.addr(), "/health")?;
         for (i, resources) in agents.iter().enumerate() {
             let spec = AgentSpec {
                 work_dir: cluster.dir.path().join(format!("agent{i}")),
                 port: free_port(),
                 resources: resources.to_string(),
-                cgroups_root: format!("strata-e2e-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst)),
+                cgroups_root: format!(
+                    "strata-e2e-{}-{}",
+                    std::process::id(),
+                    NEXT.fetch_add(1, Ordering::SeqCst)
+                ),
             };
             cluster.agents.push((spec, None));
             cluster.start_agent(i)?;
@@ -160,19 +190,38 @@ impl Cluster {
         let log = self.dir.path().join(format!("agent{i}.log"));
         // Keep earlier logs of a restarted agent.
         if log.exists() {
-            let _ = std::fs::rename(&log, log.with_extension(format!("log.{}", NEXT.fetch_add(1, Ordering::SeqCst))));
+            let _ = std::fs::rename(
+                &log,
+                log.with_extension(format!("log.{}", NEXT.fetch_add(1, Ordering::SeqCst))),
+            );
         }
         let mut cmd = Command::new(bin("strata-agent"));
-        cmd.args(["--master", &self.master.addr(), "--ip", "127.0.0.1", "--port", &spec.port.to_string()])
-            .args(["--cgroups-root", &spec.cgroups_root, "--kill-grace-period", "2secs"])
-            .args(["--status-update-retry-interval", "1secs"])
-            .arg("--work-dir")
-            .arg(&spec.work_dir);
+        cmd.args([
+            "--master",
+            &self.master.addr(),
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            &spec.port.to_string(),
+        ])
+        .args([
+            "--cgroups-root",
+            &spec.cgroups_root,
+            "--kill-grace-period",
+            "2secs",
+        ])
+        .args(["--status-update-retry-interval", "1secs"])
+        .arg("--work-dir")
+        .arg(&spec.work_dir);
         if !spec.resources.is_empty() {
             cmd.args(["--resources", &spec.resources]);
         }
         let child = spawn_logged(cmd, &log)?;
-        self.agents[i].1 = Some(Daemon { child, log, port: spec.port });
+        self.agents[i].1 = Some(Daemon {
+            child,
+            log,
+            port: spec.port,
+        });
         self.wait_http(&format!("127.0.0.1:{}", spec.port), "/health")
     }
 
@@ -200,7 +249,10 @@ impl Cluster {
     /// Waits until the master sees `n` active agents.
     pub fn wait_agents(&self, n: usize) -> Result<Value> {
         self.wait_state(Duration::from_secs(20), |s| {
-            s["slaves"].as_array().map(|a| a.iter().filter(|x| x["active"] == true).count() >= n).unwrap_or(false)
+            s["slaves"]
+                .as_array()
+                .map(|a| a.iter().filter(|x| x["active"] == true).count() >= n)
+                .unwrap_or(false)
         })
     }
 
@@ -257,10 +309,15 @@ impl Cluster {
         let mut pids = Vec::new();
         if let Ok(entries) = std::fs::read_dir(spec.work_dir.join("meta/containers")) {
             for e in entries.flatten() {
-                let pid: Option<i32> = std::fs::read_to_string(e.path().join("supervisor.pid")).ok().and_then(|s| s.trim().parse().ok());
+                let pid: Option<i32> = std::fs::read_to_string(e.path().join("supervisor.pid"))
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok());
                 if let Some(pid) = pid {
                     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-                    if cmdline.split(|b| *b == 0).any(|a| a == e.path().as_os_str().as_encoded_bytes()) {
+                    if cmdline
+                        .split(|b| *b == 0)
+                        .any(|a| a == e.path().as_os_str().as_encoded_bytes())
+                    {
                         pids.push(pid);
                     }
                 }
@@ -306,7 +363,10 @@ impl Drop for Cluster {
                 d.kill();
             }
             for pid in Self::supervisor_pids(spec) {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
             }
             remove_cgroup_tree(&self.cgroup_mount.join(&spec.cgroups_root));
         }
@@ -331,11 +391,18 @@ pub fn http_request(addr: &str, method: &str, path: &str) -> Result<(u16, String
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).with_context(|| format!("connect {addr}"))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(s, "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n")?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n"
+    )?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     Ok((code, body.to_string()))
 }

@@ -54,7 +54,9 @@ fn main() -> ExitCode {
     let result = match xtask.task {
         Task::Up { args } => up::run(&args),
         Task::Ci => ci::run(),
-        Task::Bench { bench: Bench::Launch { tasks } } => bench::run("launch", tasks),
+        Task::Bench {
+            bench: Bench::Launch { tasks },
+        } => bench::run("launch", tasks),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

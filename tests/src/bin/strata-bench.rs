@@ -28,7 +28,9 @@ fn baseline(n: usize) -> Result<Vec<Duration>> {
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         let t = Instant::now();
-        let status = Command::new("/bin/true").status().context("run /bin/true")?;
+        let status = Command::new("/bin/true")
+            .status()
+            .context("run /bin/true")?;
         if !status.success() {
             bail!("/bin/true failed");
         }
@@ -58,10 +60,18 @@ async fn launch_run(master: &str, n: usize, window: usize, label: &str) -> Resul
         let in_flight = launched - finished.len();
         if launched < n && in_flight < window {
             if let Some(offer) = fw.offers.pop() {
-                let fits = ((offer.resources.cpus() / 0.1).floor() as usize).min(((offer.resources.mem() / 32.0).floor()) as usize);
+                let fits = ((offer.resources.cpus() / 0.1).floor() as usize)
+                    .min(((offer.resources.mem() / 32.0).floor()) as usize);
                 let k = (window - in_flight).min(n - launched).min(fits);
                 let tasks: Vec<_> = (0..k)
-                    .map(|i| task(&format!("{label}-{}", launched + i), &offer.agent_id, "cpus:0.1;mem:32", "/bin/true"))
+                    .map(|i| {
+                        task(
+                            &format!("{label}-{}", launched + i),
+                            &offer.agent_id,
+                            "cpus:0.1;mem:32",
+                            "/bin/true",
+                        )
+                    })
                     .map(|mut t| {
                         t.command = strata_schema::CommandInfo::argv(vec!["/bin/true".into()]);
                         t
@@ -79,7 +89,9 @@ async fn launch_run(master: &str, n: usize, window: usize, label: &str) -> Resul
         fw.step(Duration::from_secs(30)).await?;
         // Look at the updates that arrived.
         for s in fw.updates[seen..].iter() {
-            let Some(t0) = accepted.get(&s.task_id) else { continue };
+            let Some(t0) = accepted.get(&s.task_id) else {
+                continue;
+            };
             match s.state {
                 TaskState::Running => {
                     let d = t0.elapsed();
@@ -97,7 +109,11 @@ async fn launch_run(master: &str, n: usize, window: usize, label: &str) -> Resul
     let _ = fw.driver.teardown().await;
     to_running.sort();
     finished.sort();
-    Ok(Run { to_running, to_finished: finished, wall })
+    Ok(Run {
+        to_running,
+        to_finished: finished,
+        wall,
+    })
 }
 
 fn launch(n: usize) -> Result<()> {
@@ -141,7 +157,9 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("launch") => {
             let n = match args.get(1) {
-                Some(n) => n.parse().with_context(|| format!("invalid task count {n:?}"))?,
+                Some(n) => n
+                    .parse()
+                    .with_context(|| format!("invalid task count {n:?}"))?,
                 None => 1000,
             };
             launch(n)

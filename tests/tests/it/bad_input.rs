@@ -12,15 +12,28 @@ const T: Duration = Duration::from_secs(30);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_offers_and_tasks_are_refused_with_reasons() {
     let cluster = Cluster::start("cpus:2;mem:1024").unwrap();
-    let mut fw = TestFramework::subscribe(&cluster.master.addr(), "bad").await.unwrap();
+    let mut fw = TestFramework::subscribe(&cluster.master.addr(), "bad")
+        .await
+        .unwrap();
     let offer = fw.offer_with("cpus:2", T).await.unwrap();
     let a = offer.agent_id.clone();
 
     // An offer id the master never made: the call fails naming it, and the real offer is kept
     // out of it (it was not named).
     let bogus = OfferId::new("no-such-offer").unwrap();
-    let err = fw.driver.accept(vec![bogus], vec![Operation::Launch(vec![task("x", &a, "cpus:1", "true")])], 0.0).await.unwrap_err();
-    assert!(err.to_string().contains("offer no-such-offer is unknown"), "{err}");
+    let err = fw
+        .driver
+        .accept(
+            vec![bogus],
+            vec![Operation::Launch(vec![task("x", &a, "cpus:1", "true")])],
+            0.0,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("offer no-such-offer is unknown"),
+        "{err}"
+    );
 
     // One accept with: too many resources, an empty command, a duplicate id, and one good task.
     let mut empty = task("empty", &a, "cpus:0.1;mem:32", "true");
@@ -34,31 +47,60 @@ async fn invalid_offers_and_tasks_are_refused_with_reasons() {
     fw.launch(&offer, tasks).await.unwrap();
     let greedy = fw.wait_terminal("greedy", T).await.unwrap();
     assert_eq!(greedy.state, TaskState::Error);
-    assert!(greedy.message.contains("needs") && greedy.message.contains("cpus:64"), "{}", greedy.message);
+    assert!(
+        greedy.message.contains("needs") && greedy.message.contains("cpus:64"),
+        "{}",
+        greedy.message
+    );
     let empty = fw.wait_terminal("empty", T).await.unwrap();
     assert_eq!(empty.state, TaskState::Error);
-    assert!(empty.message.contains("command is empty"), "{}", empty.message);
-    fw.wait_for("good", T, |s| s == TaskState::Running).await.unwrap();
+    assert!(
+        empty.message.contains("command is empty"),
+        "{}",
+        empty.message
+    );
+    fw.wait_for("good", T, |s| s == TaskState::Running)
+        .await
+        .unwrap();
     // The duplicate got TASK_ERROR; the first "good" keeps running.
-    let dup = fw.updates.iter().find(|s| s.task_id.as_str() == "good" && s.state == TaskState::Error).cloned();
+    let dup = fw
+        .updates
+        .iter()
+        .find(|s| s.task_id.as_str() == "good" && s.state == TaskState::Error)
+        .cloned();
     let dup = dup.expect("the duplicate task id got TASK_ERROR");
     assert!(dup.message.contains("already in use"), "{}", dup.message);
 
     // The same offer again: it was used, so it is stale now.
-    let err = fw.driver.accept(vec![offer.id.clone()], vec![], 0.0).await.unwrap_err();
+    let err = fw
+        .driver
+        .accept(vec![offer.id.clone()], vec![], 0.0)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("no longer valid"), "{err}");
 
     // A live task id can not be reused either.
     let offer = fw.offer_with("cpus:1", T).await.unwrap();
-    fw.launch(&offer, vec![task("good", &a, "cpus:0.5;mem:32", "true")]).await.unwrap();
-    let state = cluster.wait_state(T, |s| s["frameworks"][0]["tasks"].as_array().map(|t| t.len()) == Some(1)).unwrap();
-    assert_eq!(state["frameworks"][0]["tasks"][0]["state"], "TASK_RUNNING", "the accepted task is not lost");
+    fw.launch(&offer, vec![task("good", &a, "cpus:0.5;mem:32", "true")])
+        .await
+        .unwrap();
+    let state = cluster
+        .wait_state(T, |s| {
+            s["frameworks"][0]["tasks"].as_array().map(|t| t.len()) == Some(1)
+        })
+        .unwrap();
+    assert_eq!(
+        state["frameworks"][0]["tasks"][0]["state"], "TASK_RUNNING",
+        "the accepted task is not lost"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_that_cannot_start_fail_with_the_cause() {
     let cluster = Cluster::start("cpus:2;mem:1024").unwrap();
-    let mut fw = TestFramework::subscribe(&cluster.master.addr(), "bad").await.unwrap();
+    let mut fw = TestFramework::subscribe(&cluster.master.addr(), "bad")
+        .await
+        .unwrap();
     let offer = fw.offer_with("cpus:2", T).await.unwrap();
     let a = offer.agent_id.clone();
     let mut missing = task("missing", &a, "cpus:0.5;mem:32", "");
@@ -67,7 +109,9 @@ async fn tasks_that_cannot_start_fail_with_the_cause() {
     nouser.command.user = Some("no-such-user-xyz".into());
     let mut nobody = task("nobody", &a, "cpus:0.5;mem:32", "id -u");
     nobody.command.user = Some("nobody".into());
-    fw.launch(&offer, vec![missing, nouser, nobody]).await.unwrap();
+    fw.launch(&offer, vec![missing, nouser, nobody])
+        .await
+        .unwrap();
     let s = fw.wait_terminal("missing", T).await.unwrap();
     assert_eq!(s.state, TaskState::Failed);
     assert!(s.message.contains("/no/such/binary"), "{}", s.message);
@@ -76,7 +120,13 @@ async fn tasks_that_cannot_start_fail_with_the_cause() {
     assert!(s.message.contains("no-such-user-xyz"), "{}", s.message);
     let s = fw.wait_terminal("nobody", T).await.unwrap();
     assert_eq!(s.state, TaskState::Finished, "{s:?}");
-    let out = crate::read_sandbox(&cluster, 0, fw.driver.framework_id().as_str(), "nobody", "stdout");
+    let out = crate::read_sandbox(
+        &cluster,
+        0,
+        fw.driver.framework_id().as_str(),
+        "nobody",
+        "stdout",
+    );
     assert_eq!(out.trim(), "65534", "the task ran as nobody");
 }
 
@@ -88,9 +138,15 @@ fn run_fail(bin_name: &str, args: &[&str]) -> String {
 
 #[test]
 fn daemons_reject_bad_flags_naming_them() {
-    let err = run_fail("strata-agent", &["--master", "127.0.0.1:1", "--resources", "cpus:abc"]);
+    let err = run_fail(
+        "strata-agent",
+        &["--master", "127.0.0.1:1", "--resources", "cpus:abc"],
+    );
     assert!(err.contains("cpus:abc"), "{err}");
-    let err = run_fail("strata-agent", &["--master", "127.0.0.1:1", "--cgroups-root", "../escape"]);
+    let err = run_fail(
+        "strata-agent",
+        &["--master", "127.0.0.1:1", "--cgroups-root", "../escape"],
+    );
     assert!(err.contains("--cgroups-root"), "{err}");
     let err = run_fail("strata-master", &["--agent-ping-timeout", "15"]);
     assert!(err.contains("unit"), "{err}");
@@ -102,7 +158,17 @@ fn daemons_reject_bad_flags_naming_them() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
     let dir = tempfile::tempdir().unwrap();
-    let err = run_fail("strata-master", &["--ip", "127.0.0.1", "--port", &port, "--work-dir", dir.path().to_str().unwrap()]);
+    let err = run_fail(
+        "strata-master",
+        &[
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--work-dir",
+            dir.path().to_str().unwrap(),
+        ],
+    );
     assert!(err.contains("failed to listen"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }

@@ -7,7 +7,12 @@ use strata_tests::framework::{task, TestFramework};
 use strata_tests::{bin, Cluster};
 
 fn strata(master: &str, args: &[&str]) -> Output {
-    Command::new(bin("strata")).arg("--master").arg(master).args(args).output().unwrap()
+    Command::new(bin("strata"))
+        .arg("--master")
+        .arg(master)
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn text(b: &[u8]) -> String {
@@ -18,12 +23,43 @@ fn text(b: &[u8]) -> String {
 fn run_prints_stdout_and_exits_with_the_task_code() {
     let cluster = Cluster::start("cpus:2;mem:1024").unwrap();
     let m = cluster.master.addr();
-    let out = strata(&m, &["run", "--cpus", "0.5", "--mem", "64", "--", "echo hello from strata"]);
-    assert!(out.status.success(), "{}\n{}", text(&out.stderr), cluster.logs());
+    let out = strata(
+        &m,
+        &[
+            "run",
+            "--cpus",
+            "0.5",
+            "--mem",
+            "64",
+            "--",
+            "echo hello from strata",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stderr),
+        cluster.logs()
+    );
     assert_eq!(text(&out.stdout), "hello from strata\n");
-    assert!(text(&out.stderr).contains("TASK_RUNNING"), "states are streamed: {}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("TASK_RUNNING"),
+        "states are streamed: {}",
+        text(&out.stderr)
+    );
 
-    let out = strata(&m, &["run", "--name", "seven", "--", "sh", "-c", "echo out; echo err >&2; exit 7"]);
+    let out = strata(
+        &m,
+        &[
+            "run",
+            "--name",
+            "seven",
+            "--",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 7",
+        ],
+    );
     assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "out\n");
     assert!(text(&out.stderr).contains("err"));
@@ -32,7 +68,10 @@ fn run_prints_stdout_and_exits_with_the_task_code() {
     let out = strata(&m, &["tasks", "--all"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let listing = text(&out.stdout);
-    assert!(listing.contains("TASK_FINISHED") && listing.contains("TASK_FAILED"), "{listing}");
+    assert!(
+        listing.contains("TASK_FINISHED") && listing.contains("TASK_FAILED"),
+        "{listing}"
+    );
     let out = strata(&m, &["agents"]);
     assert!(out.status.success());
     let state = cluster.master_state().unwrap();
@@ -42,7 +81,10 @@ fn run_prints_stdout_and_exits_with_the_task_code() {
 #[test]
 fn run_asking_too_much_fails_clearly() {
     let cluster = Cluster::start("cpus:1;mem:512").unwrap();
-    let out = strata(&cluster.master.addr(), &["run", "--cpus", "64", "--offer-timeout", "2", "--", "true"]);
+    let out = strata(
+        &cluster.master.addr(),
+        &["run", "--cpus", "64", "--offer-timeout", "2", "--", "true"],
+    );
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(err.contains("error:"), "{err}");
@@ -53,19 +95,38 @@ async fn kill_and_list_a_running_task() {
     let cluster = Cluster::start("cpus:2;mem:1024").unwrap();
     let m = cluster.master.addr();
     let mut fw = TestFramework::subscribe(&m, "cli").await.unwrap();
-    let offer = fw.offer_with("cpus:1", Duration::from_secs(30)).await.unwrap();
-    fw.launch(&offer, vec![task("long", &offer.agent_id, "cpus:1;mem:64", "sleep 1000")]).await.unwrap();
-    fw.wait_for("long", Duration::from_secs(30), |s| s == TaskState::Running).await.unwrap();
+    let offer = fw
+        .offer_with("cpus:1", Duration::from_secs(30))
+        .await
+        .unwrap();
+    fw.launch(
+        &offer,
+        vec![task("long", &offer.agent_id, "cpus:1;mem:64", "sleep 1000")],
+    )
+    .await
+    .unwrap();
+    fw.wait_for("long", Duration::from_secs(30), |s| s == TaskState::Running)
+        .await
+        .unwrap();
     let m2 = m.clone();
-    let out = tokio::task::spawn_blocking(move || strata(&m2, &["tasks"])).await.unwrap();
+    let out = tokio::task::spawn_blocking(move || strata(&m2, &["tasks"]))
+        .await
+        .unwrap();
     assert!(text(&out.stdout).contains("long"), "{}", text(&out.stdout));
     let m2 = m.clone();
-    let out = tokio::task::spawn_blocking(move || strata(&m2, &["kill", "long"])).await.unwrap();
+    let out = tokio::task::spawn_blocking(move || strata(&m2, &["kill", "long"]))
+        .await
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let s = fw.wait_terminal("long", Duration::from_secs(30)).await.unwrap();
+    let s = fw
+        .wait_terminal("long", Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_eq!(s.state, TaskState::Killed);
     let m2 = m.clone();
-    let out = tokio::task::spawn_blocking(move || strata(&m2, &["kill", "nope"])).await.unwrap();
+    let out = tokio::task::spawn_blocking(move || strata(&m2, &["kill", "nope"]))
+        .await
+        .unwrap();
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("nope"), "{}", text(&out.stderr));
 }
@@ -77,7 +138,10 @@ fn errors_are_one_line_and_nonzero() {
     let out = strata(&format!("127.0.0.1:{port}"), &["run", "--", "true"]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(err.starts_with("error: ") && err.contains("cannot reach the master"), "{err}");
+    assert!(
+        err.starts_with("error: ") && err.contains("cannot reach the master"),
+        "{err}"
+    );
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     let out = strata(&format!("127.0.0.1:{port}"), &["tasks"]);
     assert_eq!(out.status.code(), Some(1));
@@ -94,5 +158,9 @@ fn errors_are_one_line_and_nonzero() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("must run as root"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("must run as root"),
+        "{}",
+        text(&out.stderr)
+    );
 }
