@@ -15,6 +15,8 @@ pub struct TestFramework {
     events: mpsc::UnboundedReceiver<Event>,
     /// Every update received, in order.
     pub updates: Vec<TaskStatus>,
+    /// When each of `updates` arrived (before it was acknowledged).
+    pub arrivals: Vec<std::time::Instant>,
     /// Latest state per task.
     pub latest: HashMap<TaskId, TaskStatus>,
     /// Offers received and not used yet.
@@ -48,6 +50,7 @@ impl TestFramework {
             driver,
             events,
             updates: Vec::new(),
+            arrivals: Vec::new(),
             latest: HashMap::new(),
             offers: Vec::new(),
             errors: Vec::new(),
@@ -60,7 +63,9 @@ impl TestFramework {
             Event::Offers(offers) => self.offers.extend(offers),
             Event::Rescind(id) => self.offers.retain(|o| o.id != id),
             Event::Update(status) => {
+                let arrived = std::time::Instant::now();
                 self.driver.acknowledge(&status).await?;
+                self.arrivals.push(arrived);
                 self.latest.insert(status.task_id.clone(), status.clone());
                 self.updates.push(status);
             }

@@ -88,17 +88,18 @@ async fn launch_run(master: &str, n: usize, window: usize, label: &str) -> Resul
         }
         fw.step(Duration::from_secs(30)).await?;
         // Look at the updates that arrived.
-        for s in fw.updates[seen..].iter() {
+        // Latencies end when an update arrived, not after its acknowledgement went out.
+        for (s, arrived) in fw.updates[seen..].iter().zip(&fw.arrivals[seen..]) {
             let Some(t0) = accepted.get(&s.task_id) else {
                 continue;
             };
+            let d = arrived.duration_since(*t0);
             match s.state {
                 TaskState::Running => {
-                    let d = t0.elapsed();
                     running.insert(s.task_id.clone(), d);
                     to_running.push(d);
                 }
-                TaskState::Finished => finished.push(t0.elapsed()),
+                TaskState::Finished => finished.push(d),
                 st if st.is_terminal() => bail!("task {} ended {st}: {}", s.task_id, s.message),
                 _ => {}
             }
