@@ -1461,6 +1461,17 @@ impl Master {
         let mut frameworks: Vec<&Framework> = self.frameworks.values().collect();
         frameworks.sort_by(|a, b| a.id.cmp(&b.id));
         let count = |s| self.agents.values().filter(|a| a.state == s).count();
+        let (mut total, mut used, mut offered) =
+            (Resources::new(), Resources::new(), Resources::new());
+        for a in self
+            .agents
+            .values()
+            .filter(|a| a.state != AgentState::Unreachable)
+        {
+            total.add(&a.info.resources);
+            used.add(&a.used);
+            offered.add(&a.offered);
+        }
         json!({
             "version": self.info.version,
             "id": self.info.id,
@@ -1472,6 +1483,10 @@ impl Master {
             "activated_slaves": count(AgentState::Active),
             "deactivated_slaves": count(AgentState::Disconnected),
             "unreachable_slaves": count(AgentState::Unreachable),
+            "total_resources": total.to_json(),
+            "used_resources": used.to_json(),
+            "offered_resources": offered.to_json(),
+            "free_resources": total.saturating_sub(&used).to_json(),
             "slaves": agents.iter().map(|a| json!({
                 "id": a.id,
                 "hostname": a.info.hostname,
@@ -1480,6 +1495,7 @@ impl Master {
                 "resources": a.info.resources.to_json(),
                 "used_resources": a.used.to_json(),
                 "offered_resources": a.offered.to_json(),
+                "free_resources": a.info.resources.saturating_sub(&a.used).to_json(),
                 "unreserved_resources": a.info.resources.unreserved().to_json(),
                 "attributes": a.info.attributes.to_json(),
                 "active": a.state == AgentState::Active,

@@ -136,6 +136,11 @@ fn offer_accept_launch_and_recover() {
         drain(&mut arx).as_slice(),
         [AgentCommand::Launch { .. }]
     ));
+    let state = m.state_json();
+    assert_eq!(state["used_resources"]["cpus"], 1.0);
+    assert_eq!(state["free_resources"]["cpus"], 1.0);
+    assert_eq!(state["slaves"][0]["free_resources"]["mem"], 896.0);
+    assert_eq!(state["total_resources"]["mem"], 1024.0);
     // The unused remainder is offered again (no filter with refuse 0).
     m.allocate(now);
     let o2 = offers(&mut frx);
@@ -162,6 +167,7 @@ fn offer_accept_launch_and_recover() {
     );
     let state = m.state_json();
     assert_eq!(state["slaves"][0]["used_resources"]["cpus"], 0.0);
+    assert_eq!(state["slaves"][0]["free_resources"]["cpus"], 2.0);
     assert_eq!(
         state["frameworks"][0]["completed_tasks"][0]["state"],
         "TASK_FINISHED"
