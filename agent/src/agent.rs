@@ -9,11 +9,17 @@
 //!                └─spawn failed─▶ FAILED └───────── supervisor exited ────┴─▶ FINISHED | FAILED | KILLED
 //!   terminal update acknowledged ──▶ checkpoint dir removed, container moves to "completed"
 //! ```
+//!
+//! The isolators (see `strata_isolators::Isolator`) follow it: `prepare` in the launch (before
+//! the supervisor starts), `isolate` at RUNNING, `update`/`usage` while it runs, `cleanup` when
+//! the container is removed, `recover` for containers adopted after a restart. A container
+//! whose cgroup recorded an OOM kill ends TASK_FAILED with `REASON_CONTAINER_LIMITATION_MEMORY`.
 
 use crate::containerizer::{
     process_alive, read_status, ContainerEvent, Containerizer, TaskCheckpoint, SUPERVISOR_PID_FILE,
     TASK_FILE,
 };
+use crate::monitor::UsageTarget;
 use crate::paths::{write_atomic, Paths};
 use crate::status::StatusUpdates;
 use crate::supervisor::ExitStatus;
@@ -81,6 +87,37 @@ pub enum Msg {
     GetState {
         reply: oneshot::Sender<Json>,
     },
+    /// `POST /containers/update`: change a running container's resources (the given names
+    /// replace the container's; the others stay).
+    UpdateResources {
+        framework_id: Option<FrameworkId>,
+        task_id: TaskId,
+        resources: Resources,
+        reply: oneshot::Sender<Result<Json, UpdateError>>,
+    },
+    /// The isolators applied an update (off the actor): record it and answer.
+    ResourcesUpdated {
+        container_id: ContainerId,
+        resources: Resources,
+        reply: oneshot::Sender<Result<Json, UpdateError>>,
+    },
+    /// `/monitor/statistics`: the running containers, whose usage the caller then reads.
+    Usage {
+        reply: oneshot::Sender<Vec<UsageTarget>>,
+    },
+}
+
+/// Why a live update was refused or failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum UpdateError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotRunning(String),
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// What the actor asks the RPC thread to send to the master.
@@ -98,6 +135,8 @@ struct Container {
     /// Whether the terminal update has been generated (the container is done running).
     exited: bool,
     launched: Instant,
+    /// The container's resources: the task's, or those of the latest live update.
+    resources: Resources,
 }
 
 pub struct Agent {
@@ -134,6 +173,16 @@ pub struct AgentSetup {
 
 fn exit_code(status: &ExitStatus) -> Option<i32> {
     status.exit_code.or(status.signal.map(|s| 128 + s))
+}
+
+/// The message of a task the OOM killer ended: its limit, from the cgroup's `memory.max` when
+/// the supervisor read it, else from its resources.
+fn memory_limit_message(status: &ExitStatus, resources: &Resources) -> String {
+    let mb = match status.memory_limit_bytes {
+        Some(bytes) => bytes as f64 / (1024.0 * 1024.0),
+        None => resources.mem(),
+    };
+    format!("Memory limit exceeded: the task used more than {mb} MB")
 }
 
 impl Agent {
@@ -228,6 +277,10 @@ impl Agent {
             let alive = pid.is_some_and(|p| process_alive(p, &dir));
             let running = dir.join(crate::supervisor::PID_FILE).exists();
             info!(container_id = %id, task_id = %ckpt.task.task_id, alive, "recovering container");
+            let resources = self.containerizer.recorded_resources(&ckpt);
+            if alive {
+                self.containerizer.recover(&ckpt, &resources);
+            }
             self.by_task
                 .insert((fw_id, ckpt.task.task_id.clone()), id.clone());
             let state = if running {
@@ -244,6 +297,7 @@ impl Agent {
                     kill_requested: false,
                     exited: false,
                     launched: Instant::now(),
+                    resources,
                 },
             );
             match (alive, pid) {
@@ -306,6 +360,29 @@ impl Agent {
             Msg::GetState { reply } => {
                 let _ = reply.send(self.state_json());
             }
+            Msg::UpdateResources {
+                framework_id,
+                task_id,
+                resources,
+                reply,
+            } => self.update_resources(framework_id, task_id, resources, reply),
+            Msg::ResourcesUpdated {
+                container_id,
+                resources,
+                reply,
+            } => self.resources_updated(&container_id, resources, reply),
+            Msg::Usage { reply } => {
+                let targets = self
+                    .containers
+                    .values()
+                    .filter(|c| !c.exited && c.supervisor_pid.is_some())
+                    .map(|c| UsageTarget {
+                        ckpt: c.ckpt.clone(),
+                        resources: c.resources.clone(),
+                    })
+                    .collect();
+                let _ = reply.send(targets);
+            }
         }
     }
 
@@ -323,6 +400,7 @@ impl Agent {
                     && !c.exited
                 {
                     info!(task_id = %c.ckpt.task.task_id, init_pid, elapsed_ms = c.launched.elapsed().as_secs_f64() * 1e3, "task running");
+                    self.containerizer.isolate(&c.ckpt, &c.resources, init_pid);
                     if c.state == TaskState::Staging {
                         let status = Self::status(
                             c,
@@ -406,6 +484,7 @@ impl Agent {
         let sandbox: PathBuf =
             self.paths
                 .sandbox(&task.agent_id, &fw_id, &task.task_id, &container_id);
+        let resources = task.resources.clone();
         let ckpt = TaskCheckpoint {
             container_id: container_id.clone(),
             agent_id: task.agent_id.clone(),
@@ -423,6 +502,7 @@ impl Agent {
                 kill_requested: false,
                 exited: false,
                 launched: Instant::now(),
+                resources,
             },
         );
         let Some(c) = self.containers.get(&container_id) else {
@@ -536,6 +616,13 @@ impl Agent {
                 Some("REASON_CONTAINER_LAUNCH_FAILED"),
                 exit_code(s),
             ),
+            // The memory limit was hit: the OOM killer killed the container (memory.oom.group).
+            Some(s) if s.oom_kills > 0 => (
+                TaskState::Failed,
+                memory_limit_message(s, &c.resources),
+                Some("REASON_CONTAINER_LIMITATION_MEMORY"),
+                exit_code(s),
+            ),
             Some(s) if c.kill_requested => {
                 (TaskState::Killed, s.message.clone(), None, exit_code(s))
             }
@@ -565,7 +652,7 @@ impl Agent {
     /// The container is over and its terminal update acknowledged: forget it.
     fn finish(&mut self, id: &ContainerId) {
         if let Some(c) = self.containers.remove(id) {
-            self.containerizer.destroy(id);
+            self.containerizer.destroy(&c.ckpt, &c.resources);
             self.completed.push_back(c);
             while self.completed.len() > MAX_COMPLETED {
                 self.completed.pop_front();
@@ -688,6 +775,7 @@ impl Agent {
             "resources": self.resources.to_json(),
             "used_resources": used.to_json(),
             "attributes": self.attributes.to_json(),
+            "isolation": self.containerizer.isolation().names(),
             "pending_status_updates": self.updates.len(),
             "frameworks": frameworks.into_iter().map(|(id, (info, executors, completed))| json!({
                 "id": id,
@@ -697,6 +785,125 @@ impl Agent {
                 "completed_executors": completed,
             })).collect::<Vec<_>>(),
         })
+    }
+
+    fn update_resources(
+        &mut self,
+        framework_id: Option<FrameworkId>,
+        task_id: TaskId,
+        update: Resources,
+        reply: oneshot::Sender<Result<Json, UpdateError>>,
+    ) {
+        let (ckpt, merged) = match self.update_target(framework_id, &task_id, &update) {
+            Ok(target) => target,
+            Err(err) => {
+                let _ = reply.send(Err(err));
+                return;
+            }
+        };
+        info!(task_id = %task_id, resources = %merged, "updating a container's resources");
+        let containerizer = self.containerizer.clone();
+        let to_self = self.to_self.clone();
+        // Cgroup writes may block (a lower memory.max reclaims): off the actor.
+        tokio::task::spawn_blocking(move || match containerizer.update(&ckpt, &merged) {
+            Ok(()) => {
+                let _ = to_self.send(Msg::ResourcesUpdated {
+                    container_id: ckpt.container_id,
+                    resources: merged,
+                    reply,
+                });
+            }
+            Err(err) => {
+                warn!(task_id = %ckpt.task.task_id, cause = %err, "failed to update a container");
+                let _ = reply.send(Err(UpdateError::Failed(format!(
+                    "failed to update task {}: {err}",
+                    ckpt.task.task_id
+                ))));
+            }
+        });
+    }
+
+    /// The running container of `task_id` and its resources merged with `update`.
+    fn update_target(
+        &self,
+        framework_id: Option<FrameworkId>,
+        task_id: &TaskId,
+        update: &Resources,
+    ) -> Result<(TaskCheckpoint, Resources), UpdateError> {
+        if update.is_empty() {
+            return Err(UpdateError::Invalid("no resources to update".to_string()));
+        }
+        let matches: Vec<&ContainerId> = self
+            .by_task
+            .iter()
+            .filter(|((f, t), _)| t == task_id && framework_id.as_ref().is_none_or(|x| x == f))
+            .map(|(_, id)| id)
+            .collect();
+        let not_found = || {
+            let of = framework_id
+                .as_ref()
+                .map(|f| format!(" of framework {f}"))
+                .unwrap_or_default();
+            UpdateError::NotFound(format!("no task {task_id}{of} on this agent"))
+        };
+        let id = match matches.as_slice() {
+            [id] => *id,
+            [] => return Err(not_found()),
+            _ => {
+                return Err(UpdateError::Invalid(format!(
+                    "several frameworks have a task {task_id}: give framework_id"
+                )))
+            }
+        };
+        let c = self.containers.get(id).ok_or_else(not_found)?;
+        if c.exited || c.kill_requested {
+            let what = if c.exited {
+                c.state.mesos_name()
+            } else {
+                "being killed"
+            };
+            return Err(UpdateError::NotRunning(format!(
+                "task {task_id} is {what}: only a running container can be updated"
+            )));
+        }
+        if c.supervisor_pid.is_none() {
+            return Err(UpdateError::NotRunning(format!(
+                "task {task_id} is still being launched"
+            )));
+        }
+        let names = update.names();
+        let merged = c
+            .resources
+            .iter()
+            .filter(|r| !names.contains(&r.name.as_str()))
+            .chain(update.iter())
+            .cloned()
+            .collect();
+        let merged =
+            Resources::from_vec(merged).map_err(|err| UpdateError::Invalid(err.to_string()))?;
+        Ok((c.ckpt.clone(), merged))
+    }
+
+    fn resources_updated(
+        &mut self,
+        id: &ContainerId,
+        resources: Resources,
+        reply: oneshot::Sender<Result<Json, UpdateError>>,
+    ) {
+        let Some(c) = self.containers.get_mut(id) else {
+            let _ = reply.send(Err(UpdateError::NotFound(format!(
+                "container {id} is gone"
+            ))));
+            return;
+        };
+        c.resources = resources;
+        let _ = reply.send(Ok(json!({
+            "task_id": c.ckpt.task.task_id,
+            "framework_id": c.ckpt.framework.id,
+            "container_id": c.ckpt.container_id,
+            "resources": c.resources.to_json(),
+            "isolation": self.containerizer.isolation().names(),
+        })));
     }
 
     /// Absolute roots under which `/files` may read.
@@ -725,5 +932,46 @@ pub async fn run(
             _ = retry.tick() => agent.retry_tick(),
             _ = &mut shutdown => break,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn oom_messages_name_the_limit() {
+        let status = ExitStatus {
+            signal: Some(9),
+            message: "Command terminated with signal Killed".to_string(),
+            started: true,
+            oom_kills: 1,
+            memory_limit_bytes: Some(64 << 20),
+            ..ExitStatus::default()
+        };
+        let resources = Resources::parse("cpus:1;mem:128").unwrap();
+        assert_eq!(
+            memory_limit_message(&status, &resources),
+            "Memory limit exceeded: the task used more than 64 MB"
+        );
+        let status = ExitStatus {
+            memory_limit_bytes: None,
+            ..status
+        };
+        assert_eq!(
+            memory_limit_message(&status, &resources),
+            "Memory limit exceeded: the task used more than 128 MB"
+        );
+    }
+
+    #[test]
+    fn exit_statuses_without_oom_fields_still_parse() {
+        let status: ExitStatus = serde_json::from_str(
+            r#"{"exit_code":0,"signal":null,"message":"Command exited with status 0","started":true}"#,
+        )
+        .unwrap();
+        assert_eq!(status.oom_kills, 0);
+        assert_eq!(status.memory_limit_bytes, None);
     }
 }

@@ -4,6 +4,12 @@ use clap::Parser;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+use strata_isolators::cgroups::io::{self, Device};
+use strata_isolators::filesystem::linux::{self, ReadOnlyMount};
+use strata_isolators::launch::Rlimit;
+use strata_isolators::linux::capabilities::{self, Bounding};
+use strata_isolators::posix::rlimits;
+use strata_isolators::Selection;
 use strata_schema::{Attributes, Resources};
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -17,6 +23,39 @@ fn resources(text: &str) -> Result<Resources, String> {
 fn attributes(text: &str) -> Result<Attributes, String> {
     Attributes::parse(text).map_err(|e| e.to_string())
 }
+
+fn isolation(text: &str) -> Result<Selection, String> {
+    text.parse()
+        .map_err(|e: strata_isolators::selection::SelectionError| e.to_string())
+}
+
+fn bounding(text: &str) -> Result<Bounding, String> {
+    capabilities::parse_bounding(text)
+}
+
+fn rlimit_list(text: &str) -> Result<Rlimits, String> {
+    rlimits::parse_rlimits(text).map(Rlimits)
+}
+
+fn ro_mounts(text: &str) -> Result<ReadOnlyMounts, String> {
+    linux::parse_ro_mounts(text).map(ReadOnlyMounts)
+}
+
+fn devices(text: &str) -> Result<Devices, String> {
+    io::parse_devices(text).map(Devices)
+}
+
+/// `--container-rlimits`, parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rlimits(pub Vec<Rlimit>);
+
+/// `--container-ro-mounts`, parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadOnlyMounts(pub Vec<ReadOnlyMount>);
+
+/// `--cgroups-io-devices`, parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Devices(pub Vec<Device>);
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -69,6 +108,53 @@ pub struct AgentConfig {
     /// Longest wait between attempts to reach the master.
     #[arg(long, env = "STRATA_REGISTRATION_BACKOFF_MAX", default_value = "5secs", value_parser = duration)]
     pub registration_backoff_max: Duration,
+    /// Isolators, comma-separated Mesos-style names (cgroups/cpu, cgroups/mem, cgroups/pids,
+    /// cgroups/io, cgroups/cpuset, namespaces/pid, namespaces/ipc, namespaces/uts,
+    /// filesystem/linux, linux/capabilities, linux/nnp, posix/rlimits); `auto`: every one that can
+    /// work on this host; `none`: no isolation beyond a cgroup per container. The agent refuses
+    /// to start when an isolator named here cannot work.
+    #[arg(long, env = "STRATA_ISOLATION", default_value = "auto", value_parser = isolation)]
+    pub isolation: Selection,
+    /// cgroups/cpu: also cap each task at its cpus with a CFS quota (cpu.max), not only weigh it.
+    #[arg(long, alias = "cgroups_enable_cfs", env = "STRATA_CGROUPS_ENABLE_CFS")]
+    pub cgroups_enable_cfs: bool,
+    /// cgroups/pids: pids.max of tasks without a `pids` resource; 0 means unlimited.
+    #[arg(
+        long,
+        alias = "container_pids_max",
+        env = "STRATA_CONTAINER_PIDS_MAX",
+        default_value_t = 0
+    )]
+    pub container_pids_max: u64,
+    /// linux/capabilities: the tasks' capability bounding set, comma-separated names (`CAP_`
+    /// optional); `all` leaves capabilities alone. The default is Docker's default set.
+    #[arg(
+        long,
+        alias = "bounding_capabilities",
+        env = "STRATA_BOUNDING_CAPABILITIES",
+        default_value = capabilities::DEFAULT,
+        value_parser = bounding
+    )]
+    pub bounding_capabilities: Bounding,
+    /// posix/rlimits: the tasks' resource limits, `NAME=SOFT[:HARD],…` (e.g. `nofile=1024:4096`;
+    /// a value may be `unlimited`).
+    #[arg(
+        long,
+        env = "STRATA_CONTAINER_RLIMITS",
+        default_value = rlimits::DEFAULT,
+        value_parser = rlimit_list
+    )]
+    pub container_rlimits: Rlimits,
+    /// filesystem/linux: host paths every task sees read-only, `HOST[:CONTAINER],…`; CONTAINER is
+    /// absolute (an existing path) or relative to the sandbox; without it HOST is made read-only
+    /// in place.
+    #[arg(long, env = "STRATA_CONTAINER_RO_MOUNTS", value_parser = ro_mounts)]
+    pub container_ro_mounts: Option<ReadOnlyMounts>,
+    /// cgroups/io: the block devices (`MAJOR:MINOR,…`) that disk bandwidth resources
+    /// (disk_read_bps, disk_write_bps, disk_read_iops, disk_write_iops) limit; default: the disk
+    /// holding the work dir.
+    #[arg(long, env = "STRATA_CGROUPS_IO_DEVICES", value_parser = devices)]
+    pub cgroups_io_devices: Option<Devices>,
 }
 
 impl AgentConfig {
@@ -92,5 +178,77 @@ impl AgentConfig {
             return Err("--status-update-retry-interval must be greater than zero".to_string());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use strata_isolators::Kind;
+
+    fn parse(args: &[&str]) -> Result<AgentConfig, String> {
+        let mut argv = vec!["strata-agent", "--master", "127.0.0.1:5050"];
+        argv.extend_from_slice(args);
+        AgentConfig::try_parse_from(argv).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn isolation_defaults_follow_the_host() {
+        let config = parse(&[]).unwrap();
+        assert_eq!(config.isolation, Selection::Auto);
+        assert!(!config.cgroups_enable_cfs);
+        assert_eq!(config.container_pids_max, 0);
+        assert_eq!(config.bounding_capabilities, Bounding::Only(0xa804_25fb));
+        assert_eq!(config.container_rlimits.0.len(), 1);
+        assert_eq!(config.container_ro_mounts, None);
+        assert_eq!(config.cgroups_io_devices, None);
+    }
+
+    #[test]
+    fn isolation_flags_parse() {
+        let config = parse(&[
+            "--isolation",
+            "cgroups/mem,namespaces/pid",
+            "--cgroups_enable_cfs",
+            "--container-pids-max",
+            "100",
+            "--bounding-capabilities",
+            "all",
+            "--container-rlimits",
+            "nofile=1024",
+            "--container-ro-mounts",
+            "/etc:etc",
+            "--cgroups-io-devices",
+            "8:0",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.isolation,
+            Selection::Only(vec![Kind::CgroupsMem, Kind::NamespacesPid])
+        );
+        assert!(config.cgroups_enable_cfs);
+        assert_eq!(config.container_pids_max, 100);
+        assert_eq!(config.bounding_capabilities, Bounding::All);
+        assert_eq!(config.container_rlimits.0[0].soft, Some(1024));
+        assert_eq!(config.container_ro_mounts.unwrap().0.len(), 1);
+        assert_eq!(config.cgroups_io_devices.unwrap().0[0].major, 8);
+    }
+
+    #[test]
+    fn bad_isolation_flags_name_the_problem() {
+        let err = parse(&["--isolation", "cgroups/cpu,posix/cpu"]).unwrap_err();
+        assert!(
+            err.contains("unknown isolator \"posix/cpu\" (known: auto, none, cgroups/cpu,"),
+            "{err}"
+        );
+        let err = parse(&["--bounding-capabilities", "chown,superpower"]).unwrap_err();
+        assert!(err.contains("unknown capability \"superpower\""), "{err}");
+        let err = parse(&["--container-rlimits", "files=1"]).unwrap_err();
+        assert!(err.contains("unknown resource limit"), "{err}");
+        let err = parse(&["--container-ro-mounts", "relative"]).unwrap_err();
+        assert!(err.contains("must be absolute"), "{err}");
+        let err = parse(&["--cgroups-io-devices", "sda"]).unwrap_err();
+        assert!(err.contains("not a block device number"), "{err}");
     }
 }

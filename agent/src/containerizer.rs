@@ -4,12 +4,15 @@
 //! stdout become [`ContainerEvent`]s for the agent's actor.
 
 use crate::paths::{write_atomic, write_replace, Paths};
-use crate::supervisor::{ContainerSpec, ExitStatus, Namespaces, SPEC_FILE, STATUS_FILE};
+use crate::supervisor::{ContainerSpec, ExitStatus, SPEC_FILE, STATUS_FILE};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
-use strata_schema::{AgentId, ContainerId, FrameworkInfo, TaskInfo};
+use strata_isolators::cgroup2::CgroupError;
+use strata_isolators::{Container, Isolation, IsolatorError, Launch, ResourceStatistics};
+use strata_schema::{AgentId, ContainerId, FrameworkInfo, Resources, TaskInfo};
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
@@ -17,6 +20,8 @@ use tracing::{debug, warn};
 pub const TASK_FILE: &str = "task.json";
 pub const SUPERVISOR_PID_FILE: &str = "supervisor.pid";
 pub const SUPERVISOR_LOG: &str = "supervisor.log";
+/// The container's resources after a live update (absent: the task's own).
+pub const RESOURCES_FILE: &str = "resources.json";
 
 /// What the agent checkpoints about a container before starting it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -68,13 +73,32 @@ pub enum LaunchError {
         exe: PathBuf,
         source: std::io::Error,
     },
+    #[error("failed to create the container's cgroup: {0}")]
+    Cgroup(#[from] CgroupError),
+    #[error(transparent)]
+    Isolator(#[from] IsolatorError),
+}
+
+/// Why the isolators could not update or measure a running container.
+#[derive(Debug, thiserror::Error)]
+pub enum IsolationFailure {
+    #[error(transparent)]
+    Isolator(#[from] IsolatorError),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    #[error("failed to write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 #[derive(Clone)]
 pub struct Containerizer {
     paths: Paths,
-    /// The agent's subtree of the cgroup2 hierarchy (`<mount>/<cgroups_root>`).
-    cgroup_root: PathBuf,
+    /// The isolators, and the agent's subtree of the cgroup2 hierarchy (`<mount>/<cgroups_root>`)
+    /// that holds the container cgroups.
+    isolation: Arc<Isolation>,
     /// This binary, re-executed as each container's supervisor.
     exe: PathBuf,
     events: mpsc::UnboundedSender<ContainerEvent>,
@@ -86,24 +110,104 @@ const HOST_NAME_MAX: usize = 64;
 impl Containerizer {
     pub fn new(
         paths: Paths,
-        cgroup_root: PathBuf,
+        isolation: Arc<Isolation>,
         exe: PathBuf,
         events: mpsc::UnboundedSender<ContainerEvent>,
     ) -> Self {
         Self {
             paths,
-            cgroup_root,
+            isolation,
             exe,
             events,
         }
     }
 
-    pub fn cgroup_of(&self, id: &ContainerId) -> PathBuf {
-        self.cgroup_root.join(id.as_str())
+    pub fn isolation(&self) -> &Arc<Isolation> {
+        &self.isolation
     }
 
-    /// The spec the supervisor runs for `task`.
-    pub fn spec(&self, ckpt: &TaskCheckpoint) -> ContainerSpec {
+    pub fn cgroup_of(&self, id: &ContainerId) -> PathBuf {
+        self.isolation.root().path().join(id.as_str())
+    }
+
+    /// Runs `f` on the isolators' view of the container of `ckpt` with `resources`.
+    pub fn with_container<T>(
+        &self,
+        ckpt: &TaskCheckpoint,
+        resources: &Resources,
+        f: impl FnOnce(&Isolation, &Container) -> T,
+    ) -> Result<T, CgroupError> {
+        let cgroup = self.isolation.root().child(ckpt.container_id.as_str())?;
+        let hostname = hostname(&ckpt.task);
+        let container = Container {
+            id: ckpt.container_id.as_str(),
+            cgroup: &cgroup,
+            sandbox: &ckpt.sandbox,
+            hostname: &hostname,
+            resources,
+        };
+        Ok(f(&self.isolation, &container))
+    }
+
+    /// The isolators' `isolate`, once the container's init runs; errors are logged.
+    pub fn isolate(&self, ckpt: &TaskCheckpoint, resources: &Resources, pid: i32) {
+        let errors = self
+            .with_container(ckpt, resources, |iso, c| iso.isolate(c, pid))
+            .unwrap_or_else(|err| vec![IsolatorError::cgroup("container")(err)]);
+        for err in errors {
+            warn!(container_id = %ckpt.container_id, cause = %err, "isolate failed");
+        }
+    }
+
+    /// The isolators' `recover`, for a container adopted after a restart; errors are logged.
+    pub fn recover(&self, ckpt: &TaskCheckpoint, resources: &Resources) {
+        let errors = self
+            .with_container(ckpt, resources, |iso, c| iso.recover(c))
+            .unwrap_or_else(|err| vec![IsolatorError::cgroup("container")(err)]);
+        for err in errors {
+            warn!(container_id = %ckpt.container_id, cause = %err, "failed to recover the container's isolation");
+        }
+    }
+
+    /// Applies `resources` to a running container (the isolators' `update`), then records them
+    /// in `resources.json` for a restarted agent. Blocks (cgroup writes may reclaim memory).
+    pub fn update(
+        &self,
+        ckpt: &TaskCheckpoint,
+        resources: &Resources,
+    ) -> Result<(), IsolationFailure> {
+        self.with_container(ckpt, resources, |iso, c| iso.update(c, resources))??;
+        let path = self
+            .paths
+            .container_dir(&ckpt.container_id)
+            .join(RESOURCES_FILE);
+        let data = serde_json::to_vec(resources).unwrap_or_default();
+        write_replace(&path, &data).map_err(|source| IsolationFailure::Write { path, source })
+    }
+
+    /// The container's statistics (the isolators' `usage`).
+    pub fn usage(
+        &self,
+        ckpt: &TaskCheckpoint,
+        resources: &Resources,
+    ) -> Result<ResourceStatistics, IsolationFailure> {
+        Ok(self.with_container(ckpt, resources, |iso, c| iso.usage(c))??)
+    }
+
+    /// The resources of a container dir: `resources.json` after an update, else the task's.
+    pub fn recorded_resources(&self, ckpt: &TaskCheckpoint) -> Resources {
+        std::fs::read(
+            self.paths
+                .container_dir(&ckpt.container_id)
+                .join(RESOURCES_FILE),
+        )
+        .ok()
+        .and_then(|data| serde_json::from_slice(&data).ok())
+        .unwrap_or_else(|| ckpt.task.resources.clone())
+    }
+
+    /// The spec the supervisor runs for `task`, with what the isolators decided in `launch`.
+    pub fn spec(&self, ckpt: &TaskCheckpoint, launch: &Launch) -> ContainerSpec {
         let task = &ckpt.task;
         let sandbox = ckpt.sandbox.to_string_lossy().into_owned();
         let mut env: Vec<(String, String)> = vec![
@@ -146,11 +250,6 @@ impl Containerizer {
         } else {
             task.command.arguments.clone()
         };
-        let mut hostname = task
-            .hostname
-            .clone()
-            .unwrap_or_else(|| task.task_id.to_string());
-        hostname.truncate(HOST_NAME_MAX);
         ContainerSpec {
             container_id: ckpt.container_id.to_string(),
             sandbox: ckpt.sandbox.clone(),
@@ -158,8 +257,9 @@ impl Containerizer {
             argv,
             env,
             user: task.command.user.clone(),
-            hostname,
-            namespaces: Namespaces::default(),
+            hostname: launch.hostname.clone().unwrap_or_default(),
+            namespaces: launch.namespaces,
+            isolation: launch.process.clone(),
         }
     }
 
@@ -199,9 +299,25 @@ impl Containerizer {
             serde_json::to_vec_pretty(ckpt).unwrap_or_default(),
             true,
         )?;
+        // The container's cgroup, with the isolators' limits written before anything runs in
+        // it; the supervisor clones init straight into it.
+        let cgroup = self
+            .isolation
+            .root()
+            .create_child(ckpt.container_id.as_str())?;
+        let mut launch = Launch::default();
+        let prepared = self.with_container(ckpt, &ckpt.task.resources, |iso, c| {
+            iso.prepare(c, &mut launch)
+        })?;
+        if let Err(err) = prepared {
+            if let Err(err) = cgroup.remove() {
+                warn!(container_id = %ckpt.container_id, cause = %err, "failed to remove the container's cgroup");
+            }
+            return Err(err.into());
+        }
         write(
             SPEC_FILE,
-            serde_json::to_vec_pretty(&self.spec(ckpt)).unwrap_or_default(),
+            serde_json::to_vec(&self.spec(ckpt, &launch)).unwrap_or_default(),
             false,
         )?;
         let log_path = dir.join(SUPERVISOR_LOG);
@@ -295,8 +411,15 @@ impl Containerizer {
     }
 
     /// Removes a container's checkpoint dir (after its terminal update was acknowledged) and its
-    /// cgroup if the supervisor left it behind.
-    pub fn destroy(&self, id: &ContainerId) {
+    /// cgroup if the supervisor left it behind, after the isolators' `cleanup`.
+    pub fn destroy(&self, ckpt: &TaskCheckpoint, resources: &Resources) {
+        let id = &ckpt.container_id;
+        let errors = self
+            .with_container(ckpt, resources, |iso, c| iso.cleanup(c))
+            .unwrap_or_else(|err| vec![IsolatorError::cgroup("container")(err)]);
+        for err in errors {
+            warn!(container_id = %id, cause = %err, "isolator cleanup failed");
+        }
         let path = self.cgroup_of(id);
         if path.exists() {
             self.kill_all(id);
@@ -339,4 +462,21 @@ pub fn process_alive(pid: i32, dir: &Path) -> bool {
             .is_some_and(|rest| rest.trim_start().starts_with('Z')),
         Err(_) => false,
     }
+}
+
+/// The hostname of a task's uts namespace: its `hostname`, else its task id, cut to the kernel's
+/// limit of 64 bytes (at a character boundary).
+pub fn hostname(task: &TaskInfo) -> String {
+    let mut hostname = task
+        .hostname
+        .clone()
+        .unwrap_or_else(|| task.task_id.to_string());
+    if hostname.len() > HOST_NAME_MAX {
+        let mut end = HOST_NAME_MAX;
+        while !hostname.is_char_boundary(end) {
+            end -= 1;
+        }
+        hostname.truncate(end);
+    }
+    hostname
 }

@@ -1,16 +1,22 @@
-//! The agent's HTTP endpoints: `/state` (Mesos' shape, also `/slave(1)/state`), `/health`, and
-//! Mesos' `/files/read` and `/files/download` for sandbox files.
+//! The agent's HTTP endpoints: `/state` (Mesos' shape, also `/slave(1)/state`), `/health`,
+//! Mesos' `/files/read` and `/files/download` for sandbox files and `/monitor/statistics` for
+//! container usage, `/metrics` (Prometheus), and the Strata extension
+//! `POST /containers/update` (live resource updates).
 
-use crate::agent::Msg;
+use crate::agent::{Msg, UpdateError};
+use crate::containerizer::Containerizer;
+use crate::monitor;
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use strata_schema::{FrameworkId, Resources, TaskId};
 use tokio::sync::{mpsc, oneshot};
 
 /// Largest chunk `/files/read` returns at once.
@@ -20,9 +26,14 @@ pub const MAX_READ: u64 = 1 << 20;
 struct Ctx {
     actor: mpsc::UnboundedSender<Msg>,
     sandbox_root: PathBuf,
+    containerizer: Containerizer,
 }
 
-pub fn router(actor: mpsc::UnboundedSender<Msg>, sandbox_root: PathBuf) -> Router {
+pub fn router(
+    actor: mpsc::UnboundedSender<Msg>,
+    sandbox_root: PathBuf,
+    containerizer: Containerizer,
+) -> Router {
     Router::new()
         .route("/state", get(state))
         .route("/state.json", get(state))
@@ -34,9 +45,14 @@ pub fn router(actor: mpsc::UnboundedSender<Msg>, sandbox_root: PathBuf) -> Route
         )
         .route("/files/read", get(read))
         .route("/files/download", get(download))
+        .route("/monitor/statistics", get(statistics))
+        .route("/monitor/statistics.json", get(statistics))
+        .route("/metrics", get(metrics))
+        .route("/containers/update", post(update))
         .with_state(Ctx {
             actor,
             sandbox_root,
+            containerizer,
         })
 }
 
@@ -58,6 +74,100 @@ async fn state(State(ctx): State<Ctx>) -> Response {
             StatusCode::SERVICE_UNAVAILABLE,
             "the agent is shutting down".to_string(),
         ),
+    }
+}
+
+fn shutting_down() -> Response {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the agent is shutting down".to_string(),
+    )
+}
+
+/// The usage of every running container (file reads on the blocking pool).
+async fn usage(ctx: &Ctx) -> Result<Vec<monitor::Usage>, Response> {
+    let (reply, answer) = oneshot::channel();
+    if ctx.actor.send(Msg::Usage { reply }).is_err() {
+        return Err(shutting_down());
+    }
+    let targets = answer.await.map_err(|_| shutting_down())?;
+    let containerizer = ctx.containerizer.clone();
+    tokio::task::spawn_blocking(move || monitor::collect(&containerizer, targets))
+        .await
+        .map_err(|err| error(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()))
+}
+
+/// Mesos' `/monitor/statistics`: `[{executor_id, executor_name, framework_id, source,
+/// statistics}]` for the running containers.
+async fn statistics(State(ctx): State<Ctx>) -> Response {
+    match usage(&ctx).await {
+        Ok(usage) => Json(monitor::statistics_json(&usage)).into_response(),
+        Err(response) => response,
+    }
+}
+
+/// Prometheus text: the containers' usage and the active isolators.
+async fn metrics(State(ctx): State<Ctx>) -> Response {
+    match usage(&ctx).await {
+        Ok(usage) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            monitor::prometheus(&ctx.containerizer.isolation().names(), &usage),
+        )
+            .into_response(),
+        Err(response) => response,
+    }
+}
+
+/// `POST /containers/update?task_id=ID[&framework_id=F]&resources=<Mesos syntax>` (a Strata
+/// extension): the given resources replace the container's same-named ones and the isolators
+/// apply them to the running container. 200 with the container's new resources; 400 for bad
+/// input, 404 for an unknown task, 409 for a task that is not running, 500 when an isolator
+/// failed.
+async fn update(State(ctx): State<Ctx>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let bad = |message: String| error(StatusCode::BAD_REQUEST, message);
+    let Some(task_id) = q.get("task_id") else {
+        return bad("the task_id parameter is missing".to_string());
+    };
+    let task_id = match TaskId::new(task_id) {
+        Ok(id) => id,
+        Err(err) => return bad(format!("invalid task_id {task_id:?}: {err}")),
+    };
+    let framework_id = match q.get("framework_id").map(FrameworkId::new) {
+        None => None,
+        Some(Ok(id)) => Some(id),
+        Some(Err(err)) => return bad(format!("invalid framework_id: {err}")),
+    };
+    let Some(text) = q.get("resources") else {
+        return bad(
+            "the resources parameter is missing (e.g. resources=cpus:2;mem:512)".to_string(),
+        );
+    };
+    let resources = match Resources::parse(text) {
+        Ok(resources) => resources,
+        Err(err) => return bad(err.to_string()),
+    };
+    let (reply, answer) = oneshot::channel();
+    let msg = Msg::UpdateResources {
+        framework_id,
+        task_id,
+        resources,
+        reply,
+    };
+    if ctx.actor.send(msg).is_err() {
+        return shutting_down();
+    }
+    match answer.await {
+        Ok(Ok(body)) => Json(body).into_response(),
+        Ok(Err(err)) => {
+            let code = match err {
+                UpdateError::NotFound(_) => StatusCode::NOT_FOUND,
+                UpdateError::Invalid(_) => StatusCode::BAD_REQUEST,
+                UpdateError::NotRunning(_) => StatusCode::CONFLICT,
+                UpdateError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            error(code, err.to_string())
+        }
+        Err(_) => shutting_down(),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod config;
 pub mod containerizer;
 pub mod detect;
 pub mod http;
+pub mod monitor;
 pub mod paths;
 pub mod rpc;
 pub mod status;
@@ -17,7 +18,9 @@ pub use config::AgentConfig;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use strata_isolators::{Host, Isolation, IsolationConfig, IsolationError};
 use tracing::info;
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +36,9 @@ pub enum AgentError {
     },
     #[error("cgroups: {0}")]
     Cgroup(#[from] strata_isolators::cgroup2::CgroupError),
+    /// An isolator of `--isolation` cannot work here (the message names it and why).
+    #[error("{0}")]
+    Isolation(IsolationError),
     #[error("failed to listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -50,7 +56,7 @@ pub enum AgentError {
 pub struct AgentDaemon {
     config: AgentConfig,
     listener: tokio::net::TcpListener,
-    cgroup_root: PathBuf,
+    isolation: Arc<Isolation>,
 }
 
 impl AgentDaemon {
@@ -63,11 +69,7 @@ impl AgentDaemon {
             path: config.work_dir.clone(),
             source,
         })?;
-        let mount = strata_isolators::cgroup2::find_cgroup2_mount(std::path::Path::new(
-            "/proc/self/mountinfo",
-        ))?;
-        let root = strata_isolators::cgroup2::Cgroup::create(&mount, &config.cgroups_root)?;
-        let cgroup_root = root.path().to_path_buf();
+        let isolation = Arc::new(setup_isolation(&config)?);
         let addr = SocketAddr::new(config.ip, config.port);
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -75,7 +77,7 @@ impl AgentDaemon {
         Ok(Self {
             config,
             listener,
-            cgroup_root,
+            isolation,
         })
     }
 
@@ -103,17 +105,18 @@ impl AgentDaemon {
             work_dir: config.work_dir.clone(),
         };
         let resources = detect::detect(&config.work_dir, config.resources.as_ref());
-        info!(%local, %hostname, %resources, cgroup = %self.cgroup_root.display(), "agent starting");
+        info!(%local, %hostname, %resources, cgroup = %self.isolation.root().path().display(), "agent starting");
         let exe = std::env::current_exe().map_err(AgentError::Exe)?;
         let (actor_tx, mailbox) = tokio::sync::mpsc::unbounded_channel();
         let (to_master, outbound) = tokio::sync::mpsc::unbounded_channel();
         let (container_tx, container_events) = tokio::sync::mpsc::unbounded_channel();
         let containerizer = containerizer::Containerizer::new(
             paths.clone(),
-            self.cgroup_root.clone(),
+            self.isolation.clone(),
             exe,
             container_tx,
         );
+        let http_containerizer = containerizer.clone();
         let mut state = agent::Agent::new(agent::AgentSetup {
             paths,
             hostname,
@@ -137,10 +140,13 @@ impl AgentDaemon {
         .map_err(AgentError::RpcThread)?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut stop_http = stop_rx.clone();
-        let server = axum::serve(self.listener, http::router(actor_tx, sandbox_root))
-            .with_graceful_shutdown(async move {
-                let _ = stop_http.wait_for(|s| *s).await;
-            });
+        let server = axum::serve(
+            self.listener,
+            http::router(actor_tx, sandbox_root, http_containerizer),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop_http.wait_for(|s| *s).await;
+        });
         let http = tokio::spawn(async move { server.await });
         let mut stop_actor = stop_rx;
         let actor = tokio::spawn(agent::run(state, mailbox, container_events, async move {
@@ -156,4 +162,56 @@ impl AgentDaemon {
             Err(_) => Ok(()),
         }
     }
+}
+
+/// Finds the cgroup2 mount, checks `--isolation` against this host, creates the agent's cgroup
+/// subtree and enables the controllers the isolators need; logs what is active and what `auto`
+/// left out, and why.
+fn setup_isolation(config: &AgentConfig) -> Result<Isolation, AgentError> {
+    use strata_isolators::cgroup2::{find_cgroup2_mount, Cgroup};
+    use strata_isolators::cgroups::io;
+    let mount = find_cgroup2_mount(Path::new("/proc/self/mountinfo"))?;
+    let host = Host::probe(Cgroup::open(&mount)?, "/proc")?;
+    let io_devices = match &config.cgroups_io_devices {
+        Some(devices) => devices.0.clone(),
+        None => io::disk_of(&config.work_dir, Path::new("/sys"))
+            .into_iter()
+            .collect(),
+    };
+    let isolation_config = IsolationConfig {
+        enable_cfs: config.cgroups_enable_cfs,
+        pids_max: config.container_pids_max,
+        bounding: config.bounding_capabilities,
+        rlimits: config.container_rlimits.0.clone(),
+        ro_mounts: config
+            .container_ro_mounts
+            .as_ref()
+            .map(|m| m.0.clone())
+            .unwrap_or_default(),
+        io_devices,
+    };
+    let isolation = Isolation::setup(
+        &config.isolation,
+        &isolation_config,
+        &host,
+        Path::new(&config.cgroups_root),
+    )
+    .map_err(|err| match err {
+        IsolationError::Cgroup(err) => AgentError::Cgroup(err),
+        err => AgentError::Isolation(err),
+    })?;
+    info!(isolation = %isolation.names().join(","), "isolators active");
+    for (isolator, reason) in isolation.left_out() {
+        info!(isolator, %reason, "isolator left out");
+    }
+    let names = isolation.names();
+    if names.contains(&strata_isolators::cgroups::io::NAME) {
+        let devices: Vec<String> = isolation_config
+            .io_devices
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        info!(devices = %devices.join(","), "cgroups/io: disk bandwidth resources limit these devices");
+    }
+    Ok(isolation)
 }

@@ -17,12 +17,20 @@
 //! when the agent restarts, is ignored and the supervisor carries on):
 //!
 //! ```text
-//! read spec.json ─▶ resolve user, open stdio, mkdir cgroup ─▶ fork init ─▶ fork task ─▶ execve
-//!     │ (error)             │ (error)                            │ (error, via CLOEXEC pipe)
-//!     └────────────────────┴──────────▶ "failed <message>" ◀────┘
+//! read spec.json ─▶ resolve user, caps, rlimits; open stdio, cgroup ─▶ clone init ─▶ fork task ─▶ execve
+//!     │ (error)             │ (error)                                 │ (error, via CLOEXEC pipe)
+//!     └────────────────────┴───────────────▶ "failed <message>" ◀────┘
 //!                                                       exec succeeded ─▶ init.pid, "running <pid>"
-//! init exits ─▶ cgroup.kill, wait until unpopulated, rmdir ─▶ status.json ─▶ "exited"
+//! init exits ─▶ read memory.events, cgroup.kill, wait until unpopulated, rmdir ─▶ status.json
+//!           ─▶ "exited"
 //! ```
+//!
+//! The agent's isolators decide what the container gets (see `strata_isolators`): the agent
+//! creates the cgroup and writes its limits before it spawns the supervisor, and `spec.json`
+//! carries the rest. Init is cloned straight into the cgroup and its namespaces
+//! (`clone3(CLONE_INTO_CGROUP)`), makes the mount tree private and mounts `/proc`, `/tmp` and
+//! read-only binds, and sets the hostname; the task sets its rlimits, drops capabilities from
+//! its bounding set, switches user and sets no_new_privs right before `execve`.
 //!
 //! SIGTERM and SIGINT to the supervisor go to init, which passes them (and SIGHUP, SIGQUIT,
 //! SIGUSR1, SIGUSR2) on to the task's process group. When the task exits, init exits with it and
@@ -46,8 +54,15 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 use strata_isolators::cgroup2::{Cgroup, CgroupError};
+use strata_isolators::cgroups::mem;
+use strata_isolators::filesystem::linux::{self as fs_linux, MountError};
+use strata_isolators::launch::Mounts;
+use strata_isolators::linux::capabilities::{BoundedCapabilities, CapabilityError};
+use strata_isolators::linux::nnp;
 use strata_isolators::namespaces::{self, NamespaceError};
+use strata_isolators::posix::rlimits::{self, PreparedRlimit, RlimitError};
 
+pub use strata_isolators::launch::ProcessIsolation;
 pub use strata_isolators::namespaces::Namespaces;
 
 /// What the supervisor runs; written by the agent before it spawns the supervisor.
@@ -73,8 +88,9 @@ pub struct ContainerSpec {
     pub container_id: String,
     /// Exists already (the agent creates it); the task's cwd; `stdout` and `stderr` go here.
     pub sandbox: PathBuf,
-    /// The container's cgroup (absolute, on the cgroup2 mount); the supervisor creates it below
-    /// its existing parent and removes it at the end.
+    /// The container's cgroup (absolute, on the cgroup2 mount). The agent normally creates it
+    /// and writes its limits first; the supervisor creates it below its existing parent where it
+    /// does not exist yet, clones init into it, and removes it at the end.
     pub cgroup: PathBuf,
     /// The exact argv; `argv[0]` is looked up in the `PATH` of `env` unless it contains a `/`.
     pub argv: Vec<String>,
@@ -86,10 +102,14 @@ pub struct ContainerSpec {
     pub hostname: String,
     #[serde(default)]
     pub namespaces: Namespaces,
+    /// What the isolators ask of the container's processes: mounts made by init; rlimits, the
+    /// capability bounding set and no_new_privs set by the task before `execve`.
+    #[serde(default)]
+    pub isolation: ProcessIsolation,
 }
 
 /// How a container ended; the contents of `status.json`.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 pub struct ExitStatus {
     /// The task's exit code (127 when its command could not be executed, as a shell reports).
     pub exit_code: Option<i32>,
@@ -100,6 +120,13 @@ pub struct ExitStatus {
     pub message: String,
     /// Whether the task's command was executed.
     pub started: bool,
+    /// Processes of the container the OOM killer killed (`oom_kill` of the cgroup's
+    /// `memory.events`, read before the cgroup is removed); 0 without the memory controller.
+    #[serde(default)]
+    pub oom_kills: u64,
+    /// The container's `memory.max` when it was OOM-killed.
+    #[serde(default)]
+    pub memory_limit_bytes: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -146,6 +173,10 @@ pub enum SupervisorError {
     Cgroup(#[from] CgroupError),
     #[error(transparent)]
     Namespace(#[from] NamespaceError),
+    #[error(transparent)]
+    Capability(#[from] CapabilityError),
+    #[error(transparent)]
+    Rlimit(#[from] RlimitError),
     #[error("failed to create a pipe: {0}")]
     Pipe(nix::Error),
     #[error("failed to create the container's init: {0}")]
@@ -186,6 +217,7 @@ pub fn main_from_args() -> i32 {
                     signal: None,
                     message: err.to_string(),
                     started: false,
+                    ..ExitStatus::default()
                 };
                 report(format_args!("failed {}", one_line(&status.message)));
                 if let Err(err) = write_status(dir, &status) {
@@ -246,6 +278,7 @@ pub fn supervise(dir: &Path) -> Result<ExitStatus, SupervisorError> {
                 signal: None,
                 message,
                 started: false,
+                ..ExitStatus::default()
             }
         }
     };
@@ -413,6 +446,11 @@ struct Prepared {
     sandbox_path: PathBuf,
     hostname: String,
     namespaces: Namespaces,
+    mounts: Mounts,
+    /// The capability bounding set, set by the task before it switches user.
+    capabilities: Option<BoundedCapabilities>,
+    no_new_privs: bool,
+    rlimits: Vec<PreparedRlimit>,
     credentials: Option<Credentials>,
     stdin: File,
     stdout: File,
@@ -545,6 +583,14 @@ fn prepare(spec: &ContainerSpec) -> Result<Prepared, SupervisorError> {
         source,
     })?;
 
+    // Checked before the cgroup exists, so that a bad setting leaves nothing behind.
+    let capabilities = spec
+        .isolation
+        .bounding_capabilities
+        .as_deref()
+        .map(BoundedCapabilities::new)
+        .transpose()?;
+    let rlimits = rlimits::prepare(&spec.isolation.rlimits)?;
     let parent = spec
         .cgroup
         .parent()
@@ -571,6 +617,10 @@ fn prepare(spec: &ContainerSpec) -> Result<Prepared, SupervisorError> {
         sandbox_path: spec.sandbox.clone(),
         hostname: spec.hostname.clone(),
         namespaces: spec.namespaces,
+        mounts: spec.isolation.mounts.clone(),
+        capabilities,
+        no_new_privs: spec.isolation.no_new_privs,
+        rlimits,
         credentials,
         stdin,
         stdout,
@@ -685,6 +735,13 @@ impl Container {
             true => i32::from_ne_bytes(buf),
             false => init_status,
         };
+        // The OOM killer's verdict goes with the cgroup: read it first.
+        let oom_kills = mem::oom_kills(&self.cgroup).unwrap_or(0);
+        let memory_limit_bytes = if oom_kills > 0 {
+            mem::memory_max(&self.cgroup)
+        } else {
+            None
+        };
         cleanup_cgroup(&self.cgroup);
         let (exit_code, signal) = if libc::WIFSIGNALED(status) {
             (None, Some(libc::WTERMSIG(status)))
@@ -698,6 +755,8 @@ impl Container {
             signal,
             message: exit_message(exit_code, signal),
             started: true,
+            oom_kills,
+            memory_limit_bytes,
         }
     }
 }
@@ -846,12 +905,30 @@ fn init_main(p: &Prepared, birth: Birth, exec_w: OwnedFd, status_w: OwnedFd) -> 
         // SAFETY: prctl(2) with an integer argument.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     }
-    if let Err(err) = setup_namespaces(p, forked) {
-        fail(pipe, None, &err.to_string());
+    if forked {
+        // Before the task exists, so that it shares them.
+        if let Err(err) = namespaces::unshare(p.namespaces.flags_without_pid()) {
+            fail(pipe, None, &err.to_string());
+        }
     }
+    // The task is forked before init sets up the mounts and the hostname, so that its own
+    // preparation (rlimits, the capability bounding set: one credential commit per dropped
+    // capability) runs meanwhile; it waits for init's byte on `ready` before it enters the
+    // sandbox and executes.
+    let (ready_r, ready_w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        Ok(pipe) => pipe,
+        Err(err) => fail(
+            pipe,
+            None,
+            &format!("failed to create a pipe: {}", err.desc()),
+        ),
+    };
     // SAFETY: init is single-threaded.
     let task = match unsafe { nix::unistd::fork() } {
-        Ok(ForkResult::Child) => task_main(p, exec_w),
+        Ok(ForkResult::Child) => {
+            drop(ready_w);
+            task_main(p, exec_w, ready_r)
+        }
         Ok(ForkResult::Parent { child }) => child.as_raw(),
         Err(err) => fail(
             pipe,
@@ -859,7 +936,17 @@ fn init_main(p: &Prepared, birth: Birth, exec_w: OwnedFd, status_w: OwnedFd) -> 
             &format!("failed to start the task: {}", err.desc()),
         ),
     };
+    drop(ready_r);
     TASK_PID.store(task, Ordering::SeqCst);
+    // On failure init exits: the task sees `ready` close without a byte and exits quietly (and
+    // in a pid namespace the kernel kills it with init anyway).
+    if let Err(err) = setup_namespaces(p) {
+        fail(pipe, None, &err.to_string());
+    }
+    // SAFETY: a one-byte write(2) to a pipe we hold; EPIPE (the task failed first and is gone)
+    // is harmless: SIGPIPE is ignored, inherited from the supervisor.
+    unsafe { libc::write(ready_w.as_raw_fd(), b"1".as_ptr().cast(), 1) };
+    drop(ready_w);
     drop(exec_w);
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     // Reap everything (orphans are re-parented to init) until the task is gone.
@@ -888,17 +975,14 @@ fn init_main(p: &Prepared, birth: Birth, exec_w: OwnedFd, status_w: OwnedFd) -> 
     unsafe { libc::_exit(code) }
 }
 
-/// Sets up init's namespaces, after unsharing them when init was forked rather than cloned.
-fn setup_namespaces(p: &Prepared, unshare: bool) -> Result<(), NamespaceError> {
+/// Sets up init's namespaces (which the task shares): a private mount tree with the
+/// isolators' mounts (a fresh `/proc` whenever there is a pid namespace, as specs without
+/// isolation settings expect), and the hostname.
+fn setup_namespaces(p: &Prepared) -> Result<(), MountError> {
     let ns = p.namespaces;
-    if unshare {
-        namespaces::unshare(ns.flags_without_pid())?;
-    }
     if ns.mount {
         namespaces::make_rprivate(Path::new("/"))?;
-        if ns.pid {
-            namespaces::mount_proc(Path::new("/proc"))?;
-        }
+        fs_linux::mount_all(&p.mounts, ns.pid || p.mounts.proc, &p.sandbox_path)?;
     }
     if ns.uts {
         namespaces::set_hostname(&p.hostname)?;
@@ -909,7 +993,7 @@ fn setup_namespaces(p: &Prepared, unshare: bool) -> Result<(), NamespaceError> {
 // ---------------------------------------------------------------------------------------------
 // In the task, between fork and execve.
 
-fn task_main(p: &Prepared, exec_w: OwnedFd) -> ! {
+fn task_main(p: &Prepared, exec_w: OwnedFd, ready: OwnedFd) -> ! {
     let pipe = exec_w.as_raw_fd();
     // Default dispositions (Rust ignores SIGPIPE; the supervisor ignores SIGHUP; init's handlers
     // would survive until exec), then nothing blocked.
@@ -921,6 +1005,33 @@ fn task_main(p: &Prepared, exec_w: OwnedFd) -> ! {
     }
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     let _ = nix::unistd::setsid();
+    // Limits first: raising a hard limit needs CAP_SYS_RESOURCE, which the user switch or the
+    // bounding set may take away.
+    if let Err(err) = rlimits::apply(&p.rlimits) {
+        fail(pipe, None, &err.to_string());
+    }
+    // Dropping from the bounding set needs CAP_SETPCAP: before the user switch.
+    if let Some(caps) = &p.capabilities {
+        if let Err(err) = caps.apply() {
+            fail(pipe, None, &err.to_string());
+        }
+    }
+    // Init's mounts and hostname are in place once its byte arrives; without it, init failed
+    // and reported why.
+    let mut byte = 0u8;
+    loop {
+        // SAFETY: a one-byte read(2) into a live buffer from a pipe we hold.
+        let n = unsafe { libc::read(ready.as_raw_fd(), (&mut byte as *mut u8).cast(), 1) };
+        if n == 1 {
+            break;
+        }
+        if n < 0 && Errno::last() == Errno::EINTR {
+            continue;
+        }
+        // SAFETY: _exit(2) in the forked task.
+        unsafe { libc::_exit(1) };
+    }
+    drop(ready);
     // SAFETY: chdir(2) with a NUL-terminated path.
     if unsafe { libc::chdir(p.sandbox.as_ptr()) } != 0 {
         let err = Errno::last();
@@ -943,6 +1054,15 @@ fn task_main(p: &Prepared, exec_w: OwnedFd) -> ! {
                 pipe,
                 None,
                 &format!("failed to switch to user {}: {}", c.uid, err.desc()),
+            );
+        }
+    }
+    if p.no_new_privs {
+        if let Err(err) = nnp::set_no_new_privs() {
+            fail(
+                pipe,
+                None,
+                &format!("failed to set no_new_privs: {}", err.desc()),
             );
         }
     }
@@ -1024,6 +1144,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(spec.namespaces, Namespaces::default());
+        assert_eq!(spec.isolation, ProcessIsolation::default());
         assert_eq!(spec.env, vec![("PATH".to_string(), "/bin".to_string())]);
     }
 
@@ -1035,6 +1156,7 @@ mod tests {
             signal: None,
             message: exit_message(Some(3), None),
             started: true,
+            ..ExitStatus::default()
         };
         write_status(dir.path(), &status).unwrap();
         write_status(dir.path(), &status).unwrap();

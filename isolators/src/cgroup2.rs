@@ -226,9 +226,19 @@ impl Cgroup {
         Ok(Self { path })
     }
 
+    /// The existing cgroup `relative` below this one, without creating it. Like every path
+    /// below a verified cgroup, it stays on the cgroup2 filesystem.
+    pub fn child(&self, relative: impl AsRef<Path>) -> Result<Self, CgroupError> {
+        let relative = relative.as_ref();
+        check_relative(relative)?;
+        Ok(Self {
+            path: self.path.join(relative),
+        })
+    }
+
     /// A value for a directory that is not checked; for unit tests against a temp dir.
     #[cfg(test)]
-    fn unchecked(path: &Path) -> Self {
+    pub(crate) fn unchecked(path: &Path) -> Self {
         Self {
             path: path.to_path_buf(),
         }
@@ -264,6 +274,22 @@ impl Cgroup {
     pub fn read(&self, name: &str) -> Result<String, CgroupError> {
         let path = self.file(name)?;
         std::fs::read_to_string(&path).map_err(|source| CgroupError::Read { path, source })
+    }
+
+    /// Whether the interface file `name` exists (e.g. `memory.swap.max` needs swap accounting).
+    pub fn has(&self, name: &str) -> bool {
+        self.file(name).is_ok_and(|path| path.exists())
+    }
+
+    /// The contents of the interface file `name`, or `None` when the file does not exist (its
+    /// controller is not enabled, or the kernel lacks the feature).
+    pub fn read_optional(&self, name: &str) -> Result<Option<String>, CgroupError> {
+        let path = self.file(name)?;
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(Some(text)),
+            Err(err) if err.kind() == ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(CgroupError::Read { path, source }),
+        }
     }
 
     /// Writes `value` to the interface file `name` in one `write(2)`.

@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use strata_agent::supervisor::{ContainerSpec, ExitStatus, Namespaces, SPEC_FILE, STATUS_FILE};
+use strata_agent::supervisor::{
+    ContainerSpec, ExitStatus, Namespaces, ProcessIsolation, SPEC_FILE, STATUS_FILE,
+};
 use strata_isolators::cgroup2::{find_cgroup2_mount, Cgroup};
 
 /// How long any supervisor in these tests may live.
@@ -65,6 +67,7 @@ impl Fixture {
             user: None,
             hostname: "strata-it".to_string(),
             namespaces: Namespaces::default(),
+            isolation: ProcessIsolation::default(),
         }
     }
 

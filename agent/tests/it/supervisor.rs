@@ -24,7 +24,8 @@ fn stdio_lands_in_the_sandbox_and_the_exit_code_is_reported() {
             exit_code: Some(3),
             signal: None,
             message: "Command exited with status 3".to_string(),
-            started: true
+            started: true,
+            ..ExitStatus::default()
         }
     );
     assert_eq!(
@@ -146,7 +147,8 @@ fn an_unknown_executable_fails_to_start() {
             exit_code: Some(127),
             signal: None,
             message: message.to_string(),
-            started: false
+            started: false,
+            ..ExitStatus::default()
         }
     );
     assert!(!fx.dir.path().join(PID_FILE).exists());
@@ -229,7 +231,8 @@ fn sigterm_to_the_supervisor_terminates_the_task() {
             exit_code: None,
             signal: Some(libc::SIGTERM),
             message: "Command terminated with signal Terminated".to_string(),
-            started: true
+            started: true,
+            ..ExitStatus::default()
         }
     );
     assert!(!spec.cgroup.exists());
@@ -356,4 +359,104 @@ fn an_unreadable_spec_is_reported() {
     let status: ExitStatus =
         serde_json::from_slice(&std::fs::read(dir.path().join("status.json")).unwrap()).unwrap();
     assert!(!status.started);
+}
+
+#[test]
+fn isolation_settings_reach_the_task() {
+    check_isolation(&[]);
+}
+
+#[test]
+fn isolation_settings_reach_the_task_when_init_is_forked() {
+    check_isolation(&[(FORCE_FORK_ENV, "1")]);
+}
+
+/// Mounts (fresh /proc, private /tmp, a read-only bind), the bounding set, rlimits and
+/// no_new_privs, as the isolators hand them to the supervisor in `spec.json`.
+fn check_isolation(env: &[(&str, &str)]) {
+    use strata_agent::supervisor::ProcessIsolation;
+    use strata_isolators::launch::{BindMount, Mounts, Rlimit, Tmpfs};
+    let fx = Fixture::new();
+    let ro = fx.dir.path().join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    std::fs::write(ro.join("f"), "ro data\n").unwrap();
+    let target = fx.sandbox.join("mnt");
+    std::fs::create_dir(&target).unwrap();
+    let script = "grep -E '^(CapBnd|CapEff|NoNewPrivs)' /proc/self/status; \
+                  echo $(ulimit -Sn) $(ulimit -Hn); \
+                  grep ' /tmp ' /proc/self/mountinfo | grep -c ' - tmpfs '; \
+                  touch /tmp/x && echo tmp; cat mnt/f; touch mnt/g 2>/dev/null || echo ro";
+    let mut spec = fx.spec(&["sh", "-c", script]);
+    spec.isolation = ProcessIsolation {
+        mounts: Mounts {
+            proc: true,
+            tmp: Some(Tmpfs {
+                size_bytes: Some(1 << 20),
+            }),
+            read_only_binds: vec![BindMount {
+                source: ro.clone(),
+                target,
+            }],
+        },
+        bounding_capabilities: Some(vec!["CAP_CHOWN".to_string(), "CAP_KILL".to_string()]),
+        no_new_privs: true,
+        rlimits: vec![Rlimit {
+            resource: "nofile".to_string(),
+            soft: Some(100),
+            hard: Some(200),
+        }],
+    };
+    let mut sup = fx.spawn_with(&spec, env);
+    sup.expect_running();
+    assert_eq!(sup.line(), "exited");
+    assert_eq!(sup.wait(), Some(0));
+    let out = fx.sandbox_file("stdout");
+    assert_eq!(
+        fx.status().exit_code,
+        Some(0),
+        "{out}{}",
+        fx.sandbox_file("stderr")
+    );
+    assert_eq!(
+        out,
+        "CapEff:\t0000000000000021\nCapBnd:\t0000000000000021\nNoNewPrivs:\t1\n\
+         100 200\n1\ntmp\nro data\nro\n"
+    );
+    assert!(!ro.join("g").exists());
+    assert_eq!(fx.status().oom_kills, 0);
+}
+
+#[test]
+fn a_bad_isolation_setting_fails_the_start_clearly() {
+    let fx = Fixture::new();
+    let mut spec = fx.spec(&["true"]);
+    spec.isolation.bounding_capabilities = Some(vec!["CAP_FLY".to_string()]);
+    let mut sup = fx.spawn(&spec);
+    assert_eq!(sup.line(), "failed unknown capability \"CAP_FLY\"");
+    assert_eq!(sup.line(), "exited");
+    sup.wait();
+    assert!(!fx.status().started);
+    assert!(!spec.cgroup.exists());
+}
+
+#[test]
+fn a_mount_that_fails_in_init_stops_the_task_before_it_runs() {
+    use strata_isolators::launch::BindMount;
+    let fx = Fixture::new();
+    let mut spec = fx.spec(&["sh", "-c", "echo ran"]);
+    spec.isolation.mounts.read_only_binds = vec![BindMount {
+        source: "/no/such/source".into(),
+        target: fx.sandbox.clone(),
+    }];
+    let mut sup = fx.spawn(&spec);
+    let line = sup.line();
+    assert!(
+        line.starts_with("failed failed to bind /no/such/source on "),
+        "{line}"
+    );
+    assert_eq!(sup.line(), "exited");
+    sup.wait();
+    assert!(!fx.status().started);
+    assert_eq!(fx.sandbox_file("stdout"), "", "the task never ran");
+    assert!(!spec.cgroup.exists());
 }

@@ -5,6 +5,7 @@
 
 mod bad_input;
 mod cli;
+mod isolation;
 mod tasks;
 
 use std::path::PathBuf;

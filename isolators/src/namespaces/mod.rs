@@ -1,7 +1,14 @@
-//! Namespace helpers for a container's init: which namespaces to create, and the setup done
-//! inside them (a private mount tree with a fresh `/proc`, the hostname).
+//! Namespaces: the `namespaces/pid`, `namespaces/ipc` and `namespaces/uts` isolators, and the
+//! helpers a container's init uses to create and set up its namespaces (a private mount tree
+//! with a fresh `/proc`, the hostname).
 //!
-//! These run in the single-threaded supervisor and its children, never in the agent daemon.
+//! The helpers run in the single-threaded supervisor and its children, never in the agent daemon.
+
+pub mod ipc;
+pub mod pid;
+pub mod uts;
+
+use crate::selection::Host;
 
 use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
@@ -74,6 +81,19 @@ pub enum NamespaceError {
     MountProc { path: PathBuf, source: nix::Error },
     #[error("failed to set the hostname to {name:?}: {source}")]
     Hostname { name: String, source: nix::Error },
+}
+
+/// Fails with a reason unless the kernel has namespaces of `kind` (`/proc/self/ns/<kind>`).
+pub(crate) fn require_namespace(host: &Host, kind: &str) -> Result<(), String> {
+    let path = host.proc.join("self/ns").join(kind);
+    if path.exists() {
+        Ok(())
+    } else {
+        Err(format!(
+            "this kernel has no {kind} namespaces ({} is missing)",
+            path.display()
+        ))
+    }
 }
 
 /// Moves the caller into new namespaces (`unshare(2)`).

@@ -1,0 +1,407 @@
+//! `filesystem/linux`: the container gets its own mount namespace with
+//!
+//! - a fresh proc filesystem on `/proc`;
+//! - a private `/tmp`: a new tmpfs (mode 1777) of at most the task's `mem` (the kernel's default
+//!   of half the RAM when the task gives none), gone when the container ends — tasks share no
+//!   temp files with the host or each other;
+//! - read-only bind mounts of host paths given by the agent's `--container-ro-mounts`
+//!   (`HOST[:CONTAINER],…`): `HOST` (absolute, must exist) appears read-only at `CONTAINER`, which
+//!   is absolute (and must exist on the host, e.g. `/srv/data:/mnt`) or relative to the sandbox
+//!   (created there); without `:CONTAINER`, `HOST` is made read-only in place (e.g. `/home`).
+//!
+//! Mounts are made by the container's init after it made the whole tree private, in the order
+//! above, so nothing propagates back to the host. A sandbox below `/tmp` (a work dir there) is
+//! bound back into the new tmpfs at its path.
+
+use crate::isolator::{Container, Isolator, IsolatorError};
+use crate::launch::{BindMount, Launch, Mounts, Tmpfs};
+use crate::namespaces::{self, NamespaceError};
+use crate::selection::Host;
+use crate::statistics::mb_to_bytes;
+use nix::mount::MsFlags;
+use std::path::{Path, PathBuf};
+
+pub const NAME: &str = "filesystem/linux";
+
+/// One entry of `--container-ro-mounts`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadOnlyMount {
+    /// An absolute host path.
+    pub host: PathBuf,
+    /// Absolute, or relative to the sandbox; `None`: the host path itself.
+    pub container: Option<PathBuf>,
+}
+
+/// Parses `--container-ro-mounts`: comma-separated `HOST[:CONTAINER]`; an empty text is no
+/// mount.
+pub fn parse_ro_mounts(text: &str) -> Result<Vec<ReadOnlyMount>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|entry| {
+            let (host, container) = match entry.split_once(':') {
+                Some((host, container)) => (host, Some(container)),
+                None => (entry, None),
+            };
+            let host = PathBuf::from(host);
+            if !host.is_absolute() {
+                return Err(format!(
+                    "{entry:?}: the host path {} must be absolute",
+                    host.display()
+                ));
+            }
+            let container = match container {
+                Some("") => return Err(format!("{entry:?}: the container path is empty")),
+                Some(c) if Path::new(c).components().any(|p| p.as_os_str() == "..") => {
+                    return Err(format!(
+                        "{entry:?}: the container path must not contain \"..\""
+                    ))
+                }
+                Some(c) => Some(PathBuf::from(c)),
+                None => None,
+            };
+            Ok(ReadOnlyMount { host, container })
+        })
+        .collect()
+}
+
+pub fn available(host: &Host) -> Result<(), String> {
+    namespaces::require_namespace(host, "mnt")
+}
+
+#[derive(Debug)]
+pub struct LinuxFilesystemIsolator {
+    pub ro_mounts: Vec<ReadOnlyMount>,
+}
+
+impl LinuxFilesystemIsolator {
+    /// Checks the mounts' host paths at agent start, so that a typo fails the agent rather than
+    /// every task.
+    pub fn new(ro_mounts: Vec<ReadOnlyMount>) -> Result<Self, String> {
+        for mount in &ro_mounts {
+            if !mount.host.exists() {
+                return Err(format!(
+                    "--container-ro-mounts: {} does not exist",
+                    mount.host.display()
+                ));
+            }
+            if let Some(target) = &mount.container {
+                if target.is_absolute() && !target.exists() {
+                    return Err(format!(
+                        "--container-ro-mounts: the mount point {} does not exist",
+                        target.display()
+                    ));
+                }
+            }
+        }
+        Ok(Self { ro_mounts })
+    }
+
+    /// The bind mount of `mount` for a container with `sandbox`, creating a relative mount point.
+    fn bind(&self, mount: &ReadOnlyMount, sandbox: &Path) -> Result<BindMount, IsolatorError> {
+        let target = match &mount.container {
+            None => mount.host.clone(),
+            Some(target) if target.is_absolute() => target.clone(),
+            Some(relative) => {
+                let target = sandbox.join(relative);
+                let created = if mount.host.is_dir() {
+                    std::fs::create_dir_all(&target)
+                } else {
+                    target
+                        .parent()
+                        .map_or(Ok(()), std::fs::create_dir_all)
+                        .and_then(|()| {
+                            std::fs::OpenOptions::new()
+                                .create(true)
+                                .append(true)
+                                .open(&target)
+                                .map(drop)
+                        })
+                };
+                created.map_err(|source| IsolatorError::Create {
+                    isolator: NAME,
+                    path: target.clone(),
+                    source,
+                })?;
+                target
+            }
+        };
+        Ok(BindMount {
+            source: mount.host.clone(),
+            target,
+        })
+    }
+}
+
+impl Isolator for LinuxFilesystemIsolator {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn prepare(&self, container: &Container, launch: &mut Launch) -> Result<(), IsolatorError> {
+        launch.namespaces.mount = true;
+        let mem = container.resources.mem();
+        launch.process.mounts = Mounts {
+            proc: true,
+            tmp: Some(Tmpfs {
+                size_bytes: (mem > 0.0).then(|| mb_to_bytes(mem)),
+            }),
+            read_only_binds: self
+                .ro_mounts
+                .iter()
+                .map(|m| self.bind(m, container.sandbox))
+                .collect::<Result<_, _>>()?,
+        };
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    #[error(transparent)]
+    Namespace(#[from] NamespaceError),
+    #[error("failed to mount a tmpfs on {}: {source}", path.display())]
+    Tmpfs { path: PathBuf, source: nix::Error },
+    #[error("failed to bind {} on {}: {source}", bind.source.display(), bind.target.display())]
+    Bind { bind: BindMount, source: nix::Error },
+    #[error("failed to make {} read-only: {source}", path.display())]
+    ReadOnly { path: PathBuf, source: nix::Error },
+    #[error("failed to open {}: {source}", path.display())]
+    Open { path: PathBuf, source: nix::Error },
+    #[error("failed to create the mount point {}: {source}", path.display())]
+    MountPoint {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The directory the private tmpfs goes on.
+const TMP: &str = "/tmp";
+
+/// Makes `mounts` in the caller's (new, private) mount namespace: `proc` on `/proc`, the tmpfs on
+/// `/tmp`, then the read-only binds. Runs in the container's init.
+///
+/// The tmpfs hides whatever lay below `/tmp`, `sandbox` included when the agent's work dir is
+/// there (as in tests): the sandbox and the binds' sources below `/tmp` are opened (`O_PATH`)
+/// before the tmpfs is mounted and bound back at their paths inside it, so the task finds its
+/// sandbox where its environment says, and nothing else of the host's `/tmp`.
+pub fn mount_all(mounts: &Mounts, proc: bool, sandbox: &Path) -> Result<(), MountError> {
+    if proc {
+        namespaces::mount_proc(Path::new("/proc"))?;
+    }
+    let hidden = |path: &Path| mounts.tmp.is_some() && path.starts_with(TMP);
+    let sandbox_fd = if hidden(sandbox) {
+        Some(open_path(sandbox)?)
+    } else {
+        None
+    };
+    let source_fds = mounts
+        .read_only_binds
+        .iter()
+        .map(|b| {
+            if hidden(&b.source) {
+                open_path(&b.source).map(Some)
+            } else {
+                Ok(None)
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(tmp) = &mounts.tmp {
+        mount_tmpfs(Path::new(TMP), tmp)?;
+    }
+    if let Some(fd) = &sandbox_fd {
+        let bind = BindMount {
+            source: fd_path(fd),
+            target: sandbox.to_path_buf(),
+        };
+        ensure_mount_point(&bind.target, true)?;
+        bind_mount(&bind)?;
+    }
+    for (bind, fd) in mounts.read_only_binds.iter().zip(&source_fds) {
+        let is_dir = bind.source.is_dir();
+        let bind = match fd {
+            Some(fd) => BindMount {
+                source: fd_path(fd),
+                target: bind.target.clone(),
+            },
+            None => bind.clone(),
+        };
+        if hidden(&bind.target) {
+            ensure_mount_point(&bind.target, is_dir)?;
+        }
+        bind_mount(&bind)?;
+        read_only(&bind.target)?;
+    }
+    Ok(())
+}
+
+/// An `O_PATH` descriptor of `path`, which stays usable as a mount source after `path` is
+/// covered by another mount.
+fn open_path(path: &Path) -> Result<std::os::fd::OwnedFd, MountError> {
+    nix::fcntl::open(
+        path,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|source| MountError::Open {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The path through which `/proc` reaches a descriptor.
+fn fd_path(fd: &std::os::fd::OwnedFd) -> PathBuf {
+    use std::os::fd::AsRawFd;
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// Creates a missing mount point (a directory, or an empty file for a file).
+fn ensure_mount_point(path: &Path, dir: bool) -> Result<(), MountError> {
+    if path.exists() {
+        return Ok(());
+    }
+    let created = if dir {
+        std::fs::create_dir_all(path)
+    } else {
+        path.parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::File::create(path).map(drop))
+    };
+    created.map_err(|source| MountError::MountPoint {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn mount_tmpfs(path: &Path, tmp: &Tmpfs) -> Result<(), MountError> {
+    let options = match tmp.size_bytes {
+        Some(size) => format!("mode=1777,size={size}"),
+        None => "mode=1777".to_string(),
+    };
+    nix::mount::mount(
+        Some("tmpfs"),
+        path,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(options.as_str()),
+    )
+    .map_err(|source| MountError::Tmpfs {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn bind_mount(bind: &BindMount) -> Result<(), MountError> {
+    nix::mount::mount(
+        Some(&bind.source),
+        &bind.target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|source| MountError::Bind {
+        bind: bind.clone(),
+        source,
+    })
+}
+
+/// Makes the bind mount at `path` read-only: a bind mount takes its own flags only on a remount.
+fn read_only(path: &Path) -> Result<(), MountError> {
+    nix::mount::mount(
+        None::<&str>,
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        None::<&str>,
+    )
+    .map_err(|source| MountError::ReadOnly {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::cgroups::testing::FakeCgroup;
+
+    #[test]
+    fn parses_read_only_mounts() {
+        assert_eq!(parse_ro_mounts("").unwrap(), vec![]);
+        assert_eq!(
+            parse_ro_mounts("/srv/data:/mnt, /etc/ssl:certs,/home").unwrap(),
+            vec![
+                ReadOnlyMount {
+                    host: "/srv/data".into(),
+                    container: Some("/mnt".into())
+                },
+                ReadOnlyMount {
+                    host: "/etc/ssl".into(),
+                    container: Some("certs".into())
+                },
+                ReadOnlyMount {
+                    host: "/home".into(),
+                    container: None
+                },
+            ]
+        );
+        assert_eq!(
+            parse_ro_mounts("data:/mnt").unwrap_err(),
+            "\"data:/mnt\": the host path data must be absolute"
+        );
+        assert!(parse_ro_mounts("/a:../up").unwrap_err().contains("\"..\""));
+        assert!(parse_ro_mounts("/a:").unwrap_err().contains("empty"));
+    }
+
+    #[test]
+    fn host_paths_are_checked_at_start() {
+        let err =
+            LinuxFilesystemIsolator::new(parse_ro_mounts("/no/such/dir").unwrap()).unwrap_err();
+        assert_eq!(err, "--container-ro-mounts: /no/such/dir does not exist");
+        let err = LinuxFilesystemIsolator::new(parse_ro_mounts("/etc:/no/such/point").unwrap())
+            .unwrap_err();
+        assert!(err.contains("/no/such/point does not exist"), "{err}");
+    }
+
+    #[test]
+    fn prepare_asks_for_proc_tmp_and_binds() {
+        let sandbox = tempfile::tempdir().unwrap();
+        let host_file = sandbox.path().join("host.conf");
+        std::fs::write(&host_file, "x").unwrap();
+        let iso = LinuxFilesystemIsolator::new(
+            parse_ro_mounts(&format!(
+                "/etc:etc,{}:conf/app.conf,/usr",
+                host_file.display()
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        let fake = FakeCgroup::new(&[], "cpus:1;mem:64");
+        let mut container = fake.container();
+        container.sandbox = sandbox.path();
+        let mut launch = Launch::default();
+        iso.prepare(&container, &mut launch).unwrap();
+        assert!(launch.namespaces.mount);
+        assert!(!launch.namespaces.pid);
+        let mounts = &launch.process.mounts;
+        assert!(mounts.proc);
+        assert_eq!(
+            mounts.tmp,
+            Some(Tmpfs {
+                size_bytes: Some(64 << 20)
+            })
+        );
+        assert_eq!(mounts.read_only_binds.len(), 3);
+        assert_eq!(mounts.read_only_binds[0].target, sandbox.path().join("etc"));
+        assert!(sandbox.path().join("etc").is_dir(), "mount point created");
+        assert!(sandbox.path().join("conf/app.conf").is_file());
+        assert_eq!(
+            mounts.read_only_binds[2],
+            BindMount {
+                source: "/usr".into(),
+                target: "/usr".into()
+            }
+        );
+    }
+}

@@ -1,0 +1,3 @@
+//! Filesystem isolators: what a container's mount namespace holds.
+
+pub mod linux;

@@ -1,0 +1,3 @@
+//! POSIX isolators.
+
+pub mod rlimits;
