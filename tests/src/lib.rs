@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 pub mod framework;
+pub mod isolation;
 
 /// Where the workspace's binaries are (target/debug next to the test binary).
 pub fn bin_dir() -> PathBuf {
@@ -111,6 +112,8 @@ pub struct AgentSpec {
     pub port: u16,
     pub resources: String,
     pub cgroups_root: String,
+    /// Extra flags for `strata-agent` (e.g. `--isolation …`), after the harness's own.
+    pub flags: Vec<String>,
 }
 
 /// A master and its agents.
@@ -141,6 +144,16 @@ impl Cluster {
 
     /// A master (with extra flags) and one agent per entry of `agents`.
     pub fn start_with(agents: &[&str], master_flags: &[&str]) -> Result<Self> {
+        Self::start_with_agent_flags(agents, master_flags, &[])
+    }
+
+    /// A master (with extra flags) and one agent per entry of `agents`, each agent started with
+    /// `agent_flags` besides the harness's own.
+    pub fn start_with_agent_flags(
+        agents: &[&str],
+        master_flags: &[&str],
+        agent_flags: &[&str],
+    ) -> Result<Self> {
         let cgroup_mount = require_root();
         let dir = tempfile::Builder::new().prefix("strata-e2e-").tempdir()?;
         let port = free_port();
@@ -165,7 +178,7 @@ impl Cluster {
             agents: Vec::new(),
             cgroup_mount,
         };
-        cluster.wait_http(&cluster.master.addr(), "/health")?;
+        cluster.wait_http(&cluster.master.addr(), "/health", cluster.master.pid())?;
         for (i, resources) in agents.iter().enumerate() {
             let spec = AgentSpec {
                 work_dir: cluster.dir.path().join(format!("agent{i}")),
@@ -176,6 +189,7 @@ impl Cluster {
                     std::process::id(),
                     NEXT.fetch_add(1, Ordering::SeqCst)
                 ),
+                flags: agent_flags.iter().map(|f| f.to_string()).collect(),
             };
             cluster.agents.push((spec, None));
             cluster.start_agent(i)?;
@@ -216,13 +230,15 @@ impl Cluster {
         if !spec.resources.is_empty() {
             cmd.args(["--resources", &spec.resources]);
         }
+        cmd.args(&spec.flags);
         let child = spawn_logged(cmd, &log)?;
+        let pid = child.id() as i32;
         self.agents[i].1 = Some(Daemon {
             child,
             log,
             port: spec.port,
         });
-        self.wait_http(&format!("127.0.0.1:{}", spec.port), "/health")
+        self.wait_http(&format!("127.0.0.1:{}", spec.port), "/health", pid)
     }
 
     pub fn agent(&self, i: usize) -> &Daemon {
@@ -233,11 +249,19 @@ impl Cluster {
         self.agents[i].1.as_mut().expect("agent is not running")
     }
 
-    fn wait_http(&self, addr: &str, path: &str) -> Result<()> {
+    /// Waits until the daemon `pid` answers `path`; fails at once when the daemon has exited
+    /// (e.g. refused its flags).
+    fn wait_http(&self, addr: &str, path: &str, pid: i32) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if http_get(addr, path).is_ok() {
                 return Ok(());
+            }
+            if has_exited(pid) {
+                bail!(
+                    "the daemon (pid {pid}) exited before {addr}{path} answered\n{}",
+                    self.logs()
+                );
             }
             if Instant::now() > deadline {
                 bail!("{addr}{path} did not answer within 20 s\n{}", self.logs());
@@ -324,6 +348,16 @@ impl Cluster {
             }
         }
         pids
+    }
+}
+
+/// Whether our child `pid` has exited (a zombie not reaped yet, or gone).
+fn has_exited(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
+        Err(_) => true,
     }
 }
 

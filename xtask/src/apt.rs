@@ -2,8 +2,9 @@
 
 use crate::cmd::Cmd;
 
-/// The system packages the tests need. Later work (QEMU, ZooKeeper, clang, …) adds to this list.
-pub const CI_PACKAGES: &[&str] = &["capnproto"];
+/// The system packages the tests need. Later work (ZooKeeper, clang, …) adds to this list.
+/// `qemu-system-x86`, `busybox-static` and `cpio` are the VM test bed's (`cargo xtask vm-test`).
+pub const CI_PACKAGES: &[&str] = &["capnproto", "qemu-system-x86", "busybox-static", "cpio"];
 
 /// Whether dpkg reports `package` as installed.
 pub fn is_installed(package: &str) -> anyhow::Result<bool> {

@@ -5,12 +5,25 @@
 use crate::apt::{self, CI_PACKAGES};
 use crate::cmd::Cmd;
 
+/// Packages a benchmark needs beyond CI's: `isolation` compares with Debian's OCI runtimes.
+fn bench_packages(bench: &str) -> &'static [&'static str] {
+    match bench {
+        "isolation" => &["crun", "runc"],
+        _ => &[],
+    }
+}
+
 pub fn run(bench: &str, tasks: usize) -> anyhow::Result<()> {
     crate::require_root(
         "cargo xtask bench",
         "the benchmarks start agents that create cgroups and namespaces",
     )?;
-    apt::install_missing(CI_PACKAGES, true)?;
+    let packages: Vec<&str> = CI_PACKAGES
+        .iter()
+        .chain(bench_packages(bench))
+        .copied()
+        .collect();
+    apt::install_missing(&packages, true)?;
     let root = crate::workspace_root();
     Cmd::cargo(&[
         "build",
@@ -29,4 +42,29 @@ pub fn run(bench: &str, tasks: usize) -> anyhow::Result<()> {
     Cmd::new(release.join("strata-bench"), &[bench, &tasks.to_string()])
         .env("STRATA_BIN_DIR", &release.to_string_lossy())
         .run()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn isolation_needs_the_oci_runtimes() {
+        assert_eq!(bench_packages("isolation"), ["crun", "runc"]);
+        assert!(bench_packages("launch").is_empty());
+    }
+
+    #[test]
+    fn isolation_runs_500_by_default() {
+        let parsed = crate::Xtask::try_parse_from(["xtask", "bench", "isolation"]).unwrap();
+        let crate::Task::Bench {
+            bench: crate::Bench::Isolation { runs },
+        } = parsed.task
+        else {
+            panic!("{parsed:?}")
+        };
+        assert_eq!(runs, 500);
+    }
 }

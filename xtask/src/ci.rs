@@ -1,7 +1,7 @@
 //! `cargo xtask ci`: the project's test command (what `.ci/run` executes). Installs the system
-//! packages the tests need, then runs fmt, clippy, the build and every test, and reports which
-//! steps passed. A failed step does not stop the later ones; a failed package install does, since
-//! nothing builds without it.
+//! packages the tests need, then runs fmt, clippy, the build, every test and the VM test bed
+//! (`cargo xtask vm-test`), and reports which steps passed. A failed step does not stop the later
+//! ones; a failed package install does, since nothing builds without it.
 
 use crate::apt::{self, CI_PACKAGES};
 use crate::cmd::Cmd;
@@ -33,6 +33,8 @@ pub fn run() -> anyhow::Result<()> {
         ]),
         Cmd::cargo(&["build", "--workspace", "--bins"]),
         Cmd::cargo(&["test", "--workspace", "--no-fail-fast"]),
+        // Kernel enforcement, in a VM (it reuses the debug binaries built above).
+        Cmd::cargo(&["xtask", "vm-test"]),
     ];
 
     let mut results: Vec<(String, Outcome)> = Vec::new();

@@ -6,6 +6,7 @@ mod bench;
 mod ci;
 mod cmd;
 mod up;
+mod vm;
 
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -18,7 +19,7 @@ struct Xtask {
     task: Task,
 }
 
-/// The tasks. The VM test bed (`vm-test`) joins here when it exists.
+/// The tasks.
 #[derive(Debug, Subcommand)]
 enum Task {
     /// Set up this machine (Debian 12, root): install capnproto if missing, build the release
@@ -29,8 +30,27 @@ enum Task {
         #[arg(last = true, value_name = "STRATA_UP_ARGS")]
         args: Vec<String>,
     },
-    /// The test command of CI (root): system packages, fmt, clippy, build, tests
+    /// The test command of CI (root): system packages, fmt, clippy, build, tests, VM test bed
     Ci,
+    /// The VM test bed (root): boots Debian's kernel under QEMU from an initramfs with the built
+    /// binaries and runs the enforcement scenarios there (console log in target/vm/)
+    VmTest {
+        /// Boot the release binaries (default: the debug ones, which `cargo xtask ci` builds anyway)
+        #[arg(long)]
+        release: bool,
+        /// Run only this scenario (repeatable; `selftest-fail` runs only when named)
+        #[arg(long = "scenario", value_name = "NAME")]
+        scenarios: Vec<String>,
+        /// Kill the VM after this many seconds
+        #[arg(long, default_value_t = 900)]
+        timeout_secs: u64,
+        /// The accelerator
+        #[arg(long, value_enum, default_value_t = vm::Accel::Auto)]
+        accel: vm::Accel,
+        /// Guest memory in MiB
+        #[arg(long, default_value_t = 2048)]
+        memory_mib: u32,
+    },
     /// Benchmarks through the real release binaries (root)
     Bench {
         #[command(subcommand)]
@@ -47,6 +67,15 @@ enum Bench {
         #[arg(long, default_value_t = 1000)]
         tasks: usize,
     },
+    /// Containers running /bin/true, one at a time: create, start and reap through
+    /// `strata-agent supervise` (cgroup, pid/mount/uts/ipc namespaces) beside fork/exec,
+    /// `crun run` and `runc run` (installed with apt if missing), in alternating blocks; p50/p99
+    /// and ratios
+    Isolation {
+        /// How many containers each way starts
+        #[arg(long, default_value_t = 500)]
+        runs: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -54,9 +83,25 @@ fn main() -> ExitCode {
     let result = match xtask.task {
         Task::Up { args } => up::run(&args),
         Task::Ci => ci::run(),
+        Task::VmTest {
+            release,
+            scenarios,
+            timeout_secs,
+            accel,
+            memory_mib,
+        } => vm::run(&vm::Options {
+            release,
+            scenarios,
+            timeout: std::time::Duration::from_secs(timeout_secs),
+            accel,
+            memory_mib,
+        }),
         Task::Bench {
             bench: Bench::Launch { tasks },
         } => bench::run("launch", tasks),
+        Task::Bench {
+            bench: Bench::Isolation { runs },
+        } => bench::run("isolation", runs),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -153,18 +153,80 @@ fn launch(n: usize) -> Result<()> {
     Ok(())
 }
 
+/// Containers running /bin/true through the supervisor, beside fork/exec, crun and runc.
+fn isolation(runs: usize) -> Result<()> {
+    use strata_tests::isolation::Way;
+    // Not `strata_tests::bin_dir()`, which expects a test binary in target/*/deps.
+    let bin_dir = match std::env::var_os("STRATA_BIN_DIR") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => std::env::current_exe()?
+            .parent()
+            .context("strata-bench has no directory")?
+            .to_path_buf(),
+    };
+    let report = strata_tests::isolation::run(&bin_dir.join("strata-agent"), runs)?;
+    println!(
+        "bench isolation: create and start a container running /bin/true, and reap it; {} runs each way, in alternating blocks of {}, in {:.1} s",
+        report.runs,
+        strata_tests::isolation::BLOCK,
+        report.wall.as_secs_f64()
+    );
+    println!("  cgroups: {}", report.cgroups);
+    for m in &report.measured {
+        println!("  - {}", m.what);
+    }
+    for way in Way::ALL {
+        let times = report.get(way);
+        println!(
+            "  {:>9}: p50 {} p99 {}",
+            way.name(),
+            ms(pct(times, 0.5)),
+            ms(pct(times, 0.99))
+        );
+    }
+    let p = |way, q| pct(report.get(way), q).as_secs_f64();
+    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+    let overhead = p(Way::Strata, 0.5) - p(Way::ForkExec, 0.5);
+    println!(
+        "  strata over fork/exec: +{:.2} ms p50, +{:.2} ms p99 (target: < 2 ms p50, {})",
+        overhead * 1e3,
+        (p(Way::Strata, 0.99) - p(Way::ForkExec, 0.99)) * 1e3,
+        verdict(overhead < 2e-3)
+    );
+    for (way, target, ok) in [
+        (
+            Way::Runc,
+            "faster, < 1.00x",
+            p(Way::Strata, 0.5) < p(Way::Runc, 0.5),
+        ),
+        (
+            Way::Crun,
+            "within 1.20x",
+            p(Way::Strata, 0.5) <= 1.2 * p(Way::Crun, 0.5),
+        ),
+    ] {
+        println!(
+            "  strata / {}: {:.2}x p50, {:.2}x p99 (target: {target} p50, {})",
+            way.name(),
+            p(Way::Strata, 0.5) / p(way, 0.5).max(1e-9),
+            p(Way::Strata, 0.99) / p(way, 0.99).max(1e-9),
+            verdict(ok)
+        );
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("launch") => {
-            let n = match args.get(1) {
-                Some(n) => n
-                    .parse()
-                    .with_context(|| format!("invalid task count {n:?}"))?,
-                None => 1000,
-            };
-            launch(n)
+    let count = |default: usize| -> Result<usize> {
+        match args.get(1) {
+            Some(n) => n.parse().with_context(|| format!("invalid count {n:?}")),
+            None => Ok(default),
         }
-        _ => bail!("usage: strata-bench launch [TASKS]"),
+    };
+    match args.first().map(String::as_str) {
+        Some("launch") => launch(count(1000)?),
+        Some("isolation") => isolation(count(500)?),
+        _ => bail!("usage: strata-bench launch [TASKS] | isolation [RUNS]"),
     }
 }
