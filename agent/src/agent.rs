@@ -722,43 +722,19 @@ impl Agent {
     /// The agent's `/state`, in Mesos' shape.
     pub fn state_json(&self) -> Json {
         let mut frameworks: HashMap<String, (Json, Vec<Json>, Vec<Json>)> = HashMap::new();
-        for c in self.containers.values() {
+        // Live containers go under "executors", completed ones under "completed_executors".
+        let live = self.containers.values().map(|c| (c, false));
+        for (c, completed) in live.chain(self.completed.iter().map(|c| (c, true))) {
+            let fw = &c.ckpt.framework;
+            let id = fw.id.as_ref().map(|i| i.to_string()).unwrap_or_default();
             let e = frameworks
-                .entry(
-                    c.ckpt
-                        .framework
-                        .id
-                        .as_ref()
-                        .map(|i| i.to_string())
-                        .unwrap_or_default(),
-                )
-                .or_insert_with(|| {
-                    (
-                        json!({"name": c.ckpt.framework.name, "user": c.ckpt.framework.user}),
-                        vec![],
-                        vec![],
-                    )
-                });
-            e.1.push(Self::container_json(c));
-        }
-        for c in &self.completed {
-            let e = frameworks
-                .entry(
-                    c.ckpt
-                        .framework
-                        .id
-                        .as_ref()
-                        .map(|i| i.to_string())
-                        .unwrap_or_default(),
-                )
-                .or_insert_with(|| {
-                    (
-                        json!({"name": c.ckpt.framework.name, "user": c.ckpt.framework.user}),
-                        vec![],
-                        vec![],
-                    )
-                });
-            e.2.push(Self::container_json(c));
+                .entry(id)
+                .or_insert_with(|| (json!({"name": fw.name, "user": fw.user}), vec![], vec![]));
+            if completed {
+                e.2.push(Self::container_json(c));
+            } else {
+                e.1.push(Self::container_json(c));
+            }
         }
         let mut used = Resources::new();
         for c in self.containers.values().filter(|c| !c.exited) {
