@@ -652,7 +652,10 @@ impl Agent {
     /// The container is over and its terminal update acknowledged: forget it.
     fn finish(&mut self, id: &ContainerId) {
         if let Some(c) = self.containers.remove(id) {
-            self.containerizer.destroy(&c.ckpt, &c.resources);
+            // Teardown may wait for a cgroup to empty: keep it off the actor, like launches.
+            let containerizer = self.containerizer.clone();
+            let (ckpt, resources) = (c.ckpt.clone(), c.resources.clone());
+            tokio::task::spawn_blocking(move || containerizer.destroy(&ckpt, &resources));
             self.completed.push_back(c);
             while self.completed.len() > MAX_COMPLETED {
                 self.completed.pop_front();
