@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+use strata_isolators::cgroup2::Cgroup;
 
 pub mod framework;
 pub mod isolation;
@@ -50,16 +51,9 @@ pub fn require_root() -> PathBuf {
         .expect("this end-to-end test needs a cgroup2 mount; none is in /proc/self/mountinfo")
 }
 
-/// The cgroup2 mount point, from /proc/self/mountinfo.
+/// The cgroup2 mount point, from /proc/self/mountinfo (the agent's own parser).
 pub fn cgroup2_mount() -> Option<PathBuf> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    info.lines().find_map(|line| {
-        let (left, right) = line.split_once(" - ")?;
-        if right.split_whitespace().next()? != "cgroup2" {
-            return None;
-        }
-        left.split_whitespace().nth(4).map(PathBuf::from)
-    })
+    strata_isolators::cgroup2::find_cgroup2_mount(Path::new("/proc/self/mountinfo")).ok()
 }
 
 /// A free loopback port (bound and released; good enough for tests).
@@ -361,33 +355,20 @@ fn has_exited(pid: i32) -> bool {
     }
 }
 
-/// The pids in a cgroup.
+/// The pids in a cgroup (none if it is gone).
 pub fn procs(cgroup: &Path) -> Vec<i32> {
-    std::fs::read_to_string(cgroup.join("cgroup.procs"))
+    Cgroup::open(cgroup)
+        .and_then(|cg| cg.procs())
         .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect()
 }
 
-/// Kills everything in a cgroup subtree and removes it, deepest first.
+/// Kills everything in a cgroup subtree and removes it, deepest first (best effort: this runs
+/// in cleanup paths, which must not fail).
 pub fn remove_cgroup_tree(path: &Path) {
-    if !path.exists() {
-        return;
-    }
-    if let Ok(entries) = std::fs::read_dir(path) {
-        for e in entries.flatten() {
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                remove_cgroup_tree(&e.path());
-            }
-        }
-    }
-    let _ = std::fs::write(path.join("cgroup.kill"), "1");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !procs(path).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let _ = std::fs::remove_dir(path);
+    let Ok(cg) = Cgroup::open(path) else { return };
+    let _ = cg.kill();
+    cg.wait_empty(Duration::from_secs(5));
+    let _ = cg.remove();
 }
 
 impl Drop for Cluster {
