@@ -4,7 +4,14 @@ use crate::cmd::Cmd;
 
 /// The system packages the tests need. Later work (ZooKeeper, clang, …) adds to this list.
 /// `qemu-system-x86`, `busybox-static` and `cpio` are the VM test bed's (`cargo xtask vm-test`).
-pub const CI_PACKAGES: &[&str] = &["capnproto", "qemu-system-x86", "busybox-static", "cpio"];
+pub const CI_PACKAGES: &[&str] = &[
+    "capnproto",
+    "qemu-system-x86",
+    "busybox-static",
+    "cpio",
+    "clang",
+    "libbpf-dev",
+];
 
 /// Whether dpkg reports `package` as installed.
 pub fn is_installed(package: &str) -> anyhow::Result<bool> {

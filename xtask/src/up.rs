@@ -12,20 +12,16 @@ use std::path::{Path, PathBuf};
 const BINARIES: [&str; 3] = ["strata-master", "strata-agent", "strata"];
 const PACKAGES: [&str; 3] = ["strata-master", "strata-agent", "strata-cli"];
 const INSTALL_DIR: &str = "/usr/local/bin";
+const BUILD_PACKAGES: &[&str] = &["capnproto", "clang", "libbpf-dev"];
 
 pub fn run(strata_up_args: &[String]) -> anyhow::Result<()> {
     crate::require_root(
         "cargo xtask up",
         "it installs packages and binaries, and the agent creates cgroups and namespaces",
     )?;
-    if crate::which("capnp").is_none() {
-        Cmd::new("apt-get", &["update"])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .run()?;
-        Cmd::new("apt-get", &["install", "-y", "capnproto"])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .run()?;
-    }
+    // What the build needs: capnp for the schema, clang and libbpf's headers for the agent's
+    // BPF programs.
+    crate::apt::install_missing(BUILD_PACKAGES, true)?;
     let mut build = vec!["build", "--release"];
     for package in PACKAGES {
         build.extend(["-p", package]);
