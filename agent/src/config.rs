@@ -155,6 +155,34 @@ pub struct AgentConfig {
     /// holding the work dir.
     #[arg(long, env = "STRATA_CGROUPS_IO_DEVICES", value_parser = devices)]
     pub cgroups_io_devices: Option<Devices>,
+    /// network/ports: refuse (EPERM) a task's bind() to a port outside its `ports` resource;
+    /// `--enforce-container-ports=false` only counts such binds (`net_port_violations`).
+    #[arg(
+        long,
+        alias = "enforce_container_ports",
+        env = "STRATA_ENFORCE_CONTAINER_PORTS",
+        default_value_t = true,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub enforce_container_ports: bool,
+    /// network/ports and network/accounting: where BPF maps and links are pinned, so ports
+    /// enforcement and traffic counters outlive an agent restart. Its parent must be a BPF
+    /// filesystem (the agent mounts one at /sys/fs/bpf when nothing is mounted there).
+    /// `strata-agent cleanup-bpf` removes it.
+    #[arg(long, env = "STRATA_BPF_PIN_DIR", default_value = strata_ebpf::DEFAULT_PIN_DIR)]
+    pub bpf_pin_dir: PathBuf,
+}
+
+/// `strata-agent cleanup-bpf`: detaches the network isolators' BPF programs and removes their
+/// pinned maps and links (ports enforcement and traffic counters of running tasks end).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "strata-agent cleanup-bpf", version)]
+pub struct CleanupBpf {
+    /// The pin directory the agent used (`--bpf-pin-dir`).
+    #[arg(long, env = "STRATA_BPF_PIN_DIR", default_value = strata_ebpf::DEFAULT_PIN_DIR)]
+    pub bpf_pin_dir: PathBuf,
 }
 
 impl AgentConfig {

@@ -189,6 +189,8 @@ fn setup_isolation(config: &AgentConfig) -> Result<Isolation, AgentError> {
             .map(|m| m.0.clone())
             .unwrap_or_default(),
         io_devices,
+        enforce_ports: config.enforce_container_ports,
+        bpf_pin_dir: config.bpf_pin_dir.clone(),
     };
     let isolation = Isolation::setup(
         &config.isolation,

@@ -28,6 +28,23 @@ fn main() -> std::process::ExitCode {
     if std::env::args().nth(1).as_deref() == Some("supervise") {
         std::process::exit(strata_agent::supervisor::main_from_args());
     }
+    // Operator clean-up of the pinned BPF programs and maps (package removal, decommissioning).
+    if std::env::args().nth(1).as_deref() == Some("cleanup-bpf") {
+        let args = strata_agent::config::CleanupBpf::parse_from(std::env::args().skip(1));
+        init_tracing();
+        return match strata_ebpf::remove_pins(&args.bpf_pin_dir) {
+            Ok(removed) => {
+                for path in removed {
+                    println!("removed {}", path.display());
+                }
+                std::process::ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("strata-agent cleanup-bpf: error: {err}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let config = AgentConfig::parse();
     init_tracing();
     let runtime = match tokio::runtime::Runtime::new() {

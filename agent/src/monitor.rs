@@ -122,6 +122,36 @@ const FAMILIES: &[(&str, &str, &str, Figure)] = &[
         |s| s.cpus_throttled_time_secs.map(Num::Float),
     ),
     (
+        "strata_container_network_receive_bytes_total",
+        "counter",
+        "Bytes the container received (network/accounting; net_rx_bytes).",
+        |s| s.net_rx_bytes.map(Num::Int),
+    ),
+    (
+        "strata_container_network_receive_packets_total",
+        "counter",
+        "Packets the container received (net_rx_packets).",
+        |s| s.net_rx_packets.map(Num::Int),
+    ),
+    (
+        "strata_container_network_transmit_bytes_total",
+        "counter",
+        "Bytes the container sent (net_tx_bytes).",
+        |s| s.net_tx_bytes.map(Num::Int),
+    ),
+    (
+        "strata_container_network_transmit_packets_total",
+        "counter",
+        "Packets the container sent (net_tx_packets).",
+        |s| s.net_tx_packets.map(Num::Int),
+    ),
+    (
+        "strata_container_port_violations_total",
+        "counter",
+        "Binds to ports outside the container's allocation (network/ports; refused when enforced).",
+        |s| s.net_port_violations.map(Num::Int),
+    ),
+    (
         "strata_container_memory_limit_bytes",
         "gauge",
         "The container's memory limit.",
@@ -342,6 +372,8 @@ mod tests {
             cpus_system_time_secs: Some(0.5),
             cpus_limit: Some(1.0),
             mem_limit_bytes: Some(64 << 20),
+            net_rx_bytes: Some(1000),
+            net_tx_packets: Some(7),
             blkio_statistics: Some(BlkioStatistics::from(
                 parse_io_stat("8:0 rbytes=100 wbytes=200 rios=1 wios=2\n").as_slice(),
             )),
@@ -365,6 +397,9 @@ mod tests {
         assert_eq!(s["cpus_user_time_secs"], 1.25);
         assert_eq!(s["mem_limit_bytes"], 64 << 20);
         assert!(s.get("mem_total_bytes").is_none(), "absent, not zero: {s}");
+        assert_eq!(s["net_rx_bytes"], 1000);
+        assert_eq!(s["net_tx_packets"], 7);
+        assert!(s.get("net_tx_bytes").is_none(), "{s}");
         assert_eq!(
             s["blkio_statistics"]["throttling"][0]["device"]["major_number"],
             8
@@ -385,6 +420,12 @@ mod tests {
         );
         assert!(text.contains(
             "strata_container_memory_limit_bytes{task_id=\"web\",framework_id=\"fw-1\"} 67108864\n"
+        ));
+        assert!(text.contains(
+            "strata_container_network_receive_bytes_total{task_id=\"web\",framework_id=\"fw-1\"} 1000\n"
+        ));
+        assert!(text.contains(
+            "strata_container_network_transmit_packets_total{task_id=\"web\",framework_id=\"fw-1\"} 7\n"
         ));
         assert!(text.contains(
             "strata_container_io_write_bytes_total{task_id=\"web\",framework_id=\"fw-1\",device=\"8:0\"} 200\n"

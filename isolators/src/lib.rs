@@ -1,6 +1,7 @@
 //! The [`Isolator`] trait and its implementations: cgroup v2 controllers (`cgroups/*`),
 //! namespaces (`namespaces/*`), the container's filesystem (`filesystem/linux`), capabilities and
-//! no_new_privs (`linux/*`), resource limits (`posix/rlimits`); their selection with
+//! no_new_privs (`linux/*`), resource limits (`posix/rlimits`), bind() confined to the allocated
+//! ports and traffic counters through BPF (`network/*`); their selection with
 //! `--isolation` ([`selection`]); usage statistics ([`statistics`]); and the small direct cgroup v2
 //! layer they stand on ([`cgroup2`]).
 
@@ -11,6 +12,7 @@ pub mod isolator;
 pub mod launch;
 pub mod linux;
 pub mod namespaces;
+pub mod network;
 pub mod posix;
 pub mod selection;
 pub mod statistics;

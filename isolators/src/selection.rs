@@ -15,11 +15,13 @@ use crate::launch::{Launch, Rlimit};
 use crate::linux::capabilities::{self, Bounding};
 use crate::linux::nnp;
 use crate::namespaces::{ipc, pid, uts};
+use crate::network::{self, accounting, ports, NetworkBpf};
 use crate::posix::rlimits;
 use crate::statistics::{base_usage, ResourceStatistics};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use strata_schema::Resources;
 
 /// The isolators Strata has, in the order they prepare a container.
@@ -30,6 +32,8 @@ pub enum Kind {
     CgroupsPids,
     CgroupsIo,
     CgroupsCpuset,
+    NetworkPorts,
+    NetworkAccounting,
     NamespacesPid,
     NamespacesIpc,
     NamespacesUts,
@@ -40,12 +44,14 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 14] = [
         Kind::CgroupsCpu,
         Kind::CgroupsMem,
         Kind::CgroupsPids,
         Kind::CgroupsIo,
         Kind::CgroupsCpuset,
+        Kind::NetworkPorts,
+        Kind::NetworkAccounting,
         Kind::NamespacesPid,
         Kind::NamespacesIpc,
         Kind::NamespacesUts,
@@ -63,6 +69,8 @@ impl Kind {
             Kind::CgroupsPids => pids::NAME,
             Kind::CgroupsIo => io::NAME,
             Kind::CgroupsCpuset => cpuset::NAME,
+            Kind::NetworkPorts => ports::NAME,
+            Kind::NetworkAccounting => accounting::NAME,
             Kind::NamespacesPid => pid::NAME,
             Kind::NamespacesIpc => ipc::NAME,
             Kind::NamespacesUts => uts::NAME,
@@ -99,6 +107,7 @@ impl Kind {
             Kind::NamespacesIpc => ipc::available(host),
             Kind::NamespacesUts => uts::available(host),
             Kind::FilesystemLinux => fs_linux::available(host),
+            Kind::NetworkPorts | Kind::NetworkAccounting => network::available(host),
             // Capabilities (2.6.25), no_new_privs (3.5) and rlimits: every kernel this agent
             // runs on (clone3 needs 5.3) has them.
             _ => Ok(()),
@@ -221,6 +230,10 @@ pub struct IsolationConfig {
     pub ro_mounts: Vec<ReadOnlyMount>,
     /// `--cgroups-io-devices`, or the disk of the work dir.
     pub io_devices: Vec<io::Device>,
+    /// `--enforce-container-ports`: refuse binds outside a container's ports (else count them).
+    pub enforce_ports: bool,
+    /// `--bpf-pin-dir`: where the network isolators pin their BPF maps and links.
+    pub bpf_pin_dir: PathBuf,
 }
 
 impl Default for IsolationConfig {
@@ -232,6 +245,8 @@ impl Default for IsolationConfig {
             rlimits: Vec::new(),
             ro_mounts: Vec::new(),
             io_devices: Vec::new(),
+            enforce_ports: true,
+            bpf_pin_dir: PathBuf::from(strata_ebpf::DEFAULT_PIN_DIR),
         }
     }
 }
@@ -286,12 +301,35 @@ impl Isolation {
                 Err(reason) => left_out.push((kind.name(), reason)),
             }
         }
+        // The network isolators share BPF programs attached at the agent's subtree: they are
+        // built once that subtree exists.
+        let (network, chosen): (Vec<Kind>, Vec<Kind>) = chosen
+            .into_iter()
+            .partition(|k| matches!(k, Kind::NetworkPorts | Kind::NetworkAccounting));
         // Flags are checked before anything is created for an agent that may refuse to start.
         let built = chosen
             .into_iter()
             .map(|kind| Ok((kind, build(kind, config, host)?)))
             .collect::<Result<Vec<_>, IsolationError>>()?;
         let root = host.cgroup_mount.create_child(cgroups_root)?;
+        let built = match build_network(&network, config, host, &root) {
+            Ok(network) => {
+                let mut all = built;
+                all.extend(network);
+                all.sort_by_key(|(kind, _)| *kind);
+                all
+            }
+            Err(reason) if explicit => {
+                return Err(IsolationError::Unavailable {
+                    isolator: network.first().map(|k| k.name()).unwrap_or("network"),
+                    reason,
+                })
+            }
+            Err(reason) => {
+                left_out.extend(network.iter().map(|k| (k.name(), reason.clone())));
+                built
+            }
+        };
         let mut isolators = Vec::new();
         for (kind, isolator) in built {
             if let Some(controller) = kind.controller() {
@@ -421,6 +459,57 @@ fn enable_along(mount: &Cgroup, relative: &Path, controller: &str) -> Result<(),
     Ok(())
 }
 
+/// An isolator built for its kind.
+type Built = (Kind, Box<dyn Isolator>);
+
+/// Loads and attaches the BPF programs for the selected network isolators at `root` and builds
+/// them; the error is the reason (the verifier's words when the kernel refused a program).
+fn build_network(
+    kinds: &[Kind],
+    config: &IsolationConfig,
+    host: &Host,
+    root: &Cgroup,
+) -> Result<Vec<Built>, String> {
+    if kinds.is_empty() {
+        return Ok(Vec::new());
+    }
+    let level = network::container_level(&host.cgroup_mount, root)?;
+    let bpf = NetworkBpf::setup(&strata_ebpf::Options {
+        pin_dir: &config.bpf_pin_dir,
+        cgroup: root.path(),
+        container_level: level,
+        ports: kinds.contains(&Kind::NetworkPorts),
+        accounting: kinds.contains(&Kind::NetworkAccounting),
+    })
+    .map_err(|err| err.to_string())?;
+    // Entries of containers that ended while no agent was running go; live ones are kept
+    // (their counts continue).
+    let live = root
+        .children()
+        .map_err(|err| err.to_string())?
+        .iter()
+        .filter_map(|c| c.id().ok())
+        .collect::<Vec<u64>>();
+    let stale = bpf.retain(&live).map_err(|err| err.to_string())?;
+    if stale > 0 {
+        tracing::info!(stale, "removed BPF map entries of containers that are gone");
+    }
+    let bpf = Arc::new(bpf);
+    Ok(kinds
+        .iter()
+        .map(|&kind| {
+            let isolator: Box<dyn Isolator> = match kind {
+                Kind::NetworkPorts => Box::new(ports::PortsIsolator::new(
+                    Arc::clone(&bpf),
+                    config.enforce_ports,
+                )),
+                _ => Box::new(accounting::AccountingIsolator::new(Arc::clone(&bpf))),
+            };
+            (kind, isolator)
+        })
+        .collect())
+}
+
 fn build(
     kind: Kind,
     config: &IsolationConfig,
@@ -454,6 +543,12 @@ fn build(
             rlimits::RlimitsIsolator::new(config.rlimits.clone(), &host.proc)
                 .map_err(invalid(rlimits::NAME))?,
         ),
+        Kind::NetworkPorts | Kind::NetworkAccounting => {
+            return Err(IsolationError::Unavailable {
+                isolator: kind.name(),
+                reason: "built with the agent's BPF programs (build_network)".into(),
+            })
+        }
     })
 }
 
@@ -492,8 +587,8 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "unknown isolator \"cgroups/memory\" (known: auto, none, cgroups/cpu, cgroups/mem, \
-             cgroups/pids, cgroups/io, cgroups/cpuset, namespaces/pid, namespaces/ipc, \
-             namespaces/uts, filesystem/linux, linux/capabilities, linux/nnp, posix/rlimits)"
+             cgroups/pids, cgroups/io, cgroups/cpuset, network/ports, network/accounting, \
+             namespaces/pid, namespaces/ipc, namespaces/uts, filesystem/linux, linux/capabilities, linux/nnp, posix/rlimits)"
         );
         assert_eq!(
             "auto,cgroups/cpu"
@@ -590,10 +685,20 @@ mod tests {
                 "cgroups/mem",
                 "cgroups/pids",
                 "cgroups/io",
-                "cgroups/cpuset"
+                "cgroups/cpuset",
+                "network/ports",
+                "network/accounting"
             ]
         );
         assert!(isolation.left_out()[1].1.contains("memory controller"));
+        // A fake tree is no cgroup2 filesystem: BPF programs are not even tried.
+        assert!(
+            isolation.left_out()[5]
+                .1
+                .contains("not a cgroup2 filesystem"),
+            "{:?}",
+            isolation.left_out()
+        );
         assert_eq!(isolation.root().path(), host.mount().join("strata"));
         assert_eq!(
             std::fs::read_to_string(host.mount().join("cgroup.subtree_control")).unwrap(),

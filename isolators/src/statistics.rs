@@ -50,6 +50,19 @@ pub struct ResourceStatistics {
     pub mem_swap_bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blkio_statistics: Option<BlkioStatistics>,
+    /// Bytes and packets the container received and sent (`network/accounting`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub net_rx_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub net_rx_packets: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub net_tx_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub net_tx_packets: Option<u64>,
+    /// Binds to ports outside the container's allocation (`network/ports`; refused unless
+    /// `--enforce-container-ports=false`). Not a Mesos field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub net_port_violations: Option<u64>,
 }
 
 /// Mesos' `CgroupInfo.Blkio.Statistics`, filled from cgroup2's `io.stat` into its `throttling`
