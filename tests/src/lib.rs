@@ -16,6 +16,7 @@ use strata_isolators::cgroup2::Cgroup;
 
 pub mod framework;
 pub mod isolation;
+pub mod network_bench;
 
 /// Where the workspace's binaries are (target/debug next to the test binary).
 pub fn bin_dir() -> PathBuf {
@@ -99,6 +100,110 @@ impl Daemon {
     }
 }
 
+/// A BPF filesystem of the test's own (each mount of bpffs is a separate instance), for
+/// agents' `--bpf-pin-dir`: unmounting it when dropped releases every pin in it, so the links
+/// detach and the maps are freed even when the test fails.
+pub struct BpfFs {
+    dir: tempfile::TempDir,
+}
+
+impl BpfFs {
+    pub fn mount() -> Result<Self> {
+        let dir = tempfile::Builder::new().prefix("strata-bpffs-").tempdir()?;
+        nix::mount::mount(
+            Some("bpf"),
+            dir.path(),
+            Some("bpf"),
+            nix::mount::MsFlags::empty(),
+            Some("mode=0700"),
+        )
+        .with_context(|| format!("mount a BPF filesystem at {}", dir.path().display()))?;
+        Ok(Self { dir })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for BpfFs {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(self.dir.path(), nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// An agent started by [`run_agent`]: how it ended (`None`: it was still running and was
+/// killed), its stderr, and its cgroup subtree, removed on drop with its BPF filesystem.
+pub struct AgentRun {
+    pub status: Option<std::process::ExitStatus>,
+    pub stderr: String,
+    pub cgroup: PathBuf,
+    _bpffs: BpfFs,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for AgentRun {
+    fn drop(&mut self) {
+        remove_cgroup_tree(&self.cgroup);
+    }
+}
+
+/// Runs `strata-agent` with `flags` (and `envs`), pointed at a master that is not there, with a
+/// work dir, cgroup subtree and BPF filesystem of its own, until it exits or `timeout` passes:
+/// how the tests see an agent refuse to start.
+pub fn run_agent(
+    flags: &[&str],
+    envs: &[(&str, &std::ffi::OsStr)],
+    timeout: Duration,
+) -> Result<AgentRun> {
+    let mount = require_root();
+    let dir = tempfile::tempdir()?;
+    let root = format!(
+        "strata-e2e-{}-run-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    );
+    let bpffs = BpfFs::mount()?;
+    let mut child = Command::new(bin("strata-agent"))
+        .args(["--master", "127.0.0.1:1", "--ip", "127.0.0.1", "--port"])
+        .arg(free_port().to_string())
+        .args(["--cgroups-root", &root, "--work-dir"])
+        .arg(dir.path())
+        .arg("--bpf-pin-dir")
+        .arg(bpffs.path().join("strata"))
+        .args(flags)
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("spawn strata-agent")?;
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    if let Some(mut err) = child.stderr.take() {
+        use std::io::Read;
+        let _ = err.read_to_string(&mut stderr);
+    }
+    Ok(AgentRun {
+        status,
+        stderr,
+        cgroup: mount.join(root),
+        _bpffs: bpffs,
+        _dir: dir,
+    })
+}
+
 /// One agent's fixed identity, so that it can be restarted as itself.
 #[derive(Clone)]
 pub struct AgentSpec {
@@ -116,6 +221,8 @@ pub struct Cluster {
     pub master: Daemon,
     pub agents: Vec<(AgentSpec, Option<Daemon>)>,
     cgroup_mount: PathBuf,
+    /// The agents' `--bpf-pin-dir`s live here (`<bpffs>/agent<i>`); dropped after the agents.
+    pub bpffs: BpfFs,
 }
 
 fn spawn_logged(mut cmd: Command, log: &Path) -> Result<Child> {
@@ -171,6 +278,7 @@ impl Cluster {
             master,
             agents: Vec::new(),
             cgroup_mount,
+            bpffs: BpfFs::mount()?,
         };
         cluster.wait_http(&cluster.master.addr(), "/health", cluster.master.pid())?;
         for (i, resources) in agents.iter().enumerate() {
@@ -223,6 +331,10 @@ impl Cluster {
         .arg(&spec.work_dir);
         if !spec.resources.is_empty() {
             cmd.args(["--resources", &spec.resources]);
+        }
+        if !spec.flags.iter().any(|f| f.starts_with("--bpf-pin-dir")) {
+            cmd.arg("--bpf-pin-dir")
+                .arg(self.bpffs.path().join(format!("agent{i}")));
         }
         cmd.args(&spec.flags);
         let child = spawn_logged(cmd, &log)?;

@@ -38,7 +38,12 @@ const KERNEL_META_PACKAGE: &str = "linux-image-amd64";
 const GUEST_MODULES: &[&str] = &["virtio_pci", "virtio_rng"];
 
 /// The binaries the guest needs, from the cargo target directory.
-const BINARIES: &[&str] = &["strata-master", "strata-agent", "strata-vm"];
+const BINARIES: &[&str] = &[
+    "strata-master",
+    "strata-agent",
+    "strata-vm",
+    "strata-netprobe",
+];
 
 const INIT: &str = r#"#!/bin/sh
 # /init of the Strata VM test bed (written by `cargo xtask vm-test`).

@@ -153,17 +153,22 @@ fn launch(n: usize) -> Result<()> {
     Ok(())
 }
 
+/// Where the binaries under test are: `STRATA_BIN_DIR` (xtask sets it), else beside this one.
+/// Not `strata_tests::bin_dir()`, which expects a test binary in target/*/deps.
+fn bin_dir() -> Result<std::path::PathBuf> {
+    match std::env::var_os("STRATA_BIN_DIR") {
+        Some(dir) => Ok(std::path::PathBuf::from(dir)),
+        None => Ok(std::env::current_exe()?
+            .parent()
+            .context("strata-bench has no directory")?
+            .to_path_buf()),
+    }
+}
+
 /// Containers running /bin/true through the supervisor, beside fork/exec, crun and runc.
 fn isolation(runs: usize) -> Result<()> {
     use strata_tests::isolation::Way;
-    // Not `strata_tests::bin_dir()`, which expects a test binary in target/*/deps.
-    let bin_dir = match std::env::var_os("STRATA_BIN_DIR") {
-        Some(dir) => std::path::PathBuf::from(dir),
-        None => std::env::current_exe()?
-            .parent()
-            .context("strata-bench has no directory")?
-            .to_path_buf(),
-    };
+    let bin_dir = bin_dir()?;
     let report = strata_tests::isolation::run(&bin_dir.join("strata-agent"), runs)?;
     println!(
         "bench isolation: create and start a container running /bin/true, and reap it; {} runs each way, in alternating blocks of {}, in {:.1} s",
@@ -216,6 +221,77 @@ fn isolation(runs: usize) -> Result<()> {
     Ok(())
 }
 
+/// `cargo xtask bench ebpf`: loopback TCP throughput and bind() latency of a process below the
+/// agent's BPF programs, beside the same in a cgroup without them.
+fn ebpf(rounds: usize) -> Result<()> {
+    use strata_tests::network_bench::{median, run};
+    const BYTES: u64 = 512 << 20;
+    const BINDS: u32 = 20_000;
+    let bin_dir = bin_dir()?;
+    let started = Instant::now();
+    let r = run(&bin_dir.join("strata-netprobe"), rounds, BYTES, BINDS)?;
+    println!(
+        "bench ebpf: {} rounds, sides alternating; each round per side: {} MiB over loopback TCP to a sink outside, then {} bind() calls; {:.1} s",
+        r.rounds,
+        r.bytes >> 20,
+        r.binds,
+        started.elapsed().as_secs_f64()
+    );
+    println!("  attached: bind4/bind6/post_bind4/post_bind6 (ports allowed) and cgroup_skb ingress/egress (counting), as the agent attaches them");
+    let (on, off) = (median(&r.on.gbits), median(&r.off.gbits));
+    let fmt = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.1}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    println!(
+        "  throughput, without programs (baseline): median {off:.2} Gbit/s [{}]",
+        fmt(&r.off.gbits)
+    );
+    println!(
+        "  throughput, with programs:               median {on:.2} Gbit/s [{}]",
+        fmt(&r.on.gbits)
+    );
+    // Paired within each round (the two sides ran back to back), which cancels the drift of a
+    // noisy machine better than comparing the two medians.
+    let ratios: Vec<f64> =
+        r.on.gbits
+            .iter()
+            .zip(&r.off.gbits)
+            .map(|(on, off)| on / off.max(1e-9))
+            .collect();
+    let ratio = median(&ratios);
+    println!(
+        "  throughput with/without: median of per-round ratios {:.1}% (ratio of medians {:.1}%) (target: >= 97%, {})",
+        ratio * 100.0,
+        on / off.max(1e-9) * 100.0,
+        if ratio >= 0.97 { "met" } else { "MISSED" }
+    );
+    let (bon, boff) = (median(&r.on.bind_ns), median(&r.off.bind_ns));
+    println!(
+        "  bind(), without programs (baseline): median {boff:.0} ns [{}]",
+        fmt(&r.off.bind_ns)
+    );
+    println!(
+        "  bind(), with programs:               median {bon:.0} ns [{}]",
+        fmt(&r.on.bind_ns)
+    );
+    let overhead = bon - boff;
+    println!(
+        "  bind() overhead: {overhead:+.0} ns (target: < 2000 ns, {})",
+        if overhead < 2000.0 { "met" } else { "MISSED" }
+    );
+    let expected = r.bytes * r.rounds as u64;
+    println!(
+        "  sanity: the accounting programs counted {} tx bytes for {} sent ({:+.2}%)",
+        r.counted_tx,
+        expected,
+        (r.counted_tx as f64 / expected.max(1) as f64 - 1.0) * 100.0
+    );
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let count = |default: usize| -> Result<usize> {
@@ -227,6 +303,7 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("launch") => launch(count(1000)?),
         Some("isolation") => isolation(count(500)?),
-        _ => bail!("usage: strata-bench launch [TASKS] | isolation [RUNS]"),
+        Some("ebpf") => ebpf(count(20)?),
+        _ => bail!("usage: strata-bench launch [TASKS] | isolation [RUNS] | ebpf [ROUNDS]"),
     }
 }

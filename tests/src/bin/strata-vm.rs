@@ -58,6 +58,9 @@ fn scenarios() -> Vec<(&'static str, bool, ScenarioFn)> {
         ("cpu-weight-1-3", true, || Box::pin(cpu_weight_1_3())),
         ("memory-update", true, || Box::pin(memory_update())),
         ("usage-statistics", true, || Box::pin(usage_statistics())),
+        ("network-ports-accounting", true, || {
+            Box::pin(network_ports_accounting())
+        }),
         ("selftest-fail", false, || Box::pin(selftest_fail())),
     ]
 }
@@ -843,6 +846,79 @@ async fn usage_statistics() -> Result<String> {
         );
     }
     kill_task(&mut fw, &offer, "busy").await?;
+    Ok(detail)
+}
+
+/// Debian's own kernel (the one operators run) accepts the BPF programs (the isolators are
+/// selected explicitly, so a refusal stops the agent), binds outside a task's ports fail with
+/// EPERM over IPv4 and IPv6, and a transfer between two tasks is counted on both ends.
+async fn network_ports_accounting() -> Result<String> {
+    const BYTES: u64 = 4 * MIB;
+    let flags = ["--isolation", "network/ports,network/accounting"];
+    let (cluster, mut fw, offer) = setup(
+        "cpus:4;mem:1024;ports:[31000-31010]",
+        &flags,
+        "cpus:1;mem:256",
+    )
+    .await?;
+    let probe = "/bin/strata-netprobe";
+    launch_running(
+        &cluster,
+        &mut fw,
+        &offer,
+        &[
+            (
+                "binder",
+                "cpus:0.1;mem:32;ports:[31000-31001]",
+                &format!(
+                    "{probe} binds 127.0.0.1 31000 8080 31002; {probe} binds ::1 31001 8080; \
+                     echo binds-done; sleep 1000"
+                ),
+            ),
+            (
+                "sink",
+                "cpus:0.1;mem:32;ports:[31005-31005]",
+                &format!("{probe} sink 127.0.0.1 31005; sleep 1000"),
+            ),
+            (
+                "sender",
+                "cpus:0.1;mem:32",
+                &format!(
+                    "until {probe} send 127.0.0.1:31005 {BYTES}; do sleep 0.2; done; sleep 1000"
+                ),
+            ),
+        ],
+    )
+    .await?;
+    wait_stdout(&cluster, "binder", "binds-done").await?;
+    let out = sandbox(&cluster, "binder")
+        .and_then(|dir| std::fs::read_to_string(dir.join("stdout")).ok())
+        .unwrap_or_default();
+    let expected = [
+        "bind 127.0.0.1 31000 ok 31000",
+        "bind 127.0.0.1 8080 err EPERM",
+        "bind 127.0.0.1 31002 err EPERM",
+        "bind ::1 31001 ok 31001",
+        "bind ::1 8080 err EPERM",
+    ];
+    let got: Vec<&str> = out.lines().filter(|l| l.starts_with("bind ")).collect();
+    if got != expected {
+        bail!("binds: expected {expected:?}, got {got:?}");
+    }
+    wait_stdout(&cluster, "sink", "received").await?;
+    let tx = stat_f64(&statistics(&cluster, "sender")?, "net_tx_bytes")?;
+    let rx = stat_f64(&statistics(&cluster, "sink")?, "net_rx_bytes")?;
+    let within = |v: f64| v >= BYTES as f64 && v <= BYTES as f64 * 1.02;
+    let detail = format!(
+        "kernel accepted the programs; 8080/31002 EPERM (v4, v6); {BYTES} B sent: sender tx \
+         {tx} B, sink rx {rx} B"
+    );
+    if !within(tx) || !within(rx) {
+        bail!("{detail}: expected both within 2% above {BYTES}");
+    }
+    for id in ["binder", "sink", "sender"] {
+        kill_task(&mut fw, &offer, id).await?;
+    }
     Ok(detail)
 }
 

@@ -8,13 +8,12 @@
 
 use crate::read_sandbox;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 use strata_schema::{TaskId, TaskState};
 use strata_tests::framework::{task, TestFramework};
-use strata_tests::{bin, cgroup2_mount, free_port, http_get, http_request, remove_cgroup_tree};
-use strata_tests::{require_root, Cluster};
+use strata_tests::{http_get, http_request};
+use strata_tests::{require_root, run_agent, AgentRun, Cluster};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -28,63 +27,16 @@ fn controllers() -> Vec<String> {
         .collect()
 }
 
-/// Removes a cgroup subtree when dropped, also when the test fails.
-struct CgroupGuard(PathBuf);
-
-impl Drop for CgroupGuard {
-    fn drop(&mut self) {
-        remove_cgroup_tree(&self.0);
-    }
-}
-
-/// Runs `strata-agent` with `flags` (and a master that is not there) until it exits or 15 s
-/// pass; returns its exit status and stderr, or None when it kept running (it is killed then).
-fn run_agent(flags: &[&str]) -> (Option<std::process::ExitStatus>, String, CgroupGuard) {
-    let dir = tempfile::tempdir().unwrap();
-    let root = format!("strata-e2e-{}-iso-{}", std::process::id(), free_port());
-    let guard = CgroupGuard(cgroup2_mount().unwrap().join(&root));
-    let port = free_port().to_string();
-    let mut child = Command::new(bin("strata-agent"))
-        .args([
-            "--master",
-            "127.0.0.1:1",
-            "--ip",
-            "127.0.0.1",
-            "--port",
-            &port,
-        ])
-        .args(["--cgroups-root", &root, "--work-dir"])
-        .arg(dir.path())
-        .args(flags)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    use std::io::Read;
-    if let Some(mut err) = child.stderr.take() {
-        let _ = err.read_to_string(&mut stderr);
-    }
-    (status, stderr, guard)
+/// Runs `strata-agent` with `flags` until it exits or 15 s pass (see [`run_agent`]).
+fn run(flags: &[&str]) -> (Option<std::process::ExitStatus>, String, AgentRun) {
+    let mut run = run_agent(flags, &[], Duration::from_secs(15)).unwrap();
+    (run.status, std::mem::take(&mut run.stderr), run)
 }
 
 #[test]
 fn an_explicit_isolator_that_cannot_work_stops_the_agent() {
     let mount = require_root();
-    let (status, stderr, _guard) = run_agent(&["--isolation", "namespaces/pid,cgroups/mem"]);
+    let (status, stderr, _guard) = run(&["--isolation", "namespaces/pid,cgroups/mem"]);
     if controllers().iter().any(|c| c == "memory") {
         // A host with the memory controller runs it: the agent starts (and is stopped here).
         assert!(status.is_none(), "the agent exited: {status:?}\n{stderr}");
@@ -108,7 +60,7 @@ fn an_explicit_isolator_that_cannot_work_stops_the_agent() {
 
 #[test]
 fn unknown_isolators_and_bad_isolation_flags_are_named() {
-    let (status, stderr, _guard) = run_agent(&["--isolation", "cgroups/cpu,posix/cpu"]);
+    let (status, stderr, _guard) = run(&["--isolation", "cgroups/cpu,posix/cpu"]);
     assert!(!status.expect("refused").success());
     assert!(
         stderr.contains(
@@ -116,7 +68,7 @@ fn unknown_isolators_and_bad_isolation_flags_are_named() {
         ),
         "{stderr}"
     );
-    let (status, stderr, _guard) = run_agent(&["--container-ro-mounts", "/no/such/dir"]);
+    let (status, stderr, _guard) = run(&["--container-ro-mounts", "/no/such/dir"]);
     assert!(!status.expect("refused").success());
     assert!(
         stderr.contains("filesystem/linux: --container-ro-mounts: /no/such/dir does not exist"),

@@ -6,6 +6,7 @@
 mod bad_input;
 mod cli;
 mod isolation;
+mod network;
 mod tasks;
 
 use std::path::PathBuf;
