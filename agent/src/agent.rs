@@ -14,11 +14,14 @@
 //! the supervisor starts), `isolate` at RUNNING, `update`/`usage` while it runs, `cleanup` when
 //! the container is removed, `recover` for containers adopted after a restart. A container
 //! whose cgroup recorded an OOM kill ends TASK_FAILED with `REASON_CONTAINER_LIMITATION_MEMORY`.
+//!
+//! Everything the agent must remember is checkpointed before it acts on it
+//! ([`crate::checkpoint`]): the framework and the task before the container starts, each update
+//! before it is sent, each acknowledgement and kill request before they take effect. A restarted
+//! agent rebuilds its containers and update streams from that ([`Agent::recover`]).
 
-use crate::containerizer::{
-    process_alive, read_status, ContainerEvent, Containerizer, TaskCheckpoint, SUPERVISOR_PID_FILE,
-    TASK_FILE,
-};
+use crate::checkpoint::{self, Record, Recovered, RecoveredContainer};
+use crate::containerizer::{ContainerEvent, Containerizer, TaskCheckpoint};
 use crate::monitor::UsageTarget;
 use crate::paths::{write_atomic, Paths};
 use crate::status::StatusUpdates;
@@ -32,7 +35,7 @@ use strata_schema::{
     StatusSource, TaskId, TaskInfo, TaskState, TaskStatus, UpdateUuid,
 };
 use tokio::sync::{mpsc, oneshot};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 /// Completed containers kept for `/state`.
 const MAX_COMPLETED: usize = 1000;
@@ -153,6 +156,8 @@ pub struct Agent {
     by_task: HashMap<(FrameworkId, TaskId), ContainerId>,
     completed: VecDeque<Container>,
     updates: StatusUpdates,
+    /// The frameworks checkpointed in `meta/frameworks` (those with containers here).
+    frameworks: HashMap<FrameworkId, FrameworkInfo>,
     containerizer: Containerizer,
     to_master: mpsc::UnboundedSender<ToMaster>,
     to_self: mpsc::UnboundedSender<Msg>,
@@ -204,6 +209,7 @@ impl Agent {
             by_task: HashMap::new(),
             completed: VecDeque::new(),
             updates: StatusUpdates::new(setup.status_retry_interval),
+            frameworks: HashMap::new(),
             containerizer: setup.containerizer,
             to_master: setup.to_master,
             to_self: setup.to_self,
@@ -241,8 +247,55 @@ impl Agent {
         }
         status.timestamp = TaskStatus::now();
         info!(task_id = %status.task_id, state = %status.state, message = %status.message, "task status");
+        self.checkpoint_update(id, &status);
         if let Some(send) = self.updates.push(status, Instant::now()) {
             self.send(send);
+        }
+    }
+
+    /// Appends an update to its container's log before it is sent (not synced: see
+    /// `crate::checkpoint` for why that is enough). A failed write is logged and the update
+    /// delivered anyway: the agent keeps its promise to the running framework, only a restart
+    /// would lose the update.
+    fn checkpoint_update(&self, id: &ContainerId, status: &TaskStatus) {
+        if !self.containers.contains_key(id) {
+            return;
+        }
+        let path = self.paths.container_dir(id).join(checkpoint::UPDATES_FILE);
+        if let Err(err) = checkpoint::append(&path, &Record::Update(status.clone())) {
+            error!(task_id = %status.task_id, cause = %err, path = %path.display(), "failed to checkpoint a status update; sending it anyway");
+        }
+    }
+
+    /// Signals a container's supervisor once its kill record is on disk (off the actor): the
+    /// task's terminal state then stays TASK_KILLED whatever crashes before it is acknowledged.
+    fn terminate_after_sync(&self, id: &ContainerId, pid: i32) {
+        let path = self.paths.container_dir(id).join(checkpoint::UPDATES_FILE);
+        let containerizer = self.containerizer.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(err) = checkpoint::sync(&path) {
+                error!(cause = %err, path = %path.display(), "failed to sync a kill request's checkpoint; killing anyway");
+            }
+            containerizer.terminate(pid);
+        });
+    }
+
+    /// Appends a record other than an update (an acknowledgement, a kill) to a container's log.
+    fn checkpoint_record(&self, id: &ContainerId, record: &Record) {
+        let path = self.paths.container_dir(id).join(checkpoint::UPDATES_FILE);
+        let mut written = checkpoint::append(&path, record);
+        if matches!(&written, Err(e) if e.kind() == std::io::ErrorKind::NotFound) {
+            // A kill during the launch can come before the launch created the dir.
+            written = std::fs::create_dir_all(self.paths.container_dir(id))
+                .and_then(|()| checkpoint::append(&path, record));
+        }
+        if let Err(err) = written {
+            let what = match record {
+                Record::Ack(_) => "an acknowledgement",
+                Record::Kill => "a kill request",
+                Record::Update(_) => "a status update",
+            };
+            error!(container_id = %id, cause = %err, path = %path.display(), "failed to checkpoint {what}");
         }
     }
 
@@ -252,60 +305,144 @@ impl Agent {
         }
     }
 
-    /// Adopts containers left by a previous run of the agent (supervisors survive restarts).
-    pub fn recover(&mut self) {
-        let Ok(entries) = std::fs::read_dir(self.paths.containers_dir()) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let dir = entry.path();
-            let Some(ckpt) = std::fs::read(dir.join(TASK_FILE))
-                .ok()
-                .and_then(|d| serde_json::from_slice::<TaskCheckpoint>(&d).ok())
-            else {
-                warn!(dir = %dir.display(), "removing a container dir without a readable task.json");
-                let _ = std::fs::remove_dir_all(&dir);
-                continue;
-            };
-            let id = ckpt.container_id.clone();
-            let Some(fw_id) = ckpt.framework.id.clone() else {
-                continue;
-            };
-            let pid: Option<i32> = std::fs::read_to_string(dir.join(SUPERVISOR_PID_FILE))
-                .ok()
-                .and_then(|s| s.trim().parse().ok());
-            let alive = pid.is_some_and(|p| process_alive(p, &dir));
-            let running = dir.join(crate::supervisor::PID_FILE).exists();
-            info!(container_id = %id, task_id = %ckpt.task.task_id, alive, "recovering container");
-            let resources = self.containerizer.recorded_resources(&ckpt);
-            if alive {
-                self.containerizer.recover(&ckpt, &resources);
+    /// Takes over what a previous run of the agent left (read and checked by
+    /// [`checkpoint::load`]): adopts the containers whose supervisors still run, reports those
+    /// that ended meanwhile, and queues every update not acknowledged yet (resent with its uuid
+    /// once registered). An update already checkpointed is never generated again: a container
+    /// whose terminal update is in its log only waits for its acknowledgement.
+    pub fn recover(&mut self, recovered: Recovered) {
+        if recovered.agent_id.is_some() {
+            self.agent_id = recovered.agent_id;
+        }
+        self.frameworks = recovered.frameworks;
+        let mut done = Vec::new();
+        for container in recovered.containers {
+            if let Some(id) = self.recover_container(container) {
+                done.push(id);
             }
-            self.by_task
-                .insert((fw_id, ckpt.task.task_id.clone()), id.clone());
-            let state = if running {
-                TaskState::Running
-            } else {
-                TaskState::Starting
-            };
-            self.containers.insert(
-                id.clone(),
-                Container {
-                    ckpt,
-                    state,
-                    supervisor_pid: pid,
-                    kill_requested: false,
-                    exited: false,
-                    launched: Instant::now(),
-                    resources,
-                },
-            );
-            match (alive, pid) {
-                (true, Some(pid)) => self.containerizer.watch_adopted(id, pid),
-                _ => {
-                    let status = read_status(&dir);
-                    self.container_exited(&id, status);
+        }
+        for id in done {
+            self.finish(&id);
+        }
+        let unused: Vec<FrameworkId> = self
+            .frameworks
+            .keys()
+            .filter(|f| !self.has_containers(f))
+            .cloned()
+            .collect();
+        for fw in unused {
+            self.forget_framework(&fw);
+        }
+    }
+
+    /// Rebuilds one container; returns its id if it is over and only waits to be removed.
+    fn recover_container(&mut self, rc: RecoveredContainer) -> Option<ContainerId> {
+        let RecoveredContainer {
+            ckpt,
+            framework_id,
+            stream,
+            supervisor_pid,
+            alive,
+            started,
+            resources,
+            exit,
+            ..
+        } = rc;
+        let id = ckpt.container_id.clone();
+        let resources = resources.unwrap_or_else(|| ckpt.task.resources.clone());
+        let latest = stream.latest_state();
+        let pending = stream.pending().to_vec();
+        info!(container_id = %id, task_id = %ckpt.task.task_id, framework_id = %framework_id,
+              alive, state = ?latest, pending = pending.len(), "recovering container");
+        let task_id = ckpt.task.task_id.clone();
+        self.containers.insert(
+            id.clone(),
+            Container {
+                ckpt,
+                state: latest.unwrap_or(TaskState::Staging),
+                supervisor_pid,
+                kill_requested: stream.kill_requested,
+                exited: stream.terminal(),
+                launched: Instant::now(),
+                resources,
+            },
+        );
+        if stream.terminal() && pending.is_empty() {
+            // Its terminal update was acknowledged just before the last run stopped.
+            return Some(id);
+        }
+        self.by_task.insert((framework_id, task_id), id.clone());
+        let now = Instant::now();
+        for status in pending {
+            // Synced by `load`; sent once registered.
+            self.updates.push(status, now);
+        }
+        if stream.terminal() {
+            // Over: whatever is left of it goes.
+            self.containerizer.kill_all(&id);
+            return None;
+        }
+        let c = self.containers.get(&id)?;
+        match supervisor_pid.filter(|_| alive) {
+            Some(pid) => {
+                self.containerizer.recover(&c.ckpt, &c.resources);
+                self.containerizer.watch_adopted(id.clone(), pid);
+                // The updates the last run did not get to generate.
+                if matches!(latest, None | Some(TaskState::Staging)) {
+                    let status = Self::status(
+                        c,
+                        TaskState::Starting,
+                        StatusSource::Executor,
+                        String::new(),
+                    );
+                    self.update(&id, status);
                 }
+                let c = self.containers.get(&id)?;
+                if started && c.state == TaskState::Starting {
+                    let status =
+                        Self::status(c, TaskState::Running, StatusSource::Executor, String::new());
+                    self.update(&id, status);
+                }
+                if stream.kill_requested {
+                    // The last run was killing it: carry on, with a fresh grace period.
+                    let grace = self.grace_period(&id, 0.0);
+                    info!(container_id = %id, "resuming the kill of a recovered container");
+                    self.containerizer.terminate(pid);
+                    self.schedule_escalation(id, grace);
+                }
+            }
+            None => self.container_exited(&id, exit),
+        }
+        None
+    }
+
+    /// How long a killed container gets before SIGKILL: the kill's, else its task's, else the
+    /// agent's `--kill-grace-period`.
+    fn grace_period(&self, id: &ContainerId, grace_period_secs: f64) -> Duration {
+        let secs = if grace_period_secs > 0.0 {
+            Some(grace_period_secs)
+        } else {
+            self.containers
+                .get(id)
+                .and_then(|c| c.ckpt.task.kill_grace_period_secs)
+        };
+        secs.and_then(|s| Duration::try_from_secs_f64(s).ok())
+            .unwrap_or(self.kill_grace_period)
+    }
+
+    fn has_containers(&self, fw: &FrameworkId) -> bool {
+        self.containers
+            .values()
+            .any(|c| c.ckpt.framework.id.as_ref() == Some(fw))
+    }
+
+    /// Removes the checkpoint of a framework that has no container here any more.
+    fn forget_framework(&mut self, fw: &FrameworkId) {
+        self.frameworks.remove(fw);
+        let dir = checkpoint::framework_dir(&self.paths, fw);
+        if let Err(err) = std::fs::remove_dir_all(&dir) {
+            if err.kind() != std::io::ErrorKind::NotFound {
+                warn!(framework_id = %fw, cause = %err, dir = %dir.display(), "failed to remove the framework's checkpoint");
             }
         }
     }
@@ -413,8 +550,16 @@ impl Agent {
                     let Some(c) = self.containers.get(&container_id) else {
                         return;
                     };
+                    // Limits this host cannot enforce are said so, never silently dropped.
+                    let unenforced = self.containerizer.unenforced(&c.resources);
+                    let message = if unenforced.is_empty() {
+                        String::new()
+                    } else {
+                        warn!(task_id = %c.ckpt.task.task_id, unenforced = %unenforced.join(", "), "task limits not enforced on this host");
+                        format!("not enforced on this host: {}", unenforced.join(", "))
+                    };
                     let status =
-                        Self::status(c, TaskState::Running, StatusSource::Executor, String::new());
+                        Self::status(c, TaskState::Running, StatusSource::Executor, message);
                     self.update(&container_id, status);
                 }
             }
@@ -440,12 +585,21 @@ impl Agent {
             resources: self.resources.clone(),
             attributes: self.attributes.clone(),
         };
+        // Every container not forgotten yet, those whose terminal update waits for its
+        // acknowledgement included (with that state), so that the master does not take them
+        // for lost (Mesos reports them too).
         let running = self
             .containers
             .values()
-            .filter(|c| !c.exited)
             .map(|c| RunningTask {
-                framework: c.ckpt.framework.clone(),
+                framework: c
+                    .ckpt
+                    .framework
+                    .id
+                    .as_ref()
+                    .and_then(|f| self.frameworks.get(f))
+                    .unwrap_or(&c.ckpt.framework)
+                    .clone(),
                 task: c.ckpt.task.clone(),
                 state: c.state,
             })
@@ -508,13 +662,27 @@ impl Agent {
         let Some(c) = self.containers.get(&container_id) else {
             return;
         };
+        // A framework new here (or with new info) is checkpointed before its task starts.
+        let framework = (self.frameworks.get(&fw_id) != Some(&c.ckpt.framework))
+            .then(|| c.ckpt.framework.clone());
+        if let Some(info) = &framework {
+            self.frameworks.insert(fw_id, info.clone());
+        }
         // Sandbox, checkpoint (fsync) and spawn block: do them on the blocking pool so that
         // launches overlap and the actor keeps answering.
         let containerizer = self.containerizer.clone();
         let ckpt = c.ckpt.clone();
         let to_self = self.to_self.clone();
+        let paths = self.paths.clone();
         tokio::task::spawn_blocking(move || {
-            let result = containerizer.launch(&ckpt).map_err(|e| e.to_string());
+            let result = checkpoint::prepare_launch(&paths, &ckpt, framework.as_ref())
+                .and_then(|()| containerizer.launch(&ckpt).map_err(|e| e.to_string()));
+            if result.is_err() {
+                // The failure is an update to checkpoint, which needs the task's checkpoint.
+                if let Err(err) = checkpoint::ensure_task(&paths, &ckpt) {
+                    error!(task_id = %ckpt.task.task_id, cause = %err, "failed to checkpoint the task");
+                }
+            }
             let _ = to_self.send(Msg::Launched {
                 container_id: ckpt.container_id,
                 result,
@@ -531,7 +699,7 @@ impl Agent {
                 c.supervisor_pid = Some(pid as i32);
                 if c.kill_requested && !c.exited {
                     // Killed while it was being launched.
-                    self.containerizer.terminate(pid as i32);
+                    self.terminate_after_sync(id, pid as i32);
                     self.schedule_escalation(id.clone(), self.kill_grace_period);
                 } else if c.state == TaskState::Staging && !c.exited {
                     let status = Self::status(
@@ -587,9 +755,12 @@ impl Agent {
                 .unwrap_or(self.kill_grace_period)
         };
         info!(task_id = %task, grace_ms = grace.as_millis() as u64, "killing task");
+        let pid = c.supervisor_pid;
+        // Remembered before the task is signalled: a restarted agent reports it KILLED.
+        self.checkpoint_record(&id, &Record::Kill);
         // Without a pid the launch is still in flight: `launched` terminates it once it is up.
-        if let Some(pid) = c.supervisor_pid {
-            self.containerizer.terminate(pid);
+        if let Some(pid) = pid {
+            self.terminate_after_sync(&id, pid);
             self.schedule_escalation(id, grace);
         }
     }
@@ -639,6 +810,11 @@ impl Agent {
 
     fn acknowledge(&mut self, fw: &FrameworkId, task: &TaskId, uuid: &UpdateUuid) {
         let (acked, next) = self.updates.acknowledge(fw, task, uuid, Instant::now());
+        if acked.is_some() {
+            if let Some(id) = self.by_task.get(&(fw.clone(), task.clone())) {
+                self.checkpoint_record(id, &Record::Ack(*uuid));
+            }
+        }
         if let Some(next) = next {
             self.send(next);
         }
@@ -681,7 +857,10 @@ impl Agent {
                 }
                 self.containerizer.kill_all(&id);
                 if let Some(c) = self.containers.get_mut(&id) {
-                    c.kill_requested = true;
+                    if !c.kill_requested {
+                        c.kill_requested = true;
+                        self.checkpoint_record(&id, &Record::Kill);
+                    }
                 }
                 // Its exit will be noticed by its watcher; updates for it are dropped from now on.
                 let to_self = self.to_self.clone();
@@ -694,6 +873,11 @@ impl Agent {
                 self.by_task.remove(&(fw.clone(), task));
                 self.finish(&id);
             }
+        }
+        // A framework's checkpoint stays while it may launch again (a restart drops those
+        // without containers); a framework shut down is forgotten with its last container.
+        if !self.has_containers(fw) {
+            self.forget_framework(fw);
         }
     }
 

@@ -57,14 +57,42 @@ pub struct ReadOnlyMounts(pub Vec<ReadOnlyMount>);
 #[derive(Debug, Clone, PartialEq)]
 pub struct Devices(pub Vec<Device>);
 
+/// `--recover`: what a starting agent does with the tasks and checkpoints a previous run left in
+/// its work dir (Mesos' flag and values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Recover {
+    /// Adopt the tasks still running, report those that ended meanwhile, resend every update
+    /// not acknowledged yet, and re-register with the same agent id.
+    #[default]
+    Reconnect,
+    /// Kill every container the previous run left, remove their checkpoints, and exit (before an
+    /// incompatible upgrade, or to get past a damaged checkpoint).
+    Cleanup,
+}
+
+/// The config file read when neither `--config` nor `STRATA_CONFIG` names one (it may be absent).
+pub const DEFAULT_CONFIG_FILE: &str = "/etc/strata/agent.toml";
+
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "strata-agent",
     version,
-    about = "The Strata agent: runs tasks in isolated containers for the master"
+    about = "The Strata agent: runs tasks in isolated containers for the master",
+    after_help = "Every flag is also a key of the config file (default /etc/strata/agent.toml), \
+                  e.g. `master = \"10.0.0.1:5050\"`, and is read from its STRATA_* environment \
+                  variable; flags win over the environment, which wins over the file. The agent \
+                  runs as root. Tasks live in <cgroup2 mount>/<--cgroups-root>/<container id> and \
+                  keep running when the agent stops; a restarted agent adopts them. Logs go to \
+                  stderr (the journal under systemd); STRATA_LOG sets their level (error, warn, \
+                  info, debug, trace, or a filter such as `info,strata_agent=debug`)."
 )]
 pub struct AgentConfig {
-    /// The master, as host:port.
+    /// Config file (TOML): keys are the long flags' names, `master = "10.0.0.1:5050"`
+    /// [default: /etc/strata/agent.toml, if it exists]
+    #[arg(long, env = "STRATA_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The master: host:port, or zk://host1:port1,host2:port2/path to follow whichever master
+    /// leads.
     #[arg(long, env = "STRATA_MASTER")]
     pub master: String,
     /// Address the agent's HTTP endpoints listen on.
@@ -84,6 +112,11 @@ pub struct AgentConfig {
         default_value = "/var/lib/strata/agent"
     )]
     pub work_dir: PathBuf,
+    /// What to do with the tasks a previous run left in the work dir: `reconnect` adopts them
+    /// (and resends their unacknowledged updates); `cleanup` kills them, removes their
+    /// checkpoints and exits 0.
+    #[arg(long, env = "STRATA_RECOVER", value_enum, default_value_t = Recover::Reconnect)]
+    pub recover: Recover,
     /// Resources to offer, in Mesos syntax (e.g. `cpus:4;mem:8192;ports:[31000-32000]`); whatever
     /// is not given is detected.
     #[arg(long, env = "STRATA_RESOURCES", value_parser = resources)]
@@ -173,6 +206,22 @@ pub struct AgentConfig {
     /// `strata-agent cleanup-bpf` removes it.
     #[arg(long, env = "STRATA_BPF_PIN_DIR", default_value = strata_ebpf::DEFAULT_PIN_DIR)]
     pub bpf_pin_dir: PathBuf,
+    /// Image registries (`host:port`, comma-separated) reached over plain HTTP; all others are
+    /// reached over HTTPS.
+    #[arg(long, env = "STRATA_IMAGE_REGISTRY_HTTP", value_delimiter = ',')]
+    pub image_registry_http: Vec<String>,
+    /// PEM files (comma-separated) of CAs trusted for image registries besides the system's.
+    #[arg(long, env = "STRATA_IMAGE_REGISTRY_CA", value_delimiter = ',')]
+    pub image_registry_ca: Vec<PathBuf>,
+    /// Registry credentials: a Docker `config.json` (`{"auths": {"host:port": {"auth":
+    /// base64(user:password)}}}`), used for basic and token (Bearer) authentication.
+    #[arg(
+        long,
+        alias = "docker_config",
+        env = "STRATA_DOCKER_CONFIG",
+        value_name = "FILE"
+    )]
+    pub docker_config: Option<PathBuf>,
 }
 
 /// `strata-agent cleanup-bpf`: detaches the network isolators' BPF programs and removes their
@@ -188,8 +237,8 @@ pub struct CleanupBpf {
 impl AgentConfig {
     /// Checks what clap cannot.
     pub fn validate(&self) -> Result<(), String> {
-        if self.master.parse::<std::net::SocketAddr>().is_err() && !self.master.contains(':') {
-            return Err(format!("--master {:?} is not host:port", self.master));
+        if let Err(err) = self.master.parse::<strata_ha::MasterAddress>() {
+            return Err(format!("--master: {err}"));
         }
         let root = &self.cgroups_root;
         if root.is_empty()
@@ -278,5 +327,83 @@ mod tests {
         assert!(err.contains("must be absolute"), "{err}");
         let err = parse(&["--cgroups-io-devices", "sda"]).unwrap_err();
         assert!(err.contains("not a block device number"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod config_file_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use clap::CommandFactory;
+    use std::path::Path;
+
+    /// The assignments of a packaged config file, uncommented.
+    fn packaged_assignments(text: &str) -> Vec<(String, String)> {
+        text.lines()
+            .filter_map(|line| line.strip_prefix("# "))
+            .filter_map(|line| line.split_once(" = "))
+            .filter(|(key, _)| key.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect()
+    }
+
+    fn parse_file(text: &str, args: &[&str]) -> Result<AgentConfig, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, text).unwrap();
+        let mut argv = vec!["strata-agent", "--config", path.to_str().unwrap()];
+        argv.extend_from_slice(args);
+        strata_flags::parse_from::<AgentConfig, _, _>(argv, Path::new("/absent"))
+            .map(|layered| layered.config)
+            .map_err(|err| err.to_string())
+    }
+
+    /// Every flag, including those added later, is documented in the default config file the
+    /// packages install, and the file's examples are valid.
+    #[test]
+    fn the_packaged_config_file_documents_every_flag_and_parses() {
+        let text = include_str!("../../packaging/etc/agent.toml");
+        let assignments = packaged_assignments(text);
+        for key in strata_flags::known_keys(&AgentConfig::command()) {
+            assert!(
+                assignments.iter().any(|(k, _)| *k == key),
+                "packaging/etc/agent.toml does not document `{key}`: add a commented \
+                 `# {key} = <default or example>` line with what it does"
+            );
+        }
+        let body: String = assignments
+            .iter()
+            .map(|(k, v)| format!("{k} = {v}\n"))
+            .collect();
+        let config = parse_file(&body, &[])
+            .unwrap_or_else(|err| panic!("packaging/etc/agent.toml, uncommented: {err}"));
+        config.validate().unwrap();
+        let defaults = AgentConfig::try_parse_from(["strata-agent", "--master", "m:1"]).unwrap();
+        assert_eq!(config.port, defaults.port);
+        assert_eq!(config.work_dir, defaults.work_dir);
+        assert_eq!(config.isolation, defaults.isolation);
+        assert_eq!(config.bounding_capabilities, defaults.bounding_capabilities);
+        assert_eq!(config.container_rlimits, defaults.container_rlimits);
+    }
+
+    #[test]
+    fn the_config_file_under_the_flags() {
+        let file = "master = \"10.0.0.1:5050\"\nresources = \"cpus:2;mem:512\"\n\
+                    cgroups_enable_cfs = true\ncontainer_pids_max = 64\n";
+        let config = parse_file(file, &[]).unwrap();
+        assert_eq!(config.master, "10.0.0.1:5050");
+        assert_eq!(config.resources.unwrap().to_string(), "cpus:2;mem:512");
+        assert!(config.cgroups_enable_cfs);
+        assert_eq!(config.container_pids_max, 64);
+        let config = parse_file(file, &["--master", "10.0.0.2:5050"]).unwrap();
+        assert_eq!(config.master, "10.0.0.2:5050");
+        let err = parse_file("isolation = \"cgroups/memory\"\n", &["--master", "m:1"]).unwrap_err();
+        assert!(
+            err.contains("agent.toml: `isolation` has invalid value 'cgroups/memory'"),
+            "{err}"
+        );
+        assert!(err.contains("unknown isolator \"cgroups/memory\""), "{err}");
+        let err = parse_file("mastre = \"m:1\"\n", &[]).unwrap_err();
+        assert!(err.contains("agent.toml: unknown key `mastre`"), "{err}");
     }
 }

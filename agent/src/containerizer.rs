@@ -75,6 +75,9 @@ pub enum LaunchError {
     },
     #[error("failed to create the container's cgroup: {0}")]
     Cgroup(#[from] CgroupError),
+    /// The task's image could not be provided or used (the message names the image and why).
+    #[error("{0}")]
+    Image(String),
     #[error(transparent)]
     Isolator(#[from] IsolatorError),
 }
@@ -102,6 +105,8 @@ pub struct Containerizer {
     /// This binary, re-executed as each container's supervisor.
     exe: PathBuf,
     events: mpsc::UnboundedSender<ContainerEvent>,
+    /// The image store, for tasks with an image (`None`: such tasks fail to launch).
+    images: Option<Arc<strata_images::Store>>,
 }
 
 /// The longest hostname Linux accepts.
@@ -119,7 +124,46 @@ impl Containerizer {
             isolation,
             exe,
             events,
+            images: None,
         }
+    }
+
+    /// Gives the containerizer the agent's image store.
+    pub fn with_images(mut self, store: Arc<strata_images::Store>) -> Self {
+        self.images = Some(store);
+        self
+    }
+
+    pub fn images(&self) -> Option<&Arc<strata_images::Store>> {
+        self.images.as_ref()
+    }
+
+    /// The task's resources that no active isolator enforces on this host (e.g. `cpus` and
+    /// `mem` on a hybrid host, whose cgroup2 hierarchy has no controllers), with the isolator
+    /// each would need: reported in the task's TASK_RUNNING message, never silently dropped.
+    pub fn unenforced(&self, resources: &Resources) -> Vec<String> {
+        let active = self.isolation.names();
+        let mut out = Vec::new();
+        let mut names: Vec<&str> = resources.iter().map(|r| r.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        for name in names {
+            let isolator = match name {
+                "cpus" => "cgroups/cpu",
+                "mem" => "cgroups/mem",
+                "pids" => "cgroups/pids",
+                "disk_read_bps" | "disk_write_bps" | "disk_read_iops" | "disk_write_iops" => {
+                    "cgroups/io"
+                }
+                "cpuset" => "cgroups/cpuset",
+                "ports" => "network/ports",
+                _ => continue,
+            };
+            if !active.contains(&isolator) {
+                out.push(format!("{name} (no {isolator})"));
+            }
+        }
+        out
     }
 
     pub fn isolation(&self) -> &Arc<Isolation> {
@@ -260,6 +304,7 @@ impl Containerizer {
             hostname: launch.hostname.clone().unwrap_or_default(),
             namespaces: launch.namespaces,
             isolation: launch.process.clone(),
+            image: None,
         }
     }
 
@@ -272,7 +317,14 @@ impl Containerizer {
                 source,
             })?;
         }
-        if let Some(user) = &ckpt.task.command.user {
+        // A task with an image has its user in the image; the supervisor resolves it there.
+        if let Some(user) = ckpt
+            .task
+            .command
+            .user
+            .as_ref()
+            .filter(|_| ckpt.task.image().is_none())
+        {
             let found = nix::unistd::User::from_name(user).ok().flatten();
             let found = found.ok_or_else(|| LaunchError::UnknownUser(user.clone()))?;
             nix::unistd::chown(&ckpt.sandbox, Some(found.uid), Some(found.gid)).map_err(
@@ -315,9 +367,22 @@ impl Containerizer {
             }
             return Err(err.into());
         }
+        let mut spec = self.spec(ckpt, &launch);
+        if ckpt.task.image().is_some() {
+            let prepared = match &self.images {
+                Some(store) => crate::image_container::prepare(store, ckpt, &dir, &mut spec),
+                None => Err("this agent has no image store".to_string()),
+            };
+            if let Err(err) = prepared {
+                if let Err(err) = cgroup.remove() {
+                    warn!(container_id = %ckpt.container_id, cause = %err, "failed to remove the container's cgroup");
+                }
+                return Err(LaunchError::Image(err));
+            }
+        }
         write(
             SPEC_FILE,
-            serde_json::to_vec(&self.spec(ckpt, &launch)).unwrap_or_default(),
+            serde_json::to_vec(&spec).unwrap_or_default(),
             false,
         )?;
         let log_path = dir.join(SUPERVISOR_LOG);
@@ -431,9 +496,25 @@ impl Containerizer {
             }
         }
         let dir = self.paths.container_dir(id);
-        if let Err(err) = std::fs::remove_dir_all(&dir) {
+        // Out of the containers dir in one rename, then removed: an agent killed meanwhile
+        // (an image container's upper dir may take a while) never finds half a checkpoint.
+        let trash = self.paths.work_dir.join("meta").join("trash");
+        let target = trash.join(id.as_str());
+        let _ = std::fs::create_dir_all(&trash);
+        let doomed = match std::fs::rename(&dir, &target) {
+            Ok(()) => target,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return,
+            Err(_) => dir,
+        };
+        if let Err(err) = std::fs::remove_dir_all(&doomed) {
             if err.kind() != std::io::ErrorKind::NotFound {
                 warn!(container_id = %id, cause = %err, "failed to remove the container's checkpoint dir");
+            }
+        }
+        // Whatever an earlier, interrupted removal left.
+        if let Ok(entries) = std::fs::read_dir(&trash) {
+            for entry in entries.flatten() {
+                let _ = std::fs::remove_dir_all(entry.path());
             }
         }
     }

@@ -49,6 +49,7 @@ pub fn router(
         .route("/monitor/statistics.json", get(statistics))
         .route("/metrics", get(metrics))
         .route("/containers/update", post(update))
+        .merge(crate::images_http::router(containerizer.clone()))
         .with_state(Ctx {
             actor,
             sandbox_root,

@@ -4,10 +4,14 @@
 //! at the repository root.
 
 pub mod agent;
+pub mod checkpoint;
+pub mod cleanup;
 pub mod config;
 pub mod containerizer;
 pub mod detect;
 pub mod http;
+pub mod image_container;
+pub mod images_http;
 pub mod monitor;
 pub mod paths;
 pub mod rpc;
@@ -50,6 +54,18 @@ pub enum AgentError {
     RpcThread(std::io::Error),
     #[error("the HTTP server failed: {0}")]
     Http(std::io::Error),
+    #[error("the image store: {0}")]
+    Images(String),
+    /// What the previous run checkpointed cannot be used; the agent does not start.
+    #[error(
+        "cannot recover from the previous run's checkpoint: {0}; fix or remove that file, or run \
+         `strata-agent --recover=cleanup` (same --work-dir and --cgroups-root) to kill what the \
+         previous run left and start afresh"
+    )]
+    Checkpoint(#[from] checkpoint::CheckpointError),
+    /// `--recover=cleanup` could not kill or remove what the previous run left.
+    #[error("{0}")]
+    Cleanup(String),
 }
 
 /// An agent bound to its HTTP port; `run` works until `shutdown` resolves.
@@ -57,6 +73,8 @@ pub struct AgentDaemon {
     config: AgentConfig,
     listener: tokio::net::TcpListener,
     isolation: Arc<Isolation>,
+    /// What the previous run left in the work dir.
+    recovered: checkpoint::Recovered,
 }
 
 impl AgentDaemon {
@@ -69,6 +87,10 @@ impl AgentDaemon {
             path: config.work_dir.clone(),
             source,
         })?;
+        // Before anything else: a damaged checkpoint stops the agent here, with the file's name.
+        let recovered = checkpoint::load(&paths::Paths {
+            work_dir: config.work_dir.clone(),
+        })?;
         let isolation = Arc::new(setup_isolation(&config)?);
         let addr = SocketAddr::new(config.ip, config.port);
         let listener = tokio::net::TcpListener::bind(addr)
@@ -78,6 +100,7 @@ impl AgentDaemon {
             config,
             listener,
             isolation,
+            recovered,
         })
     }
 
@@ -116,6 +139,18 @@ impl AgentDaemon {
             exe,
             container_tx,
         );
+        let store = strata_images::Store::open(
+            config.work_dir.join("images"),
+            paths.containers_dir(),
+            strata_images::RegistryConfig {
+                http_registries: config.image_registry_http.clone(),
+                ca_certificates: config.image_registry_ca.clone(),
+                docker_config: config.docker_config.clone(),
+            },
+            tokio::runtime::Handle::current(),
+        )
+        .map_err(|err| AgentError::Images(err.to_string()))?;
+        let containerizer = containerizer.with_images(Arc::new(store));
         let http_containerizer = containerizer.clone();
         let mut state = agent::Agent::new(agent::AgentSetup {
             paths,
@@ -129,7 +164,7 @@ impl AgentDaemon {
             to_master,
             to_self: actor_tx.clone(),
         });
-        state.recover();
+        state.recover(self.recovered);
         let sandbox_root = state.sandbox_root();
         rpc::spawn(
             config.master.clone(),

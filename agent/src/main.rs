@@ -1,5 +1,8 @@
 use clap::Parser;
-use strata_agent::{AgentConfig, AgentDaemon};
+use std::path::Path;
+use strata_agent::config::DEFAULT_CONFIG_FILE;
+use strata_agent::{AgentConfig, AgentDaemon, AgentError};
+use tracing::{info, warn};
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG")
@@ -20,6 +23,15 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+    notify(sd_notify::NotifyState::Stopping);
+}
+
+/// Tells systemd (`Type=notify`) how the agent is doing; a no-op outside systemd. Supervisors
+/// do not inherit `NOTIFY_SOCKET`: the containerizer clears their environment.
+fn notify(state: sd_notify::NotifyState) {
+    if let Err(err) = sd_notify::notify(false, &[state]) {
+        warn!(cause = %err, "cannot notify systemd");
     }
 }
 
@@ -45,8 +57,26 @@ fn main() -> std::process::ExitCode {
             }
         };
     }
-    let config = AgentConfig::parse();
+    let layered = match strata_flags::parse::<AgentConfig>(Path::new(DEFAULT_CONFIG_FILE)) {
+        Ok(layered) => layered,
+        Err(err) => err.exit("strata-agent"),
+    };
     init_tracing();
+    if let Some(file) = &layered.file {
+        info!(file = %file.display(), keys = %layered.applied.join(","),
+              overridden = %layered.overridden.join(","), "read the config file");
+    }
+    let config = layered.config;
+    // `--recover=cleanup`: kill what the previous run left, remove its checkpoints, exit 0.
+    if config.recover == strata_agent::config::Recover::Cleanup {
+        return match strata_agent::cleanup::run(&config) {
+            Ok(_) => std::process::ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("strata-agent: error: {err}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(err) => {
@@ -56,13 +86,19 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         let agent = AgentDaemon::bind(config).await?;
+        // Isolation is set up and the HTTP port bound; `run` adopts the containers of an
+        // earlier run and (re)registers with the master, which may not be up yet.
+        notify(sd_notify::NotifyState::Ready);
         agent.run(shutdown_signal()).await
     });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("strata-agent: error: {err}");
-            std::process::ExitCode::FAILURE
+            match err {
+                AgentError::Config(_) => std::process::ExitCode::from(strata_flags::USAGE_EXIT),
+                _ => std::process::ExitCode::FAILURE,
+            }
         }
     }
 }

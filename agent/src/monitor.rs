@@ -354,6 +354,7 @@ mod tests {
                         command: CommandInfo::shell("sleep 10"),
                         kill_grace_period_secs: None,
                         hostname: None,
+                        container: None,
                     },
                     sandbox: PathBuf::from("/sandbox"),
                 },

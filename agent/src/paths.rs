@@ -2,8 +2,10 @@
 //!
 //! ```text
 //! <work_dir>/meta/agent_id                          the id the master gave this agent
+//! <work_dir>/meta/frameworks/<framework_id>/framework.json   see crate::checkpoint
 //! <work_dir>/meta/containers/<container_id>/        per-container checkpoint dir:
 //!     task.json      framework + task (written before the supervisor starts)
+//!     task.updates   the task's status updates, acknowledgements and kill (crate::checkpoint)
 //!     spec.json      what the supervisor runs (see supervisor.rs)
 //!     supervisor.pid the supervisor's pid
 //!     init.pid, status.json, supervisor.log         written by the supervisor

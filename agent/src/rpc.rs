@@ -8,6 +8,8 @@ use capnp::capability::Rc;
 use capnp_rpc::{rpc_twoparty_capnp, twoparty, RpcSystem};
 use futures::AsyncReadExt;
 use std::time::Duration;
+use strata_ha::zk::Follower;
+use strata_ha::MasterAddress;
 use strata_schema::agent_capnp::{agent, agent_session};
 use strata_schema::scheduler_capnp::master;
 use strata_schema::{wire, UpdateUuid};
@@ -40,16 +42,27 @@ fn gone() -> capnp::Error {
     capnp::Error::failed("the agent is shutting down".to_string())
 }
 
+/// The agent's ZooKeeper session timeout when it follows the leader through `zk://`.
+const ZK_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+
 async fn link(
-    master_addr: String,
+    master: String,
     actor: Actor,
     mut outbound: mpsc::UnboundedReceiver<ToMaster>,
     backoff_max: Duration,
 ) {
+    // The flags were validated: a bad address cannot get here.
+    let address = master
+        .parse::<MasterAddress>()
+        .unwrap_or(MasterAddress::Direct(master.clone()));
+    let mut follower = Follower::new(&address, ZK_SESSION_TIMEOUT);
     let mut backoff = Duration::from_millis(50);
     let mut warned = false;
     loop {
-        match session(&master_addr, &actor, &mut outbound).await {
+        let Some(master_addr) = follower.resolve().await else {
+            return;
+        };
+        match session(&master_addr, &actor, &mut outbound, &mut follower).await {
             Ok(()) => {
                 backoff = Duration::from_millis(50);
                 warned = false;
@@ -68,7 +81,11 @@ async fn link(
         }
         // Updates queued while disconnected are resent from the actor after re-registering.
         while outbound.try_recv().is_ok() {}
-        tokio::time::sleep(backoff).await;
+        // Retry after the backoff, or at once when ZooKeeper names a new leader.
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = follower.changed() => backoff = Duration::from_millis(50),
+        }
         backoff = (backoff * 2).min(backoff_max);
     }
 }
@@ -78,6 +95,7 @@ async fn session(
     master_addr: &str,
     actor: &Actor,
     outbound: &mut mpsc::UnboundedReceiver<ToMaster>,
+    follower: &mut Follower,
 ) -> Result<(), String> {
     let stream = tokio::net::TcpStream::connect(master_addr)
         .await
@@ -124,6 +142,9 @@ async fn session(
     let response = tokio::select! {
         r = req.send().promise => r.map_err(|e| format!("register: {e}"))?,
         _ = &mut closed => return Err("the connection closed during registration".to_string()),
+        _ = follower.changed() => {
+            return Err("the leading master changed during registration".to_string())
+        }
     };
     let (agent_id, master_info, session) = (|| -> Result<_, wire::WireError> {
         let r = response.get()?;
@@ -158,6 +179,10 @@ async fn session(
                 None => return Ok(()),
             },
             _ = &mut closed => return Ok(()),
+            _ = follower.changed() => {
+                info!("the leading master changed: re-registering with the new one");
+                return Ok(());
+            }
         }
     }
 }

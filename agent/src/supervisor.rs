@@ -106,6 +106,10 @@ pub struct ContainerSpec {
     /// capability bounding set and no_new_privs set by the task before `execve`.
     #[serde(default)]
     pub isolation: ProcessIsolation,
+    /// A task with an image: its root filesystem and runtime settings; the container is then
+    /// created by libcontainer from an OCI runtime spec (see `crate::image_container`).
+    #[serde(default)]
+    pub image: Option<crate::image_container::ImageLaunch>,
 }
 
 /// How a container ended; the contents of `status.json`.
@@ -247,6 +251,9 @@ pub fn supervise(dir: &Path) -> Result<ExitStatus, SupervisorError> {
             path: spec_path,
             source,
         })?;
+    if let Some(image) = &spec.image {
+        return crate::image_container::supervise(dir, &spec, image);
+    }
     let status = match start(&spec) {
         Ok(container) => {
             if let Err(err) = write_file(
@@ -310,7 +317,7 @@ fn signal_name(signal: i32) -> String {
         .into_owned()
 }
 
-fn write_status(dir: &Path, status: &ExitStatus) -> Result<(), SupervisorError> {
+pub(crate) fn write_status(dir: &Path, status: &ExitStatus) -> Result<(), SupervisorError> {
     let path = dir.join(STATUS_FILE);
     let data = serde_json::to_vec_pretty(status).map_err(|err| SupervisorError::WriteStatus {
         path: path.clone(),
@@ -322,7 +329,7 @@ fn write_status(dir: &Path, status: &ExitStatus) -> Result<(), SupervisorError> 
 /// Writes `path` atomically (temp file + rename). `durable` adds the fsyncs of the file and its
 /// directory; `init.pid` goes without them, as it only matters to an agent restarted while this
 /// process lives, which sees the page cache (after a machine crash no container survives).
-fn write_file(path: &Path, data: &[u8], durable: bool) -> std::io::Result<()> {
+pub(crate) fn write_file(path: &Path, data: &[u8], durable: bool) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut name = OsString::from(".");
     name.push(path.file_name().unwrap_or_default());
@@ -343,7 +350,7 @@ fn write_file(path: &Path, data: &[u8], durable: bool) -> std::io::Result<()> {
 }
 
 /// A line for the agent on stdout. Best effort: the agent may be gone (EPIPE, SIGPIPE ignored).
-fn report(line: std::fmt::Arguments) {
+pub(crate) fn report(line: std::fmt::Arguments) {
     let mut out = std::io::stdout().lock();
     let _ = out
         .write_fmt(line)
@@ -352,7 +359,7 @@ fn report(line: std::fmt::Arguments) {
 }
 
 /// A diagnostic on stderr (the agent points it at `supervisor.log`).
-fn log(line: std::fmt::Arguments) {
+pub(crate) fn log(line: std::fmt::Arguments) {
     let _ = writeln!(
         std::io::stderr().lock(),
         "strata-agent supervise[{}]: {line}",
@@ -360,7 +367,7 @@ fn log(line: std::fmt::Arguments) {
     );
 }
 
-fn one_line(message: &str) -> String {
+pub(crate) fn one_line(message: &str) -> String {
     message.replace(['\n', '\r'], " ")
 }
 
@@ -368,9 +375,9 @@ fn one_line(message: &str) -> String {
 // Signals. Handlers only touch atomics and call kill(2), which is async-signal-safe.
 
 /// The host pid of the container's init while it can be signalled; 0 before and after.
-static INIT_PID: AtomicI32 = AtomicI32::new(0);
+pub(crate) static INIT_PID: AtomicI32 = AtomicI32::new(0);
 /// A signal the supervisor received before init existed; forwarded once it does.
-static PENDING_SIGNAL: AtomicI32 = AtomicI32::new(0);
+pub(crate) static PENDING_SIGNAL: AtomicI32 = AtomicI32::new(0);
 /// In init: the task's pid (in init's pid namespace); 0 until it is forked.
 static TASK_PID: AtomicI32 = AtomicI32::new(0);
 
@@ -762,7 +769,7 @@ impl Container {
 }
 
 /// Waits for init to exit and reaps it. Signals stop being forwarded before the pid is freed.
-fn wait_for_init(pid: i32) -> i32 {
+pub(crate) fn wait_for_init(pid: i32) -> i32 {
     loop {
         // SAFETY: an all-zero siginfo_t is valid; waitid fills it in.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
@@ -797,7 +804,7 @@ fn read_exact_nonblocking(file: &mut File, buf: &mut [u8]) -> bool {
 }
 
 /// Kills what is left in the container's cgroup, waits for it to empty, and removes it.
-fn cleanup_cgroup(cgroup: &Cgroup) {
+pub(crate) fn cleanup_cgroup(cgroup: &Cgroup) {
     if cgroup.populated().unwrap_or(true) {
         if let Err(err) = cgroup.kill() {
             log(format_args!("{err}"));
@@ -896,6 +903,16 @@ fn init_main(p: &Prepared, birth: Birth, exec_w: OwnedFd, status_w: OwnedFd) -> 
                 ),
             );
         }
+    }
+    // The agent and its supervisors may be shielded from the OOM killer (the packaged systemd
+    // unit sets OOMScoreAdjust=-1000), the container must not be: the kernel never picks a
+    // process at -1000, not even to enforce the container's own memory.max.
+    if let Err(err) = std::fs::write("/proc/self/oom_score_adj", b"0") {
+        fail(
+            pipe,
+            None,
+            &format!("failed to reset the container's oom_score_adj: {err}"),
+        );
     }
     for signal in FORWARDED {
         set_handler(signal, SigHandler::Handler(init_on_signal));

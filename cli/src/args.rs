@@ -14,7 +14,8 @@ pub const DEFAULT_MASTER: &str = "127.0.0.1:5050";
 #[derive(Debug, Parser)]
 #[command(name = "strata", version = strata_schema::VERSION, propagate_version = true)]
 pub struct Cli {
-    /// The master's address, as host:port
+    /// The master's address, as host:port, or zk://host:port[,host:port]/path to use whichever
+    /// master leads
     #[arg(long, global = true, env = "STRATA_MASTER", default_value = DEFAULT_MASTER,
           value_parser = parse_master)]
     pub master: String,
@@ -41,6 +42,28 @@ pub enum Command {
     Agents(AgentsArgs),
     /// Kill a task
     Kill(KillArgs),
+    /// List the images in the agents' image stores, or prune the unused ones
+    Images(ImagesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Only this agent (`host:port` of its HTTP endpoints) [default: every agent of the master]
+    #[arg(long)]
+    pub agent: Option<String>,
+
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub action: Option<ImagesAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImagesAction {
+    /// Remove the images no container uses (and their layers)
+    Prune,
 }
 
 #[derive(Debug, Args)]
@@ -111,14 +134,52 @@ pub struct RunArgs {
     #[arg(short, long)]
     pub quiet: bool,
 
+    /// Run the task in this image: a registry reference (`registry:5000/repo:tag`,
+    /// `…@sha256:…`), `oci:DIR[:REF]`, `oci-archive:FILE[:REF]` or `docker-archive:FILE[:TAG]`;
+    /// without a command it runs the image's entrypoint and cmd
+    #[arg(long, value_name = "REF")]
+    pub image: Option<String>,
+
+    /// The image's type in the task's ContainerInfo [default: oci for oci: and oci-archive:
+    /// names, else docker]
+    #[arg(long, value_parser = ["docker", "oci"], requires = "image")]
+    pub image_type: Option<String>,
+
+    /// Bind a host path into the container, `HOST:CONTAINER[:ro|rw]` (repeatable; needs --image)
+    #[arg(long = "volume", value_name = "HOST:CONTAINER[:MODE]", value_parser = parse_volume, requires = "image")]
+    pub volumes: Vec<strata_schema::Volume>,
+
     /// The command: one word-string runs through /bin/sh -c, several are executed directly
     #[arg(
-        required = true,
+        required_unless_present = "image",
         trailing_var_arg = true,
         allow_hyphen_values = true,
         value_name = "CMD"
     )]
     pub command: Vec<String>,
+}
+
+/// `HOST:CONTAINER[:ro|rw]`.
+pub fn parse_volume(text: &str) -> Result<strata_schema::Volume, String> {
+    let parts: Vec<&str> = text.split(':').collect();
+    let (host, container, mode) = match parts.as_slice() {
+        [host, container] => (*host, *container, strata_schema::VolumeMode::Rw),
+        [host, container, "rw"] => (*host, *container, strata_schema::VolumeMode::Rw),
+        [host, container, "ro"] => (*host, *container, strata_schema::VolumeMode::Ro),
+        [_, _, mode] => return Err(format!("unknown volume mode {mode:?} (ro or rw)")),
+        _ => return Err("expected HOST:CONTAINER[:ro|rw]".to_string()),
+    };
+    if !host.starts_with('/') {
+        return Err(format!("the host path {host:?} must be absolute"));
+    }
+    if container.is_empty() {
+        return Err("the container path is empty".to_string());
+    }
+    Ok(strata_schema::Volume {
+        container_path: container.to_string(),
+        host_path: host.to_string(),
+        mode,
+    })
 }
 
 #[derive(Debug, Args)]
@@ -151,13 +212,13 @@ pub struct KillArgs {
 }
 
 /// Normalizes a master address to `host:port`: accepts `host`, `host:port`, `[v6]:port`, a bare
-/// IP address, and an `http://` URL; rejects ZooKeeper URLs, which the CLI does not resolve yet.
+/// IP address, an `http://` URL, and `zk://host:port[,host:port]/path` (the leader is looked up
+/// in ZooKeeper when the command starts).
 pub fn parse_master(text: &str) -> Result<String, String> {
     let text = text.trim();
     if text.starts_with("zk://") {
-        return Err("ZooKeeper URLs are not supported by the strata CLI yet; \
-                    pass the leading master as host:port"
-            .to_string());
+        // Resolved to the leading master when the command starts.
+        return text.parse::<strata_ha::ZkUrl>().map(|url| url.to_string());
     }
     if text.starts_with("https://") {
         return Err("https is not supported; pass the master as host:port".to_string());
@@ -232,9 +293,11 @@ mod tests {
         assert_eq!(parse_master("10.0.0.1").unwrap(), "10.0.0.1:5050");
         assert_eq!(parse_master("::1").unwrap(), "[::1]:5050");
         assert_eq!(parse_master("[::1]:7000").unwrap(), "[::1]:7000");
-        assert!(parse_master("zk://z1:2181/strata")
-            .unwrap_err()
-            .contains("ZooKeeper"));
+        assert_eq!(
+            parse_master("zk://z1:2181,z2:2181/strata/").unwrap(),
+            "zk://z1:2181,z2:2181/strata"
+        );
+        assert!(parse_master("zk://z1:2181").unwrap_err().contains("path"));
         assert!(parse_master("m1:notaport").is_err());
         assert!(parse_master("m1:5050/state").is_err());
         assert!(parse_master("").is_err());

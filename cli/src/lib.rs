@@ -9,6 +9,7 @@
 
 pub mod args;
 pub mod daemons;
+pub mod images;
 pub mod inspect;
 pub mod launch;
 pub mod master;
@@ -37,6 +38,7 @@ pub fn main(cli: Cli) -> u8 {
     };
     let master = cli.master;
     let result = runtime.block_on(async move {
+        let master = resolve_master(&master).await?;
         match cli.command {
             Command::Up(args) => up::up(args).await,
             Command::Down(args) => up::down(args).await,
@@ -44,6 +46,7 @@ pub fn main(cli: Cli) -> u8 {
             Command::Tasks(args) => inspect::tasks(&master, args).await,
             Command::Agents(args) => inspect::agents(&master, args).await,
             Command::Kill(args) => inspect::kill(&master, args).await,
+            Command::Images(args) => images::images(&master, args).await,
         }
     });
     // Do not wait for background reads (e.g. a sandbox follower) to notice the end.
@@ -54,6 +57,18 @@ pub fn main(cli: Cli) -> u8 {
             eprintln!("error: {}", format!("{err:#}").replace('\n', " "));
             1
         }
+    }
+}
+
+/// The leading master's `host:port` for a `zk://` address (looked up once); others as given.
+async fn resolve_master(master: &str) -> anyhow::Result<String> {
+    let Ok(url) = master.parse::<strata_ha::ZkUrl>() else {
+        return Ok(master.to_string());
+    };
+    match strata_ha::zk::current_leader(&url, std::time::Duration::from_secs(5)).await {
+        Ok(Some(leader)) => Ok(leader.endpoint()),
+        Ok(None) => anyhow::bail!("no master leads in {url}"),
+        Err(err) => anyhow::bail!("cannot find the leading master in {url}: {err}"),
     }
 }
 

@@ -73,12 +73,39 @@ struct Plan {
     mem: f64,
     resources: Resources,
     command: strata_schema::CommandInfo,
+    container: Option<strata_schema::ContainerInfo>,
 }
 
 impl Plan {
     fn new(args: &RunArgs) -> anyhow::Result<Self> {
-        let command = launch::build_command(&args.command, args.user.as_deref(), &args.env)
-            .map_err(|why| anyhow!("invalid command: {why}"))?;
+        let container = args.image.as_ref().map(|name| {
+            let kind = match args.image_type.as_deref() {
+                Some("oci") => strata_schema::ImageType::Oci,
+                Some(_) => strata_schema::ImageType::Docker,
+                None if name.starts_with("oci:") || name.starts_with("oci-archive:") => {
+                    strata_schema::ImageType::Oci
+                }
+                None => strata_schema::ImageType::Docker,
+            };
+            let mut container = strata_schema::ContainerInfo::image(kind, name.clone());
+            container.volumes = args.volumes.clone();
+            container
+        });
+        if let Some(container) = &container {
+            container
+                .validate()
+                .map_err(|why| anyhow!("invalid --image or --volume: {why}"))?;
+        }
+        let command = if container.is_some() && args.command.is_empty() {
+            // The image's entrypoint and cmd.
+            let mut command = strata_schema::CommandInfo::argv(Vec::new());
+            command.user = args.user.clone();
+            command.environment = args.env.clone();
+            command
+        } else {
+            launch::build_command(&args.command, args.user.as_deref(), &args.env)
+                .map_err(|why| anyhow!("invalid command: {why}"))?
+        };
         let task_id = match &args.task_id {
             Some(id) => id.clone(),
             None => launch::task_id(args.name.as_deref(), &launch::random_suffix())
@@ -94,6 +121,7 @@ impl Plan {
             mem: args.mem,
             resources,
             command,
+            container,
         })
     }
 }
@@ -192,6 +220,7 @@ impl Session<'_> {
                 command: self.plan.command.clone(),
                 kill_grace_period_secs: None,
                 hostname: None,
+                container: self.plan.container.clone(),
             };
             tracing::info!(task_id = %task.task_id, agent_id = %offer.agent_id, "launching");
             // No filter on the unused rest of the offer, so other launches are not delayed.

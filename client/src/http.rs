@@ -21,6 +21,9 @@ pub enum HttpError {
 fn client() -> &'static reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     CLIENT.get_or_init(|| {
+        // reqwest is built with rustls but no crypto provider when the agent's image store
+        // (oci-client) is in the same build: a client then needs one installed first.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(5))

@@ -116,7 +116,8 @@ pub struct SchedulerDriver {
 }
 
 impl SchedulerDriver {
-    /// Connects to the master at `addr` (`host:port`) and subscribes `framework`.
+    /// Connects to the master at `addr` (`host:port`, or `zk://host:port/path` to follow the
+    /// leading master across failovers) and subscribes `framework`.
     pub async fn subscribe(
         addr: &str,
         framework: FrameworkInfo,
@@ -240,19 +241,107 @@ impl SchedulerDriver {
     }
 }
 
-/// The connection thread: subscribe, then turn commands into calls until either side goes.
+/// How a framework's ZooKeeper session is kept when it follows the leader through `zk://`.
+const ZK_SESSION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How one connection ended.
+enum Ended {
+    /// The driver was dropped.
+    Done,
+    /// Subscribing failed.
+    Refused(ClientError),
+    /// The connection dropped or the leader changed after subscribing.
+    Lost(String),
+}
+
+/// The connection thread: subscribe, then turn commands into calls until either side goes. With
+/// a `zk://` master it follows the leader: when the connection drops or another master is
+/// elected, it re-subscribes there with the framework id (failing over within the framework's
+/// failover timeout, as Mesos' drivers do); commands wait meanwhile.
 async fn connection(
     addr: String,
-    framework: FrameworkInfo,
+    mut framework: FrameworkInfo,
     mut cmds: mpsc::UnboundedReceiver<Cmd>,
     events: mpsc::UnboundedSender<Event>,
     ready: oneshot::Sender<Result<FrameworkId, ClientError>>,
 ) {
-    let stream = match tokio::net::TcpStream::connect(&addr).await {
+    let address = match addr.parse::<strata_ha::MasterAddress>() {
+        Ok(address) => address,
+        Err(err) => {
+            let _ = ready.send(Err(ClientError::Rpc(err)));
+            return;
+        }
+    };
+    let mut follower = strata_ha::zk::Follower::new(&address, ZK_SESSION_TIMEOUT);
+    let mut ready = Some(ready);
+    let mut backoff = std::time::Duration::from_millis(100);
+    loop {
+        let Some(endpoint) = follower.resolve().await else {
+            return;
+        };
+        match session(
+            &endpoint,
+            &mut framework,
+            &mut cmds,
+            &events,
+            &mut ready,
+            &mut follower,
+        )
+        .await
+        {
+            Ended::Done => return,
+            Ended::Refused(err) => {
+                if let Some(ready) = ready.take() {
+                    let _ = ready.send(Err(err));
+                    return;
+                }
+                if !follower.follows_leader() {
+                    let _ = events.send(Event::Disconnected(err.to_string()));
+                    break;
+                }
+            }
+            Ended::Lost(reason) => {
+                let _ = events.send(Event::Disconnected(reason));
+                if !follower.follows_leader() {
+                    break;
+                }
+                backoff = std::time::Duration::from_millis(100);
+            }
+        }
+        // Re-subscribe as the same framework.
+        if framework.id.is_none() {
+            return;
+        }
+        // Retry after the backoff, or at once when ZooKeeper names a new leader.
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = follower.changed() => {}
+        }
+        backoff = (backoff * 2).min(std::time::Duration::from_secs(2));
+    }
+    // Answer whatever is still asked with Disconnected.
+    cmds.close();
+    while let Some(cmd) = cmds.recv().await {
+        drop(cmd);
+    }
+}
+
+/// One connection: subscribe (the first time reporting to `ready`), then serve commands.
+async fn session(
+    addr: &str,
+    framework: &mut FrameworkInfo,
+    cmds: &mut mpsc::UnboundedReceiver<Cmd>,
+    events: &mpsc::UnboundedSender<Event>,
+    ready: &mut Option<oneshot::Sender<Result<FrameworkId, ClientError>>>,
+    follower: &mut strata_ha::zk::Follower,
+) -> Ended {
+    let stream = match tokio::net::TcpStream::connect(addr).await {
         Ok(s) => s,
         Err(source) => {
-            let _ = ready.send(Err(ClientError::Connect { addr, source }));
-            return;
+            return Ended::Refused(ClientError::Connect {
+                addr: addr.to_string(),
+                source,
+            })
         }
     };
     let _ = stream.set_nodelay(true);
@@ -274,7 +363,7 @@ async fn connection(
         let _ = closed_tx.send(reason);
     });
     let mut req = master.subscribe_request();
-    wire::set_framework(req.get().init_framework(), &framework);
+    wire::set_framework(req.get().init_framework(), framework);
     req.get()
         .set_scheduler(capnp_rpc::new_client(SchedulerImpl {
             events: events.clone(),
@@ -282,8 +371,10 @@ async fn connection(
     let subscribed = tokio::select! {
         r = req.send().promise => r,
         reason = &mut closed => {
-            let _ = ready.send(Err(ClientError::Rpc(reason.unwrap_or_default())));
-            return;
+            return Ended::Refused(ClientError::Rpc(reason.unwrap_or_default()));
+        }
+        _ = follower.changed() => {
+            return Ended::Refused(ClientError::Rpc("the leading master changed".to_string()));
         }
     };
     let (framework_id, session) = match subscribed.map_err(rpc_error).and_then(|r| {
@@ -294,28 +385,23 @@ async fn connection(
         Ok((id, session))
     }) {
         Ok(ok) => ok,
-        Err(err) => {
-            let _ = ready.send(Err(err));
-            return;
-        }
+        Err(err) => return Ended::Refused(err),
     };
-    if ready.send(Ok(framework_id)).is_err() {
-        return;
+    framework.id = Some(framework_id.clone());
+    if let Some(ready) = ready.take() {
+        if ready.send(Ok(framework_id)).is_err() {
+            return Ended::Done;
+        }
     }
     loop {
         tokio::select! {
             cmd = cmds.recv() => match cmd {
                 Some(cmd) => issue(&session, cmd),
-                None => return,
+                None => return Ended::Done,
             },
-            reason = &mut closed => {
-                let _ = events.send(Event::Disconnected(reason.unwrap_or_default()));
-                // Answer whatever is still asked with Disconnected.
-                cmds.close();
-                while let Some(cmd) = cmds.recv().await {
-                    drop(cmd);
-                }
-                return;
+            reason = &mut closed => return Ended::Lost(reason.unwrap_or_default()),
+            _ = follower.changed() => {
+                return Ended::Lost("the leading master changed".to_string());
             }
         }
     }

@@ -2,15 +2,19 @@
 //! send it [`Msg`]s; it applies them to [`Master`] in order, allocates after each batch of
 //! messages, and runs the timers (pings, heartbeats, failover timeouts, filter expiry).
 
+use crate::registry::Registry;
 use crate::state::{
     AgentLink, CallError, ConnId, Master, OperatorKillError, ReportedTask, SchedulerLink,
 };
 use std::time::{Duration, Instant};
+use strata_ha::registry::Store;
+use strata_ha::zk::Leadership;
 use strata_schema::{
     AgentId, AgentInfo, FrameworkId, FrameworkInfo, MasterInfo, OfferId, TaskId, TaskInfo,
     TaskStatus, UpdateUuid,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::info;
 
 pub type Reply<T> = oneshot::Sender<T>;
 
@@ -101,7 +105,27 @@ pub struct Timers {
     pub allocation_interval: Duration,
 }
 
-fn handle(master: &mut Master, msg: Msg, now: Instant) {
+/// Makes the registry's store once this master leads.
+pub type StoreSource = Box<dyn FnOnce() -> Store + Send>;
+
+/// Commits the registry if it changed: a master never acts on a change it could not commit, so
+/// a failed write ends the actor (and the master: a standby takes over).
+async fn commit(master: &mut Master, store: &mut Store) -> Result<(), String> {
+    if let Some(registry) = master.take_registry_change() {
+        store
+            .store(&registry.to_json())
+            .await
+            .map_err(|err| format!("cannot commit the registry to {}: {err}", store.location()))?;
+    }
+    Ok(())
+}
+
+/// Replies held until the registry holding what they admit is committed.
+type Deferred = Vec<Box<dyn FnOnce() + Send>>;
+
+/// Applies `msg`. Replies that admit an agent or a framework are pushed to `deferred`: they go
+/// out once the registry holding the admission is committed (one commit per batch of messages).
+fn handle(master: &mut Master, msg: Msg, now: Instant, deferred: &mut Deferred) {
     match msg {
         Msg::RegisterAgent {
             conn,
@@ -113,7 +137,9 @@ fn handle(master: &mut Master, msg: Msg, now: Instant) {
             let result = master
                 .register_agent(conn, info, link, running)
                 .map(|id| (id, master.info.clone()));
-            let _ = reply.send(result);
+            deferred.push(Box::new(move || {
+                let _ = reply.send(result);
+            }));
         }
         Msg::StatusUpdate {
             conn,
@@ -131,7 +157,10 @@ fn handle(master: &mut Master, msg: Msg, now: Instant) {
             link,
             reply,
         } => {
-            let _ = reply.send(master.subscribe(conn, info, link));
+            let result = master.subscribe(conn, info, link);
+            deferred.push(Box::new(move || {
+                let _ = reply.send(result);
+            }));
         }
         Msg::Call {
             conn,
@@ -176,13 +205,55 @@ fn handle(master: &mut Master, msg: Msg, now: Instant) {
     }
 }
 
-/// Runs the actor until `shutdown` resolves or every sender is gone.
+/// Runs the actor until `shutdown` resolves or every sender is gone: it waits to lead, takes over
+/// the registry, then serves. An error ends the master: leadership lost, or a registry that
+/// cannot be read or written.
 pub async fn run(
     mut master: Master,
     mut mailbox: mpsc::UnboundedReceiver<Msg>,
     timers: Timers,
     shutdown: impl std::future::Future<Output = ()>,
-) {
+    mut leadership: watch::Receiver<Leadership>,
+    store: StoreSource,
+) -> Result<(), String> {
+    tokio::pin!(shutdown);
+    loop {
+        let current = leadership.borrow_and_update().clone();
+        match current {
+            Leadership::Leading => break,
+            Leadership::Lost(reason) => return Err(format!("lost the election: {reason}")),
+            Leadership::Following(leader) => {
+                info!(leader = ?leader.as_ref().map(|l| l.endpoint()), "standing by");
+            }
+        }
+        tokio::select! {
+            changed = leadership.changed() => {
+                if changed.is_err() {
+                    return Err("the election ended".to_string());
+                }
+            }
+            _ = &mut shutdown => return Ok(()),
+        }
+    }
+    // The store of the session that won (a standby may have rejoined with a new one).
+    let mut store = store();
+    let registry = match store
+        .load()
+        .await
+        .map_err(|err| format!("cannot read the registry: {err}"))?
+    {
+        Some(data) => {
+            Registry::from_json(&data).map_err(|err| format!("{} ({})", err, store.location()))?
+        }
+        None => Registry::default(),
+    };
+    info!(
+        agents = registry.agents.len(),
+        frameworks = registry.frameworks.len(),
+        registry = %store.location(),
+        "leading: recovered the registry"
+    );
+    master.recover(registry, Instant::now());
     let mut ping = tokio::time::interval(timers.agent_ping_timeout);
     let mut heartbeat = tokio::time::interval(timers.heartbeat_interval);
     let mut allocation = tokio::time::interval(timers.allocation_interval);
@@ -190,16 +261,45 @@ pub async fn run(
     for t in [&mut ping, &mut heartbeat, &mut allocation, &mut failover] {
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     }
-    tokio::pin!(shutdown);
+    // Allocation on events runs at most every MIN_ALLOCATION_GAP: a storm of small batches (a
+    // thousand agents re-registering with a new leader) then costs a few allocations over all
+    // agents instead of one per batch.
+    let mut last_allocation = Instant::now() - MIN_ALLOCATION_GAP;
+    let mut allocate_soon: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     loop {
         tokio::select! {
+            _ = async { allocate_soon.as_mut().expect("guarded").await }, if allocate_soon.is_some() => {
+                allocate_soon = None;
+            }
             msg = mailbox.recv() => {
                 let Some(msg) = msg else { break };
                 let now = Instant::now();
-                handle(&mut master, msg, now);
-                // Drain what is already queued, then allocate once for the whole batch.
+                let mut deferred = Deferred::new();
+                handle(&mut master, msg, now, &mut deferred);
+                // Drain what is already queued, commit the registry once for the whole batch,
+                // then answer the admissions and allocate once.
                 while let Ok(msg) = mailbox.try_recv() {
-                    handle(&mut master, msg, now);
+                    handle(&mut master, msg, now, &mut deferred);
+                }
+                commit(&mut master, &mut store).await?;
+                for reply in deferred {
+                    reply();
+                }
+            }
+            changed = leadership.changed() => {
+                let current = leadership.borrow_and_update().clone();
+                match current {
+                    Leadership::Leading => {}
+                    Leadership::Lost(reason) => return Err(format!("lost leadership: {reason}")),
+                    Leadership::Following(leader) => {
+                        return Err(format!(
+                            "lost leadership to {}",
+                            leader.map_or("another master".to_string(), |l| l.endpoint())
+                        ))
+                    }
+                }
+                if changed.is_err() {
+                    return Err("lost leadership: the election ended".to_string());
                 }
             }
             _ = ping.tick() => master.ping_tick(),
@@ -208,13 +308,31 @@ pub async fn run(
                 master.expire_filters(Instant::now());
                 // The batched allocation also re-offers what filters held back.
                 master.allocate(Instant::now());
+                last_allocation = Instant::now();
                 continue;
             }
-            _ = failover.tick() => master.failover_tick(Instant::now()),
+            _ = failover.tick() => {
+                master.failover_tick(Instant::now());
+                master.reregister_tick(Instant::now());
+            }
             _ = &mut shutdown => break,
         }
+        // Ticks change the registry too (agents found unreachable, frameworks torn down).
+        commit(&mut master, &mut store).await?;
         if master.needs_allocation() {
-            master.allocate(Instant::now());
+            let now = Instant::now();
+            if now.duration_since(last_allocation) >= MIN_ALLOCATION_GAP {
+                master.allocate(now);
+                last_allocation = now;
+            } else if allocate_soon.is_none() {
+                allocate_soon = Some(Box::pin(tokio::time::sleep_until(
+                    (last_allocation + MIN_ALLOCATION_GAP).into(),
+                )));
+            }
         }
     }
+    Ok(())
 }
+
+/// The shortest time between two event-driven allocations.
+const MIN_ALLOCATION_GAP: Duration = Duration::from_millis(10);

@@ -9,13 +9,26 @@ fn duration(text: &str) -> Result<Duration, String> {
     strata_schema::parse_duration(text).map_err(|e| e.to_string())
 }
 
+/// The config file read when neither `--config` nor `STRATA_CONFIG` names one (it may be absent).
+pub const DEFAULT_CONFIG_FILE: &str = "/etc/strata/master.toml";
+
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "strata-master",
     version,
-    about = "The Strata master: offers agents' resources to frameworks"
+    about = "The Strata master: offers agents' resources to frameworks",
+    after_help = "Every flag is also a key of the config file (default /etc/strata/master.toml), \
+                  e.g. `work_dir = \"/srv/strata/master\"`, and is read from its STRATA_* \
+                  environment variable; flags win over the environment, which wins over the \
+                  file. Logs go to stderr (the journal under systemd); STRATA_LOG sets their \
+                  level (error, warn, info, debug, trace, or a filter such as \
+                  `info,strata_master=debug`)."
 )]
 pub struct MasterConfig {
+    /// Config file (TOML): keys are the long flags' names, `work_dir = "/srv/strata/master"`
+    /// [default: /etc/strata/master.toml, if it exists]
+    #[arg(long, env = "STRATA_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Address to listen on (HTTP and Cap'n Proto RPC share one port).
     #[arg(long, env = "STRATA_IP", default_value = "0.0.0.0")]
     pub ip: IpAddr,
@@ -59,6 +72,22 @@ pub struct MasterConfig {
         default_value_t = 1000
     )]
     pub max_completed_tasks_per_framework: usize,
+    /// ZooKeeper to elect the leading master through, `zk://host1:port1,host2:port2/path`
+    /// (Mesos layout: `<path>/json.info_NNNNNNNNNN`; the registry is `<path>/registry`). Without
+    /// it the master is standalone and keeps its registry in `<work dir>/registry.json`.
+    #[arg(long, env = "STRATA_ZK", value_parser = zk_url)]
+    pub zk: Option<strata_ha::ZkUrl>,
+    /// ZooKeeper session timeout: a leader that loses its session for longer stops leading.
+    #[arg(long, alias = "zk_session_timeout", env = "STRATA_ZK_SESSION_TIMEOUT", default_value = "10secs", value_parser = duration)]
+    pub zk_session_timeout: Duration,
+    /// How long agents admitted by an earlier leader have to re-register with a new one before
+    /// they are marked unreachable (their tasks then reconcile as TASK_UNREACHABLE or TASK_LOST).
+    #[arg(long, alias = "agent_reregister_timeout", env = "STRATA_AGENT_REREGISTER_TIMEOUT", default_value = "10mins", value_parser = duration)]
+    pub agent_reregister_timeout: Duration,
+}
+
+fn zk_url(text: &str) -> Result<strata_ha::ZkUrl, String> {
+    text.parse()
 }
 
 impl MasterConfig {
@@ -70,6 +99,89 @@ impl MasterConfig {
         if self.allocation_interval.is_zero() {
             return Err("--allocation-interval must be greater than zero".to_string());
         }
+        if self.zk_session_timeout < Duration::from_millis(500) {
+            return Err("--zk-session-timeout must be at least 500ms".to_string());
+        }
+        if self.agent_reregister_timeout.is_zero() {
+            return Err("--agent-reregister-timeout must be greater than zero".to_string());
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use clap::CommandFactory;
+    use std::path::Path;
+
+    /// The assignments of a packaged config file, uncommented.
+    fn packaged_assignments(text: &str) -> Vec<(String, String)> {
+        text.lines()
+            .filter_map(|line| line.strip_prefix("# "))
+            .filter_map(|line| line.split_once(" = "))
+            .filter(|(key, _)| key.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_packaged_config_file_documents_every_flag_and_parses() {
+        let text = include_str!("../../packaging/etc/master.toml");
+        let assignments = packaged_assignments(text);
+        for key in strata_flags::known_keys(&MasterConfig::command()) {
+            assert!(
+                assignments.iter().any(|(k, _)| *k == key),
+                "packaging/etc/master.toml does not document `{key}`: add a commented \
+                 `# {key} = <default>` line with what it does"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.toml");
+        let body: String = assignments
+            .iter()
+            .map(|(k, v)| format!("{k} = {v}\n"))
+            .collect();
+        std::fs::write(&path, body).unwrap();
+        let argv = ["strata-master", "--config", path.to_str().unwrap()];
+        let layered = strata_flags::parse_from::<MasterConfig, _, _>(argv, Path::new("/absent"))
+            .unwrap_or_else(|err| panic!("packaging/etc/master.toml, uncommented: {err}"));
+        // The defaults it shows are the defaults.
+        let defaults = MasterConfig::try_parse_from(["strata-master"]).unwrap();
+        assert_eq!(layered.config.port, defaults.port);
+        assert_eq!(layered.config.work_dir, defaults.work_dir);
+        assert_eq!(
+            layered.config.agent_ping_timeout,
+            defaults.agent_ping_timeout
+        );
+        layered.config.validate().unwrap();
+    }
+
+    #[test]
+    fn the_config_file_under_the_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.toml");
+        std::fs::write(&path, "port = 6050\nallocation_interval = \"2secs\"\n").unwrap();
+        let file = path.to_str().unwrap();
+        let parse = |args: &[&str]| {
+            let argv: Vec<&str> = ["strata-master", "--config", file]
+                .iter()
+                .chain(args)
+                .copied()
+                .collect();
+            strata_flags::parse_from::<MasterConfig, _, _>(argv, Path::new("/absent"))
+                .map(|l| l.config)
+        };
+        let config = parse(&[]).unwrap();
+        assert_eq!(config.port, 6050);
+        assert_eq!(config.allocation_interval, Duration::from_secs(2));
+        assert_eq!(parse(&["--port", "7050"]).unwrap().port, 7050);
+        std::fs::write(&path, "max_agent_ping_timeouts = 0\n").unwrap();
+        let err = parse(&[]).unwrap_err().to_string();
+        assert!(
+            err.contains("`max_agent_ping_timeouts` has invalid value '0'"),
+            "{err}"
+        );
     }
 }

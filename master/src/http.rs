@@ -3,27 +3,70 @@
 
 use crate::actor::Msg;
 use crate::state::OperatorKillError;
+use axum::extract::Request;
 use axum::extract::{Query, State};
+use axum::http::header;
 use axum::http::StatusCode;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::{mpsc, oneshot};
+use strata_ha::zk::Leadership;
+use tokio::sync::{mpsc, oneshot, watch};
 
 type Actor = mpsc::UnboundedSender<Msg>;
 
-pub fn router(actor: Actor) -> Router {
+pub fn router(actor: Actor, leadership: watch::Receiver<Leadership>) -> Router {
     Router::new()
         .route("/state", get(state))
         .route("/master/state", get(state))
         .route("/state.json", get(state))
+        .route("/tasks/kill", post(kill))
+        .with_state(actor)
+        .layer(axum::middleware::from_fn_with_state(
+            leadership,
+            leader_only,
+        ))
+        // Every master answers these itself: they are about this process.
         .route("/health", get(|| async { StatusCode::OK }))
         .route("/master/health", get(|| async { StatusCode::OK }))
         .route("/version", get(version))
-        .route("/tasks/kill", post(kill))
-        .with_state(actor)
+}
+
+/// On a standby, every endpoint but health and version redirects to the leader (307, same
+/// path and query), or answers 503 while no leader is known.
+async fn leader_only(
+    State(leadership): State<watch::Receiver<Leadership>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let current = leadership.borrow().clone();
+    match current {
+        Leadership::Leading => next.run(request).await,
+        Leadership::Following(Some(leader)) => {
+            let path = request
+                .uri()
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_string();
+            let location = format!("http://{}{path}", leader.endpoint());
+            (
+                StatusCode::TEMPORARY_REDIRECT,
+                [(header::LOCATION, location.clone())],
+                Json(
+                    json!({ "error": format!("not the leading master; the leader is {location}") }),
+                ),
+            )
+                .into_response()
+        }
+        Leadership::Following(None) | Leadership::Lost(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "error": "no leading master is elected yet" })),
+        )
+            .into_response(),
+    }
 }
 
 fn unavailable() -> Response {

@@ -7,6 +7,7 @@ pub mod allocator;
 pub mod config;
 pub mod http;
 pub mod net;
+pub mod registry;
 pub mod rpc;
 pub mod state;
 
@@ -35,6 +36,28 @@ pub enum MasterError {
     RpcThread(std::io::Error),
     #[error("the HTTP server failed: {0}")]
     Http(std::io::Error),
+    #[error("cannot join the election: {0}")]
+    Zk(#[from] strata_ha::zk::ZkError),
+    /// Lost leadership, or a registry that could not be read or written: a standby takes over
+    /// (and a supervisor such as systemd restarts this one as a standby).
+    #[error("{0}")]
+    Leadership(String),
+}
+
+/// Pending connections the kernel queues for the master. A new leader is reconnected to by every
+/// agent at once; with tokio's default (1024) a thousand agents overflow the accept queue and the
+/// dropped SYNs are only retried a second later. The kernel caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 8192;
+
+fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// A master bound to its port; `run` serves until `shutdown` resolves.
@@ -52,9 +75,7 @@ impl Master {
             source,
         })?;
         let addr = SocketAddr::new(config.ip, config.port);
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| MasterError::Listen { addr, source })?;
+        let listener = listen(addr).map_err(|source| MasterError::Listen { addr, source })?;
         Ok(Self { config, listener })
     }
 
@@ -87,6 +108,7 @@ impl Master {
         };
         info!(master_id = %info.id, %local, "master listening");
         let state_config = state::StateConfig {
+            agent_reregister_timeout: self.config.agent_reregister_timeout,
             max_agent_ping_timeouts: self.config.max_agent_ping_timeouts,
             max_completed_frameworks: self.config.max_completed_frameworks,
             max_completed_tasks_per_framework: self.config.max_completed_tasks_per_framework,
@@ -97,8 +119,40 @@ impl Master {
             heartbeat_interval: state_config.heartbeat_interval,
             allocation_interval: self.config.allocation_interval,
         };
+        // Leadership: contend through ZooKeeper, or lead alone with a registry file.
+        let (leadership, contender, store, _always_leading) = match &self.config.zk {
+            Some(url) => {
+                let leader_info = strata_ha::LeaderInfo::new(
+                    &info.id,
+                    &info.ip,
+                    info.port,
+                    &info.hostname,
+                    &info.version,
+                );
+                let (contender, leadership) = strata_ha::zk::Contender::join(
+                    url,
+                    &leader_info,
+                    self.config.zk_session_timeout,
+                )
+                .await?;
+                let contender = std::sync::Arc::new(contender);
+                let source = std::sync::Arc::clone(&contender);
+                let path = url.path.clone();
+                let store: actor::StoreSource =
+                    Box::new(move || strata_ha::registry::Store::zk(source.client(), &path));
+                (leadership, Some(contender), store, None)
+            }
+            None => {
+                let (tx, rx) = tokio::sync::watch::channel(strata_ha::zk::Leadership::Leading);
+                let work_dir = self.config.work_dir.clone();
+                let store: actor::StoreSource =
+                    Box::new(move || strata_ha::registry::Store::file(&work_dir));
+                (rx, None, store, Some(tx))
+            }
+        };
         let (actor_tx, mailbox) = tokio::sync::mpsc::unbounded_channel();
-        let rpc = rpc::spawn(actor_tx.clone()).map_err(MasterError::RpcThread)?;
+        let rpc =
+            rpc::spawn(actor_tx.clone(), leadership.clone()).map_err(MasterError::RpcThread)?;
         let (http_tx, http_rx) = tokio::sync::mpsc::channel(1024);
         let accept = tokio::spawn(net::accept_loop(self.listener, http_tx, rpc));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -108,7 +162,7 @@ impl Master {
                 connections: http_rx,
                 local,
             },
-            http::router(actor_tx),
+            http::router(actor_tx, leadership.clone()),
         )
         .with_graceful_shutdown(async move {
             let _ = stop_http.wait_for(|s| *s).await;
@@ -116,14 +170,43 @@ impl Master {
         let http = tokio::spawn(async move { server.await });
         let mut stop_actor = stop_rx;
         let master = state::Master::new(info, state_config);
-        let actor = tokio::spawn(actor::run(master, mailbox, timers, async move {
-            let _ = stop_actor.wait_for(|s| *s).await;
-        }));
-        shutdown.await;
-        info!("master shutting down");
-        let _ = stop_tx.send(true);
-        accept.abort();
-        let _ = actor.await;
+        let mut actor = tokio::spawn(actor::run(
+            master,
+            mailbox,
+            timers,
+            async move {
+                let _ = stop_actor.wait_for(|s| *s).await;
+            },
+            leadership,
+            store,
+        ));
+        let ended = tokio::select! {
+            _ = shutdown => None,
+            result = &mut actor => Some(result),
+        };
+        let failure = match ended {
+            None => {
+                info!("master shutting down");
+                let _ = stop_tx.send(true);
+                accept.abort();
+                let _ = actor.await;
+                None
+            }
+            Some(result) => {
+                let _ = stop_tx.send(true);
+                accept.abort();
+                match result {
+                    Ok(Ok(())) => None,
+                    Ok(Err(reason)) => Some(reason),
+                    Err(join) => Some(format!("the master's actor failed: {join}")),
+                }
+            }
+        };
+        drop(contender);
+        if let Some(reason) = failure {
+            let _ = http.await;
+            return Err(MasterError::Leadership(reason));
+        }
         match http.await {
             Ok(result) => result.map_err(MasterError::Http),
             Err(_) => Ok(()),

@@ -1,5 +1,7 @@
-use clap::Parser;
-use strata_master::{Master, MasterConfig};
+use std::path::Path;
+use strata_master::config::DEFAULT_CONFIG_FILE;
+use strata_master::{Master, MasterConfig, MasterError};
+use tracing::{info, warn};
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG")
@@ -21,14 +23,31 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+    notify(sd_notify::NotifyState::Stopping);
+}
+
+/// Tells systemd (`Type=notify`) how the master is doing; a no-op outside systemd.
+fn notify(state: sd_notify::NotifyState) {
+    if let Err(err) = sd_notify::notify(false, &[state]) {
+        warn!(cause = %err, "cannot notify systemd");
+    }
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let config = MasterConfig::parse();
+    let layered = match strata_flags::parse::<MasterConfig>(Path::new(DEFAULT_CONFIG_FILE)) {
+        Ok(layered) => layered,
+        Err(err) => err.exit("strata-master"),
+    };
     init_tracing();
+    if let Some(file) = &layered.file {
+        info!(file = %file.display(), keys = %layered.applied.join(","),
+              overridden = %layered.overridden.join(","), "read the config file");
+    }
     let result = async {
-        let master = Master::bind(config).await?;
+        let master = Master::bind(layered.config).await?;
+        // Bound: connections queue from here on, and `run` serves them.
+        notify(sd_notify::NotifyState::Ready);
         master.run(shutdown_signal()).await
     }
     .await;
@@ -36,7 +55,10 @@ async fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("strata-master: error: {err}");
-            std::process::ExitCode::FAILURE
+            match err {
+                MasterError::Config(_) => std::process::ExitCode::from(strata_flags::USAGE_EXIT),
+                _ => std::process::ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -8,10 +8,11 @@ use crate::state::{AgentCommand, CallError, ConnId, ReportedTask, SchedulerEvent
 use capnp::capability::Rc;
 use capnp_rpc::{rpc_twoparty_capnp, twoparty, RpcSystem};
 use futures::AsyncReadExt;
+use strata_ha::zk::Leadership;
 use strata_schema::agent_capnp::{agent, agent_session};
 use strata_schema::scheduler_capnp::{master, scheduler, scheduler_session};
 use strata_schema::{wire, AgentId, FrameworkId, OfferId, TaskId, UpdateUuid};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::compat::TokioAsyncReadCompatExt;
 use tracing::{debug, warn};
 
@@ -31,6 +32,7 @@ fn call_error(err: CallError) -> capnp::Error {
 /// Starts the RPC thread. Connections handed to the returned sender are served on it.
 pub fn spawn(
     actor: Actor,
+    leadership: watch::Receiver<Leadership>,
 ) -> std::io::Result<mpsc::UnboundedSender<(std::net::TcpStream, ConnId)>> {
     let (tx, mut rx) = mpsc::unbounded_channel::<(std::net::TcpStream, ConnId)>();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -43,7 +45,7 @@ pub fn spawn(
             local.block_on(&runtime, async move {
                 while let Some((stream, conn)) = rx.recv().await {
                     match tokio::net::TcpStream::from_std(stream) {
-                        Ok(stream) => serve(stream, conn, actor.clone()),
+                        Ok(stream) => serve(stream, conn, actor.clone(), leadership.clone()),
                         Err(err) => warn!(cause = %err, "failed to adopt an RPC connection"),
                     }
                 }
@@ -53,7 +55,21 @@ pub fn spawn(
 }
 
 /// Serves one connection; tells the actor when it closes.
-fn serve(stream: tokio::net::TcpStream, conn: ConnId, actor: Actor) {
+/// Closes a connection when dropped.
+struct CloseOnDrop(std::rc::Rc<tokio::sync::Notify>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.notify_one();
+    }
+}
+
+fn serve(
+    stream: tokio::net::TcpStream,
+    conn: ConnId,
+    actor: Actor,
+    leadership: watch::Receiver<Leadership>,
+) {
     let _ = stream.set_nodelay(true);
     let (reader, writer) = stream.compat().split();
     let mut options = capnp::message::ReaderOptions::new();
@@ -64,14 +80,22 @@ fn serve(stream: tokio::net::TcpStream, conn: ConnId, actor: Actor) {
         rpc_twoparty_capnp::Side::Server,
         options,
     );
+    let closer = std::rc::Rc::new(tokio::sync::Notify::new());
     let bootstrap: master::Client = capnp_rpc::new_client(MasterImpl {
         actor: actor.clone(),
         conn,
+        leadership,
+        closer: std::rc::Rc::clone(&closer),
     });
     let rpc = RpcSystem::new(Box::new(network), Some(bootstrap.client));
     tokio::task::spawn_local(async move {
-        if let Err(err) = rpc.await {
-            debug!(conn, cause = %err, "rpc connection ended");
+        tokio::select! {
+            result = rpc => {
+                if let Err(err) = result {
+                    debug!(conn, cause = %err, "rpc connection ended");
+                }
+            }
+            _ = closer.notified() => debug!(conn, "closing the connection of an agent the master let go"),
         }
         let _ = actor.send(Msg::ConnectionClosed { conn });
     });
@@ -80,6 +104,25 @@ fn serve(stream: tokio::net::TcpStream, conn: ConnId, actor: Actor) {
 struct MasterImpl {
     actor: Actor,
     conn: ConnId,
+    leadership: watch::Receiver<Leadership>,
+    closer: std::rc::Rc<tokio::sync::Notify>,
+}
+
+impl MasterImpl {
+    /// Only the leader admits agents and frameworks; a standby names the leader.
+    fn require_leading(&self) -> Result<(), capnp::Error> {
+        let current = self.leadership.borrow().clone();
+        match current {
+            Leadership::Leading => Ok(()),
+            Leadership::Following(Some(leader)) => Err(capnp::Error::failed(format!(
+                "not the leading master; the leader is {}",
+                leader.endpoint()
+            ))),
+            Leadership::Following(None) | Leadership::Lost(_) => Err(capnp::Error::failed(
+                "not the leading master; no leader is elected yet".to_string(),
+            )),
+        }
+    }
 }
 
 impl master::Server for MasterImpl {
@@ -88,6 +131,7 @@ impl master::Server for MasterImpl {
         params: master::RegisterAgentParams,
         mut results: master::RegisterAgentResults,
     ) -> Result<(), capnp::Error> {
+        self.require_leading()?;
         let p = params.get()?;
         let info = wire::agent(p.get_info()?)?;
         let client: agent::Client = p.get_agent()?;
@@ -114,7 +158,12 @@ impl master::Server for MasterImpl {
             .await
             .map_err(|_| gone())?
             .map_err(capnp::Error::failed)?;
-        tokio::task::spawn_local(drive_agent(client, commands, self.actor.clone()));
+        tokio::task::spawn_local(drive_agent(
+            client,
+            commands,
+            self.actor.clone(),
+            std::rc::Rc::clone(&self.closer),
+        ));
         let mut r = results.get();
         r.set_agent_id(agent_id.as_str());
         wire::set_master(r.reborrow().init_master(), &master_info);
@@ -131,6 +180,7 @@ impl master::Server for MasterImpl {
         params: master::SubscribeParams,
         mut results: master::SubscribeResults,
     ) -> Result<(), capnp::Error> {
+        self.require_leading()?;
         let p = params.get()?;
         let info = wire::framework(p.get_framework()?)?;
         let client: scheduler::Client = p.get_scheduler()?;
@@ -173,7 +223,12 @@ async fn drive_agent(
     client: agent::Client,
     mut commands: mpsc::UnboundedReceiver<AgentCommand>,
     actor: Actor,
+    closer: std::rc::Rc<tokio::sync::Notify>,
 ) {
+    // The master lets the agent go (found unreachable, or re-registered on another connection)
+    // by dropping its link: then this connection is closed, so that an agent cut off by a
+    // partition sees it end when the network heals, and registers again.
+    let _close_on_exit = CloseOnDrop(closer);
     while let Some(cmd) = commands.recv().await {
         match cmd {
             AgentCommand::Ping { agent_id, seq } => {

@@ -4,6 +4,7 @@
 //! [`SchedulerLink`]), which the RPC front end turns into Cap'n Proto calls.
 
 use crate::allocator::{self, AgentView, FrameworkView, RefuseFilter};
+use crate::registry::{RegisteredAgent, Registry};
 use serde_json::{json, Value as Json};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -83,6 +84,8 @@ pub struct StateConfig {
     pub max_completed_tasks_per_framework: usize,
     /// Upper bound on a decline's `refuse_seconds` (Mesos caps filters too).
     pub max_refuse: Duration,
+    /// How long agents of the registry have to re-register with a new leader.
+    pub agent_reregister_timeout: Duration,
 }
 
 impl Default for StateConfig {
@@ -93,6 +96,7 @@ impl Default for StateConfig {
             max_completed_frameworks: 50,
             max_completed_tasks_per_framework: 1000,
             max_refuse: Duration::from_secs(31 * 24 * 3600),
+            agent_reregister_timeout: Duration::from_secs(600),
         }
     }
 }
@@ -100,6 +104,9 @@ impl Default for StateConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AgentState {
     Active,
+    /// Admitted by an earlier leader (it is in the registry) and not re-registered with this
+    /// one yet; unreachable if it does not within `--agent-reregister-timeout`.
+    Recovering,
     /// The connection dropped; pings are counted as missed until it comes back.
     Disconnected,
     /// Missed too many pings; its tasks were reported unreachable (or lost).
@@ -110,6 +117,7 @@ impl AgentState {
     fn name(self) -> &'static str {
         match self {
             Self::Active => "active",
+            Self::Recovering => "recovering",
             Self::Disconnected => "disconnected",
             Self::Unreachable => "unreachable",
         }
@@ -128,6 +136,8 @@ struct Agent {
     ping_outstanding: Option<u64>,
     used: Resources,
     offered: Resources,
+    /// While [`AgentState::Recovering`]: when it is given up as unreachable.
+    reregister_deadline: Option<Instant>,
 }
 
 impl Agent {
@@ -166,6 +176,26 @@ struct Framework {
 }
 
 impl Framework {
+    /// A framework the master knows of (from the registry, or an agent's report) but that is
+    /// not subscribed: its failover timeout runs from `since`.
+    fn disconnected(info: FrameworkInfo, id: FrameworkId, since: Instant) -> Framework {
+        Framework {
+            info,
+            id,
+            link: None,
+            conn: None,
+            registered_time: TaskStatus::now(),
+            disconnected_at: Some(since),
+            tasks: HashMap::new(),
+            completed_tasks: VecDeque::new(),
+            filters: HashMap::new(),
+            suppressed_roles: HashSet::new(),
+            offers: HashSet::new(),
+            used: Resources::new(),
+            offered: Resources::new(),
+        }
+    }
+
     fn send(&self, event: SchedulerEvent) {
         if let Some(link) = &self.link {
             let _ = link.send(event);
@@ -230,6 +260,12 @@ pub struct Master {
     next_ping: u64,
     dirty: bool,
     start_time: f64,
+    /// What a new leader must know; committed by the actor before it acts on a change.
+    registry: Registry,
+    registry_dirty: bool,
+    /// Tasks the master gave up on (reported TASK_LOST) that a returning agent was told to
+    /// kill: their agent updates are acknowledged here, not forwarded again.
+    given_up: HashSet<(FrameworkId, TaskId)>,
 }
 
 fn master_status(
@@ -269,6 +305,138 @@ impl Master {
             next_ping: 0,
             dirty: false,
             start_time: TaskStatus::now(),
+            registry: Registry::default(),
+            registry_dirty: false,
+            given_up: HashSet::new(),
+        }
+    }
+
+    // ---- registry -----------------------------------------------------------------------------
+
+    /// The registry to commit, if it changed since the last call.
+    pub fn take_registry_change(&mut self) -> Option<Registry> {
+        if !self.registry_dirty {
+            return None;
+        }
+        self.registry_dirty = false;
+        Some(self.registry.clone())
+    }
+
+    /// Takes over what an earlier leader admitted: its frameworks wait to re-subscribe within
+    /// their failover timeout (from now), its agents to re-register within
+    /// `--agent-reregister-timeout`; agents it had found unreachable stay so.
+    pub fn recover(&mut self, registry: Registry, now: Instant) {
+        for (id, info) in &registry.frameworks {
+            if self.frameworks.contains_key(id) {
+                continue;
+            }
+            info!(framework_id = %id, failover_timeout = info.failover_timeout_secs, "framework recovered from the registry");
+            self.frameworks.insert(
+                id.clone(),
+                Framework::disconnected(info.clone(), id.clone(), now),
+            );
+        }
+        for (id, entry) in &registry.agents {
+            if self.agents.contains_key(id) {
+                continue;
+            }
+            let unreachable = entry.unreachable_since.is_some();
+            info!(agent_id = %id, hostname = %entry.info.hostname, unreachable, "agent recovered from the registry");
+            self.agents.insert(
+                id.clone(),
+                Agent {
+                    info: entry.info.clone(),
+                    id: id.clone(),
+                    link: None,
+                    conn: None,
+                    state: if unreachable {
+                        AgentState::Unreachable
+                    } else {
+                        AgentState::Recovering
+                    },
+                    registered_time: TaskStatus::now(),
+                    missed_pings: 0,
+                    ping_outstanding: None,
+                    used: Resources::new(),
+                    offered: Resources::new(),
+                    reregister_deadline: (!unreachable)
+                        .then(|| now + self.config.agent_reregister_timeout),
+                },
+            );
+        }
+        self.registry = registry;
+    }
+
+    /// Agents of the registry that did not re-register in time become unreachable (their tasks,
+    /// unknown to this master, reconcile as TASK_UNREACHABLE or TASK_LOST).
+    pub fn reregister_tick(&mut self, now: Instant) {
+        let late: Vec<AgentId> = self
+            .agents
+            .values()
+            .filter(|a| {
+                a.state == AgentState::Recovering && a.reregister_deadline.is_some_and(|d| now >= d)
+            })
+            .map(|a| a.id.clone())
+            .collect();
+        for id in late {
+            warn!(agent_id = %id, timeout = ?self.config.agent_reregister_timeout, "agent did not re-register with the new leader: unreachable");
+            self.mark_unreachable(&id);
+        }
+    }
+
+    /// Marks an agent unreachable: in the registry, its offers rescinded, its known tasks
+    /// reported TASK_UNREACHABLE (partition-aware frameworks) or TASK_LOST.
+    fn mark_unreachable(&mut self, id: &AgentId) {
+        self.rescind_agent_offers(id);
+        if let Some(agent) = self.agents.get_mut(id) {
+            agent.state = AgentState::Unreachable;
+            agent.link = None;
+            agent.conn = None;
+            agent.reregister_deadline = None;
+        }
+        if let Some(entry) = self.registry.agents.get_mut(id) {
+            if entry.unreachable_since.is_none() {
+                entry.unreachable_since = Some(TaskStatus::now());
+                self.registry_dirty = true;
+            }
+        }
+        self.mark_agent_tasks(
+            id,
+            TaskState::Unreachable,
+            TaskState::Lost,
+            "REASON_AGENT_REMOVED",
+            "the agent is unreachable",
+        );
+    }
+
+    fn registry_admit_agent(&mut self, id: &AgentId, info: &AgentInfo) {
+        // Who it is and where, not what it has: an agent re-registers with its resources, and
+        // the registry stays small (it is rewritten whole on every change).
+        let entry = RegisteredAgent {
+            info: AgentInfo {
+                id: Some(id.clone()),
+                hostname: info.hostname.clone(),
+                port: info.port,
+                resources: Resources::new(),
+                attributes: info.attributes.clone(),
+            },
+            unreachable_since: None,
+        };
+        let same = self
+            .registry
+            .agents
+            .get(id)
+            .is_some_and(|e| e.unreachable_since.is_none() && e.info == entry.info);
+        if !same {
+            self.registry.agents.insert(id.clone(), entry);
+            self.registry_dirty = true;
+        }
+    }
+
+    fn registry_admit_framework(&mut self, id: &FrameworkId, info: &FrameworkInfo) {
+        if self.registry.frameworks.get(id) != Some(info) {
+            self.registry.frameworks.insert(id.clone(), info.clone());
+            self.registry_dirty = true;
         }
     }
 
@@ -304,6 +472,10 @@ impl Master {
         info.id = Some(id.clone());
         let now = TaskStatus::now();
         let reregistered = self.agents.contains_key(&id);
+        let was_unreachable = self
+            .agents
+            .get(&id)
+            .is_some_and(|a| a.state == AgentState::Unreachable);
         if let Some(agent) = self.agents.get_mut(&id) {
             info!(agent_id = %id, hostname = %info.hostname, "agent re-registered");
             agent.info = info;
@@ -327,8 +499,19 @@ impl Master {
                     ping_outstanding: None,
                     used: Resources::new(),
                     offered: Resources::new(),
+                    reregister_deadline: None,
                 },
             );
+        }
+        let info = self.agents.get(&id).map(|a| a.info.clone());
+        if let Some(info) = info {
+            self.registry_admit_agent(&id, &info);
+        }
+        if let Some(agent) = self.agents.get_mut(&id) {
+            agent.reregister_deadline = None;
+        }
+        if was_unreachable {
+            info!(agent_id = %id, "an unreachable agent came back");
         }
         self.reconcile_agent_tasks(&id, running, reregistered);
         self.dirty = true;
@@ -362,26 +545,53 @@ impl Master {
                 }
                 continue;
             }
-            let fw = self
-                .frameworks
-                .entry(fw_id.clone())
-                .or_insert_with(|| Framework {
-                    info: rt.framework.clone(),
-                    id: fw_id.clone(),
-                    link: None,
-                    conn: None,
-                    registered_time: TaskStatus::now(),
-                    disconnected_at: Some(Instant::now()),
-                    tasks: HashMap::new(),
-                    completed_tasks: VecDeque::new(),
-                    filters: HashMap::new(),
-                    suppressed_roles: HashSet::new(),
-                    offers: HashSet::new(),
-                    used: Resources::new(),
-                    offered: Resources::new(),
-                });
+            let fw = self.frameworks.entry(fw_id.clone()).or_insert_with(|| {
+                Framework::disconnected(rt.framework.clone(), fw_id.clone(), Instant::now())
+            });
+            let given_up = !fw.tasks.contains_key(&rt.task.task_id)
+                && fw
+                    .completed_tasks
+                    .iter()
+                    .any(|t| t.info.task_id == rt.task.task_id && t.info.agent_id == *agent_id);
+            if given_up {
+                // The master reported it TASK_LOST while the agent was unreachable: it is
+                // killed on the agent and reported gone (Mesos kills the tasks of frameworks
+                // that are not partition-aware when their agent comes back).
+                info!(framework_id = %fw_id, task_id = %rt.task.task_id, "killing a task the master gave up on");
+                if let Some(link) = self.agents.get(agent_id).and_then(|a| a.link.clone()) {
+                    let _ = link.send(AgentCommand::Kill {
+                        framework_id: fw_id.clone(),
+                        task_id: rt.task.task_id.clone(),
+                        grace_period_secs: 0.0,
+                    });
+                }
+                self.given_up
+                    .insert((fw_id.clone(), rt.task.task_id.clone()));
+                let status = master_status(
+                    &rt.task,
+                    &fw_id,
+                    TaskState::Gone,
+                    "REASON_AGENT_REREGISTERED",
+                    "the agent came back after the task was reported lost; it was killed"
+                        .to_string(),
+                );
+                fw.send(SchedulerEvent::Update(status));
+                continue;
+            }
             if let Some(task) = fw.tasks.get_mut(&rt.task.task_id) {
-                task.state = rt.state;
+                if task.state == TaskState::Unreachable && rt.state != TaskState::Unreachable {
+                    // Partition-aware: it was reported unreachable; it is running again.
+                    let status = master_status(
+                        &task.info,
+                        &fw_id,
+                        rt.state,
+                        "REASON_AGENT_REREGISTERED",
+                        "the agent re-registered".to_string(),
+                    );
+                    self.apply_status(&status);
+                } else {
+                    task.state = rt.state;
+                }
             } else {
                 fw.used.add(&rt.task.resources);
                 if let Some(agent) = self.agents.get_mut(agent_id) {
@@ -479,6 +689,9 @@ impl Master {
                 "the agent was shut down",
             );
             self.agents.remove(id);
+            if self.registry.agents.remove(id).is_some() {
+                self.registry_dirty = true;
+            }
         }
     }
 
@@ -531,7 +744,10 @@ impl Master {
         let mut unreachable = Vec::new();
         let max = self.config.max_agent_ping_timeouts;
         for agent in self.agents.values_mut() {
-            if agent.state == AgentState::Unreachable {
+            if matches!(
+                agent.state,
+                AgentState::Unreachable | AgentState::Recovering
+            ) {
                 continue;
             }
             if agent.ping_outstanding.is_some() || agent.link.is_none() {
@@ -552,19 +768,7 @@ impl Master {
         }
         for id in unreachable {
             warn!(agent_id = %id, pings = max, "agent missed too many pings: unreachable");
-            self.rescind_agent_offers(&id);
-            if let Some(agent) = self.agents.get_mut(&id) {
-                agent.state = AgentState::Unreachable;
-                agent.link = None;
-                agent.conn = None;
-            }
-            self.mark_agent_tasks(
-                &id,
-                TaskState::Unreachable,
-                TaskState::Lost,
-                "REASON_AGENT_REMOVED",
-                "the agent is unreachable",
-            );
+            self.mark_unreachable(&id);
         }
     }
 
@@ -679,6 +883,10 @@ impl Master {
             fw.send(subscribed);
             self.frameworks.insert(id.clone(), fw);
         }
+        let info = self.frameworks.get(&id).map(|f| f.info.clone());
+        if let Some(info) = info {
+            self.registry_admit_framework(&id, &info);
+        }
         self.dirty = true;
         Ok(id)
     }
@@ -738,6 +946,9 @@ impl Master {
     /// Removes a framework: its offers go back, its tasks are killed on their agents and kept as
     /// completed (TASK_KILLED), and the framework moves to the completed list.
     fn remove_framework(&mut self, id: &FrameworkId) {
+        if self.registry.frameworks.remove(id).is_some() {
+            self.registry_dirty = true;
+        }
         let Some(fw) = self.frameworks.get(id) else {
             return;
         };
@@ -998,7 +1209,10 @@ impl Master {
                 task.resources, remaining
             ));
         }
-        if let Err(why) = task.command.validate() {
+        if let Some(Err(why)) = task.container.as_ref().map(|c| c.validate()) {
+            return Some(format!("invalid container: {why}"));
+        }
+        if let Err(why) = task.validate() {
             return Some(format!("invalid command: {why}"));
         }
         if let Some(grace) = task.kill_grace_period_secs {
@@ -1162,8 +1376,16 @@ impl Master {
                 "the status update is for another agent than {agent_id}"
             ));
         }
-        if !self.frameworks.contains_key(&fw_id) {
-            // The framework is gone: acknowledge on its behalf so the agent stops retrying.
+        let given_up = self
+            .given_up
+            .contains(&(fw_id.clone(), status.task_id.clone()));
+        if given_up && status.state.is_terminal() {
+            self.given_up
+                .remove(&(fw_id.clone(), status.task_id.clone()));
+        }
+        if given_up || !self.frameworks.contains_key(&fw_id) {
+            // The framework is gone, or already told the task is gone: acknowledge on its
+            // behalf so the agent stops retrying.
             if let (Some(link), Some(uuid)) = (link, status.uuid) {
                 let _ = link.send(AgentCommand::Acknowledge {
                     framework_id: fw_id,

@@ -86,6 +86,7 @@ fn task(id: &str, agent: &AgentId, res: &str) -> TaskInfo {
         command: CommandInfo::shell("true"),
         kill_grace_period_secs: None,
         hostname: None,
+        container: None,
     }
 }
 
@@ -562,4 +563,186 @@ fn reconciliation_answers_known_and_unknown_tasks() {
     m.reconcile(2, &f, vec![(TaskId::new("ghost").unwrap(), None)])
         .unwrap();
     assert_eq!(updates(&mut frx)[0].state, TaskState::Lost);
+}
+
+#[test]
+fn admissions_change_the_registry_and_nothing_else_does() {
+    let mut m = master();
+    assert!(m.take_registry_change().is_none());
+    let (a, _arx) = agent(&mut m, 1, "cpus:2;mem:1024");
+    let reg = m
+        .take_registry_change()
+        .expect("an admitted agent is recorded");
+    assert_eq!(reg.agents[&a].info.hostname, "a");
+    let (f, _frx) = framework(&mut m, 2, false);
+    let reg = m
+        .take_registry_change()
+        .expect("an admitted framework is recorded");
+    assert_eq!(reg.frameworks[&f].name, "f");
+    // Allocation, offers and pings are not the registry's business.
+    m.allocate(Instant::now());
+    m.ping_tick();
+    assert!(m.take_registry_change().is_none());
+    m.teardown(2, &f).unwrap();
+    let reg = m
+        .take_registry_change()
+        .expect("a torn-down framework is forgotten");
+    assert!(reg.frameworks.is_empty());
+}
+
+#[test]
+fn a_new_leader_recovers_frameworks_and_agents_from_the_registry() {
+    let mut old = master();
+    let (a, _arx) = agent(&mut old, 1, "cpus:2;mem:1024");
+    let (tx, _rx) = unbounded_channel();
+    let info = FrameworkInfo {
+        name: "keeps".into(),
+        failover_timeout_secs: 60.0,
+        partition_aware: true,
+        ..Default::default()
+    };
+    let f = old.subscribe(2, info, tx).unwrap();
+    let registry = old.take_registry_change().unwrap();
+
+    let mut m = Master::new(
+        MasterInfo {
+            id: "m2".into(),
+            ..Default::default()
+        },
+        StateConfig {
+            agent_reregister_timeout: Duration::from_secs(10),
+            ..StateConfig::default()
+        },
+    );
+    let t0 = Instant::now();
+    m.recover(registry, t0);
+    let state = m.state_json();
+    assert_eq!(state["slaves"][0]["state"], "recovering");
+    assert_eq!(state["frameworks"][0]["failover_timeout"], 60.0);
+    assert_eq!(state["frameworks"][0]["active"], false);
+    // A recovering agent gets no offers, and the framework outlives a second.
+    m.failover_tick(t0 + Duration::from_secs(5));
+    assert_eq!(m.state_json()["frameworks"].as_array().unwrap().len(), 1);
+    // The agent comes back with a task of the framework: running, known again.
+    let (tx, _rx) = unbounded_channel();
+    let info = AgentInfo {
+        id: Some(a.clone()),
+        hostname: "a".into(),
+        resources: Resources::parse("cpus:2;mem:1024").unwrap(),
+        ..Default::default()
+    };
+    let fw_info = m.frameworks[&f].info.clone();
+    let running = vec![ReportedTask {
+        framework: fw_info,
+        task: task("t", &a, "cpus:1"),
+        state: TaskState::Running,
+    }];
+    m.register_agent(3, info, tx, running).unwrap();
+    m.reregister_tick(t0 + Duration::from_secs(11));
+    let state = m.state_json();
+    assert_eq!(state["slaves"][0]["state"], "active");
+    assert_eq!(state["frameworks"][0]["tasks"][0]["state"], "TASK_RUNNING");
+}
+
+#[test]
+fn agents_that_miss_the_reregister_timeout_become_unreachable() {
+    let mut old = master();
+    let (a, _arx) = agent(&mut old, 1, "cpus:2;mem:1024");
+    let registry = old.take_registry_change().unwrap();
+    let mut m = Master::new(
+        MasterInfo::default(),
+        StateConfig {
+            agent_reregister_timeout: Duration::from_secs(10),
+            ..StateConfig::default()
+        },
+    );
+    let t0 = Instant::now();
+    m.recover(registry, t0);
+    m.take_registry_change();
+    m.reregister_tick(t0 + Duration::from_secs(9));
+    assert_eq!(m.state_json()["slaves"][0]["state"], "recovering");
+    m.reregister_tick(t0 + Duration::from_secs(10));
+    assert_eq!(m.state_json()["slaves"][0]["state"], "unreachable");
+    let reg = m.take_registry_change().expect("recorded as unreachable");
+    assert!(reg.agents[&a].unreachable_since.is_some());
+}
+
+#[test]
+fn a_returning_agent_runs_aware_tasks_again_and_kills_given_up_ones() {
+    let mut m = master();
+    let now = Instant::now();
+    let (a, mut arx) = agent(&mut m, 1, "cpus:4;mem:1024");
+    let (aware, mut arx_fw) = framework(&mut m, 2, true);
+    let (unaware, mut urx_fw) = framework(&mut m, 3, false);
+    m.allocate(now);
+    for (conn, fw, rx, id) in [
+        (2, &aware, &mut arx_fw, "stays"),
+        (3, &unaware, &mut urx_fw, "lost"),
+    ] {
+        let o = offers(rx);
+        m.accept(
+            conn,
+            fw,
+            &[o[0].id.clone()],
+            vec![task(id, &a, "cpus:1")],
+            0.0,
+            now,
+        )
+        .unwrap();
+        m.status_update(1, &a, status(fw, &a, id, TaskState::Running))
+            .unwrap();
+        m.allocate(now);
+    }
+    drain(&mut arx_fw);
+    drain(&mut urx_fw);
+    for _ in 0..3 {
+        m.ping_tick();
+    }
+    assert_eq!(
+        updates(&mut arx_fw).last().unwrap().state,
+        TaskState::Unreachable
+    );
+    assert_eq!(updates(&mut urx_fw).last().unwrap().state, TaskState::Lost);
+    drain(&mut arx);
+    let (tx, mut new_rx) = unbounded_channel();
+    let info = AgentInfo {
+        id: Some(a.clone()),
+        hostname: "a".into(),
+        resources: Resources::parse("cpus:4;mem:1024").unwrap(),
+        ..Default::default()
+    };
+    let running = vec![
+        ReportedTask {
+            framework: m.frameworks[&aware].info.clone(),
+            task: task("stays", &a, "cpus:1"),
+            state: TaskState::Running,
+        },
+        ReportedTask {
+            framework: m.frameworks[&unaware].info.clone(),
+            task: task("lost", &a, "cpus:1"),
+            state: TaskState::Running,
+        },
+    ];
+    m.register_agent(9, info, tx, running).unwrap();
+    let back = updates(&mut arx_fw);
+    assert_eq!(back.last().unwrap().state, TaskState::Running);
+    assert_eq!(
+        back.last().unwrap().reason.as_deref(),
+        Some("REASON_AGENT_REREGISTERED")
+    );
+    let gone = updates(&mut urx_fw);
+    assert_eq!(gone.last().unwrap().state, TaskState::Gone);
+    let kills: Vec<_> = drain(&mut new_rx)
+        .into_iter()
+        .filter(|c| matches!(c, AgentCommand::Kill { task_id, .. } if task_id.as_str() == "lost"))
+        .collect();
+    assert_eq!(kills.len(), 1, "the given-up task is killed on the agent");
+    // The agent's TASK_KILLED for it is acknowledged by the master, not forwarded again.
+    let mut killed = status(&unaware, &a, "lost", TaskState::Killed);
+    killed.uuid = Some(UpdateUuid::random());
+    m.status_update(9, &a, killed).unwrap();
+    assert!(updates(&mut urx_fw).is_empty());
+    assert!(drain(&mut new_rx).iter().any(
+        |c| matches!(c, AgentCommand::Acknowledge { task_id, .. } if task_id.as_str() == "lost")
+    ));
 }

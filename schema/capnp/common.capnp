@@ -49,6 +49,45 @@ struct TaskInfo {
   command @4 :CommandInfo;
   killGracePeriodSecs @5 :Float64;   # 0 = agent default
   hostname @6 :Text;                 # uts hostname; "" = task id
+  container @7 :ContainerInfo;       # absent: a command task on the agent's own filesystem
+}
+
+# Mesos' ContainerInfo, for the MESOS containerizer: the task's root filesystem from an image,
+# and host paths bound into it.
+struct ContainerInfo {
+  type @0 :Type;
+  mesos @1 :MesosInfo;
+  volumes @2 :List(Volume);
+
+  enum Type {
+    mesos @0;
+    docker @1;       # Mesos' Docker containerizer: not supported (the task ends TASK_ERROR)
+  }
+}
+
+struct MesosInfo {
+  image @0 :Image;   # absent: no image
+}
+
+struct Image {
+  type @0 :Type;
+  name @1 :Text;     # a registry reference, or oci:DIR, oci-archive:FILE, docker-archive:FILE
+
+  enum Type {
+    docker @0;
+    oci @1;
+  }
+}
+
+struct Volume {
+  containerPath @0 :Text;   # absolute, or relative to the sandbox
+  hostPath @1 :Text;        # absolute
+  mode @2 :Mode;
+
+  enum Mode {
+    rw @0;
+    ro @1;
+  }
 }
 
 enum TaskState {

@@ -5,6 +5,7 @@
 //! readers/builders and the domain types the rest of the workspace uses.
 
 pub mod attributes;
+pub mod container;
 pub mod duration;
 pub mod ids;
 pub mod info;
@@ -13,6 +14,7 @@ pub mod task;
 pub mod wire;
 
 pub use attributes::{Attribute, AttributeValue, Attributes, AttributesError};
+pub use container::{ContainerInfo, ContainerType, Image, ImageType, Volume, VolumeMode};
 pub use duration::{parse_duration, DurationError};
 pub use ids::{AgentId, ContainerId, FrameworkId, OfferId, TaskId};
 pub use info::{AgentInfo, MasterInfo};

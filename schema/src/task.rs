@@ -228,6 +228,32 @@ pub struct TaskInfo {
     pub kill_grace_period_secs: Option<f64>,
     /// The container's hostname; `None` = the task id.
     pub hostname: Option<String>,
+    /// Mesos' `ContainerInfo`: the image the task's root filesystem comes from, and volumes;
+    /// `None`: the task runs on the agent's own filesystem.
+    #[serde(default)]
+    pub container: Option<crate::ContainerInfo>,
+}
+
+impl TaskInfo {
+    /// The image the task runs in, if any.
+    pub fn image(&self) -> Option<&crate::container::Image> {
+        self.container.as_ref().and_then(|c| c.image.as_ref())
+    }
+
+    /// Why this task cannot run, if it cannot: its container, and its command (which may be
+    /// empty for a task with an image, which then runs the image's entrypoint and cmd).
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(container) = &self.container {
+            container.validate()?;
+        }
+        let command = &self.command;
+        if self.image().is_some() && command.value.is_empty() && !command.shell {
+            let mut rest = command.clone();
+            rest.value = "-".to_string();
+            return rest.validate();
+        }
+        command.validate()
+    }
 }
 
 /// A framework's description.

@@ -11,6 +11,7 @@ use crate::{
     FrameworkId, FrameworkInfo, MasterInfo, Range, Resource, Resources, StatusSource, TaskId,
     TaskInfo, TaskState, TaskStatus, UpdateUuid, Value,
 };
+use crate::{ContainerInfo, ContainerType, Image, ImageType, Volume, VolumeMode};
 use capnp::struct_list;
 use std::collections::BTreeSet;
 
@@ -257,7 +258,78 @@ pub fn task(reader: task_info::Reader<'_>) -> Result<TaskInfo, WireError> {
         command: command(reader.get_command()?)?,
         kill_grace_period_secs: (grace > 0.0).then_some(grace),
         hostname: opt_text(reader.get_hostname())?,
+        container: if reader.has_container() {
+            Some(container(reader.get_container()?)?)
+        } else {
+            None
+        },
     })
+}
+
+pub fn container(
+    reader: crate::common_capnp::container_info::Reader<'_>,
+) -> Result<ContainerInfo, WireError> {
+    use crate::common_capnp::{container_info, image, volume};
+    let kind = match reader.get_type()? {
+        container_info::Type::Mesos => ContainerType::Mesos,
+        container_info::Type::Docker => ContainerType::Docker,
+    };
+    let mut image = None;
+    if reader.has_mesos() {
+        let mesos = reader.get_mesos()?;
+        if mesos.has_image() {
+            let i = mesos.get_image()?;
+            image = Some(Image {
+                kind: match i.get_type()? {
+                    image::Type::Docker => ImageType::Docker,
+                    image::Type::Oci => ImageType::Oci,
+                },
+                name: text(i.get_name())?,
+            });
+        }
+    }
+    let mut volumes = Vec::new();
+    for v in reader.get_volumes()?.iter() {
+        volumes.push(Volume {
+            container_path: text(v.get_container_path())?,
+            host_path: text(v.get_host_path())?,
+            mode: match v.get_mode()? {
+                volume::Mode::Rw => VolumeMode::Rw,
+                volume::Mode::Ro => VolumeMode::Ro,
+            },
+        });
+    }
+    Ok(ContainerInfo {
+        kind,
+        image,
+        volumes,
+    })
+}
+
+pub fn set_container(mut b: crate::common_capnp::container_info::Builder<'_>, c: &ContainerInfo) {
+    use crate::common_capnp::{container_info, image, volume};
+    b.set_type(match c.kind {
+        ContainerType::Mesos => container_info::Type::Mesos,
+        ContainerType::Docker => container_info::Type::Docker,
+    });
+    if let Some(i) = &c.image {
+        let mut ib = b.reborrow().init_mesos().init_image();
+        ib.set_type(match i.kind {
+            ImageType::Docker => image::Type::Docker,
+            ImageType::Oci => image::Type::Oci,
+        });
+        ib.set_name(i.name.as_str());
+    }
+    let mut vs = b.init_volumes(c.volumes.len() as u32);
+    for (n, v) in c.volumes.iter().enumerate() {
+        let mut vb = vs.reborrow().get(n as u32);
+        vb.set_container_path(v.container_path.as_str());
+        vb.set_host_path(v.host_path.as_str());
+        vb.set_mode(match v.mode {
+            VolumeMode::Rw => volume::Mode::Rw,
+            VolumeMode::Ro => volume::Mode::Ro,
+        });
+    }
 }
 
 pub fn set_task(mut b: task_info::Builder<'_>, t: &TaskInfo) {
@@ -268,6 +340,9 @@ pub fn set_task(mut b: task_info::Builder<'_>, t: &TaskInfo) {
     set_command(b.reborrow().init_command(), &t.command);
     b.set_kill_grace_period_secs(t.kill_grace_period_secs.unwrap_or(0.0));
     b.set_hostname(t.hostname.as_deref().unwrap_or(""));
+    if let Some(c) = &t.container {
+        set_container(b.reborrow().init_container(), c);
+    }
 }
 
 fn state_from(s: crate::common_capnp::TaskState) -> TaskState {
@@ -434,4 +509,45 @@ pub fn set_master(mut b: master_info::Builder<'_>, m: &MasterInfo) {
     b.set_ip(m.ip.as_str());
     b.set_port(m.port);
     b.set_version(m.version.as_str());
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod container_tests {
+    use super::*;
+
+    fn round_trip(t: &TaskInfo) -> TaskInfo {
+        let mut message = capnp::message::Builder::new_default();
+        set_task(message.init_root::<task_info::Builder>(), t);
+        let reader = message.get_root_as_reader::<task_info::Reader>().unwrap();
+        task(reader).unwrap()
+    }
+
+    #[test]
+    fn tasks_with_images_and_volumes_round_trip() {
+        let mut t = TaskInfo {
+            task_id: TaskId::new("t").unwrap(),
+            name: "t".into(),
+            agent_id: AgentId::new("a").unwrap(),
+            resources: Resources::parse("cpus:1").unwrap(),
+            command: CommandInfo::shell("true"),
+            kill_grace_period_secs: None,
+            hostname: None,
+            container: None,
+        };
+        assert_eq!(round_trip(&t), t);
+        let mut container = ContainerInfo::image(ImageType::Oci, "127.0.0.1:5000/busybox:1");
+        container.volumes.push(Volume {
+            container_path: "/data".into(),
+            host_path: "/srv/data".into(),
+            mode: VolumeMode::Ro,
+        });
+        t.container = Some(container);
+        assert_eq!(round_trip(&t), t);
+        t.container = Some(ContainerInfo {
+            kind: ContainerType::Docker,
+            ..ContainerInfo::default()
+        });
+        assert_eq!(round_trip(&t), t);
+    }
 }

@@ -22,6 +22,16 @@ pub struct TestFramework {
     /// Offers received and not used yet.
     pub offers: Vec<Offer>,
     pub errors: Vec<String>,
+    /// Whether the driver follows the leader (a `zk://` master).
+    pub follows_leader: bool,
+    /// Why the driver lost its master, in order (only when it follows the leader).
+    pub disconnects: Vec<String>,
+    /// SUBSCRIBED events seen (re-subscriptions after a failover included).
+    pub subscriptions: usize,
+    /// When set, updates are recorded but not acknowledged: they wait in `unacked` until
+    /// [`TestFramework::acknowledge_held`].
+    pub hold_acks: bool,
+    pub unacked: Vec<TaskStatus>,
 }
 
 /// A task description for `agent` (shell command).
@@ -34,6 +44,7 @@ pub fn task(id: &str, agent: &AgentId, resources: &str, command: &str) -> TaskIn
         command: CommandInfo::shell(command),
         kill_grace_period_secs: None,
         hostname: None,
+        container: None,
     }
 }
 
@@ -45,8 +56,20 @@ impl TestFramework {
             failover_timeout_secs: 0.0,
             ..FrameworkInfo::default()
         };
+        Self::subscribe_with(master, info).await
+    }
+
+    /// Subscribes with `info` (e.g. a failover timeout). With a `zk://` master the driver follows
+    /// the leader: a disconnection is then recorded in `disconnects`, not an error.
+    pub async fn subscribe_with(master: &str, info: FrameworkInfo) -> Result<Self> {
+        let follows = master.starts_with("zk://");
         let (driver, events) = SchedulerDriver::subscribe(master, info).await?;
         Ok(Self {
+            follows_leader: follows,
+            disconnects: Vec::new(),
+            subscriptions: 0,
+            hold_acks: false,
+            unacked: Vec::new(),
             driver,
             events,
             updates: Vec::new(),
@@ -64,14 +87,34 @@ impl TestFramework {
             Event::Rescind(id) => self.offers.retain(|o| o.id != id),
             Event::Update(status) => {
                 let arrived = std::time::Instant::now();
-                self.driver.acknowledge(&status).await?;
+                if self.hold_acks {
+                    self.unacked.push(status.clone());
+                } else {
+                    self.driver.acknowledge(&status).await?;
+                }
                 self.arrivals.push(arrived);
                 self.latest.insert(status.task_id.clone(), status.clone());
                 self.updates.push(status);
             }
             Event::Error(e) => self.errors.push(e),
+            Event::Disconnected(why) if self.follows_leader => {
+                self.offers.clear();
+                self.disconnects.push(why);
+            }
             Event::Disconnected(why) => bail!("disconnected from the master: {why}"),
-            Event::Subscribed { .. } | Event::Heartbeat => {}
+            Event::Subscribed { .. } => self.subscriptions += 1,
+            Event::Heartbeat => {}
+        }
+        Ok(())
+    }
+
+    /// Acknowledges the updates held back by `hold_acks` (each uuid once).
+    pub async fn acknowledge_held(&mut self) -> Result<()> {
+        let mut done = std::collections::HashSet::new();
+        for status in std::mem::take(&mut self.unacked) {
+            if done.insert(status.uuid) {
+                self.driver.acknowledge(&status).await?;
+            }
         }
         Ok(())
     }
@@ -83,6 +126,24 @@ impl TestFramework {
             .map_err(|_| anyhow!("no event from the master within {timeout:?}"))?
             .ok_or_else(|| anyhow!("the event stream ended"))?;
         self.absorb(event).await
+    }
+
+    /// Waits until the driver lost its master and subscribed again (after a failover); drops
+    /// offers of the old master.
+    pub async fn wait_resubscribed(&mut self, timeout: Duration) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let before = self.subscriptions;
+        while self.disconnects.is_empty() || self.subscriptions == before {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                bail!(
+                    "not re-subscribed within {timeout:?} (disconnects: {:?})",
+                    self.disconnects
+                );
+            }
+            self.step(left).await?;
+        }
+        Ok(())
     }
 
     /// Waits until an offer holds at least `needed`; returns it (removed from `offers`).

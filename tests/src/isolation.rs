@@ -296,7 +296,7 @@ fn oci_config(rootfs: &Path, cgroups_path: &str) -> serde_json::Value {
 
 /// The bench's cgroup directory on the host's cgroup2 hierarchy, and whether this process sees
 /// it at `/sys/fs/cgroup` yet.
-struct BenchCgroup {
+pub struct BenchCgroup {
     /// The host's cgroup2 mount (`O_PATH`), which stays usable after it is detached here.
     host_mount: OwnedFd,
     host_path: PathBuf,
@@ -305,7 +305,7 @@ struct BenchCgroup {
 }
 
 impl BenchCgroup {
-    fn create(host_mount: &Path) -> Result<Self> {
+    pub fn create(host_mount: &Path) -> Result<Self> {
         use nix::fcntl::OFlag;
         let fd = nix::fcntl::open(
             host_mount,
@@ -328,7 +328,7 @@ impl BenchCgroup {
     /// Enters a private mount namespace whose `/sys/fs/cgroup` is this cgroup, with the host's
     /// v1 hierarchies (and its cgroup2 mount) detached. `staging` is an empty directory to mount
     /// on for a moment.
-    fn enter_view(&mut self, staging: &Path) -> Result<()> {
+    pub fn enter_view(&mut self, staging: &Path) -> Result<()> {
         use nix::mount::{mount, umount2, MntFlags, MsFlags};
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
             .context("cannot create a mount namespace (is the bench multi-threaded?)")?;
@@ -388,7 +388,7 @@ impl BenchCgroup {
     }
 
     /// Kills whatever is left in the subtree and removes it, best effort (says what it left).
-    fn remove(&mut self) {
+    pub fn remove(&mut self) {
         if self.in_view {
             if let Ok(entries) = std::fs::read_dir(CGROUP_VIEW) {
                 for entry in entries.flatten() {

@@ -15,8 +15,13 @@ use std::time::{Duration, Instant};
 use strata_isolators::cgroup2::Cgroup;
 
 pub mod framework;
+pub mod image_bench;
+pub mod images;
 pub mod isolation;
 pub mod network_bench;
+pub mod registry;
+pub mod sim_agent;
+pub mod zookeeper;
 
 /// Where the workspace's binaries are (target/debug next to the test binary).
 pub fn bin_dir() -> PathBuf {
@@ -44,6 +49,8 @@ pub fn bin(name: &str) -> PathBuf {
 
 /// Panics unless this process can run agents: root and a cgroup2 mount.
 pub fn require_root() -> PathBuf {
+    // reqwest (tests' HTTP calls) needs a rustls provider in this workspace's build.
+    strata_images::install_tls_provider();
     assert!(
         nix::unistd::geteuid().is_root(),
         "this end-to-end test needs root (agents create cgroups and namespaces); run it as root, e.g. via `cargo xtask ci`"
@@ -223,6 +230,12 @@ pub struct Cluster {
     cgroup_mount: PathBuf,
     /// The agents' `--bpf-pin-dir`s live here (`<bpffs>/agent<i>`); dropped after the agents.
     pub bpffs: BpfFs,
+    /// Further masters of an HA cluster ([`Cluster::start_ha`]); `master` is the leader.
+    pub standbys: Vec<Daemon>,
+    /// What agents get as `--master` (the leader's address, or a `zk://` URL).
+    pub agent_master: Option<String>,
+    /// The first master's extra flags, for [`Cluster::restart_master`].
+    master_flags: Vec<String>,
 }
 
 fn spawn_logged(mut cmd: Command, log: &Path) -> Result<Child> {
@@ -233,6 +246,9 @@ fn spawn_logged(mut cmd: Command, log: &Path) -> Result<Child> {
         "STRATA_LOG",
         std::env::var("STRATA_LOG").unwrap_or_else(|_| "info".into()),
     );
+    // An empty config file: a host with the packages installed has /etc/strata/*.toml, which
+    // must not reach the tests' daemons.
+    cmd.env("STRATA_CONFIG", "/dev/null");
     cmd.spawn()
         .with_context(|| format!("spawn {:?}", cmd.get_program()))
 }
@@ -279,25 +295,122 @@ impl Cluster {
             agents: Vec::new(),
             cgroup_mount,
             bpffs: BpfFs::mount()?,
+            standbys: Vec::new(),
+            agent_master: None,
+            master_flags: master_flags.iter().map(|f| f.to_string()).collect(),
         };
         cluster.wait_http(&cluster.master.addr(), "/health", cluster.master.pid())?;
         for (i, resources) in agents.iter().enumerate() {
-            let spec = AgentSpec {
-                work_dir: cluster.dir.path().join(format!("agent{i}")),
-                port: free_port(),
-                resources: resources.to_string(),
-                cgroups_root: format!(
-                    "strata-e2e-{}-{}",
-                    std::process::id(),
-                    NEXT.fetch_add(1, Ordering::SeqCst)
-                ),
-                flags: agent_flags.iter().map(|f| f.to_string()).collect(),
-            };
+            let spec = cluster.agent_spec(i, resources, agent_flags);
             cluster.agents.push((spec, None));
             cluster.start_agent(i)?;
         }
         cluster.wait_agents(agents.len())?;
         Ok(cluster)
+    }
+
+    /// Agent `i`'s identity: its work dir, a free port, a cgroup subtree of its own.
+    fn agent_spec(&self, i: usize, resources: &str, flags: &[&str]) -> AgentSpec {
+        AgentSpec {
+            work_dir: self.dir.path().join(format!("agent{i}")),
+            port: free_port(),
+            resources: resources.to_string(),
+            cgroups_root: format!(
+                "strata-e2e-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::SeqCst)
+            ),
+            flags: flags.iter().map(|f| f.to_string()).collect(),
+        }
+    }
+
+    /// Starts the (standalone) master again on its port and work dir, after it was killed.
+    pub fn restart_master(&mut self) -> Result<()> {
+        self.master.kill();
+        let log = self.dir.path().join(format!(
+            "master.log.{}",
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::rename(&self.master.log, &log);
+        let mut cmd = Command::new(bin("strata-master"));
+        cmd.args([
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            &self.master.port.to_string(),
+            "--work-dir",
+        ])
+        .arg(self.dir.path().join("master"))
+        .args(&self.master_flags);
+        let child = spawn_logged(cmd, &self.master.log)?;
+        let pid = child.id() as i32;
+        self.master.child = child;
+        self.wait_http(&self.master.addr(), "/health", pid)
+    }
+
+    /// `masters` masters contending through ZooKeeper at `zk_url` (with `master_flags`), and one
+    /// agent per entry of `agents` following the leader through the same URL. `master` is the
+    /// leader once one is elected; the others are `standbys`.
+    pub fn start_ha(
+        zk_url: &str,
+        masters: usize,
+        agents: &[&str],
+        master_flags: &[&str],
+    ) -> Result<Self> {
+        let mut flags = vec!["--zk", zk_url];
+        flags.extend_from_slice(master_flags);
+        let mut cluster = Self::start_with_agent_flags(&[], &flags, &[])?;
+        for i in 1..masters {
+            let port = free_port();
+            let log = cluster.dir.path().join(format!("master{i}.log"));
+            let mut cmd = Command::new(bin("strata-master"));
+            cmd.args([
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--work-dir",
+            ])
+            .arg(cluster.dir.path().join(format!("master{i}")))
+            .args(&flags);
+            let child = spawn_logged(cmd, &log)?;
+            let pid = child.id() as i32;
+            cluster.standbys.push(Daemon { child, log, port });
+            cluster.wait_http(&format!("127.0.0.1:{port}"), "/health", pid)?;
+        }
+        cluster.promote_leader(Duration::from_secs(30))?;
+        cluster.agent_master = Some(zk_url.to_string());
+        for (i, resources) in agents.iter().enumerate() {
+            let spec = cluster.agent_spec(i, resources, &[]);
+            cluster.agents.push((spec, None));
+            cluster.start_agent(i)?;
+        }
+        cluster.wait_agents(agents.len())?;
+        Ok(cluster)
+    }
+
+    /// Waits until one of the masters leads (its `/state` answers 200) and makes it `master`.
+    /// Returns how long that took.
+    pub fn promote_leader(&mut self, timeout: Duration) -> Result<Duration> {
+        let start = Instant::now();
+        loop {
+            let mut all: Vec<&Daemon> = vec![&self.master];
+            all.extend(self.standbys.iter());
+            let leader = all.iter().position(|d| {
+                !has_exited(d.pid())
+                    && http_request(&d.addr(), "GET", "/state").is_ok_and(|(code, _)| code == 200)
+            });
+            if let Some(i) = leader {
+                if i > 0 {
+                    std::mem::swap(&mut self.master, &mut self.standbys[i - 1]);
+                }
+                return Ok(start.elapsed());
+            }
+            if start.elapsed() > timeout {
+                bail!("no master leads after {timeout:?}\n{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// (Re)starts agent `i` with its fixed work dir, port and cgroup root.
@@ -312,9 +425,13 @@ impl Cluster {
             );
         }
         let mut cmd = Command::new(bin("strata-agent"));
+        let master = self
+            .agent_master
+            .clone()
+            .unwrap_or_else(|| self.master.addr());
         cmd.args([
             "--master",
-            &self.master.addr(),
+            &master,
             "--ip",
             "127.0.0.1",
             "--port",
@@ -390,7 +507,15 @@ impl Cluster {
     pub fn wait_state(&self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Result<Value> {
         let deadline = Instant::now() + timeout;
         loop {
-            let state = self.master_state()?;
+            // A master that is still being elected answers 503: keep asking until the deadline.
+            let state = match self.master_state() {
+                Ok(state) => state,
+                Err(err) if Instant::now() <= deadline && err.to_string().contains("503") => {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
             if pred(&state) {
                 return Ok(state);
             }
@@ -408,6 +533,9 @@ impl Cluster {
     /// Every daemon's log tail, for failure messages.
     pub fn logs(&self) -> String {
         let mut out = format!("--- master log ---\n{}\n", self.master.log_tail());
+        for (i, d) in self.standbys.iter().enumerate() {
+            out.push_str(&format!("--- standby {i} log ---\n{}\n", d.log_tail()));
+        }
         for (i, (_, d)) in self.agents.iter().enumerate() {
             if let Some(d) = d {
                 out.push_str(&format!("--- agent{i} log ---\n{}\n", d.log_tail()));
@@ -498,6 +626,9 @@ impl Drop for Cluster {
             remove_cgroup_tree(&self.cgroup_mount.join(&spec.cgroups_root));
         }
         self.master.kill();
+        for standby in &mut self.standbys {
+            standby.kill();
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use crate::cmd::Cmd;
 
-/// The system packages the tests need. Later work (ZooKeeper, clang, …) adds to this list.
+/// The system packages the tests need.
 /// `qemu-system-x86`, `busybox-static` and `cpio` are the VM test bed's (`cargo xtask vm-test`).
 pub const CI_PACKAGES: &[&str] = &[
     "capnproto",
@@ -11,6 +11,17 @@ pub const CI_PACKAGES: &[&str] = &[
     "cpio",
     "clang",
     "libbpf-dev",
+    // The HA tests' ZooKeeper (run with the Java it pulls in), and the partition test's netns.
+    "zookeeper",
+    "iproute2",
+    // The package test's (`cargo xtask package-test`): a Debian root for the guest, the .rpm
+    // queries, the root's disk image.
+    "debootstrap",
+    "rpm",
+    "e2fsprogs",
+    // The image tests' local registry (`tests/src/registry.rs`) and its TLS and token keys.
+    "docker-registry",
+    "openssl",
 ];
 
 /// Whether dpkg reports `package` as installed.

@@ -9,6 +9,7 @@ use crate::cmd::Cmd;
 fn bench_packages(bench: &str) -> &'static [&'static str] {
     match bench {
         "isolation" => &["crun", "runc"],
+        "image" => &["crun", "runc", "docker-registry", "openssl"],
         _ => &[],
     }
 }

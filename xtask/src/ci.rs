@@ -1,7 +1,8 @@
 //! `cargo xtask ci`: the project's test command (what `.ci/run` executes). Installs the system
-//! packages the tests need, then runs fmt, clippy, the build, every test and the VM test bed
-//! (`cargo xtask vm-test`), and reports which steps passed. A failed step does not stop the later
-//! ones; a failed package install does, since nothing builds without it.
+//! packages the tests need, then runs fmt, clippy, the build, every test, the VM test bed
+//! (`cargo xtask vm-test`) and the package test (`cargo xtask package-test`), and reports which
+//! steps passed. A failed step does not stop the later ones; a failed package install does,
+//! since nothing builds without it.
 
 use crate::apt::{self, CI_PACKAGES};
 use crate::cmd::Cmd;
@@ -35,6 +36,9 @@ pub fn run() -> anyhow::Result<()> {
         Cmd::cargo(&["test", "--workspace", "--no-fail-fast"]),
         // Kernel enforcement, in a VM (it reuses the debug binaries built above).
         Cmd::cargo(&["xtask", "vm-test"]),
+        // The .deb and .rpm packages, inspected, and the .debs installed, run, upgraded and
+        // removed in a Debian guest booted with systemd.
+        Cmd::cargo(&["xtask", "package-test"]),
     ];
 
     let mut results: Vec<(String, Outcome)> = Vec::new();

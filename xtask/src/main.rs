@@ -5,6 +5,8 @@ mod apt;
 mod bench;
 mod ci;
 mod cmd;
+mod package;
+mod package_test;
 mod up;
 mod vm;
 
@@ -51,6 +53,31 @@ enum Task {
         #[arg(long, default_value_t = 2048)]
         memory_mib: u32,
     },
+    /// The .deb and .rpm packages (strata-master, strata-agent, strata-cli) into
+    /// target/packages/, built from the `dist` profile with cargo-deb and cargo-generate-rpm
+    /// (installed from crates.io when missing)
+    Package {
+        /// The package revision (Debian revision, RPM Release)
+        #[arg(long, default_value = "1")]
+        revision: String,
+    },
+    /// The packages tested (root): builds and inspects them, installs the .debs into a fresh
+    /// Debian root booted with systemd under QEMU, and runs install, start, a task, an agent
+    /// restart, an upgrade, remove and purge there (logs in target/package-test/)
+    PackageTest {
+        /// Kill the VM after this many seconds
+        #[arg(long, default_value_t = 900)]
+        timeout_secs: u64,
+        /// The accelerator
+        #[arg(long, value_enum, default_value_t = vm::Accel::Auto)]
+        accel: vm::Accel,
+        /// Guest memory in MiB
+        #[arg(long, default_value_t = 2048)]
+        memory_mib: u32,
+        /// Rebuild the cached Debian root (target/package-test/root.img) with debootstrap
+        #[arg(long)]
+        fresh_root: bool,
+    },
     /// Benchmarks through the real release binaries (root)
     Bench {
         #[command(subcommand)]
@@ -84,6 +111,22 @@ enum Bench {
         #[arg(long, default_value_t = 20)]
         rounds: usize,
     },
+    /// Image tasks: pull and unpack MB/s from a local docker-registry; with the image in the
+    /// store, p50/p99 accept->TASK_RUNNING of a busybox image task beside `crun run` and
+    /// `runc run` of the same unpacked image (installs docker-registry, crun, runc if missing)
+    Image {
+        /// How many tasks (and crun/runc runs)
+        #[arg(long, default_value_t = 100)]
+        runs: usize,
+    },
+    /// Master failover through ZooKeeper (2 s session timeout): kill -9 the leader of two
+    /// masters with simulated agents (real RPC) and 10,000 tasks; time to a new leader, to every
+    /// agent re-registered and to offers again (installs Debian's zookeeper if missing)
+    Failover {
+        /// How many simulated agents
+        #[arg(long, default_value_t = 1000)]
+        agents: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -104,6 +147,24 @@ fn main() -> ExitCode {
             accel,
             memory_mib,
         }),
+        Task::Package { revision } => {
+            let root = workspace_root();
+            package::run(&package::Options {
+                revision: Some(revision),
+                ..package::Options::new(&root)
+            })
+        }
+        Task::PackageTest {
+            timeout_secs,
+            accel,
+            memory_mib,
+            fresh_root,
+        } => package_test::run(&package_test::Options {
+            timeout: std::time::Duration::from_secs(timeout_secs),
+            accel,
+            memory_mib,
+            fresh_root,
+        }),
         Task::Bench {
             bench: Bench::Launch { tasks },
         } => bench::run("launch", tasks),
@@ -113,6 +174,12 @@ fn main() -> ExitCode {
         Task::Bench {
             bench: Bench::Ebpf { rounds },
         } => bench::run("ebpf", rounds),
+        Task::Bench {
+            bench: Bench::Failover { agents },
+        } => bench::run("failover", agents),
+        Task::Bench {
+            bench: Bench::Image { runs },
+        } => bench::run("image", runs),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

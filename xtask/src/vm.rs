@@ -34,8 +34,9 @@ const KERNEL_META_PACKAGE: &str = "linux-image-amd64";
 
 /// Modules the guest loads (with their dependencies, resolved from the modules' `depends=`):
 /// virtio-rng seeds the guest's entropy pool from the host, so the daemons' first getrandom(2)
-/// does not wait for jitter entropy under emulation.
-const GUEST_MODULES: &[&str] = &["virtio_pci", "virtio_rng"];
+/// does not wait for jitter entropy under emulation; overlay is the root filesystem of image
+/// containers.
+const GUEST_MODULES: &[&str] = &["virtio_pci", "virtio_rng", "overlay"];
 
 /// The binaries the guest needs, from the cargo target directory.
 const BINARIES: &[&str] = &[
@@ -48,6 +49,14 @@ const BINARIES: &[&str] = &[
 const INIT: &str = r#"#!/bin/sh
 # /init of the Strata VM test bed (written by `cargo xtask vm-test`).
 export PATH=/bin
+# Image containers pivot_root(2) into their root filesystem, which the kernel refuses while the
+# current root is the initramfs itself (a mount without a parent): run /init again, chrooted
+# into a bind mount of the initramfs.
+if [ -z "$STRATA_VM_CHROOTED" ]; then
+    mount --bind / /newroot
+    export STRATA_VM_CHROOTED=1
+    exec chroot /newroot /init
+fi
 report() { echo "$*"; echo "$*" >/dev/ttyS1; }
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -175,6 +184,7 @@ pub fn run(opts: &Options) -> Result<()> {
         opts,
         &guest_env(&opts.scenarios),
         opts.timeout,
+        &[],
     )?;
     let report = parse_report(&guest.results);
     println!("\n{}", summary(&report));
@@ -241,16 +251,16 @@ fn guest_env(scenarios: &[String]) -> Vec<String> {
 // The kernel
 
 #[derive(Debug)]
-struct Kernel {
+pub(crate) struct Kernel {
     /// `uname -r` of the guest, e.g. `6.1.0-56-amd64`.
-    release: String,
-    vmlinuz: PathBuf,
+    pub(crate) release: String,
+    pub(crate) vmlinuz: PathBuf,
     /// `lib/modules/<release>` of the extracted package.
-    modules: PathBuf,
+    pub(crate) modules: PathBuf,
 }
 
 /// Resolves, downloads (once) and extracts (once) Debian's kernel package.
-fn fetch_kernel(vm_dir: &Path) -> Result<Kernel> {
+pub(crate) fn fetch_kernel(vm_dir: &Path) -> Result<Kernel> {
     let debs = vm_dir.join("debs");
     std::fs::create_dir_all(&debs)?;
     let cached = cached_kernel_debs(&debs);
@@ -410,7 +420,7 @@ fn download(package: &str, debs: &Path) -> Result<PathBuf> {
 // Modules
 
 /// The modules' `.ko` files, in load order (dependencies first).
-fn module_load_order(modules_dir: &Path, wanted: &[&str]) -> Result<Vec<PathBuf>> {
+pub(crate) fn module_load_order(modules_dir: &Path, wanted: &[&str]) -> Result<Vec<PathBuf>> {
     let mut index = BTreeMap::new();
     index_modules(&modules_dir.join("kernel"), &mut index)?;
     let mut order = Vec::new();
@@ -498,6 +508,7 @@ fn build_initramfs(vm_dir: &Path, bin_dir: &Path, kernel: &Kernel) -> Result<Pat
         "var/lib",
         "etc/strata-vm",
         "lib/modules/strata-vm",
+        "newroot",
     ] {
         std::fs::create_dir_all(stage.join(dir))?;
     }
@@ -586,7 +597,7 @@ fn build_initramfs(vm_dir: &Path, bin_dir: &Path, kernel: &Kernel) -> Result<Pat
     Ok(archive)
 }
 
-fn copy(src: &Path, dst: &Path) -> Result<()> {
+pub(crate) fn copy(src: &Path, dst: &Path) -> Result<()> {
     if let Some(parent) = dst.parent() {
         std::fs::create_dir_all(parent)?;
     }
@@ -595,7 +606,7 @@ fn copy(src: &Path, dst: &Path) -> Result<()> {
     Ok(())
 }
 
-fn write_executable(path: &Path, text: &str) -> Result<()> {
+pub(crate) fn write_executable(path: &Path, text: &str) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::write(path, text)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
@@ -624,7 +635,7 @@ fn parse_ldd(text: &str) -> Result<Vec<PathBuf>, String> {
 }
 
 /// A `newc` archive of the tree at `stage`, owned by root.
-fn cpio(stage: &Path, archive: &Path) -> Result<()> {
+pub(crate) fn cpio(stage: &Path, archive: &Path) -> Result<()> {
     let mut entries = Vec::new();
     list_tree(stage, Path::new("."), &mut entries)?;
     entries.sort();
@@ -691,17 +702,18 @@ impl Drop for Qemu {
 }
 
 /// What one boot produced.
-struct Guest {
+pub(crate) struct Guest {
     /// The results port's text (ttyS1).
-    results: String,
+    pub(crate) results: String,
     /// How the QEMU process ended.
-    ending: String,
+    pub(crate) ending: String,
     /// From QEMU's start to the guest's `STRATA-VM BOOTED` line.
-    boot_wall: Option<Duration>,
+    pub(crate) boot_wall: Option<Duration>,
     /// From that line to QEMU's exit.
-    scenarios_wall: Duration,
+    pub(crate) scenarios_wall: Duration,
 }
 
+#[allow(clippy::too_many_arguments)] // reason: each is one QEMU setting; a struct would only rename them
 fn qemu_args(
     accel: Accel,
     kernel: &Path,
@@ -710,6 +722,7 @@ fn qemu_args(
     console: &Path,
     results: &Path,
     env: &[String],
+    extra: &[String],
 ) -> Vec<String> {
     let mut args: Vec<String> = Vec::new();
     match accel {
@@ -749,12 +762,14 @@ fn qemu_args(
         ]
         .map(String::from),
     );
+    args.extend(extra.iter().cloned());
     args
 }
 
 /// Boots the guest and waits until QEMU exits (the guest powers off) or `timeout` passes.
-/// Prints the results port's lines as they come.
-fn boot(
+/// Prints the results port's lines as they come. `extra` are more QEMU arguments (disks).
+#[allow(clippy::too_many_arguments)] // reason: one call per kind of guest, each naming all
+pub(crate) fn boot(
     vm_dir: &Path,
     kernel: &Kernel,
     initramfs: &Path,
@@ -762,6 +777,7 @@ fn boot(
     opts: &Options,
     env: &[String],
     timeout: Duration,
+    extra: &[String],
 ) -> Result<Guest> {
     let console = vm_dir.join("console.log");
     let results = vm_dir.join("results.log");
@@ -777,6 +793,7 @@ fn boot(
         &console,
         &results,
         env,
+        extra,
     );
     println!(
         "$ qemu-system-x86_64 {}",
@@ -886,8 +903,14 @@ impl Follower {
     }
 }
 
-/// KVM where asked, or (auto) where /dev/kvm exists and a probe boot under it succeeds.
-fn choose_accel(opts: &Options, vm_dir: &Path, kernel: &Kernel, initramfs: &Path) -> Result<Accel> {
+/// KVM where asked, or (auto) where /dev/kvm exists and a probe boot under it succeeds. The
+/// initramfs's `/init` answers `STRATA_VM_MODE=probe` with `STRATA-VM PROBE OK` and powers off.
+pub(crate) fn choose_accel(
+    opts: &Options,
+    vm_dir: &Path,
+    kernel: &Kernel,
+    initramfs: &Path,
+) -> Result<Accel> {
     match opts.accel {
         Accel::Tcg | Accel::Kvm => Ok(opts.accel),
         Accel::Auto if !Path::new("/dev/kvm").exists() => {
@@ -907,6 +930,7 @@ fn choose_accel(opts: &Options, vm_dir: &Path, kernel: &Kernel, initramfs: &Path
                 opts,
                 &env,
                 Duration::from_secs(30),
+                &[],
             )?;
             if guest.results.contains("STRATA-VM PROBE OK") {
                 println!("KVM boots: using it");
@@ -927,22 +951,22 @@ fn choose_accel(opts: &Options, vm_dir: &Path, kernel: &Kernel, initramfs: &Path
 // Results
 
 #[derive(Debug, Default, PartialEq)]
-struct Report {
+pub(crate) struct Report {
     /// The guest's `STRATA-VM BOOTED` line (after the prefix).
-    booted: Option<String>,
-    scenarios: Vec<Scenario>,
-    done: bool,
+    pub(crate) booted: Option<String>,
+    pub(crate) scenarios: Vec<Scenario>,
+    pub(crate) done: bool,
 }
 
 #[derive(Debug, PartialEq)]
-struct Scenario {
-    name: String,
-    passed: bool,
-    detail: String,
-    log: Vec<String>,
+pub(crate) struct Scenario {
+    pub(crate) name: String,
+    pub(crate) passed: bool,
+    pub(crate) detail: String,
+    pub(crate) log: Vec<String>,
 }
 
-fn parse_report(text: &str) -> Report {
+pub(crate) fn parse_report(text: &str) -> Report {
     let mut report = Report::default();
     for line in text.lines().map(|l| l.trim_end_matches('\r')) {
         // Tolerate noise before a marker on the same line.
@@ -978,7 +1002,7 @@ fn parse_report(text: &str) -> Report {
     report
 }
 
-fn summary(report: &Report) -> String {
+pub(crate) fn summary(report: &Report) -> String {
     let mut text = String::from("vm-test scenarios:\n");
     for s in &report.scenarios {
         let word = if s.passed { "passed" } else { "FAILED" };
@@ -993,7 +1017,7 @@ fn summary(report: &Report) -> String {
     text
 }
 
-fn log_tail(path: &Path, lines: usize) -> String {
+pub(crate) fn log_tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read(path)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
@@ -1136,6 +1160,7 @@ mod tests {
             Path::new("/v/console.log"),
             Path::new("/v/results.log"),
             &guest_env(&["memory-oom".to_string(), "cpu-cfs-quota".to_string()]),
+            &[],
         );
         let joined = args.join(" ");
         assert!(joined.starts_with("-accel tcg,thread=multi "), "{joined}");

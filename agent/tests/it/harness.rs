@@ -68,6 +68,7 @@ impl Fixture {
             hostname: "strata-it".to_string(),
             namespaces: Namespaces::default(),
             isolation: ProcessIsolation::default(),
+            image: None,
         }
     }
 
@@ -78,13 +79,34 @@ impl Fixture {
 
     /// [`Fixture::spawn`] with extra variables in the supervisor's environment.
     pub fn spawn_with(&self, spec: &ContainerSpec, env: &[(&str, &str)]) -> Supervisor {
+        self.spawn_wrapped(spec, env, &[])
+    }
+
+    /// [`Fixture::spawn_with`] through `wrapper` (a command that ends by executing its
+    /// arguments, e.g. `sh -c '…; exec "$@"' sh`), so that the supervisor starts in the
+    /// wrapper's conditions.
+    pub fn spawn_wrapped(
+        &self,
+        spec: &ContainerSpec,
+        env: &[(&str, &str)],
+        wrapper: &[&str],
+    ) -> Supervisor {
         std::fs::write(
             self.dir.path().join(SPEC_FILE),
             serde_json::to_vec_pretty(spec).unwrap(),
         )
         .unwrap();
         let log = std::fs::File::create(self.dir.path().join("supervisor.log")).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_strata-agent"))
+        let exe = env!("CARGO_BIN_EXE_strata-agent");
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(exe);
+                command
+            }
+            None => Command::new(exe),
+        };
+        let mut child = command
             .arg("supervise")
             .arg(self.dir.path())
             .stdin(Stdio::null())

@@ -460,3 +460,21 @@ fn a_mount_that_fails_in_init_stops_the_task_before_it_runs() {
     assert_eq!(fx.sandbox_file("stdout"), "", "the task never ran");
     assert!(!spec.cgroup.exists());
 }
+
+#[test]
+fn the_container_is_not_shielded_from_the_oom_killer_as_the_agent_may_be() {
+    let fx = Fixture::new();
+    let spec = fx.spec(&["sh", "-c", "cat /proc/self/oom_score_adj"]);
+    // As under the packaged systemd unit (OOMScoreAdjust=-1000), which supervisors inherit.
+    // Lowering it needs CAP_SYS_RESOURCE, which some build machines' root lacks: there the
+    // supervisor starts at +500 instead, and the container must still get 0.
+    let shield =
+        r#"{ echo -1000 || echo 500; } 2>/dev/null >/proc/self/oom_score_adj && exec "$@""#;
+    let mut sup = fx.spawn_wrapped(&spec, &[], &["sh", "-c", shield, "sh"]);
+    let pid = sup.expect_running();
+    assert!(pid > 1);
+    assert_eq!(sup.line(), "exited");
+    assert_eq!(sup.wait(), Some(0), "log: {}", fx.supervisor_log());
+    assert_eq!(fx.status().exit_code, Some(0), "{:?}", fx.status());
+    assert_eq!(fx.sandbox_file("stdout"), "0\n");
+}

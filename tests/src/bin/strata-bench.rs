@@ -221,6 +221,63 @@ fn isolation(runs: usize) -> Result<()> {
     Ok(())
 }
 
+/// `cargo xtask bench image`: image pulls and unpacks (MB/s) from a local registry; accept ->
+/// TASK_RUNNING of a busybox image task beside `crun run` and `runc run` of the same image.
+fn image(runs: usize) -> Result<()> {
+    let f = strata_tests::image_bench::run(&bin_dir()?, runs)?;
+    let mb = |bytes: u64, d: Duration| bytes as f64 / 1e6 / d.as_secs_f64().max(1e-9);
+    println!("bench image: {runs} runs each; local docker-registry on loopback");
+    println!(
+        "  pull:   {:.1} MB in {} = {:.1} MB/s (compressed layer, digest checked while streamed to disk)",
+        f.pull_bytes as f64 / 1e6,
+        ms(f.pull),
+        mb(f.pull_bytes, f.pull)
+    );
+    println!(
+        "  unpack: {:.1} MB in {} = {:.1} MB/s (gunzip + tar, diff_id checked)",
+        f.unpack_bytes as f64 / 1e6,
+        ms(f.unpack),
+        mb(f.unpack_bytes, f.unpack)
+    );
+    println!(
+        "  provision into an empty store (manifest, config, 2 layers pulled and unpacked): {}",
+        ms(f.provision)
+    );
+    let p = |v: &[Duration], q| pct(v, q);
+    println!(
+        "  strata, accept -> TASK_RUNNING (image in the store): p50 {} p99 {}",
+        ms(p(&f.strata, 0.5)),
+        ms(p(&f.strata, 0.99))
+    );
+    println!(
+        "  {} run (create, start, exit, delete): p50 {} p99 {}",
+        f.crun_version,
+        ms(p(&f.crun, 0.5)),
+        ms(p(&f.crun, 0.99))
+    );
+    println!(
+        "  {} run (create, start, exit, delete): p50 {} p99 {}",
+        f.runc_version,
+        ms(p(&f.runc, 0.5)),
+        ms(p(&f.runc, 0.99))
+    );
+    let ratio = |a: &[Duration], b: &[Duration]| {
+        p(a, 0.5).as_secs_f64() / p(b, 0.5).as_secs_f64().max(1e-9)
+    };
+    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+    let vs_crun = ratio(&f.strata, &f.crun);
+    let vs_runc = ratio(&f.strata, &f.runc);
+    println!(
+        "  strata / crun: {vs_crun:.2}x p50 (target: within 1.20x, {})",
+        verdict(vs_crun <= 1.2)
+    );
+    println!(
+        "  strata / runc: {vs_runc:.2}x p50 (target: < 1.00x, {})",
+        verdict(vs_runc < 1.0)
+    );
+    Ok(())
+}
+
 /// `cargo xtask bench ebpf`: loopback TCP throughput and bind() latency of a process below the
 /// agent's BPF programs, beside the same in a cgroup without them.
 fn ebpf(rounds: usize) -> Result<()> {
@@ -292,6 +349,138 @@ fn ebpf(rounds: usize) -> Result<()> {
     Ok(())
 }
 
+/// `cargo xtask bench failover`: kill -9 the leading master of two, with `agents` simulated
+/// agents (real RPC, in this process) holding `tasks` tasks of one framework; time until a new
+/// leader is elected, every agent has re-registered with it, and the framework has offers again.
+fn failover(agents: usize, tasks: usize) -> Result<()> {
+    use strata_tests::zookeeper::ZooKeeper;
+    const SESSION: Duration = Duration::from_secs(2);
+    let zk = ZooKeeper::start()?;
+    let url = zk.url("/strata-bench");
+    let session = format!("{}ms", SESSION.as_millis());
+    let mut cluster = Cluster::start_ha(&url, 2, &[], &["--zk-session-timeout", &session])?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let info = strata_schema::FrameworkInfo {
+        name: "bench-failover".into(),
+        user: "root".into(),
+        failover_timeout_secs: 600.0,
+        ..strata_schema::FrameworkInfo::default()
+    };
+    let mut fw = runtime.block_on(TestFramework::subscribe_with(&url, info.clone()))?;
+    let framework = strata_schema::FrameworkInfo {
+        id: Some(fw.driver.framework_id().clone()),
+        ..info
+    };
+    let per_agent = tasks.div_ceil(agents.max(1));
+    let sims = strata_tests::sim_agent::spawn(
+        url.parse().map_err(anyhow::Error::msg)?,
+        agents,
+        per_agent,
+        framework,
+    )?;
+    let registered = |since: Option<Instant>| {
+        let s = sims.lock().map(|s| {
+            s.registered_at
+                .iter()
+                .filter(|t| t.is_some_and(|t| since.is_none_or(|since| t >= since)))
+                .count()
+        });
+        s.unwrap_or(0)
+    };
+    let started = Instant::now();
+    while registered(None) < agents {
+        if started.elapsed() > Duration::from_secs(120) {
+            bail!(
+                "only {} of {agents} simulated agents registered",
+                registered(None)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let known = cluster.wait_state(Duration::from_secs(60), |s| {
+        s["activated_slaves"].as_u64() == Some(agents as u64)
+            && s["frameworks"][0]["tasks"].as_array().map(Vec::len) == Some(per_agent * agents)
+    })?;
+    println!(
+        "bench failover: {agents} simulated agents (real RPC, in-process) with {} running tasks of one framework; 2 masters; ZooKeeper session timeout {SESSION:?}; set up in {:.1} s",
+        known["frameworks"][0]["tasks"].as_array().map_or(0, Vec::len),
+        started.elapsed().as_secs_f64()
+    );
+    // Let the framework drain what it was sent so far.
+    runtime.block_on(async { while fw.step(Duration::from_millis(300)).await.is_ok() {} });
+    let killed = Instant::now();
+    cluster.master.kill();
+    let elected = cluster.promote_leader(Duration::from_secs(60))?;
+    let mut all_back = None;
+    while all_back.is_none() {
+        if registered(Some(killed)) >= agents {
+            all_back = Some(killed.elapsed());
+        } else if killed.elapsed() > Duration::from_secs(120) {
+            bail!(
+                "only {} of {agents} agents re-registered",
+                registered(Some(killed))
+            );
+        } else {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let offers_at = runtime.block_on(async {
+        fw.wait_resubscribed(Duration::from_secs(60)).await?;
+        fw.offer_with("cpus:1", Duration::from_secs(60)).await?;
+        anyhow::Ok(killed.elapsed())
+    })?;
+    let mut back: Vec<Duration> = sims
+        .lock()
+        .map(|s| {
+            s.registered_at
+                .iter()
+                .filter_map(|t| t.map(|t| t.saturating_duration_since(killed)))
+                .collect()
+        })
+        .unwrap_or_default();
+    back.sort();
+    let state = cluster.master_state()?;
+    let tasks_after = state["frameworks"][0]["tasks"]
+        .as_array()
+        .map_or(0, Vec::len);
+    println!(
+        "  ZooKeeper session timeout (baseline: detection waits for it): {:.2} s",
+        SESSION.as_secs_f64()
+    );
+    println!(
+        "  kill -9 leader -> new leader elected:            {:.2} s",
+        elected.as_secs_f64()
+    );
+    println!(
+        "  kill -9 leader -> all {agents} agents re-registered: {:.2} s",
+        all_back.unwrap_or_default().as_secs_f64()
+    );
+    println!(
+        "  kill -9 leader -> framework offered again:       {:.2} s (target: < 3 s end to end, {})",
+        offers_at.as_secs_f64(),
+        if offers_at < Duration::from_secs(3) {
+            "met"
+        } else {
+            "MISSED"
+        }
+    );
+    println!(
+        "  agents re-registered (since the kill): first {:.2} s, p50 {:.2} s, p90 {:.2} s, last {:.2} s",
+        back.first().copied().unwrap_or_default().as_secs_f64(),
+        pct(&back, 0.5).as_secs_f64(),
+        pct(&back, 0.9).as_secs_f64(),
+        back.last().copied().unwrap_or_default().as_secs_f64()
+    );
+    println!("  tasks known to the new leader: {tasks_after} (none killed)");
+    println!("  reference: Mesos' default ZooKeeper session timeout alone is 10 s");
+    drop(cluster);
+    drop(zk);
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let count = |default: usize| -> Result<usize> {
@@ -304,6 +493,12 @@ fn main() -> Result<()> {
         Some("launch") => launch(count(1000)?),
         Some("isolation") => isolation(count(500)?),
         Some("ebpf") => ebpf(count(20)?),
-        _ => bail!("usage: strata-bench launch [TASKS] | isolation [RUNS] | ebpf [ROUNDS]"),
+        Some("failover") => failover(count(1000)?, 10_000),
+        Some("image") => image(count(100)?),
+        Some("image-oci-runtimes") => {
+            let layers: Vec<std::path::PathBuf> = args[2..].iter().map(Into::into).collect();
+            strata_tests::image_bench::oci_runtimes_child(count(100)?, &layers)
+        }
+        _ => bail!("usage: strata-bench launch [TASKS] | isolation [RUNS] | ebpf [ROUNDS] | failover [AGENTS] | image [RUNS]"),
     }
 }

@@ -24,8 +24,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use strata_client::Offer;
-use strata_schema::{TaskId, TaskState, TaskStatus};
+use strata_schema::{ContainerInfo, ImageType, TaskId, TaskState, TaskStatus};
 use strata_tests::framework::{task, TestFramework};
+use strata_tests::images::{self, ImageSpec, Layer, TarBuilder};
 use strata_tests::{cgroup2_mount, http_get, http_request, Cluster};
 
 /// Patience for anything the cluster does, generous because the guest runs under emulation.
@@ -61,6 +62,8 @@ fn scenarios() -> Vec<(&'static str, bool, ScenarioFn)> {
         ("network-ports-accounting", true, || {
             Box::pin(network_ports_accounting())
         }),
+        ("image-memory-oom", true, || Box::pin(image_memory_oom())),
+        ("image-cpu-pids", true, || Box::pin(image_cpu_pids())),
         ("selftest-fail", false, || Box::pin(selftest_fail())),
     ]
 }
@@ -430,6 +433,61 @@ async fn wait_stdout(cluster: &Cluster, task: &str, prefix: &str) -> Result<Stri
     }
 }
 
+/// An OCI image layout in a temporary directory (kept alive by the returned guard): the busybox
+/// root filesystem of the host tests (built from the guest's own busybox-static) and a layer
+/// with the marker `/etc/strata-vm-image`. Uncompressed layers: nothing to inflate under
+/// emulation. Returns the image's name for a task (`oci:<dir>:v1`).
+fn busybox_image() -> Result<(tempfile::TempDir, String)> {
+    let dir = tempfile::Builder::new()
+        .prefix("strata-vm-image-")
+        .tempdir()?;
+    let marker = TarBuilder::new()
+        .dir("etc")
+        .file("etc/strata-vm-image", b"strata-vm image rootfs\n")
+        .finish();
+    let spec = ImageSpec::new(vec![
+        Layer::plain(images::busybox_layer()?.tar),
+        Layer::plain(marker),
+    ]);
+    let layout = dir.path().join("layout");
+    images::write_layout(&layout, &images::build(&spec), "v1")?;
+    let name = format!("oci:{}:v1", layout.display());
+    Ok((dir, name))
+}
+
+/// Launches image tasks (id, resources, shell command) from `image` on `offer` and waits until
+/// each runs.
+async fn launch_image_running(
+    cluster: &Cluster,
+    fw: &mut TestFramework,
+    offer: &Offer,
+    image: &str,
+    tasks: &[(&str, &str, &str)],
+) -> Result<()> {
+    let infos = tasks
+        .iter()
+        .map(|(id, res, cmd)| {
+            let mut t = task(id, &offer.agent_id, res, cmd);
+            t.container = Some(ContainerInfo::image(ImageType::Oci, image));
+            t
+        })
+        .collect();
+    fw.launch(offer, infos).await?;
+    for (id, _, _) in tasks {
+        let status = fw
+            .wait_for(id, T, |s| s == TaskState::Running || s.is_terminal())
+            .await?;
+        if status.state != TaskState::Running {
+            bail!(
+                "image task {id} did not start: {}\n{}",
+                describe(&status),
+                cluster.logs()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Kills `task` and waits for TASK_KILLED.
 async fn kill_task(fw: &mut TestFramework, offer: &Offer, id: &str) -> Result<TaskStatus> {
     fw.driver
@@ -638,6 +696,117 @@ async fn memory_oom() -> Result<String> {
         status.reason.as_deref().unwrap_or(""),
         status.message
     ))
+}
+
+/// An image task (overlay root filesystem, libcontainer) that outgrows its 64 MiB is OOM-killed
+/// with the memory reason, after showing that its root is the image's; a sibling from the same
+/// image keeps running.
+async fn image_memory_oom() -> Result<String> {
+    let flags = ["--isolation", ISOLATION];
+    let (cluster, mut fw, offer) = setup("cpus:4;mem:1024", &flags, "cpus:1;mem:128").await?;
+    let (_image_dir, image) = busybox_image()?;
+    // The shell doubles a string until the kernel stops it (64 MiB: a few doublings).
+    let hog = "cat /etc/strata-vm-image; test -e /bin/strata-vm || echo no-guest-binaries; \
+               echo hogging; x=0123456789abcdef; while :; do x=$x$x; done";
+    let sibling = "exec sleep 100004";
+    launch_image_running(
+        &cluster,
+        &mut fw,
+        &offer,
+        &image,
+        &[
+            ("image-sibling", "cpus:0.5;mem:64", sibling),
+            ("image-hog", "cpus:0.5;mem:64", hog),
+        ],
+    )
+    .await?;
+    let status = fw.wait_terminal("image-hog", T).await?;
+    let out = sandbox(&cluster, "image-hog")
+        .and_then(|dir| std::fs::read_to_string(dir.join("stdout")).ok())
+        .unwrap_or_default();
+    if status.state != TaskState::Failed
+        || status.reason.as_deref() != Some("REASON_CONTAINER_LIMITATION_MEMORY")
+    {
+        bail!(
+            "the image hog (mem:64) ended {}, expected TASK_FAILED with \
+             REASON_CONTAINER_LIMITATION_MEMORY; stdout {out:?}\n{}",
+            describe(&status),
+            cluster.logs()
+        );
+    }
+    let lines: Vec<&str> = out.lines().collect();
+    if lines != ["strata-vm image rootfs", "no-guest-binaries", "hogging"] {
+        bail!("the image hog's root filesystem is not the image's: stdout {out:?}");
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let sib = fw.latest.get(&TaskId::new("image-sibling")?).cloned();
+    if sib.as_ref().map(|s| s.state) != Some(TaskState::Running) {
+        bail!("the sibling image task did not keep running: {sib:?}");
+    }
+    if find_tagged(&cluster, "100004").is_none() {
+        bail!("the sibling image task's process is gone");
+    }
+    kill_task(&mut fw, &offer, "image-sibling").await?;
+    Ok(format!(
+        "image hog TASK_FAILED {} ({:?}) in the image's rootfs; sibling kept running",
+        status.reason.as_deref().unwrap_or(""),
+        status.message
+    ))
+}
+
+/// An image task with cpus 0.5 under `--cgroups-enable-cfs` and `--container-pids-max 64`: its
+/// fork bomb is held at pids.max, and its CPU loop gets half a CPU.
+async fn image_cpu_pids() -> Result<String> {
+    let flags = [
+        "--isolation",
+        ISOLATION,
+        "--cgroups-enable-cfs",
+        "--container-pids-max",
+        "64",
+    ];
+    let (cluster, mut fw, offer) = setup("cpus:4;mem:1024", &flags, "cpus:1;mem:128").await?;
+    let (_image_dir, image) = busybox_image()?;
+    // The inner shell forks sleepers until fork fails (and the shell with it); the outer one
+    // then reports and spins without forking.
+    let cmd = "cat /etc/strata-vm-image; sh -c 'while :; do sleep 100005 & done' 2>/dev/null; \
+               echo image-bomb-held; while :; do :; done";
+    launch_image_running(
+        &cluster,
+        &mut fw,
+        &offer,
+        &image,
+        &[("image-cpu-pids", "cpus:0.5;mem:64", cmd)],
+    )
+    .await?;
+    wait_stdout(&cluster, "image-cpu-pids", "image-bomb-held").await?;
+    let (container, pid) = wait_tagged(&cluster, "image-bomb-held").await?;
+    let current = read_trimmed(&container.join("pids.current")).unwrap_or_default();
+    let max = effective_limit(pid, &container, "pids.max");
+    let refused = keyed(&container.join("pids.events"), "max").unwrap_or(0);
+    let sleepers = container_processes(&cluster)
+        .iter()
+        .filter(|(dir, p)| dir.starts_with(&container) && cmdline(*p).contains("sleep 100005"))
+        .count();
+    let pids = format!(
+        "{sleepers} sleepers, pids.current {current}, pids.max {max:?}, pids.events max {refused}"
+    );
+    if max.is_none_or(|m| m > 64) || refused == 0 || sleepers == 0 || sleepers > 64 {
+        bail!(
+            "the image task's fork bomb was not held: {pids}\n{}",
+            cluster.logs()
+        );
+    }
+    let share = cpu_share(&[&container], Duration::from_secs(6)).await?[0];
+    let cpu_max = read_trimmed(&container.join("cpu.max")).unwrap_or_else(|_| "absent".into());
+    let throttled = keyed(&container.join("cpu.stat"), "nr_throttled").unwrap_or(0);
+    let detail = format!(
+        "{pids}; the loop used {share:.2} CPU (cpu.max {cpu_max:?}, nr_throttled {throttled})"
+    );
+    if !(0.4..=0.6).contains(&share) {
+        bail!("{detail}; expected 0.50 ± 0.10");
+    }
+    kill_task(&mut fw, &offer, "image-cpu-pids").await?;
+    Ok(detail)
 }
 
 /// A fork bomb is held at pids.max; the agent stays healthy and launches another task.

@@ -154,6 +154,38 @@ fn daemons_reject_bad_flags_naming_them() {
     assert!(err.contains("notaport"), "{err}");
     let err = run_fail("strata-master", &["--no-such-flag"]);
     assert!(err.contains("--no-such-flag"), "{err}");
+    // ZooKeeper addresses are checked before anything connects.
+    let err = run_fail("strata-master", &["--zk", "zk://127.0.0.1:2181"]);
+    assert!(
+        err.contains("zk://127.0.0.1:2181") && err.contains("path"),
+        "{err}"
+    );
+    let err = run_fail("strata-master", &["--zk", "http://127.0.0.1:2181/strata"]);
+    assert!(err.contains("zk://"), "{err}");
+    let err = run_fail("strata-agent", &["--master", "zk://h:0/strata"]);
+    assert!(err.contains("--master") && err.contains("h:0"), "{err}");
+    let err = run_fail("strata-master", &["--zk-session-timeout", "100ms"]);
+    assert!(err.contains("--zk-session-timeout"), "{err}");
+    // A registry the master cannot read stops it (it never forgets what it admitted).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("registry.json"), b"{\"agents\": [1,").unwrap();
+    let port = strata_tests::free_port().to_string();
+    let work_dir = dir.path().display().to_string();
+    let err = run_fail(
+        "strata-master",
+        &[
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--work-dir",
+            &work_dir,
+        ],
+    );
+    assert!(
+        err.contains("registry") && err.contains("registry.json"),
+        "{err}"
+    );
     // A port already taken is a clear start-up error, not a panic.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();

@@ -5,8 +5,11 @@
 
 mod bad_input;
 mod cli;
+mod ha;
+mod images;
 mod isolation;
 mod network;
+mod recovery;
 mod tasks;
 
 use std::path::PathBuf;

@@ -276,6 +276,17 @@ async fn agent_that_goes_away_is_marked_unreachable() {
         ],
     )
     .unwrap();
+    // The agent has written down the id it was given (else it comes back as a new agent).
+    let id_file = cluster.agents[0].0.work_dir.join("meta/agent_id");
+    let deadline = std::time::Instant::now() + T;
+    while !id_file.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {}",
+            id_file.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     cluster.agent_mut(0).kill();
     let state = cluster
         .wait_state(T, |s| s["slaves"][0]["state"] == "unreachable")

@@ -1,0 +1,12 @@
+# %post of strata-master ($1: 1 on installation, 2 on upgrade): the work dir; the service is
+# enabled on installation but not started.
+install -d -m 0755 -o root -g root /var/lib/strata
+install -d -m 0750 -o strata -g strata /var/lib/strata/master
+chown -R strata:strata /var/lib/strata/master
+if [ -d /run/systemd/system ]; then
+    systemctl daemon-reload >/dev/null 2>&1 || :
+fi
+if [ "$1" -eq 1 ]; then
+    systemctl enable strata-master.service >/dev/null 2>&1 || :
+fi
+exit 0
