@@ -108,8 +108,9 @@ pub struct Timers {
 /// Makes the registry's store once this master leads.
 pub type StoreSource = Box<dyn FnOnce() -> Store + Send>;
 
-/// Commits the registry if it changed: a master never acts on a change it could not commit, so
-/// a failed write ends the actor (and the master: a standby takes over).
+/// Commits the registry if it changed, then carries out what waited for it: a master never acts
+/// on a change it could not commit, so a failed write ends the actor (and the master: a standby
+/// takes over) before any of it is sent.
 async fn commit(master: &mut Master, store: &mut Store) -> Result<(), String> {
     if let Some(registry) = master.take_registry_change() {
         store
@@ -117,6 +118,7 @@ async fn commit(master: &mut Master, store: &mut Store) -> Result<(), String> {
             .await
             .map_err(|err| format!("cannot commit the registry to {}: {err}", store.location()))?;
     }
+    master.after_commit();
     Ok(())
 }
 

@@ -266,6 +266,17 @@ pub struct Master {
     /// Tasks the master gave up on (reported TASK_LOST) that a returning agent was told to
     /// kill: their agent updates are acknowledged here, not forwarded again.
     given_up: HashSet<(FrameworkId, TaskId)>,
+    /// What follows from registry changes not committed yet, done by [`Master::after_commit`]:
+    /// agents marked unreachable (their tasks' updates) and removed frameworks (their shutdown
+    /// on agents). A master that cannot commit exits before any of it reaches anyone.
+    pending: Vec<Pending>,
+}
+
+/// An effect held until the registry change it follows from is committed.
+#[derive(Debug)]
+enum Pending {
+    Unreachable(AgentId),
+    ShutdownFramework(AgentId, FrameworkId),
 }
 
 fn master_status(
@@ -308,6 +319,7 @@ impl Master {
             registry: Registry::default(),
             registry_dirty: false,
             given_up: HashSet::new(),
+            pending: Vec::new(),
         }
     }
 
@@ -320,6 +332,38 @@ impl Master {
         }
         self.registry_dirty = false;
         Some(self.registry.clone())
+    }
+
+    /// Carries out what waited for the registry to be committed (the actor calls it after every
+    /// successful commit, or when there was nothing to commit): the tasks of agents marked
+    /// unreachable are reported TASK_UNREACHABLE (or TASK_LOST), and agents are told to shut
+    /// down removed frameworks.
+    pub fn after_commit(&mut self) {
+        for effect in std::mem::take(&mut self.pending) {
+            match effect {
+                Pending::Unreachable(id) => {
+                    // It may have come back in the same batch: then its tasks run on.
+                    if self
+                        .agents
+                        .get(&id)
+                        .is_some_and(|a| a.state == AgentState::Unreachable)
+                    {
+                        self.mark_agent_tasks(
+                            &id,
+                            TaskState::Unreachable,
+                            TaskState::Lost,
+                            "REASON_AGENT_REMOVED",
+                            "the agent is unreachable",
+                        );
+                    }
+                }
+                Pending::ShutdownFramework(agent_id, framework_id) => {
+                    if let Some(link) = self.agents.get(&agent_id).and_then(|a| a.link.clone()) {
+                        let _ = link.send(AgentCommand::ShutdownFramework { framework_id });
+                    }
+                }
+            }
+        }
     }
 
     /// Takes over what an earlier leader admitted: its frameworks wait to re-subscribe within
@@ -384,8 +428,9 @@ impl Master {
         }
     }
 
-    /// Marks an agent unreachable: in the registry, its offers rescinded, its known tasks
-    /// reported TASK_UNREACHABLE (partition-aware frameworks) or TASK_LOST.
+    /// Marks an agent unreachable: in the registry, its offers rescinded, and once that is
+    /// committed ([`Master::after_commit`]) its known tasks reported TASK_UNREACHABLE
+    /// (partition-aware frameworks) or TASK_LOST.
     fn mark_unreachable(&mut self, id: &AgentId) {
         self.rescind_agent_offers(id);
         if let Some(agent) = self.agents.get_mut(id) {
@@ -400,13 +445,7 @@ impl Master {
                 self.registry_dirty = true;
             }
         }
-        self.mark_agent_tasks(
-            id,
-            TaskState::Unreachable,
-            TaskState::Lost,
-            "REASON_AGENT_REMOVED",
-            "the agent is unreachable",
-        );
+        self.pending.push(Pending::Unreachable(id.clone()));
     }
 
     fn registry_admit_agent(&mut self, id: &AgentId, info: &AgentInfo) {
@@ -513,17 +552,21 @@ impl Master {
         if was_unreachable {
             info!(agent_id = %id, "an unreachable agent came back");
         }
-        self.reconcile_agent_tasks(&id, running, reregistered);
+        self.reconcile_agent_tasks(&id, running, reregistered, was_unreachable);
         self.dirty = true;
         Ok(id)
     }
 
-    /// Brings the master's view of an agent's tasks in line with what the agent reports.
+    /// Brings the master's view of an agent's tasks in line with what the agent reports. The
+    /// tasks of an agent coming back from unreachable that this master never knew (it became
+    /// leader meanwhile) are treated as if it had marked them: a partition-aware framework's run
+    /// again (TASK_RUNNING, `REASON_AGENT_REREGISTERED`), the others' are killed and gone.
     fn reconcile_agent_tasks(
         &mut self,
         agent_id: &AgentId,
         running: Vec<ReportedTask>,
         reregistered: bool,
+        was_unreachable: bool,
     ) {
         let reported: HashSet<(FrameworkId, TaskId)> = running
             .iter()
@@ -548,11 +591,12 @@ impl Master {
             let fw = self.frameworks.entry(fw_id.clone()).or_insert_with(|| {
                 Framework::disconnected(rt.framework.clone(), fw_id.clone(), Instant::now())
             });
-            let given_up = !fw.tasks.contains_key(&rt.task.task_id)
-                && fw
-                    .completed_tasks
-                    .iter()
-                    .any(|t| t.info.task_id == rt.task.task_id && t.info.agent_id == *agent_id);
+            let unknown = !fw.tasks.contains_key(&rt.task.task_id);
+            let given_up =
+                unknown
+                    && (fw.completed_tasks.iter().any(|t| {
+                        t.info.task_id == rt.task.task_id && t.info.agent_id == *agent_id
+                    }) || (was_unreachable && !fw.info.partition_aware));
             if given_up {
                 // The master reported it TASK_LOST while the agent was unreachable: it is
                 // killed on the agent and reported gone (Mesos kills the tasks of frameworks
@@ -597,6 +641,16 @@ impl Master {
                 if let Some(agent) = self.agents.get_mut(agent_id) {
                     agent.used.add(&rt.task.resources);
                 }
+                // Back from unreachable: the framework may have been told so by reconciliation.
+                let back = was_unreachable.then(|| {
+                    master_status(
+                        &rt.task,
+                        &fw_id,
+                        rt.state,
+                        "REASON_AGENT_REREGISTERED",
+                        "the agent re-registered".to_string(),
+                    )
+                });
                 fw.tasks.insert(
                     rt.task.task_id.clone(),
                     Task {
@@ -607,6 +661,9 @@ impl Master {
                         latest: None,
                     },
                 );
+                if let Some(status) = back {
+                    self.apply_status(&status);
+                }
             }
         }
         if !reregistered {
@@ -974,11 +1031,8 @@ impl Master {
             fw.completed_tasks.push_back(task);
         }
         for agent_id in agents {
-            if let Some(link) = self.agents.get(&agent_id).and_then(|a| a.link.clone()) {
-                let _ = link.send(AgentCommand::ShutdownFramework {
-                    framework_id: id.clone(),
-                });
-            }
+            self.pending
+                .push(Pending::ShutdownFramework(agent_id, id.clone()));
         }
         fw.used = Resources::new();
         fw.link = None;
@@ -1497,15 +1551,31 @@ impl Master {
                 {
                     updates.push(status_of(task));
                 } else {
+                    // A task this master does not know: what its agent's state says, as Mesos
+                    // answers. An agent of the registry that has not re-registered yet may still
+                    // report it, so that question gets no answer until it does or is given up.
+                    let agent = agent_id.as_ref().and_then(|id| self.agents.get(id));
+                    let (aware, message) = match agent.map(|a| a.state) {
+                        Some(AgentState::Recovering) => continue,
+                        Some(AgentState::Unreachable) => (
+                            TaskState::Unreachable,
+                            "reconciliation: the task's agent is unreachable",
+                        ),
+                        Some(AgentState::Active | AgentState::Disconnected) => (
+                            TaskState::Gone,
+                            "reconciliation: the task is unknown to its agent",
+                        ),
+                        None => (TaskState::Unknown, "reconciliation: task is unknown"),
+                    };
                     let state = if fw.info.partition_aware {
-                        TaskState::Unknown
+                        aware
                     } else {
                         TaskState::Lost
                     };
                     updates.push(TaskStatus {
                         task_id,
                         state,
-                        message: "reconciliation: task is unknown".to_string(),
+                        message: message.to_string(),
                         source: StatusSource::Master,
                         reason: Some("REASON_RECONCILIATION".to_string()),
                         agent_id,

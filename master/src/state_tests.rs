@@ -49,6 +49,13 @@ fn framework(
     (m.subscribe(conn, info, tx).unwrap(), rx)
 }
 
+/// What the actor does after each batch: commit the registry change, then act on it.
+fn commit(m: &mut Master) -> Option<Registry> {
+    let registry = m.take_registry_change();
+    m.after_commit();
+    registry
+}
+
 fn drain<T>(rx: &mut UnboundedReceiver<T>) -> Vec<T> {
     let mut out = Vec::new();
     while let Ok(x) = rx.try_recv() {
@@ -327,6 +334,10 @@ fn framework_disconnect_without_failover_timeout_tears_it_down() {
     .unwrap();
     drain(&mut arx);
     m.connection_closed(2, now);
+    // Agents hear of the removal only once the registry forgot the framework.
+    assert!(drain(&mut arx).is_empty());
+    let registry = commit(&mut m).expect("the removal is a registry change");
+    assert!(registry.frameworks.is_empty());
     assert!(matches!(
         drain(&mut arx).as_slice(),
         [AgentCommand::ShutdownFramework { .. }]
@@ -428,6 +439,10 @@ fn agents_missing_pings_become_unreachable_and_their_tasks_too() {
     assert_eq!(m.state_json()["slaves"][0]["state"], "active");
     m.ping_tick();
     assert_eq!(m.state_json()["slaves"][0]["state"], "unreachable");
+    // Nothing is reported before the registry records the agent unreachable.
+    assert!(updates(&mut frx).is_empty());
+    let registry = commit(&mut m).expect("the mark is a registry change");
+    assert!(registry.agents[&a].unreachable_since.is_some());
     let u = updates(&mut frx);
     assert_eq!(
         u.last().unwrap().state,
@@ -565,6 +580,95 @@ fn reconciliation_answers_known_and_unknown_tasks() {
     assert_eq!(updates(&mut frx)[0].state, TaskState::Lost);
 }
 
+/// Explicit reconciliation of tasks this master does not know answers from their agent's state,
+/// as Mesos does: unreachable → TASK_UNREACHABLE, registered → TASK_GONE, unknown → TASK_UNKNOWN
+/// (all TASK_LOST for frameworks that are not partition-aware), and no answer while the agent
+/// may still re-register with the task.
+#[test]
+fn reconciling_unknown_tasks_answers_from_their_agents_state() {
+    let mut old = master();
+    let (gone, _g) = agent(&mut old, 1, "cpus:1");
+    let (late, _l) = agent(&mut old, 2, "cpus:1");
+    let registry = old.take_registry_change().unwrap();
+    let mut m = Master::new(
+        MasterInfo::default(),
+        StateConfig {
+            agent_reregister_timeout: Duration::from_secs(10),
+            ..StateConfig::default()
+        },
+    );
+    let t0 = Instant::now();
+    m.recover(registry, t0);
+    let (aware, mut arx) = framework(&mut m, 3, true);
+    let (unaware, mut urx) = framework(&mut m, 4, false);
+    // `late` comes back; `gone` does not.
+    let (tx, _rx) = unbounded_channel();
+    let info = AgentInfo {
+        id: Some(late.clone()),
+        hostname: "a".into(),
+        resources: Resources::parse("cpus:1").unwrap(),
+        ..Default::default()
+    };
+    m.register_agent(5, info, tx, vec![]).unwrap();
+    commit(&mut m);
+    let ask = |m: &mut Master, conn, fw: &FrameworkId, agent: Option<&AgentId>| {
+        m.reconcile(conn, fw, vec![(TaskId::new("t").unwrap(), agent.cloned())])
+            .unwrap();
+    };
+    let stranger = AgentId::new("stranger").unwrap();
+    // Still recovering: no answer yet.
+    ask(&mut m, 3, &aware, Some(&gone));
+    assert!(updates(&mut arx).is_empty());
+    m.reregister_tick(t0 + Duration::from_secs(10));
+    commit(&mut m);
+    for (conn, fw, rx, expected) in [
+        (
+            3,
+            &aware,
+            &mut arx,
+            [TaskState::Unreachable, TaskState::Gone, TaskState::Unknown],
+        ),
+        (4, &unaware, &mut urx, [TaskState::Lost; 3]),
+    ] {
+        drain(rx);
+        for (agent, state) in [&gone, &late, &stranger].into_iter().zip(expected) {
+            ask(&mut m, conn, fw, Some(agent));
+            let u = updates(rx);
+            assert_eq!(u.len(), 1, "{u:?}");
+            assert_eq!(u[0].state, state, "{u:?}");
+            assert_eq!(u[0].agent_id.as_ref(), Some(agent));
+            assert_eq!(u[0].reason.as_deref(), Some("REASON_RECONCILIATION"));
+            assert_eq!(u[0].uuid, None);
+        }
+    }
+    // `gone` comes back after all, with a task of each framework: the partition-aware one's
+    // runs again, the other's is killed (it was lost to its framework).
+    let (tx, mut agent_rx) = unbounded_channel();
+    let info = AgentInfo {
+        id: Some(gone.clone()),
+        hostname: "a".into(),
+        resources: Resources::parse("cpus:1").unwrap(),
+        ..Default::default()
+    };
+    let running = [(&aware, "t"), (&unaware, "u")]
+        .into_iter()
+        .map(|(fw, id)| ReportedTask {
+            framework: m.frameworks[fw].info.clone(),
+            task: task(id, &gone, "cpus:0.1"),
+            state: TaskState::Running,
+        })
+        .collect();
+    m.register_agent(6, info, tx, running).unwrap();
+    let back = updates(&mut arx);
+    assert_eq!(back.len(), 1, "{back:?}");
+    assert_eq!(back[0].state, TaskState::Running);
+    assert_eq!(back[0].reason.as_deref(), Some("REASON_AGENT_REREGISTERED"));
+    assert_eq!(updates(&mut urx)[0].state, TaskState::Gone);
+    assert!(drain(&mut agent_rx)
+        .iter()
+        .any(|c| matches!(c, AgentCommand::Kill { task_id, .. } if task_id.as_str() == "u")));
+}
+
 #[test]
 fn admissions_change_the_registry_and_nothing_else_does() {
     let mut m = master();
@@ -698,6 +802,7 @@ fn a_returning_agent_runs_aware_tasks_again_and_kills_given_up_ones() {
     for _ in 0..3 {
         m.ping_tick();
     }
+    commit(&mut m);
     assert_eq!(
         updates(&mut arx_fw).last().unwrap().state,
         TaskState::Unreachable
