@@ -36,13 +36,14 @@ pub fn main(cli: Cli) -> u8 {
             return 1;
         }
     };
-    let master = cli.master;
+    let given = cli.master;
     let result = runtime.block_on(async move {
-        let master = resolve_master(&master).await?;
+        let master = resolve_master(&given).await?;
         match cli.command {
             Command::Up(args) => up::up(args).await,
             Command::Down(args) => up::down(args).await,
-            Command::Run(args) => run::run(&master, args).await,
+            // Its framework follows the leader through ZooKeeper, as Mesos' drivers do.
+            Command::Run(args) => run::run(&given, &master, args).await,
             Command::Tasks(args) => inspect::tasks(&master, args).await,
             Command::Agents(args) => inspect::agents(&master, args).await,
             Command::Kill(args) => inspect::kill(&master, args).await,
@@ -61,7 +62,8 @@ pub fn main(cli: Cli) -> u8 {
 }
 
 /// The leading master's `host:port` for a `zk://` address (looked up once); others as given.
-async fn resolve_master(master: &str) -> anyhow::Result<String> {
+/// The `host:port` of `--master`: itself, or the leader named in ZooKeeper for `zk://…`.
+pub(crate) async fn resolve_master(master: &str) -> anyhow::Result<String> {
     let Ok(url) = master.parse::<strata_ha::ZkUrl>() else {
         return Ok(master.to_string());
     };

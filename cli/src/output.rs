@@ -61,6 +61,7 @@ impl Follower {
 }
 
 struct Target {
+    /// `--master` as given: `host:port` or `zk://…`.
     master: String,
     agent_id: AgentId,
     framework_id: FrameworkId,
@@ -154,7 +155,11 @@ async fn locate(
 }
 
 async fn try_locate(target: &Target) -> Result<(String, String), String> {
-    let state = http::get_json(&target.master, "/state")
+    // The leader now: with `zk://…` it may have changed since the run began.
+    let master = crate::resolve_master(&target.master)
+        .await
+        .map_err(|err| format!("{err:#}"))?;
+    let state = http::get_json(&master, "/state")
         .await
         .map_err(|err| crate::master::error_chain(&err))?;
     let agent = agent_address(&state, target.agent_id.as_str())

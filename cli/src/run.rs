@@ -26,20 +26,34 @@ const KILL_WAIT: Duration = Duration::from_secs(10);
 const DRAIN_WAIT: Duration = Duration::from_secs(10);
 const TEARDOWN_WAIT: Duration = Duration::from_secs(5);
 
-pub async fn run(master: &str, args: RunArgs) -> anyhow::Result<u8> {
+/// How long the master keeps the framework of a `strata run` that follows the leader through
+/// ZooKeeper while it fails over to a new one (a standalone master's is removed at once).
+const FAILOVER_TIMEOUT_SECS: f64 = 60.0;
+
+/// Runs one task. `given` is the `--master` as given: with `zk://…` the framework follows the
+/// leading master across failovers; `master` is the leader's `host:port` found at start, for the
+/// HTTP endpoints.
+pub async fn run(given: &str, master: &str, args: RunArgs) -> anyhow::Result<u8> {
     let plan = Plan::new(&args)?;
     let user = match &args.user {
         Some(user) => user.clone(),
         None => current_user()?,
     };
+    let follows_leader = given.parse::<strata_ha::ZkUrl>().is_ok();
     let framework = FrameworkInfo {
         name: "strata-run".to_string(),
         user,
-        failover_timeout_secs: 0.0,
+        // Re-subscribing with a new leader needs a framework the master keeps meanwhile.
+        failover_timeout_secs: if follows_leader {
+            FAILOVER_TIMEOUT_SECS
+        } else {
+            0.0
+        },
         hostname: local_hostname(),
         ..FrameworkInfo::default()
     };
-    let (driver, mut events) = SchedulerDriver::subscribe(master, framework)
+    let driver_addr = if follows_leader { given } else { master };
+    let (driver, mut events) = SchedulerDriver::subscribe(driver_addr, framework)
         .await
         .map_err(|err| match err {
             ClientError::Connect { source, .. } => {
@@ -50,7 +64,9 @@ pub async fn run(master: &str, args: RunArgs) -> anyhow::Result<u8> {
     tracing::info!(framework_id = %driver.framework_id(), "subscribed");
     let mut interrupts = Interrupts::new()?;
     let session = Session {
+        given,
         master,
+        follows_leader,
         driver: &driver,
         plan,
         quiet: args.quiet,
@@ -133,7 +149,11 @@ struct Launched {
 }
 
 struct Session<'a> {
+    /// `--master` as given (`host:port` or `zk://…`), and the master it named at start.
+    given: &'a str,
     master: &'a str,
+    /// The driver follows the leader through ZooKeeper: a lost connection is a failover.
+    follows_leader: bool,
     driver: &'a SchedulerDriver,
     plan: Plan,
     quiet: bool,
@@ -329,7 +349,7 @@ impl Session<'_> {
                     .clone()
                     .unwrap_or_else(|| launched.agent_id.clone());
                 follower = Some(Follower::spawn(
-                    self.master.to_string(),
+                    self.given.to_string(),
                     agent_id,
                     self.driver.framework_id().clone(),
                     task_id.clone(),
@@ -367,6 +387,12 @@ impl Session<'_> {
     fn other_event(&self, event: Event) -> anyhow::Result<()> {
         match event {
             Event::Error(message) => bail!("the master reported an error: {message}"),
+            Event::Disconnected(reason) if self.follows_leader => {
+                self.say(&format!(
+                    "lost the leading master ({reason}); following the next one"
+                ));
+                Ok(())
+            }
             Event::Disconnected(reason) => {
                 bail!(
                     "lost the connection to the master at {}: {reason}",
