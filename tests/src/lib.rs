@@ -646,6 +646,15 @@ pub fn http_get(addr: &str, path: &str) -> Result<Value> {
 
 /// A minimal blocking HTTP/1.0 request; returns the status code and body.
 pub fn http_request(addr: &str, method: &str, path: &str) -> Result<(u16, String)> {
+    let (code, _, body) = http_response(addr, method, path)?;
+    Ok((code, body))
+}
+
+/// A response's headers, names lowercased.
+pub type Headers = Vec<(String, String)>;
+
+/// Like [`http_request`], with the response's headers too.
+pub fn http_response(addr: &str, method: &str, path: &str) -> Result<(u16, Headers, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).with_context(|| format!("connect {addr}"))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
@@ -662,5 +671,11 @@ pub fn http_request(addr: &str, method: &str, path: &str) -> Result<(u16, String
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    Ok((code, body.to_string()))
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
+        .collect();
+    Ok((code, headers, body.to_string()))
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use strata_schema::{FrameworkInfo, TaskId, TaskState};
 use strata_tests::framework::{task, TestFramework};
 use strata_tests::zookeeper::ZooKeeper;
-use strata_tests::{http_get, http_request, Cluster};
+use strata_tests::{bin, http_get, http_request, http_response, Cluster};
 
 const T: Duration = Duration::from_secs(30);
 /// The ZooKeeper session timeout the masters run with.
@@ -65,21 +65,52 @@ async fn killing_the_leader_elects_another_and_loses_nothing() {
     );
     // Standbys redirect to the leader; health is their own.
     for standby in &cluster.standbys {
-        let (code, body) = http_request(&standby.addr(), "GET", "/state").unwrap();
+        let (code, headers, body) = http_response(&standby.addr(), "GET", "/state").unwrap();
         assert_eq!(code, 307, "{body}");
+        let location = format!("http://{}/state", cluster.master.addr());
         assert!(
-            body.contains(&format!("http://{}/state", cluster.master.addr())),
-            "{body}"
+            headers.contains(&("location".to_string(), location.clone())),
+            "{headers:?}"
         );
+        assert!(body.contains(&location), "{body}");
         assert_eq!(
             http_request(&standby.addr(), "GET", "/health").unwrap().0,
             200
+        );
+        // Their RPC refuses frameworks, naming the leader.
+        let refused = TestFramework::subscribe_with(&standby.addr(), framework("stray", 0.0))
+            .await
+            .err()
+            .expect("a standby refuses to subscribe a framework");
+        assert!(
+            refused.to_string().contains(&format!(
+                "not the leading master; the leader is {}",
+                cluster.master.addr()
+            )),
+            "{refused:#}"
         );
     }
 
     let mut fw = TestFramework::subscribe_with(&url, framework("ha", 300.0))
         .await
         .unwrap();
+    // The registry znode holds the framework (with its failover timeout) and both agents.
+    let client = strata_ha::zk::connect(&parsed, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let mut store = strata_ha::registry::Store::zk(client, &parsed.path);
+    let registry: Value =
+        serde_json::from_slice(&store.load().await.unwrap().expect("a registry znode")).unwrap();
+    assert_eq!(
+        registry["frameworks"][fw.driver.framework_id().as_str()]["failover_timeout_secs"],
+        300.0,
+        "{registry}"
+    );
+    assert_eq!(
+        registry["agents"].as_object().map(|a| a.len()),
+        Some(2),
+        "{registry}"
+    );
     let mut launched = Vec::new();
     for i in 0..2 {
         let offer = fw.offer_with("cpus:1;mem:128", T).await.unwrap();
@@ -98,7 +129,30 @@ async fn killing_the_leader_elects_another_and_loses_nothing() {
             .unwrap();
     }
     let pids_before: Vec<Vec<i32>> = (0..2).map(|i| cluster.container_pids(i)).collect();
+    assert!(
+        pids_before.iter().all(|pids| !pids.is_empty()),
+        "{pids_before:?}"
+    );
     let updates_before = fw.updates.len();
+    // `strata run` through ZooKeeper, with a task that outlives the leader: it follows the
+    // failover and still prints the task's output and exits with its code. (This framework
+    // declines what it holds, so that the command's framework gets offers.)
+    while fw.step(Duration::from_millis(300)).await.is_ok() {}
+    let held: Vec<_> = fw.offers.drain(..).map(|o| o.id).collect();
+    fw.driver.decline(held, 60.0).await.unwrap();
+    let cli = std::process::Command::new(bin("strata"))
+        .args(["--master", &url, "run", "--task-id", "across", "--"])
+        .args(["sh", "-c", "sleep 8; echo across-the-failover; exit 7"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let cli = KillOnDrop(Some(cli));
+    cluster
+        .wait_state(T, |s| {
+            task_state(s, "across").as_deref() == Some("TASK_RUNNING")
+        })
+        .unwrap();
 
     // kill -9 the leader.
     let killed = Instant::now();
@@ -122,7 +176,22 @@ async fn killing_the_leader_elects_another_and_loses_nothing() {
                 && s["activated_slaves"] == 2
         })
         .unwrap();
-    assert_eq!(state["frameworks"].as_array().unwrap().len(), 1, "{state}");
+    // Both frameworks, this one and `strata run`'s, are kept.
+    let mut names: Vec<&str> = state["frameworks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["ha", "strata-run"], "{state}");
+    let ha_id = state["frameworks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "ha")
+        .map(|f| f["id"].clone())
+        .unwrap();
     for (i, before) in pids_before.iter().enumerate() {
         for pid in before {
             assert!(
@@ -133,10 +202,7 @@ async fn killing_the_leader_elects_another_and_loses_nothing() {
     }
     // The framework re-subscribed with its id and gets offers and updates from the new leader.
     fw.wait_resubscribed(T).await.unwrap();
-    assert_eq!(
-        fw.driver.framework_id().to_string(),
-        state["frameworks"][0]["id"]
-    );
+    assert_eq!(fw.driver.framework_id().to_string(), ha_id);
     let offer = fw.offer_with("cpus:0.5;mem:64", T).await.unwrap();
     fw.launch(
         &offer,
@@ -158,7 +224,39 @@ async fn killing_the_leader_elects_another_and_loses_nothing() {
             assert_eq!(status.state, TaskState::Running, "{status:?}");
         }
     }
+    let out = cli.wait_with_output(T);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(7), "{stdout}\n{stderr}");
+    assert!(stdout.contains("across-the-failover"), "{stdout}\n{stderr}");
     eprintln!("failover handled in {:?}", killed.elapsed());
+}
+
+/// A child process killed (and reaped) unless waited for.
+struct KillOnDrop(Option<std::process::Child>);
+
+impl KillOnDrop {
+    /// Waits for it to exit within `timeout` (killing it after) and returns its output.
+    fn wait_with_output(mut self, timeout: Duration) -> std::process::Output {
+        let mut child = self.0.take().expect("not waited for yet");
+        let deadline = Instant::now() + timeout;
+        while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        child.wait_with_output().unwrap()
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 #[test]
@@ -167,10 +265,43 @@ fn zookeeper_restart_settles_on_one_leader() {
     let url = zk.url(&zk_path("zkrestart"));
     let session = format!("{}ms", SESSION.as_millis());
     let mut cluster = Cluster::start_ha(&url, 3, &[], &["--zk-session-timeout", &session]).unwrap();
-    let first_leader = cluster.master.pid();
+    let first_leader = cluster.master.addr();
     zk.stop();
-    // Longer than the session timeout: the leader must stop leading.
-    std::thread::sleep(SESSION * 2);
+    // Within a few seconds past the session timeout nobody leads: the leader stopped (it
+    // exits) and the standbys, their sessions gone too, answer 503.
+    std::thread::sleep(SESSION);
+    let deadline = Instant::now() + SESSION + Duration::from_secs(10);
+    loop {
+        let mut all = vec![&cluster.master];
+        all.extend(cluster.standbys.iter());
+        let answers: Vec<(String, Option<u16>)> = all
+            .iter()
+            .map(|d| {
+                let code = http_request(&d.addr(), "GET", "/state").ok().map(|r| r.0);
+                (d.addr(), code)
+            })
+            .collect();
+        let leading = answers.iter().any(|(_, code)| *code == Some(200));
+        let unavailable = answers
+            .iter()
+            .filter(|(_, code)| *code == Some(503))
+            .count();
+        if !leading && unavailable >= 2 {
+            let old = answers.iter().find(|(addr, _)| *addr == first_leader);
+            assert!(
+                matches!(old, Some((_, None | Some(503)))),
+                "the old leader stopped leading: {answers:?}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "with ZooKeeper down a master still leads, or standbys do not answer 503: \
+             {answers:?}\n{}",
+            cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     zk.restart().unwrap();
     cluster.promote_leader(Duration::from_secs(30)).unwrap();
     // Settled: exactly one master leads, the others redirect to it.
@@ -187,9 +318,35 @@ fn zookeeper_restart_settles_on_one_leader() {
         }
     }
     assert_eq!(leaders, 1, "{}", cluster.logs());
-    let old_leader_alive = std::path::Path::new(&format!("/proc/{first_leader}/stat")).exists()
-        && cluster.master.pid() == first_leader;
-    eprintln!("old leader still leading: {old_leader_alive}");
+}
+
+/// The registry znode is written with compare-and-set on its version: a writer that did not see
+/// the latest version (a deposed leader) fails instead of overwriting its successor's registry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registry_znode_is_compare_and_set() {
+    let zk = ZooKeeper::start().unwrap();
+    let url: strata_ha::ZkUrl = zk.url(&zk_path("cas")).parse().unwrap();
+    let connect = || async {
+        let client = strata_ha::zk::connect(&url, Duration::from_secs(5))
+            .await
+            .unwrap();
+        strata_ha::zk::ensure_path(&client, &url.path)
+            .await
+            .unwrap();
+        strata_ha::registry::Store::zk(client, &url.path)
+    };
+    let (mut old, mut new) = (connect().await, connect().await);
+    assert_eq!(old.load().await.unwrap(), None);
+    old.store(b"first").await.unwrap();
+    assert_eq!(new.load().await.unwrap().as_deref(), Some(&b"first"[..]));
+    new.store(b"second").await.unwrap();
+    let err = old.store(b"stale").await.expect_err("a stale write fails");
+    assert!(
+        matches!(err, strata_ha::registry::RegistryError::Conflict { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("another master wrote it"), "{err}");
+    assert_eq!(new.load().await.unwrap().as_deref(), Some(&b"second"[..]));
 }
 
 /// A standalone master keeps its registry in its work dir: after a restart it still knows the
@@ -303,6 +460,72 @@ fn agents_that_do_not_come_back_become_unreachable() {
     cluster.start_agent(0).unwrap();
     cluster.wait_agents(1).unwrap();
     let _ = http_get(&cluster.master.addr(), "/state").unwrap();
+}
+
+/// A task on an agent that does not re-register with a new master in time: the new master never
+/// heard of it, and explicit reconciliation answers TASK_UNREACHABLE (partition-aware) from the
+/// agent's state; when the agent does come back, the task is running again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_whose_agent_does_not_come_back_reconciles_as_unreachable() {
+    let mut cluster = Cluster::start_with(
+        &["cpus:1;mem:256"],
+        &["--agent-reregister-timeout", "2secs"],
+    )
+    .unwrap();
+    let info = FrameworkInfo {
+        partition_aware: true,
+        ..framework("stranded", 120.0)
+    };
+    let mut fw = TestFramework::subscribe_with(&cluster.master.addr(), info.clone())
+        .await
+        .unwrap();
+    let fw_id = fw.driver.framework_id().to_string();
+    let offer = fw.offer_with("cpus:0.5;mem:64", T).await.unwrap();
+    let agent_id = offer.agent_id.clone();
+    fw.launch(
+        &offer,
+        vec![task("stranded", &agent_id, "cpus:0.5;mem:64", "sleep 1000")],
+    )
+    .await
+    .unwrap();
+    fw.wait_for("stranded", T, |s| s == TaskState::Running)
+        .await
+        .unwrap();
+    drop(fw);
+    cluster.agent_mut(0).kill();
+    cluster.restart_master().unwrap();
+    let mut fw = TestFramework::subscribe_with(
+        &cluster.master.addr(),
+        FrameworkInfo {
+            id: Some(fw_id.parse().unwrap()),
+            ..info
+        },
+    )
+    .await
+    .unwrap();
+    cluster
+        .wait_state(T, |s| s["unreachable_slaves"] == 1)
+        .unwrap();
+    fw.driver
+        .reconcile(vec![(
+            TaskId::new("stranded").unwrap(),
+            Some(agent_id.clone()),
+        )])
+        .await
+        .unwrap();
+    let status = fw
+        .wait_for("stranded", T, |s| s == TaskState::Unreachable)
+        .await
+        .unwrap();
+    assert_eq!(status.reason.as_deref(), Some("REASON_RECONCILIATION"));
+    assert_eq!(status.agent_id.as_ref(), Some(&agent_id));
+    // The agent comes back with the task, which never stopped.
+    cluster.start_agent(0).unwrap();
+    let back = fw
+        .wait_for("stranded", T, |s| s == TaskState::Running)
+        .await
+        .unwrap();
+    assert_eq!(back.reason.as_deref(), Some("REASON_AGENT_REREGISTERED"));
 }
 
 /// A network namespace joined to the host by a veth pair; removed on drop.
