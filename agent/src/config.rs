@@ -1,8 +1,9 @@
 //! The agent's flags (Mesos names, with `--flag_name` aliases where Mesos has them).
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
+use std::ffi::OsString;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use strata_isolators::cgroups::io::{self, Device};
 use strata_isolators::filesystem::linux::{self, ReadOnlyMount};
@@ -225,13 +226,43 @@ pub struct AgentConfig {
 }
 
 /// `strata-agent cleanup-bpf`: detaches the network isolators' BPF programs and removes their
-/// pinned maps and links (ports enforcement and traffic counters of running tasks end).
+/// pinned maps and links (ports enforcement and traffic counters of running tasks end). Its flags
+/// are the agent's, read as the agent reads them (see [`CleanupBpf::parse_layered`]).
 #[derive(Debug, Clone, Parser)]
-#[command(name = "strata-agent cleanup-bpf", version)]
+#[command(
+    name = "strata-agent cleanup-bpf",
+    bin_name = "strata-agent cleanup-bpf",
+    version,
+    about = "Detaches the network isolators' BPF programs and removes their pins",
+    after_help = "The pin directory is the agent's: --bpf-pin-dir, else STRATA_BPF_PIN_DIR, else \
+                  `bpf_pin_dir` of the agent's config file (--config, STRATA_CONFIG, default \
+                  /etc/strata/agent.toml), else /sys/fs/bpf/strata."
+)]
 pub struct CleanupBpf {
+    /// The agent's config file, whose `bpf_pin_dir` applies (its other keys are the agent's)
+    /// [default: /etc/strata/agent.toml, if it exists]
+    #[arg(long, env = "STRATA_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// The pin directory the agent used (`--bpf-pin-dir`).
     #[arg(long, env = "STRATA_BPF_PIN_DIR", default_value = strata_ebpf::DEFAULT_PIN_DIR)]
     pub bpf_pin_dir: PathBuf,
+}
+
+impl CleanupBpf {
+    /// Parses `args` (the first is `cleanup-bpf`) with the agent's layering over the agent's
+    /// config file (`--config`, else `STRATA_CONFIG`, else `default_file`, which may be
+    /// missing): flags over the environment over the file over the default. The file's other
+    /// keys are left to the agent; a key the agent does not know is still an error.
+    pub fn parse_layered<I, S>(
+        args: I,
+        default_file: &Path,
+    ) -> Result<strata_flags::Layered<Self>, strata_flags::FlagsError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString> + Clone,
+    {
+        strata_flags::parse_part_from(&AgentConfig::command(), args, default_file)
+    }
 }
 
 impl AgentConfig {
@@ -384,6 +415,104 @@ mod config_file_tests {
         assert_eq!(config.isolation, defaults.isolation);
         assert_eq!(config.bounding_capabilities, defaults.bounding_capabilities);
         assert_eq!(config.container_rlimits, defaults.container_rlimits);
+    }
+
+    /// Every long flag reads its `STRATA_*` variable, named after it; no exceptions (`--config`
+    /// is `STRATA_CONFIG` by the same rule). The same holds for `cleanup-bpf`, whose flags are
+    /// the agent's.
+    #[test]
+    fn every_flag_has_its_environment_variable() {
+        assert_eq!(
+            strata_flags::env_mismatches(&AgentConfig::command()),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            strata_flags::env_mismatches(&CleanupBpf::command()),
+            Vec::<String>::new()
+        );
+    }
+
+    /// `cleanup-bpf` reads its flags as the agent does, so each must be the agent's flag with the
+    /// same environment variable and default.
+    #[test]
+    fn cleanup_bpf_s_flags_are_the_agent_s() {
+        let agent = AgentConfig::command();
+        for arg in CleanupBpf::command().get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if matches!(long, "help" | "version") {
+                continue;
+            }
+            let same = agent
+                .get_arguments()
+                .find(|a| a.get_long() == Some(long))
+                .unwrap_or_else(|| panic!("--{long} of cleanup-bpf is no flag of the agent"));
+            assert_eq!(arg.get_env(), same.get_env(), "--{long}");
+            assert_eq!(
+                arg.get_default_values(),
+                same.get_default_values(),
+                "--{long}"
+            );
+        }
+    }
+
+    fn cleanup_bpf(text: Option<&str>, args: &[&str]) -> Result<PathBuf, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        if let Some(text) = text {
+            std::fs::write(&path, text).unwrap();
+        }
+        let argv = std::iter::once("cleanup-bpf").chain(args.iter().copied());
+        // The file in the temp dir stands for /etc/strata/agent.toml.
+        CleanupBpf::parse_layered(argv, &path)
+            .map(|layered| layered.config.bpf_pin_dir)
+            .map_err(|err| err.to_string())
+    }
+
+    #[test]
+    fn cleanup_bpf_reads_the_pin_dir_of_the_agent_s_config_file() {
+        let file = "master = \"10.0.0.1:5050\"\nisolation = \"auto\"\n\
+                    bpf_pin_dir = \"/sys/fs/bpf/elsewhere\"\nresources = \"cpus:2\"\n";
+        assert_eq!(
+            cleanup_bpf(Some(file), &[]).unwrap(),
+            Path::new("/sys/fs/bpf/elsewhere")
+        );
+        // The flag wins over the file.
+        assert_eq!(
+            cleanup_bpf(Some(file), &["--bpf-pin-dir", "/flag"]).unwrap(),
+            Path::new("/flag")
+        );
+        // No file, or one without the key: the default.
+        assert_eq!(
+            cleanup_bpf(None, &[]).unwrap(),
+            Path::new(strata_ebpf::DEFAULT_PIN_DIR)
+        );
+        assert_eq!(
+            cleanup_bpf(Some("master = \"m:1\"\n"), &[]).unwrap(),
+            Path::new(strata_ebpf::DEFAULT_PIN_DIR)
+        );
+        // --config names another file.
+        let dir = tempfile::tempdir().unwrap();
+        let named = dir.path().join("other.toml");
+        std::fs::write(&named, "bpf-pin-dir = \"/named\"\n").unwrap();
+        assert_eq!(
+            cleanup_bpf(Some(file), &["--config", named.to_str().unwrap()]).unwrap(),
+            Path::new("/named")
+        );
+        // The packaged file, uncommented, is the agent's and so cleanup-bpf's too.
+        let packaged: String = packaged_assignments(include_str!("../../packaging/etc/agent.toml"))
+            .iter()
+            .map(|(k, v)| format!("{k} = {v}\n"))
+            .collect();
+        assert_eq!(
+            cleanup_bpf(Some(&packaged), &[]).unwrap(),
+            Path::new(strata_ebpf::DEFAULT_PIN_DIR)
+        );
+        // Other keys are the agent's business, but a key the agent does not know is an error.
+        let err = cleanup_bpf(Some("bpf_pin_dri = \"/x\"\n"), &[]).unwrap_err();
+        assert!(
+            err.contains("agent.toml: unknown key `bpf_pin_dri`"),
+            "{err}"
+        );
     }
 
     #[test]

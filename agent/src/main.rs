@@ -1,6 +1,5 @@
-use clap::Parser;
 use std::path::Path;
-use strata_agent::config::DEFAULT_CONFIG_FILE;
+use strata_agent::config::{CleanupBpf, DEFAULT_CONFIG_FILE};
 use strata_agent::{AgentConfig, AgentDaemon, AgentError};
 use tracing::{info, warn};
 
@@ -40,11 +39,22 @@ fn main() -> std::process::ExitCode {
     if std::env::args().nth(1).as_deref() == Some("supervise") {
         std::process::exit(strata_agent::supervisor::main_from_args());
     }
-    // Operator clean-up of the pinned BPF programs and maps (package removal, decommissioning).
+    // Operator clean-up of the pinned BPF programs and maps (package removal, decommissioning),
+    // in the pin dir the agent uses: its flags and config file are read as the agent reads them.
     if std::env::args().nth(1).as_deref() == Some("cleanup-bpf") {
-        let args = strata_agent::config::CleanupBpf::parse_from(std::env::args().skip(1));
+        let layered = match CleanupBpf::parse_layered(
+            std::env::args_os().skip(1),
+            Path::new(DEFAULT_CONFIG_FILE),
+        ) {
+            Ok(layered) => layered,
+            Err(err) => err.exit("strata-agent cleanup-bpf"),
+        };
         init_tracing();
-        return match strata_ebpf::remove_pins(&args.bpf_pin_dir) {
+        if let Some(file) = &layered.file {
+            info!(file = %file.display(), keys = %layered.applied.join(","),
+                  overridden = %layered.overridden.join(","), "read the config file");
+        }
+        return match strata_ebpf::remove_pins(&layered.config.bpf_pin_dir) {
             Ok(removed) => {
                 for path in removed {
                     println!("removed {}", path.display());

@@ -95,6 +95,46 @@ where
     I: IntoIterator<Item = S>,
     S: Into<OsString> + Clone,
 {
+    layered(args, default_file, None)
+}
+
+/// [`parse`] for a command of a daemon's binary that takes some of the daemon's flags (a
+/// maintenance subcommand such as `strata-agent cleanup-bpf`), read over the daemon's own config
+/// file with the same layering. `daemon` is the daemon's command: the file's keys of its flags
+/// that `T` lacks are the daemon's business and left alone (neither applied nor checked); a key
+/// that is no flag of `daemon` is still an error. `T` needs the [`CONFIG_ARG`] flag too.
+pub fn parse_part<T: clap::Parser>(
+    daemon: &Command,
+    default_file: &Path,
+) -> Result<Layered<T>, FlagsError> {
+    parse_part_from(daemon, std::env::args_os(), default_file)
+}
+
+/// [`parse_part`] with explicit arguments (the first is the command's name).
+pub fn parse_part_from<T, I, S>(
+    daemon: &Command,
+    args: I,
+    default_file: &Path,
+) -> Result<Layered<T>, FlagsError>
+where
+    T: clap::Parser,
+    I: IntoIterator<Item = S>,
+    S: Into<OsString> + Clone,
+{
+    layered(args, default_file, Some(daemon))
+}
+
+/// [`parse_from`], or [`parse_part_from`] when the file is `daemon`'s.
+fn layered<T, I, S>(
+    args: I,
+    default_file: &Path,
+    daemon: Option<&Command>,
+) -> Result<Layered<T>, FlagsError>
+where
+    T: clap::Parser,
+    I: IntoIterator<Item = S>,
+    S: Into<OsString> + Clone,
+{
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     let cmd = T::command();
     // What the command line and the environment set, and the config file they name, without
@@ -134,7 +174,7 @@ where
         Err(err) if err.kind() == std::io::ErrorKind::NotFound && !explicit => {}
         Err(source) => return Err(FlagsError::Read { path, source }),
         Ok(text) => {
-            for entry in entries(&cmd, &path, &text)? {
+            for entry in entries(&cmd, daemon, &path, &text)? {
                 if from_outside(entry.arg_id.as_str()) {
                     layered.overridden.push(entry.key);
                 } else {
@@ -170,8 +210,14 @@ struct Entry {
     args: Vec<String>,
 }
 
-/// The file's keys, each turned into arguments and checked by its flag's parser.
-fn entries(cmd: &Command, path: &Path, text: &str) -> Result<Vec<Entry>, FlagsError> {
+/// The file's keys, each turned into arguments and checked by its flag's parser. With `daemon`
+/// (the file is that command's), keys of its flags that `cmd` lacks are skipped.
+fn entries(
+    cmd: &Command,
+    daemon: Option<&Command>,
+    path: &Path,
+    text: &str,
+) -> Result<Vec<Entry>, FlagsError> {
     let table: toml::Table = text
         .parse()
         .map_err(|err: toml::de::Error| FlagsError::Toml {
@@ -197,10 +243,13 @@ fn entries(cmd: &Command, path: &Path, text: &str) -> Result<Vec<Entry>, FlagsEr
             ));
         }
         let Some((arg, long)) = find_arg(cmd, key) else {
+            if daemon.is_some_and(|daemon| find_arg(daemon, key).is_some()) {
+                continue;
+            }
             return Err(FlagsError::UnknownKey {
                 path: path.to_path_buf(),
                 key: key.clone(),
-                known: known_keys(cmd).join(", "),
+                known: known_keys(daemon.unwrap_or(cmd)).join(", "),
             });
         };
         let arg_id = arg.get_id().as_str().to_string();
@@ -241,12 +290,42 @@ fn find_arg<'a>(cmd: &'a Command, key: &str) -> Option<(&'a Arg, &'a str)> {
 
 /// Whether a flag is also a config key: every long flag but help, version and `--config`.
 fn is_key(arg: &Arg) -> bool {
-    arg.get_long().is_some()
-        && arg.get_id() != CONFIG_ARG
-        && !matches!(
-            arg.get_action(),
-            ArgAction::Help | ArgAction::HelpShort | ArgAction::HelpLong | ArgAction::Version
-        )
+    arg.get_long().is_some() && arg.get_id() != CONFIG_ARG && !is_help_or_version(arg)
+}
+
+fn is_help_or_version(arg: &Arg) -> bool {
+    matches!(
+        arg.get_action(),
+        ArgAction::Help | ArgAction::HelpShort | ArgAction::HelpLong | ArgAction::Version
+    )
+}
+
+/// The environment variable of a long flag: `STRATA_` and the flag in upper snake case
+/// (`--work-dir` → `STRATA_WORK_DIR`).
+pub fn env_name(long: &str) -> String {
+    format!("STRATA_{}", long.replace('-', "_").to_ascii_uppercase())
+}
+
+/// The long flags of a command (help and version aside) that do not read their [`env_name`],
+/// one line each naming the flag and what it reads instead. The daemons' tests keep this empty.
+pub fn env_mismatches(cmd: &Command) -> Vec<String> {
+    cmd.get_arguments()
+        .filter(|arg| !is_help_or_version(arg))
+        .filter_map(|arg| {
+            let long = arg.get_long()?;
+            let wanted = env_name(long);
+            match arg.get_env() {
+                Some(env) if env == wanted.as_str() => None,
+                Some(env) => Some(format!(
+                    "--{long} reads {}, not {wanted}",
+                    env.to_string_lossy()
+                )),
+                None => Some(format!(
+                    "--{long} reads no environment variable (expected {wanted})"
+                )),
+            }
+        })
+        .collect()
 }
 
 /// Every config key of a command, in `snake_case`, in the order of its flags.
@@ -555,6 +634,103 @@ mod tests {
         );
         assert!(matches!(&err, Err(FlagsError::Clap(e))
             if e.kind() == clap::error::ErrorKind::DisplayHelp));
+    }
+
+    /// A maintenance command of the toy's binary that takes two of its flags.
+    #[derive(Debug, Parser)]
+    #[command(name = "toy part")]
+    struct ToyPart {
+        #[arg(long, env = "STRATA_FLAGS_TEST_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long, alias = "work_dir", default_value = "/var/lib/toy")]
+        work_dir: PathBuf,
+        #[arg(long)]
+        enable_cfs: bool,
+    }
+
+    fn parse_part(args: &[&str], default: &Path) -> Result<Layered<ToyPart>, FlagsError> {
+        let argv = std::iter::once("toy part").chain(args.iter().copied());
+        parse_part_from(&Toy::command(), argv, default)
+    }
+
+    #[test]
+    fn a_part_reads_its_keys_of_the_daemon_s_file_and_leaves_the_others() {
+        let files = Files::new();
+        // `grace` is wrong for the daemon, which is not this command's business.
+        let path = files.write(
+            "master = \"m:1\"\nport = 6000\nwork_dir = \"/srv/toy\"\ngrace = 3\n\
+             enable_cfs = true\n",
+        );
+        let layered = parse_part(&[], &path).unwrap();
+        assert_eq!(layered.config.work_dir, PathBuf::from("/srv/toy"));
+        assert!(layered.config.enable_cfs);
+        assert_eq!(layered.file, Some(path.clone()));
+        assert_eq!(layered.applied, ["work_dir", "enable_cfs"]);
+        // The command line still wins over the file.
+        let layered = parse_part(&["--work-dir", "/cli"], &path).unwrap();
+        assert_eq!(layered.config.work_dir, PathBuf::from("/cli"));
+        assert_eq!(layered.overridden, ["work_dir"]);
+        // Named by --config, and the default file missing.
+        let named = parse_part(&["--config", path.to_str().unwrap()], &files.missing()).unwrap();
+        assert_eq!(named.config.work_dir, PathBuf::from("/srv/toy"));
+        let absent = parse_part(&[], &files.missing()).unwrap();
+        assert_eq!(absent.config.work_dir, PathBuf::from("/var/lib/toy"));
+        assert_eq!(absent.file, None);
+    }
+
+    #[test]
+    fn a_part_still_refuses_what_the_daemon_would() {
+        let files = Files::new();
+        let path = files.write("work_dri = \"/x\"\n");
+        let err = parse_part(&[], &path).unwrap_err().to_string();
+        assert!(
+            err.contains("unknown key `work_dri` (the keys are the long flags, e.g. master, port,"),
+            "{err}"
+        );
+        let path = files.write("work_dir = 5\n");
+        let err = parse_part(&[], &path).unwrap_err().to_string();
+        assert!(
+            err.contains("`work_dir` must be a string, not the integer 5"),
+            "{err}"
+        );
+        let path = files.write("config = \"/x\"\n");
+        let err = parse_part(&[], &path).unwrap_err().to_string();
+        assert!(
+            err.contains("`config` cannot be set in a config file"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn env_names_follow_the_flags() {
+        assert_eq!(env_name("work-dir"), "STRATA_WORK_DIR");
+        assert_eq!(env_name("zk"), "STRATA_ZK");
+        #[derive(Debug, Parser)]
+        #[command(name = "tidy", version)]
+        struct Tidy {
+            #[arg(long, env = "STRATA_WORK_DIR")]
+            work_dir: Option<PathBuf>,
+            #[arg(short, long, env = "STRATA_VERBOSE")]
+            verbose: bool,
+            // Positional and short-only arguments have no long name to follow.
+            #[arg(short = 'q')]
+            quiet: bool,
+            file: Option<PathBuf>,
+        }
+        assert_eq!(env_mismatches(&Tidy::command()), Vec::<String>::new());
+        assert_eq!(
+            env_mismatches(&Toy::command()),
+            [
+                "--config reads STRATA_FLAGS_TEST_CONFIG, not STRATA_CONFIG",
+                "--master reads STRATA_FLAGS_TEST_MASTER, not STRATA_MASTER",
+                "--port reads STRATA_FLAGS_TEST_PORT, not STRATA_PORT",
+                "--work-dir reads no environment variable (expected STRATA_WORK_DIR)",
+                "--grace reads no environment variable (expected STRATA_GRACE)",
+                "--enable-cfs reads STRATA_FLAGS_TEST_CFS, not STRATA_ENABLE_CFS",
+                "--cpus reads no environment variable (expected STRATA_CPUS)",
+                "--mount reads no environment variable (expected STRATA_MOUNT)",
+            ]
+        );
     }
 
     #[test]

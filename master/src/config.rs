@@ -159,6 +159,14 @@ mod tests {
     }
 
     #[test]
+    fn every_flag_has_its_environment_variable() {
+        assert_eq!(
+            strata_flags::env_mismatches(&MasterConfig::command()),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
     fn the_config_file_under_the_flags() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("master.toml");

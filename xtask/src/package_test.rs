@@ -426,13 +426,14 @@ fn inspect_debs(built: &Built, version: &str, revision: &str) -> Result<()> {
     Ok(())
 }
 
-/// (package, files, config files, requires, scriptlet texts)
+/// (package, files, config files, requires, (scriptlet, text it must contain)); a scriptlet's
+/// texts must appear in it in the order given.
 type ExpectedRpm = (
     &'static str,
     &'static [&'static str],
     &'static [&'static str],
     &'static [&'static str],
-    &'static [&'static str],
+    &'static [(&'static str, &'static str)],
 );
 
 const EXPECTED_RPMS: [ExpectedRpm; 3] = [
@@ -446,11 +447,10 @@ const EXPECTED_RPMS: [ExpectedRpm; 3] = [
         &["/etc/strata/master.toml"],
         &["libc.so.6()(64bit)", "shadow-utils", "/bin/sh"],
         &[
-            "preinstall scriptlet",
-            "useradd --system",
-            "systemctl enable strata-master.service",
-            "disable --now strata-master.service",
-            "try-restart strata-master.service",
+            ("preinstall", "useradd --system"),
+            ("postinstall", "systemctl enable strata-master.service"),
+            ("preuninstall", "disable --now strata-master.service"),
+            ("postuninstall", "try-restart strata-master.service"),
         ],
     ),
     (
@@ -463,9 +463,11 @@ const EXPECTED_RPMS: [ExpectedRpm; 3] = [
         &["/etc/strata/agent.toml"],
         &["libc.so.6()(64bit)", "/bin/sh"],
         &[
-            "systemctl enable strata-agent.service",
-            "disable --now strata-agent.service",
-            "try-restart strata-agent.service",
+            ("postinstall", "systemctl enable strata-agent.service"),
+            // Erase stops the agent, then unpins its BPF programs (as the .deb's prerm).
+            ("preuninstall", "disable --now strata-agent.service"),
+            ("preuninstall", "/usr/bin/strata-agent cleanup-bpf"),
+            ("postuninstall", "try-restart strata-agent.service"),
         ],
     ),
     (
@@ -476,6 +478,60 @@ const EXPECTED_RPMS: [ExpectedRpm; 3] = [
         &[],
     ),
 ];
+
+/// `rpm -qp --scripts`, split into its scriptlets: (`preuninstall`, body), … in its order.
+fn rpm_scriptlets(text: &str) -> Vec<(&str, String)> {
+    let mut out: Vec<(&str, String)> = Vec::new();
+    for line in text.lines() {
+        if let Some(name) = scriptlet_header(line) {
+            out.push((name, String::new()));
+        } else if let Some((_, body)) = out.last_mut() {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    out
+}
+
+/// The scriptlet a line of `rpm --scripts` starts: `preuninstall scriptlet (using /bin/sh):`
+/// (or without the interpreter) → `preuninstall`.
+fn scriptlet_header(line: &str) -> Option<&str> {
+    let (name, rest) = line.split_once(" scriptlet")?;
+    let rest = rest.strip_suffix(':')?;
+    let named = !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase());
+    (named && (rest.is_empty() || rest.starts_with(" (using "))).then_some(name)
+}
+
+/// Checks that each scriptlet holds its expected texts, in their order.
+fn check_scriptlets(
+    scriptlets: &[(&str, String)],
+    expected: &[(&str, &str)],
+) -> std::result::Result<(), String> {
+    let mut from: Vec<(&str, usize)> = Vec::new();
+    for (scriptlet, text) in expected {
+        let Some((_, body)) = scriptlets.iter().find(|(name, _)| name == scriptlet) else {
+            return Err(format!("no {scriptlet} scriptlet (for `{text}`)"));
+        };
+        let start = from
+            .iter()
+            .find(|(name, _)| name == scriptlet)
+            .map_or(0, |(_, at)| *at);
+        let Some(at) = body[start..].find(text) else {
+            let problem = if body.contains(text) {
+                "has it too early"
+            } else {
+                "lacks it"
+            };
+            return Err(format!("its {scriptlet} scriptlet {problem}: `{text}`"));
+        };
+        let end = start + at + text.len();
+        match from.iter_mut().find(|(name, _)| name == scriptlet) {
+            Some(entry) => entry.1 = end,
+            None => from.push((scriptlet, end)),
+        }
+    }
+    Ok(())
+}
 
 fn inspect_rpms(built: &Built, version: &str) -> Result<()> {
     for (rpm, (package, files, configs, requires, scripts)) in built.rpms.iter().zip(&EXPECTED_RPMS)
@@ -522,11 +578,9 @@ fn inspect_rpms(built: &Built, version: &str) -> Result<()> {
             })?;
         }
         let scriptlets = query(&["-qp", "--scripts"])?;
-        for text in *scripts {
-            check(scriptlets.contains(text), || {
-                format!("{name}: its scriptlets lack `{text}`:\n{scriptlets}")
-            })?;
-        }
+        let parsed = rpm_scriptlets(&scriptlets);
+        check_scriptlets(&parsed, scripts)
+            .map_err(|problem| anyhow!("{name}: {problem}:\n{scriptlets}"))?;
         check(!scriptlets.contains("systemctl start"), || {
             format!("{name}: a scriptlet starts a service on installation:\n{scriptlets}")
         })?;
@@ -538,7 +592,7 @@ fn inspect_rpms(built: &Built, version: &str) -> Result<()> {
             listed.lines().count(),
             config,
             reqs.lines().count(),
-            scriptlets.matches(" scriptlet").count()
+            parsed.len()
         );
     }
     Ok(())
@@ -1084,6 +1138,73 @@ mod tests {
                 "strata-agent.service: {line}"
             );
         }
+    }
+
+    /// What `rpm -qp --scripts` prints for the agent's package, from packaging/rpm's sources.
+    fn agent_scripts_output() -> String {
+        let dir = crate::workspace_root().join("packaging/rpm/strata-agent");
+        let mut out = String::new();
+        for (scriptlet, file) in [
+            ("postinstall", "post.sh"),
+            ("preuninstall", "preun.sh"),
+            ("postuninstall", "postun.sh"),
+        ] {
+            let body = std::fs::read_to_string(dir.join(file)).unwrap();
+            out.push_str(&format!("{scriptlet} scriptlet (using /bin/sh):\n{body}"));
+        }
+        out
+    }
+
+    #[test]
+    fn rpm_scriptlets_are_split_by_their_headers() {
+        let text = "preinstall scriptlet (using /bin/sh):\necho pre\npostinstall scriptlet:\n\
+                    echo a scriptlet: here\necho post\n";
+        let parsed = rpm_scriptlets(text);
+        assert_eq!(
+            parsed,
+            [
+                ("preinstall", "echo pre\n".to_string()),
+                (
+                    "postinstall",
+                    "echo a scriptlet: here\necho post\n".to_string()
+                ),
+            ]
+        );
+    }
+
+    /// The expectations hold for the scriptlets in packaging/rpm, and catch a cleanup-bpf that is
+    /// missing, in another scriptlet, or before the agent is stopped.
+    #[test]
+    fn the_agent_rpm_unpins_its_bpf_programs_on_erase() {
+        let (package, _, _, _, expected) = EXPECTED_RPMS[1];
+        assert_eq!(package, "strata-agent");
+        assert!(expected.contains(&("preuninstall", "/usr/bin/strata-agent cleanup-bpf")));
+        let real = agent_scripts_output();
+        check_scriptlets(&rpm_scriptlets(&real), expected).unwrap();
+
+        let moved = real.replace("/usr/bin/strata-agent cleanup-bpf", "true");
+        let moved = format!("{moved}    /usr/bin/strata-agent cleanup-bpf\n");
+        let err = check_scriptlets(&rpm_scriptlets(&moved), expected).unwrap_err();
+        assert_eq!(
+            err,
+            "its preuninstall scriptlet lacks it: `/usr/bin/strata-agent cleanup-bpf`"
+        );
+        let early = "preuninstall scriptlet:\n/usr/bin/strata-agent cleanup-bpf\n\
+                     systemctl --no-reload disable --now strata-agent.service\n";
+        let err = check_scriptlets(
+            &rpm_scriptlets(early),
+            &[
+                ("preuninstall", "disable --now strata-agent.service"),
+                ("preuninstall", "/usr/bin/strata-agent cleanup-bpf"),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "its preuninstall scriptlet has it too early: `/usr/bin/strata-agent cleanup-bpf`"
+        );
+        let err = check_scriptlets(&rpm_scriptlets(""), expected).unwrap_err();
+        assert!(err.starts_with("no postinstall scriptlet"), "{err}");
     }
 
     #[test]

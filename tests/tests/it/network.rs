@@ -246,8 +246,19 @@ async fn traffic_is_counted_per_container() {
     });
 }
 
+/// The counters `/monitor/statistics` reports for a task with network isolation (the first is
+/// the one the restart test below waits on).
+const COUNTERS: [&str; 5] = [
+    "net_tx_bytes",
+    "net_tx_packets",
+    "net_rx_bytes",
+    "net_rx_packets",
+    "net_port_violations",
+];
+
 /// Enforcement and counting go on while the agent is down and after it restarts: the pinned
-/// programs never detach, and the counts continue from where they were.
+/// programs never detach, and the counts continue from where they were (the restarted agent's
+/// first report is no lower than the last one before the kill, then they grow).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enforcement_and_counters_survive_an_agent_restart() {
     let (mut cluster, mut fw, offer) = start(&[], "cpus:0.5;mem:64").await;
@@ -284,11 +295,13 @@ async fn enforcement_and_counters_survive_an_agent_restart() {
         .await
         .unwrap();
     let fw_id = fw.driver.framework_id().to_string();
-    let tx_of = |cluster: &Cluster| {
-        statistics(cluster, 0, "steady").and_then(|s| s["net_tx_bytes"].as_u64())
+    // The task's counters, in the order of `COUNTERS`, once the agent reports them all.
+    let counters_of = |cluster: &Cluster| -> Option<Vec<u64>> {
+        let stats = statistics(cluster, 0, "steady")?;
+        COUNTERS.iter().map(|name| stats[*name].as_u64()).collect()
     };
     let before = wait_for("traffic before the restart", &cluster, || {
-        tx_of(&cluster).filter(|tx| *tx > 4 * 65536)
+        counters_of(&cluster).filter(|c| c[0] > 4 * 65536)
     });
 
     cluster.agent_mut(0).kill(); // SIGKILL
@@ -302,10 +315,27 @@ async fn enforcement_and_counters_survive_an_agent_restart() {
     });
     cluster.start_agent(0).unwrap();
 
-    let after = wait_for("traffic after the restart", &cluster, || {
-        tx_of(&cluster).filter(|tx| *tx > before + 4 * 65536)
+    // The first counts the restarted agent reports continue from where they were: a reset
+    // (or a fresh map) would show less than before the kill.
+    let at_restart = wait_for("statistics after the restart", &cluster, || {
+        counters_of(&cluster)
     });
-    assert!(after > before, "counts continue: {before} then {after}");
+    for ((name, was), is) in COUNTERS.iter().zip(&before).zip(&at_restart) {
+        assert!(
+            is >= was,
+            "{name} went back across the restart: {was} before the kill, {is} after"
+        );
+    }
+    // And they go on growing: 4 more sends, the sink's ACKs coming back, more refused binds.
+    let after = wait_for("traffic after the restart", &cluster, || {
+        counters_of(&cluster).filter(|c| {
+            c[0] > at_restart[0] + 4 * 65536 && c.iter().zip(&at_restart).all(|(n, a)| n > a)
+        })
+    });
+    assert!(
+        after[0] > before[0],
+        "counts continue: {before:?} then {after:?}"
+    );
     let lines_at_restart = read_sandbox(&cluster, 0, &fw_id, "steady", "stdout")
         .lines()
         .count();
@@ -443,8 +473,9 @@ fn a_refused_program_stops_the_agent_with_the_verifiers_words() {
     );
 }
 
-/// `strata-agent cleanup-bpf` (what package removal runs) unpins everything: the programs detach
-/// at once, so a running task's binds are no longer checked, and the pin directory is gone.
+/// `strata-agent cleanup-bpf` (what package removal runs) unpins everything in the pin dir of the
+/// agent's config file: the programs detach at once, so a running task's binds are no longer
+/// checked, and the pin directory is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cleanup_bpf_detaches_the_programs_and_removes_the_pins() {
     let (mut cluster, mut fw, offer) = start(&[], "cpus:0.5;mem:64").await;
@@ -473,10 +504,24 @@ async fn cleanup_bpf_detaches_the_programs_and_removes_the_pins() {
     let pin_dir = cluster.bpffs.path().join("agent0");
     assert!(pin_dir.join("links/strata_bind4").exists());
     cluster.agent_mut(0).kill();
+    // The pin dir comes from the agent's config file, as an operator who moved it there would
+    // have it (the packages run plain `strata-agent cleanup-bpf`, which reads
+    // /etc/strata/agent.toml); the file's other keys are the agent's.
+    let config = cluster.dir.path().join("cleanup-agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "master = \"{}\"\nisolation = \"auto\"\nbpf_pin_dir = \"{}\"\n",
+            cluster.master.addr(),
+            pin_dir.display()
+        ),
+    )
+    .unwrap();
     let out = Command::new(bin("strata-agent"))
         .arg("cleanup-bpf")
-        .arg("--bpf-pin-dir")
-        .arg(&pin_dir)
+        .arg("--config")
+        .arg(&config)
+        .env_remove("STRATA_BPF_PIN_DIR")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
