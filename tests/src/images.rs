@@ -326,6 +326,32 @@ pub fn write_layout(dir: &Path, image: &BuiltImage, tag: &str) -> Result<()> {
     Ok(())
 }
 
+/// The tree under `dir` (directories, regular files, symlinks) as tar entries with relative
+/// paths, parents first; more entries (hostile ones) can follow before `finish`.
+pub fn tar_tree(dir: &Path) -> Result<TarBuilder> {
+    fn walk(base: &Path, rel: &Path, mut t: TarBuilder) -> Result<TarBuilder> {
+        let mut children: Vec<_> = std::fs::read_dir(base.join(rel))?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<std::io::Result<_>>()?;
+        children.sort();
+        for child in children {
+            let rel = rel.join(child);
+            let name = rel.to_string_lossy().into_owned();
+            let meta = std::fs::symlink_metadata(base.join(&rel))?;
+            if meta.is_dir() {
+                t = walk(base, &rel, t.dir(&name))?;
+            } else if meta.file_type().is_symlink() {
+                let target = std::fs::read_link(base.join(&rel))?;
+                t = t.symlink(&name, &target.to_string_lossy());
+            } else {
+                t = t.file(&name, &std::fs::read(base.join(&rel))?);
+            }
+        }
+        Ok(t)
+    }
+    walk(dir, Path::new(""), TarBuilder::new())
+}
+
 /// Tars the directory `dir` (regular files and directories) into `out`.
 pub fn tar_dir(dir: &Path, out: &Path) -> Result<()> {
     let file = std::fs::File::create(out).with_context(|| format!("create {}", out.display()))?;
@@ -346,6 +372,14 @@ pub fn write_oci_archive(out: &Path, image: &BuiltImage, tag: &str) -> Result<()
 /// Writes a `docker save` tarball of `image` (uncompressed layers, as docker writes them).
 pub fn write_docker_archive(out: &Path, spec: &ImageSpec, repo_tag: &str) -> Result<()> {
     let dir = tempfile::tempdir()?;
+    write_docker_dir(dir.path(), spec, repo_tag)?;
+    tar_dir(dir.path(), out)
+}
+
+/// Writes what a `docker save` tarball holds (`manifest.json`, the config, `layer<i>/layer.tar`)
+/// into the directory `dir` (created).
+pub fn write_docker_dir(dir: &Path, spec: &ImageSpec, repo_tag: &str) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
     let mut plain = spec.clone();
     for l in &mut plain.layers {
         l.gzip = false;
@@ -355,12 +389,12 @@ pub fn write_docker_archive(out: &Path, spec: &ImageSpec, repo_tag: &str) -> Res
         "{}.json",
         image.config_digest().trim_start_matches("sha256:")
     );
-    std::fs::write(dir.path().join(&config_name), &image.config)?;
+    std::fs::write(dir.join(&config_name), &image.config)?;
     let mut layer_names = Vec::new();
     for (i, (_, blob, _, _)) in image.layers.iter().enumerate() {
         let name = format!("layer{i}/layer.tar");
-        std::fs::create_dir_all(dir.path().join(format!("layer{i}")))?;
-        std::fs::write(dir.path().join(&name), blob)?;
+        std::fs::create_dir_all(dir.join(format!("layer{i}")))?;
+        std::fs::write(dir.join(&name), blob)?;
         layer_names.push(name);
     }
     let manifest = serde_json::json!([{
@@ -368,11 +402,8 @@ pub fn write_docker_archive(out: &Path, spec: &ImageSpec, repo_tag: &str) -> Res
         "RepoTags": [repo_tag],
         "Layers": layer_names,
     }]);
-    std::fs::write(
-        dir.path().join("manifest.json"),
-        serde_json::to_vec(&manifest)?,
-    )?;
-    tar_dir(dir.path(), out)
+    std::fs::write(dir.join("manifest.json"), serde_json::to_vec(&manifest)?)?;
+    Ok(())
 }
 
 /// A registry client for pushing test images (anonymous, or basic credentials).
@@ -409,15 +440,7 @@ pub async fn push(
         )
         .await
         .context("authenticate for push")?;
-    for (d, data) in image.blobs() {
-        if d == image.manifest_digest() {
-            continue;
-        }
-        client
-            .push_blob(&reference, data, &d)
-            .await
-            .with_context(|| format!("push blob {d}"))?;
-    }
+    push_blobs(&client, &reference, image).await?;
     push_manifest(
         &client,
         &reference,
@@ -425,6 +448,69 @@ pub async fn push(
         "application/vnd.oci.image.manifest.v1+json",
     )
     .await
+}
+
+/// Pushes `image`'s config and layers to the repository of `reference`.
+async fn push_blobs(
+    client: &oci_client::Client,
+    reference: &oci_client::Reference,
+    image: &BuiltImage,
+) -> Result<()> {
+    for (d, data) in image.blobs() {
+        if d == image.manifest_digest() {
+            continue;
+        }
+        client
+            .push_blob(reference, data, &d)
+            .await
+            .with_context(|| format!("push blob {d}"))?;
+    }
+    Ok(())
+}
+
+/// Pushes a multi-platform image to `registry` as `repo:tag`: each of `images` (blobs, then its
+/// manifest by digest), then an index of them (in this order, each entry with its image's
+/// architecture). Returns the index.
+pub async fn push_index(
+    registry: &str,
+    repo: &str,
+    tag: &str,
+    images: &[&BuiltImage],
+    credentials: Option<(&str, &str)>,
+) -> Result<Vec<u8>> {
+    let client = push_client();
+    let tagged: oci_client::Reference = format!("{registry}/{repo}:{tag}").parse()?;
+    client
+        .auth(
+            &tagged,
+            &auth(credentials),
+            oci_client::RegistryOperation::Push,
+        )
+        .await
+        .context("authenticate for push")?;
+    for image in images {
+        let by_digest: oci_client::Reference =
+            format!("{registry}/{repo}@{}", image.manifest_digest()).parse()?;
+        push_blobs(&client, &by_digest, image).await?;
+        push_manifest(
+            &client,
+            &by_digest,
+            image.manifest.clone(),
+            "application/vnd.oci.image.manifest.v1+json",
+        )
+        .await
+        .with_context(|| format!("push the {} manifest", image.architecture))?;
+    }
+    let index = index_of(images);
+    push_manifest(
+        &client,
+        &tagged,
+        index.clone(),
+        "application/vnd.oci.image.index.v1+json",
+    )
+    .await
+    .context("push the index")?;
+    Ok(index)
 }
 
 /// Pushes raw manifest bytes (an image manifest or an index) under `reference`.
@@ -447,15 +533,34 @@ pub async fn push_manifest(
 
 /// An index naming `image`'s manifest as being for `architecture`.
 pub fn index_for(image: &BuiltImage, architecture: &str) -> Vec<u8> {
+    index_entries(&[(image, architecture)])
+}
+
+/// An index of `images`, each entry for its image's architecture (a multi-platform image).
+pub fn index_of(images: &[&BuiltImage]) -> Vec<u8> {
+    let entries: Vec<(&BuiltImage, &str)> = images
+        .iter()
+        .map(|i| (*i, i.architecture.as_str()))
+        .collect();
+    index_entries(&entries)
+}
+
+fn index_entries(entries: &[(&BuiltImage, &str)]) -> Vec<u8> {
+    let manifests: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|(image, architecture)| {
+            serde_json::json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": image.manifest_digest(),
+                "size": image.manifest.len(),
+                "platform": {"architecture": architecture, "os": "linux"},
+            })
+        })
+        .collect();
     serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": image.manifest_digest(),
-            "size": image.manifest.len(),
-            "platform": {"architecture": architecture, "os": "linux"},
-        }],
+        "manifests": manifests,
     }))
     .unwrap_or_default()
 }

@@ -2,6 +2,7 @@
 //! port with storage in a temp dir, anonymous, with basic auth (htpasswd), with token auth (a
 //! small token server here issues ES256 JWTs the registry verifies against its certificate), or
 //! over TLS. Started by the test, stopped (its process killed by pid and reaped) on drop.
+//! [`ManifestServer`] serves fixed manifests that `docker-registry` refuses (over 4 MiB).
 
 use anyhow::{bail, Context, Result};
 use base64::Engine as _;
@@ -455,4 +456,108 @@ pub fn docker_config(dir: &Path, registry: &str, user: &str, password: &str) -> 
         serde_json::to_vec(&serde_json::json!({"auths": {registry: {"auth": auth}}}))?,
     )?;
     Ok(path)
+}
+
+/// A registry that serves fixed manifests and nothing else (`GET /v2/`, `GET` and `HEAD
+/// /v2/<repo>/manifests/<reference>`), for what `docker-registry` will neither store nor serve:
+/// it refuses a manifest PUT over 4 MiB ("http: request body too large") and reads at most
+/// 4 MiB of a stored one ("storage: read exceeds limit").
+pub struct ManifestServer {
+    /// `127.0.0.1:<port>`
+    pub addr: String,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ManifestServer {
+    /// Serves each `(repo, reference, body)`: under its reference (a tag) and its digest, with
+    /// the body's `mediaType` as its Content-Type and its digest as `Docker-Content-Digest`.
+    pub fn start(manifests: Vec<(String, String, Vec<u8>)>) -> Result<Self> {
+        let mut routes = std::collections::HashMap::new();
+        for (repo, reference, body) in manifests {
+            let digest = crate::images::digest(&body);
+            let media_type = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["mediaType"].as_str().map(str::to_string))
+                .unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".to_string());
+            let entry = Arc::new((media_type, digest.clone(), body));
+            routes.insert(format!("/v2/{repo}/manifests/{reference}"), entry.clone());
+            routes.insert(format!("/v2/{repo}/manifests/{digest}"), entry);
+        }
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?.to_string();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_thread = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !stop_thread.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let _ = serve_manifest(stream, &routes);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        Ok(Self {
+            addr,
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for ManifestServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+type Routes = std::collections::HashMap<String, Arc<(String, String, Vec<u8>)>>;
+
+fn serve_manifest(stream: TcpStream, routes: &Routes) -> Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut request = String::new();
+    reader.read_line(&mut request)?;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
+            break;
+        }
+    }
+    let mut parts = request.split_whitespace();
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let path = target.split('?').next().unwrap_or("");
+    let mut stream = stream;
+    let (status, headers, body): (&str, String, &[u8]) = match routes.get(path) {
+        _ if path == "/v2/" || path == "/v2" => ("200 OK", String::new(), b"{}"),
+        Some(entry) => {
+            let (media_type, digest, body) = &**entry;
+            (
+                "200 OK",
+                format!("Content-Type: {media_type}\r\nDocker-Content-Digest: {digest}\r\n"),
+                body,
+            )
+        }
+        None => (
+            "404 Not Found",
+            "Content-Type: application/json\r\n".to_string(),
+            br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#,
+        ),
+    };
+    write!(
+        stream,
+        "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )?;
+    if method != "HEAD" {
+        stream.write_all(body)?;
+    }
+    stream.flush()?;
+    Ok(())
 }

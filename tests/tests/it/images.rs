@@ -1,6 +1,7 @@
 //! Tasks with images: OCI layouts, oci-archive and docker-archive tarballs, registry pulls
-//! (anonymous, basic and token auth, HTTPS), the store (sharing, restarts, prune), hostile
-//! images, and many containers from one image at once.
+//! (anonymous, basic and token auth, HTTPS, multi-platform indexes), the store (sharing,
+//! restarts, prune, which keeps what running containers use), hostile images and archives, and
+//! many containers from one image at once.
 
 use crate::read_sandbox;
 use std::path::{Path, PathBuf};
@@ -8,7 +9,7 @@ use std::time::Duration;
 use strata_schema::{AgentId, ContainerInfo, ImageType, TaskInfo, TaskState, TaskStatus};
 use strata_tests::framework::{task, TestFramework};
 use strata_tests::images::{self, ImageSpec, Layer, TarBuilder};
-use strata_tests::registry::{Auth, Registry};
+use strata_tests::registry::{Auth, ManifestServer, Registry};
 use strata_tests::Cluster;
 
 const T: Duration = Duration::from_secs(60);
@@ -223,6 +224,148 @@ async fn archives_and_image_config_entrypoint_user_workdir() {
     assert!(entries(&store(&cluster).join("tmp")).is_empty());
 }
 
+/// Waits until the agent has removed every container's checkpoint dir (their terminal updates
+/// acknowledged): then no `image.json` holds an image.
+async fn wait_containers_gone(cluster: &Cluster, left: usize) {
+    let containers = cluster.agents[0].0.work_dir.join("meta/containers");
+    let deadline = std::time::Instant::now() + T;
+    while entries(&containers).len() > left {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "containers left: {:?}",
+            entries(&containers)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `POST /images/prune` on the agent; its report.
+fn prune(cluster: &Cluster) -> serde_json::Value {
+    let (code, body) =
+        strata_tests::http_request(&cluster.agent(0).addr(), "POST", "/images/prune").unwrap();
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_keeps_the_image_of_a_running_container_until_it_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    // `used`: busybox + the whiteout layer, run by a long task; `unused`: busybox alone (its
+    // one layer shared with `used`), run to completion before the prune.
+    let used = images::build(&two_layer_spec());
+    let used_layout = dir.path().join("used");
+    images::write_layout(&used_layout, &used, "v1").unwrap();
+    let unused = images::build(&ImageSpec::new(vec![images::busybox_layer().unwrap()]));
+    let unused_layout = dir.path().join("unused");
+    images::write_layout(&unused_layout, &unused, "v1").unwrap();
+    let used_name = format!("oci:{}:v1", used_layout.display());
+    let unused_name = format!("oci:{}:v1", unused_layout.display());
+    let cluster = Cluster::start("cpus:2;mem:1024").unwrap();
+    let mut fw = TestFramework::subscribe(&cluster.master.addr(), "images")
+        .await
+        .unwrap();
+    let statuses = run_all(&mut fw, &cluster, vec![("short", "true", &unused_name)]).await;
+    assert_eq!(statuses[0].state, TaskState::Finished, "{:?}", statuses[0]);
+    wait_containers_gone(&cluster, 0).await;
+
+    // A task that reads its root filesystem (both layers) in a loop and counts the rounds.
+    let offer = fw.offer_with("cpus:0.5;mem:128", T).await.unwrap();
+    let agent = offer.agent_id.clone();
+    let script = "i=0; while cat /etc/motd /data/b > /dev/null; do i=$((i+1)); \
+                  echo $i > /mnt/mesos/sandbox/rounds; sleep 0.1; done; exit 3";
+    fw.launch(&offer, vec![image_task("long", &agent, script, &used_name)])
+        .await
+        .unwrap();
+    fw.wait_for("long", T, |s| s == TaskState::Running)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    let fw_id = fw.driver.framework_id().to_string();
+    let rounds = || {
+        read_sandbox(&cluster, 0, &fw_id, "long", "rounds")
+            .trim()
+            .parse::<u64>()
+            .unwrap_or(0)
+    };
+    let store = store(&cluster);
+    let layer_dirs: Vec<PathBuf> = used
+        .layers
+        .iter()
+        .map(|l| store.join("layers").join(l.0.trim_start_matches("sha256:")))
+        .collect();
+    let blob = |d: &str| {
+        store
+            .join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:"))
+    };
+
+    let report = prune(&cluster);
+    assert_eq!(
+        report["removed_images"],
+        serde_json::json!([unused_name]),
+        "{report}"
+    );
+    assert_eq!(report["removed_layers"], 0, "the layers are used: {report}");
+    let listing = strata_tests::http_get(&cluster.agent(0).addr(), "/images").unwrap();
+    let listed = listing["images"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{listing}");
+    assert_eq!(listed[0]["id"], used.config_digest());
+    assert_eq!(
+        listed[0]["containers"].as_array().unwrap().len(),
+        1,
+        "{listing}"
+    );
+    for dir in &layer_dirs {
+        assert!(dir.is_dir(), "{} was pruned", dir.display());
+    }
+    assert!(blob(&used.config_digest()).is_file());
+    assert!(blob(&used.manifest_digest()).is_file());
+    assert!(!blob(&unused.manifest_digest()).exists());
+    // The task still runs, and still reads its root filesystem.
+    let before = rounds();
+    let deadline = std::time::Instant::now() + T;
+    while rounds() < before + 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the task stopped reading its root filesystem after the prune ({} rounds)\n{}",
+            rounds(),
+            cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        fw.latest[&strata_schema::TaskId::new("long").unwrap()].state,
+        TaskState::Running
+    );
+    assert!(fw.states("long").iter().all(|s| !s.is_terminal()));
+
+    // Once it ended (and the agent removed its container), the next prune removes the image.
+    fw.driver
+        .kill(strata_schema::TaskId::new("long").unwrap(), Some(agent))
+        .await
+        .unwrap();
+    let s = fw.wait_terminal("long", T).await.unwrap();
+    assert_eq!(s.state, TaskState::Killed, "{s:?}");
+    wait_containers_gone(&cluster, 0).await;
+    let report = prune(&cluster);
+    assert_eq!(
+        report["removed_images"],
+        serde_json::json!([used_name]),
+        "{report}"
+    );
+    assert_eq!(report["removed_layers"], 2, "{report}");
+    let listing = strata_tests::http_get(&cluster.agent(0).addr(), "/images").unwrap();
+    assert!(
+        listing["images"].as_array().unwrap().is_empty(),
+        "{listing}"
+    );
+    for dir in &layer_dirs {
+        assert!(!dir.exists(), "{} was kept", dir.display());
+    }
+    assert!(entries(&store.join("layers")).is_empty());
+    assert!(entries(&store.join("blobs/sha256")).is_empty());
+    assert!(entries(&store.join("names")).is_empty());
+}
+
 /// Pushes the two-layer image to `registry` as `strata/busybox:1`; returns it.
 async fn push_busybox(
     registry: &Registry,
@@ -322,6 +465,80 @@ async fn registry_pulls_by_tag_and_digest_share_the_store_survive_restarts_and_p
         images::http_request_body(&agent, "POST", "/api/v1", r#"{"type":"GET_STATE"}"#).unwrap();
     assert_eq!(code, 400);
     assert!(body.contains("GET_STATE"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_multi_platform_index_runs_its_linux_amd64_image() {
+    let registry = Registry::start(Auth::Anonymous).unwrap();
+    // An arm64 image first (with a layer of its own), then the amd64 one: the index is resolved
+    // to the amd64 entry, which is then pulled by digest.
+    let mut arm_spec = ImageSpec::new(vec![
+        images::busybox_layer().unwrap(),
+        Layer::gzip(TarBuilder::new().file("arm64-only", b"arm\n").finish()),
+    ]);
+    arm_spec.architecture = "arm64".into();
+    let arm = images::build(&arm_spec);
+    let amd = images::build(&two_layer_spec());
+    let index = images::push_index(&registry.addr, "strata/multi", "1", &[&arm, &amd], None)
+        .await
+        .unwrap_or_else(|e| panic!("push: {e:#}\n{}", registry.log()));
+    let cluster = Cluster::start_with_agent_flags(
+        &["cpus:2;mem:1024"],
+        &[],
+        &["--image-registry-http", &registry.addr],
+    )
+    .unwrap();
+    let mut fw = TestFramework::subscribe(&cluster.master.addr(), "images")
+        .await
+        .unwrap();
+    let by_tag = format!("{}/strata/multi:1", registry.addr);
+    let by_digest = format!("{}/strata/multi@{}", registry.addr, images::digest(&index));
+    let statuses = run_all(
+        &mut fw,
+        &cluster,
+        vec![
+            ("multi-tag", "cat /etc/motd; test ! -e /arm64-only", &by_tag),
+            (
+                "multi-digest",
+                "cat /etc/motd; test ! -e /arm64-only",
+                &by_digest,
+            ),
+        ],
+    )
+    .await;
+    let fw_id = fw.driver.framework_id().to_string();
+    for (id, s) in ["multi-tag", "multi-digest"].iter().zip(&statuses) {
+        assert_eq!(s.state, TaskState::Finished, "{s:?}\n{}", cluster.logs());
+        assert_eq!(
+            read_sandbox(&cluster, 0, &fw_id, id, "stdout"),
+            "two layers\n"
+        );
+    }
+    // One image in the store under both names: the amd64 one, by its manifest's digest; the
+    // arm64 layer was never fetched.
+    let listing = strata_tests::http_get(&cluster.agent(0).addr(), "/images").unwrap();
+    let listed = listing["images"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{listing}");
+    assert_eq!(listed[0]["id"], amd.config_digest());
+    assert_eq!(listed[0]["manifest"], amd.manifest_digest());
+    let mut names: Vec<&str> = listed[0]["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n.as_str())
+        .collect();
+    names.sort();
+    let mut expected = vec![by_tag.as_str(), by_digest.as_str()];
+    expected.sort();
+    assert_eq!(names, expected);
+    let layers = store(&cluster).join("layers");
+    for (digest, ..) in &amd.layers {
+        assert!(layers.join(digest.trim_start_matches("sha256:")).is_dir());
+    }
+    assert!(!layers
+        .join(arm.layers[1].0.trim_start_matches("sha256:"))
+        .exists());
+    assert_eq!(entries(&layers).len(), 4, "2 layers + their records");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -469,7 +686,7 @@ async fn registry_basic_and_token_auth_and_https() {
 struct Hostile {
     id: &'static str,
     name: String,
-    cause: &'static str,
+    cause: String,
     /// A layer that must not be in the store afterwards.
     layer: Option<String>,
 }
@@ -504,7 +721,7 @@ async fn hostile_images_fail_their_tasks_and_write_nothing_outside_the_store() {
         cases.push(Hostile {
             id,
             name: format!("oci:{}", path.display()),
-            cause,
+            cause: cause.to_string(),
             layer: Some(built.layers[1].0.clone()),
         });
     };
@@ -554,7 +771,7 @@ async fn hostile_images_fail_their_tasks_and_write_nothing_outside_the_store() {
     cases.push(Hostile {
         id: "mismatch",
         name: format!("oci:{}", path.display()),
-        cause: "digest mismatch",
+        cause: "digest mismatch".into(),
         layer: Some(built.layers[1].0.clone()),
     });
     let (path, built) = layout_with(
@@ -571,7 +788,7 @@ async fn hostile_images_fail_their_tasks_and_write_nothing_outside_the_store() {
     cases.push(Hostile {
         id: "truncated",
         name: format!("oci:{}", path.display()),
-        cause: "truncated",
+        cause: "truncated".into(),
         layer: Some(built.layers[1].0.clone()),
     });
     // Another platform, and a manifest index far over the size limit.
@@ -579,7 +796,7 @@ async fn hostile_images_fail_their_tasks_and_write_nothing_outside_the_store() {
     cases.push(Hostile {
         id: "arm64",
         name: format!("oci:{}", path.display()),
-        cause: "no linux/amd64 manifest",
+        cause: "no linux/amd64 manifest".into(),
         layer: None,
     });
     let (path, _) = layout_with(dir.path(), "oversized", vec![base.clone()], "amd64");
@@ -590,9 +807,115 @@ async fn hostile_images_fail_their_tasks_and_write_nothing_outside_the_store() {
     cases.push(Hostile {
         id: "oversized",
         name: format!("oci:{}", path.display()),
-        cause: "oversized",
+        cause: "oversized".into(),
         layer: None,
     });
+
+    // Archives whose own tar is hostile (its entries are unpacked into the store's tmp/ before
+    // the layout or `docker save` contents are read), or whose manifest.json points outside.
+    let layout_tree = dir.path().join("archive-layout");
+    images::write_layout(
+        &layout_tree,
+        &images::build(&ImageSpec::new(vec![base.clone()])),
+        "v1",
+    )
+    .unwrap();
+    let docker_tree = dir.path().join("archive-docker");
+    images::write_docker_dir(
+        &docker_tree,
+        &ImageSpec::new(vec![base.clone()]),
+        "strata/busybox:1",
+    )
+    .unwrap();
+    let mut archive = |id: &'static str, kind: &str, tar: Vec<u8>, cause: &str| {
+        let path = dir.path().join(format!("{id}.tar"));
+        std::fs::write(&path, tar).unwrap();
+        cases.push(Hostile {
+            id,
+            name: format!("{kind}:{}", path.display()),
+            cause: cause.to_string(),
+            layer: None,
+        });
+    };
+    let oci_tree = || images::tar_tree(&layout_tree).unwrap();
+    let docker_tree_tar = || images::tar_tree(&docker_tree).unwrap();
+    archive(
+        "archive-dotdot",
+        "oci-archive",
+        oci_tree().file("../../escaped", b"x").finish(),
+        "tar entry \"../../escaped\": the path contains \"..\"",
+    );
+    archive(
+        "archive-absolute",
+        "docker-archive",
+        docker_tree_tar()
+            .file(&format!("{canary_path}/archive-absolute"), b"x")
+            .finish(),
+        "is absolute",
+    );
+    archive(
+        "archive-symlink",
+        "docker-archive",
+        docker_tree_tar()
+            .symlink("link", &canary_path)
+            .file("link/archive-through-symlink", b"x")
+            .finish(),
+        "goes through the symlink link",
+    );
+    archive(
+        "archive-hardlink",
+        "oci-archive",
+        oci_tree().hardlink("h", "../../../../etc/passwd").finish(),
+        "outside the layer",
+    );
+    archive(
+        "archive-device",
+        "docker-archive",
+        docker_tree_tar()
+            .raw(tar::EntryType::Block, "sda", "", 0o600, b"")
+            .finish(),
+        "device nodes",
+    );
+    // A layer of the archive that is a symlink to a file outside it (a valid layer, even).
+    let outside = dir.path().join("outside-layer.tar");
+    std::fs::copy(docker_tree.join("layer0/layer.tar"), &outside).unwrap();
+    let linked = dir.path().join("archive-linked-layer");
+    images::write_docker_dir(
+        &linked,
+        &ImageSpec::new(vec![base.clone()]),
+        "strata/busybox:1",
+    )
+    .unwrap();
+    std::fs::remove_file(linked.join("layer0/layer.tar")).unwrap();
+    std::os::unix::fs::symlink(&outside, linked.join("layer0/layer.tar")).unwrap();
+    archive(
+        "archive-layer-symlink",
+        "docker-archive",
+        images::tar_tree(&linked).unwrap().finish(),
+        "\"layer0/layer.tar\" goes through a symlink",
+    );
+    // A manifest.json naming a layer outside the archive.
+    let escaping = dir.path().join("archive-escaping-manifest");
+    images::write_docker_dir(
+        &escaping,
+        &ImageSpec::new(vec![base.clone()]),
+        "strata/busybox:1",
+    )
+    .unwrap();
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(escaping.join("manifest.json")).unwrap()).unwrap();
+    manifest[0]["Layers"] = serde_json::json!(["../../../../etc/passwd"]);
+    std::fs::write(
+        escaping.join("manifest.json"),
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .unwrap();
+    archive(
+        "archive-manifest-path",
+        "docker-archive",
+        images::tar_tree(&escaping).unwrap().finish(),
+        "\"../../../../etc/passwd\" leaves the image",
+    );
 
     // The same over a registry: damaged blobs in its storage, an index for arm64 only.
     let registry = Registry::start(Auth::Anonymous).unwrap();
@@ -646,26 +969,80 @@ async fn hostile_images_fail_their_tasks_and_write_nothing_outside_the_store() {
     cases.push(Hostile {
         id: "reg-mismatch",
         name: format!("{}/hostile/mismatch:1", registry.addr),
-        cause: "digest mismatch",
+        cause: "digest mismatch".into(),
         layer: Some(good.layers[1].0.clone()),
     });
     cases.push(Hostile {
         id: "reg-truncated",
         name: format!("{}/hostile/truncated:1", registry.addr),
-        cause: "truncated",
+        cause: "truncated".into(),
         layer: Some(truncated.layers[1].0.clone()),
+    });
+    // Manifests over the 4 MiB limit, from a registry. docker-registry neither takes (PUT) nor
+    // serves one, so a server of fixed manifests stands in: one under a tag, and one an index
+    // entry names by digest (with a size that understates it).
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let big = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": images::digest(config), "size": config.len()},
+        "layers": [],
+        "annotations": {"padding": "x".repeat(5 << 20)},
+    }))
+    .unwrap();
+    let lying_index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": images::digest(&big),
+            "size": 1000,
+            "platform": {"architecture": "amd64", "os": "linux"},
+        }],
+    }))
+    .unwrap();
+    let manifests = ManifestServer::start(vec![
+        ("hostile/oversized".into(), "1".into(), big.clone()),
+        ("hostile/oversized-entry".into(), "1".into(), lying_index),
+        ("hostile/oversized-entry".into(), "big".into(), big.clone()),
+    ])
+    .unwrap();
+    let limit = 4 << 20;
+    cases.push(Hostile {
+        id: "reg-oversized",
+        name: format!("{}/hostile/oversized:1", manifests.addr),
+        cause: format!(
+            "oversized: the manifest of {}/hostile/oversized:1 is {} bytes, more than the limit of {limit}",
+            manifests.addr,
+            big.len()
+        ),
+        layer: None,
+    });
+    cases.push(Hostile {
+        id: "reg-oversized-entry",
+        name: format!("{}/hostile/oversized-entry:1", manifests.addr),
+        cause: format!(
+            "oversized: the manifest of {}/hostile/oversized-entry@{} is {} bytes, more than the limit of {limit}",
+            manifests.addr,
+            images::digest(&big),
+            big.len()
+        ),
+        layer: None,
     });
     cases.push(Hostile {
         id: "reg-arm64",
         name: format!("{}/hostile/arm64:1", registry.addr),
-        cause: "no linux/amd64 manifest",
+        cause: "no linux/amd64 manifest".into(),
         layer: None,
     });
 
+    let http = format!("{},{}", registry.addr, manifests.addr);
     let cluster = Cluster::start_with_agent_flags(
         &["cpus:4;mem:2048"],
         &[],
-        &["--image-registry-http", &registry.addr],
+        &["--image-registry-http", &http],
     )
     .unwrap();
     let mut fw = TestFramework::subscribe(&cluster.master.addr(), "images")
@@ -689,7 +1066,7 @@ async fn hostile_images_fail_their_tasks_and_write_nothing_outside_the_store() {
             case.id
         );
         assert!(
-            status.message.contains(case.cause),
+            status.message.contains(&case.cause),
             "{}: expected {:?} in {:?}",
             case.id,
             case.cause,
