@@ -74,6 +74,7 @@ const STEPS: &[&str] = &[
     "agent-restart",
     "memory-limit",
     "upgrade",
+    "master-restart",
     "remove",
     "purge",
 ];
@@ -965,7 +966,28 @@ wait_for 60 "active agent strata-pkg:5051 after the upgrade" agent_active
 run sh -c "timeout 120 strata run -- echo upgraded-and-running | grep -qx upgraded-and-running"
 pass "$(version_of strata-agent); both restarted; /var/lib/strata and agent.toml kept; a task runs"
 
+step master-restart
+# Restart=on-failure: a master killed by a signal comes back (after RestartSec), the agent
+# registers with it again and tasks run.
+OLD_MASTER_PID=$(main_pid strata-master)
+run kill -9 $OLD_MASTER_PID
+master_back() {
+    pid=$(main_pid strata-master)
+    [ "$pid" != "$OLD_MASTER_PID" ] && [ "$pid" != 0 ] && [ "$(systemctl is-active strata-master)" = active ]
+}
+wait_for 60 "strata-master restarted by systemd after kill -9" master_back
+wait_for 60 "active agent strata-pkg:5051 with the restarted master" agent_active
+run sh -c "timeout 120 strata run -- echo after-master-restart | grep -qx after-master-restart"
+pass "master pid $OLD_MASTER_PID killed -> $(main_pid strata-master), restarted by systemd; agent back; a task runs"
+
 step remove
+# Where the kernel let the agent load its network isolators, their programs and maps are pinned
+# in /sys/fs/bpf/strata; the prerm's `strata-agent cleanup-bpf` must take them away.
+BPF_PINS=none
+if journalctl -u strata-agent --no-pager | grep 'isolators active' | grep -q 'network/ports'; then
+    [ -d /sys/fs/bpf/strata ] || fail "network/ports is active but /sys/fs/bpf/strata does not exist"
+    BPF_PINS=/sys/fs/bpf/strata
+fi
 run apt-get remove -y strata-agent strata-master strata-cli
 for unit in strata-master strata-agent; do
     expect "$unit is-active after the removal" "$(systemctl is-active $unit)" inactive
@@ -978,7 +1000,13 @@ for kept in /var/lib/strata/agent/package-test-marker /var/lib/strata/master/pac
     [ -e $kept ] || fail "the removal deleted $kept"
 done
 getent passwd strata >/dev/null || fail "the removal deleted the user strata"
-pass "stopped; binaries gone; /var/lib/strata, /etc/strata and the user kept"
+if [ $BPF_PINS = none ]; then
+    BPF_NOTE="no network isolators were active, BPF pins not checked"
+else
+    [ ! -e $BPF_PINS ] || fail "$BPF_PINS survived the removal (the prerm runs strata-agent cleanup-bpf)"
+    BPF_NOTE="$BPF_PINS removed"
+fi
+pass "stopped; binaries gone; $BPF_NOTE; /var/lib/strata, /etc/strata and the user kept"
 
 step purge
 run apt-get purge -y strata-agent strata-master strata-cli

@@ -204,3 +204,40 @@ fn daemons_reject_bad_flags_naming_them() {
     assert!(err.contains("failed to listen"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// `--help` is an operator's manual: every key the packaged config file documents is a flag there,
+/// with its `STRATA_*` variable.
+#[test]
+fn daemons_help_lists_every_config_key_with_its_variable() {
+    let packaging = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/etc");
+    for daemon in ["master", "agent"] {
+        let file = std::fs::read_to_string(packaging.join(format!("{daemon}.toml"))).unwrap();
+        let keys: Vec<&str> = file
+            .lines()
+            .filter_map(|line| line.trim_start_matches('#').trim().split_once(" = "))
+            .map(|(key, _)| key.trim())
+            .filter(|key| {
+                !key.is_empty() && key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            })
+            .collect();
+        assert!(keys.len() >= 10, "{daemon}.toml documents {keys:?}");
+        let out = Command::new(bin(&format!("strata-{daemon}")))
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "strata-{daemon} --help: {out:?}");
+        let help = String::from_utf8_lossy(&out.stdout);
+        for key in keys {
+            let flag = format!("--{}", key.replace('_', "-"));
+            let var = format!("STRATA_{}", key.to_ascii_uppercase());
+            assert!(
+                help.contains(&flag),
+                "strata-{daemon} --help lacks {flag}:\n{help}"
+            );
+            assert!(
+                help.contains(&var),
+                "strata-{daemon} --help lacks {var}:\n{help}"
+            );
+        }
+    }
+}
