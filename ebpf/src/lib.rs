@@ -58,6 +58,21 @@ pub enum Feature {
     Accounting,
 }
 
+/// For each of Strata's programs, how many programs of its attach type the kernel has attached
+/// to the cgroup directory `cgroup` itself, or with `effective` how many apply to it (attached
+/// there or at an ancestor): an operator's (and the tests') check that the programs sit once at
+/// the agent's subtree and that containers below it carry none of their own.
+pub fn attached_programs(cgroup: &Path, effective: bool) -> io::Result<Vec<(&'static str, u32)>> {
+    let dir = File::open(cgroup)?;
+    let flags = if effective { sys::QUERY_EFFECTIVE } else { 0 };
+    PROGRAMS
+        .iter()
+        .map(|(name, _, attach_type)| {
+            sys::prog_query_count(dir.as_fd(), *attach_type, flags).map(|count| (*name, count))
+        })
+        .collect()
+}
+
 /// The programs, with the kernel's attach type of each (`enum bpf_attach_type`).
 const PROGRAMS: [(&str, Feature, u32); 6] = [
     ("strata_bind4", Feature::Ports, 8),

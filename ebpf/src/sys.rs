@@ -1,6 +1,7 @@
-//! The three bpf(2) commands aya 0.14 does not expose for links: open a pinned link, read its
-//! info (which cgroup it is attached to), and swap its program atomically (BPF_LINK_UPDATE, how
-//! a restarted or upgraded agent replaces the programs without a moment unenforced).
+//! The bpf(2) commands aya 0.14 does not expose for links: open a pinned link, read its info
+//! (which cgroup it is attached to), swap its program atomically (BPF_LINK_UPDATE, how a
+//! restarted or upgraded agent replaces the programs without a moment unenforced), and count
+//! the programs attached to a cgroup (BPF_PROG_QUERY, what tools and tests check).
 
 use std::ffi::CString;
 use std::io;
@@ -10,7 +11,10 @@ use std::path::Path;
 
 const BPF_OBJ_GET: libc::c_long = 7;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+const BPF_PROG_QUERY: libc::c_long = 16;
 const BPF_LINK_UPDATE: libc::c_long = 29;
+/// `BPF_F_QUERY_EFFECTIVE`: count what applies to the cgroup, inherited from its ancestors too.
+pub const QUERY_EFFECTIVE: u32 = 1;
 
 /// `union bpf_attr` is far smaller than this; the kernel wants the unused tail zeroed.
 type Attr = [u64; 16];
@@ -80,4 +84,17 @@ pub fn link_update(link: BorrowedFd, prog: BorrowedFd) -> io::Result<()> {
     let mut attr: Attr = [0; 16];
     attr[0] = u64::from(link) | (u64::from(prog) << 32);
     bpf(BPF_LINK_UPDATE, &mut attr).map(drop)
+}
+
+/// How many programs of `attach_type` are attached to the cgroup `cgroup` itself (or, with
+/// [`QUERY_EFFECTIVE`] in `flags`, apply to it, attached there or above) (BPF_PROG_QUERY).
+pub fn prog_query_count(cgroup: BorrowedFd, attach_type: u32, flags: u32) -> io::Result<u32> {
+    // query: { __u32 target_fd; __u32 attach_type; __u32 query_flags; __u32 attach_flags;
+    // __aligned_u64 prog_ids; __u32 prog_cnt; … }: no id buffer, so the kernel only counts.
+    let fd = u32::try_from(cgroup.as_raw_fd()).map_err(|_| io::Error::other("negative fd"))?;
+    let mut attr: Attr = [0; 16];
+    attr[0] = u64::from(fd) | (u64::from(attach_type) << 32);
+    attr[1] = u64::from(flags);
+    bpf(BPF_PROG_QUERY, &mut attr)?;
+    Ok((attr[3] & 0xffff_ffff) as u32)
 }

@@ -69,6 +69,48 @@ fn wait_for<V>(what: &str, cluster: &Cluster, mut read: impl FnMut() -> Option<V
     }
 }
 
+/// The programs are attached once, at the agent's cgroup subtree: a container's cgroup carries
+/// none of its own, yet each of them applies to it (inherited).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_programs_are_attached_once_at_the_agents_subtree() {
+    let (cluster, mut fw, offer) = start(&[], "cpus:0.5;mem:64").await;
+    fw.launch(
+        &offer,
+        vec![task(
+            "held",
+            &offer.agent_id,
+            "cpus:0.5;mem:64",
+            "sleep 1000",
+        )],
+    )
+    .await
+    .unwrap();
+    fw.wait_for("held", T, |s| s == TaskState::Running)
+        .await
+        .unwrap();
+    let fw_id = fw.driver.framework_id().to_string();
+    let container = container_cgroup(&cluster, 0, &fw_id, "held");
+    let counts = |path: &Path, effective| {
+        strata_ebpf::attached_programs(path, effective)
+            .unwrap_or_else(|err| panic!("BPF_PROG_QUERY on {}: {err}", path.display()))
+    };
+    let subtree = cluster.agent_cgroup(0);
+    for (name, count) in counts(&subtree, false) {
+        assert_eq!(
+            count,
+            1,
+            "{name} at the agent's subtree {}",
+            subtree.display()
+        );
+    }
+    for (name, count) in counts(&container, false) {
+        assert_eq!(count, 0, "{name} attached to the container's own cgroup");
+    }
+    for (name, count) in counts(&container, true) {
+        assert_eq!(count, 1, "{name} in effect for the container");
+    }
+}
+
 /// `/monitor/statistics` of `task` on agent `i`.
 fn statistics(cluster: &Cluster, i: usize, task: &str) -> Option<Value> {
     let all = http_get(&cluster.agent(i).addr(), "/monitor/statistics").ok()?;
