@@ -10,7 +10,8 @@
 //! argv/env/user/binds    ─▶ spec.json   bind <cgroup2>/<cgroups-root> on /sys/fs/cgroup
 //! cgroup + isolators' limits            mount overlay (layers ─ upper/work) on <dir>/rootfs
 //!                                       user from the image's /etc/passwd; config.json
-//!                                       libcontainer: build (clone, join cgroup, pivot_root) ─▶ start
+//!                                       launcher, born in the cgroup (clone3 INTO_CGROUP):
+//!                                         libcontainer: build (clone, pivot_root) ─▶ start
 //!                                       "running <pid>" ─▶ waitpid ─▶ memory.events ─▶ cgroup.kill,
 //!                                       rmdir ─▶ status.json
 //! ```
@@ -339,49 +340,114 @@ fn create(
         }
         Ok(file)
     };
-    let stdin = File::open("/dev/null").map_err(|e| format!("failed to open /dev/null: {e}"))?;
-    let mut container = libcontainer::container::builder::ContainerBuilder::new(
-        spec.container_id.clone(),
-        libcontainer::syscall::syscall::SyscallType::default(),
-    )
-    .with_root_path(&image.runtime_root)
-    .map_err(|e| format!("libcontainer: {e}"))?
-    .with_executor(libcontainer::workload::default::DefaultExecutor {})
-    .with_stdin(stdin)
-    .with_stdout(output("stdout")?)
-    .with_stderr(output("stderr")?)
-    .as_init(&bundle)
-    .with_systemd(false)
-    .with_detach(true)
-    .build()
-    .map_err(|e| format!("failed to create the container: {}", error_chain(&e)))?;
-    let pid = container
-        .pid()
-        .ok_or_else(|| "libcontainer created the container without a pid".to_string())?
-        .as_raw();
+    let stdout = output("stdout")?;
+    let stderr = output("stderr")?;
+    let pid = launch_in_cgroup(cgroup, || {
+        let stdin =
+            File::open("/dev/null").map_err(|e| format!("failed to open /dev/null: {e}"))?;
+        let mut container = libcontainer::container::builder::ContainerBuilder::new(
+            spec.container_id.clone(),
+            libcontainer::syscall::syscall::SyscallType::default(),
+        )
+        .with_root_path(&image.runtime_root)
+        .map_err(|e| format!("libcontainer: {e}"))?
+        .with_executor(libcontainer::workload::default::DefaultExecutor {})
+        .with_stdin(stdin)
+        .with_stdout(stdout)
+        .with_stderr(stderr)
+        .as_init(&bundle)
+        .with_systemd(false)
+        .with_detach(true)
+        .build()
+        .map_err(|e| format!("failed to create the container: {}", error_chain(&e)))?;
+        let pid = container
+            .pid()
+            .ok_or_else(|| "libcontainer created the container without a pid".to_string())?
+            .as_raw();
+        // Before the task runs. The supervisor may be shielded from the OOM killer (-1000, the
+        // packaged unit's setting); the container must not be, or its own memory.max could
+        // never be enforced.
+        std::fs::write(format!("/proc/{pid}/oom_score_adj"), b"0")
+            .map_err(|e| format!("failed to reset the container's oom_score_adj: {e}"))?;
+        if !cgroup.procs().map(|p| p.contains(&pid)).unwrap_or(false) {
+            return Err(format!(
+                "the container's init {pid} is not in its cgroup {}",
+                cgroup.path().display()
+            ));
+        }
+        container
+            .start()
+            .map_err(|e| format!("failed to start the container: {}", error_chain(&e)))?;
+        Ok(pid)
+    })?;
     supervisor::INIT_PID.store(pid, Ordering::SeqCst);
-    // The supervisor may be shielded from the OOM killer (-1000, the packaged unit's setting);
-    // the container must not be, or its own memory.max could never be enforced.
-    if let Err(err) = std::fs::write(format!("/proc/{pid}/oom_score_adj"), b"0") {
-        return Err(format!(
-            "failed to reset the container's oom_score_adj: {err}"
-        ));
-    }
-    if !cgroup.procs().map(|p| p.contains(&pid)).unwrap_or(false) {
-        return Err(format!(
-            "the container's init {pid} is not in its cgroup {}",
-            cgroup.path().display()
-        ));
-    }
-    container
-        .start()
-        .map_err(|e| format!("failed to start the container: {}", error_chain(&e)))?;
     let pending = supervisor::PENDING_SIGNAL.swap(0, Ordering::SeqCst);
     if pending > 0 {
         // SAFETY: plain kill(2) of our own child.
         unsafe { libc::kill(pid, pending) };
     }
     Ok(pid)
+}
+
+/// Runs `create` (libcontainer's create and start, which returns the container's init pid) in a
+/// child process born in the container's cgroup (`clone3` with `CLONE_INTO_CGROUP`), so that the
+/// processes libcontainer clones are born there too and it never has to move one: every write of
+/// `cgroup.procs` waits for an RCU grace period (about 12 ms on the test machines), more than a
+/// whole container start with crun. (Strata's copy of libcgroups skips writing a process that is
+/// already in its cgroup; see the workspace's `[patch.crates-io]`.) The child exits once the
+/// container runs; its init, cloned as the child's child, is then the supervisor's (a
+/// subreaper), as before.
+fn launch_in_cgroup(
+    cgroup: &Cgroup,
+    create: impl FnOnce() -> Result<i32, String>,
+) -> Result<i32, String> {
+    use std::io::{Read, Write};
+    use std::os::fd::AsFd;
+    // SAFETY: plain prctl(2): orphans below the supervisor (the container's init, once the
+    // launcher exits) become its children.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        return Err(format!(
+            "failed to make the supervisor a subreaper: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    let dir = File::open(cgroup.path())
+        .map_err(|e| format!("failed to open the cgroup {}: {e}", cgroup.path().display()))?;
+    let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| format!("failed to create a pipe: {e}"))?;
+    // SAFETY: the supervisor is single-threaded; the child runs libcontainer (plain system calls,
+    // allocation, its own clone3) and leaves with _exit.
+    let forked = unsafe {
+        strata_isolators::namespaces::clone_into(nix::sched::CloneFlags::empty(), Some(dir.as_fd()))
+    }
+    .map_err(|e| format!("failed to start the launcher in the cgroup: {e}"))?;
+    match forked {
+        nix::unistd::ForkResult::Child => {
+            drop(read_end);
+            let answer = match create() {
+                Ok(pid) => format!("ok {pid}"),
+                Err(message) => format!("error {message}"),
+            };
+            let mut pipe = File::from(write_end);
+            let code = i32::from(pipe.write_all(answer.as_bytes()).is_err());
+            // SAFETY: leave without running the supervisor's exit path in this copy of it.
+            unsafe { libc::_exit(code) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(write_end);
+            let mut answer = String::new();
+            let read = File::from(read_end).read_to_string(&mut answer);
+            let _ = nix::sys::wait::waitpid(child, None);
+            read.map_err(|e| format!("failed to read the launcher's answer: {e}"))?;
+            match answer.split_once(' ') {
+                Some(("ok", pid)) => pid
+                    .parse()
+                    .map_err(|_| format!("the launcher answered {answer:?}")),
+                Some(("error", message)) => Err(message.to_string()),
+                _ => Err(format!("the launcher ended without an answer ({answer:?})")),
+            }
+        }
+    }
 }
 
 fn error_chain(err: &dyn std::error::Error) -> String {
