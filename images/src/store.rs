@@ -134,13 +134,23 @@ fn now() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Writes `value` to `path` atomically (temp file, rename), synced to disk first.
 fn write_json(path: &Path, value: &impl Serialize) -> Result<(), ImageError> {
+    write_json_with(path, value, true)
+}
+
+/// [`write_json`], synced or not: a record that only matters while a container runs (a use
+/// record) needs no fsync, since no container survives a machine crash, and an agent crash
+/// leaves the page cache intact.
+fn write_json_with(path: &Path, value: &impl Serialize, sync: bool) -> Result<(), ImageError> {
     let data = serde_json::to_vec_pretty(value).unwrap_or_default();
     let tmp = path.with_extension(format!("tmp.{}", uuid::Uuid::new_v4().simple()));
     let result = (|| {
         let mut f = File::create(&tmp)?;
         f.write_all(&data)?;
-        f.sync_all()?;
+        if sync {
+            f.sync_all()?;
+        }
         fs::rename(&tmp, path)
     })();
     if result.is_err() {
@@ -323,7 +333,8 @@ impl Store {
                 .map(|l| l.digest.clone())
                 .collect(),
         };
-        write_json(use_file, &usage)?;
+        // On the launch path: not synced (see `write_json_with`).
+        write_json_with(use_file, &usage, false)?;
         Ok(provisioned)
     }
 
