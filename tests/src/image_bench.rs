@@ -153,6 +153,9 @@ pub fn run(bin_dir: &Path, runs: usize) -> Result<Figures> {
             _ => {}
         }
     }
+    // Percentiles are read from sorted samples.
+    crun.sort();
+    runc.sort();
     Ok(Figures {
         pull_bytes,
         pull,
