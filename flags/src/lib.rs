@@ -472,7 +472,19 @@ mod tests {
         }
     }
 
+    /// Tests run in parallel threads of one process, and one of them sets
+    /// `STRATA_FLAGS_TEST_*` variables: every other parse waits until it is done.
+    static ENVIRONMENT: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
     fn parse(args: &[&str], default: &Path) -> Result<Layered<Toy>, FlagsError> {
+        let _unchanged = ENVIRONMENT.read().unwrap_or_else(|e| e.into_inner());
+        parse_in_current_environment(args, default)
+    }
+
+    fn parse_in_current_environment(
+        args: &[&str],
+        default: &Path,
+    ) -> Result<Layered<Toy>, FlagsError> {
         let argv = std::iter::once("toy").chain(args.iter().copied());
         parse_from(argv, default)
     }
@@ -526,13 +538,17 @@ mod tests {
     fn flags_win_over_the_environment_which_wins_over_the_file() {
         let files = Files::new();
         let path = files.write("master = \"file:1\"\nport = 1111\nenable_cfs = true\n");
-        // Only this test sets these variables.
-        std::env::set_var("STRATA_FLAGS_TEST_PORT", "2222");
-        std::env::set_var("STRATA_FLAGS_TEST_MASTER", "env:2");
-        let from_env = parse(&[], &path).unwrap();
-        let from_flag = parse(&["--port", "3333"], &path).unwrap();
-        std::env::remove_var("STRATA_FLAGS_TEST_PORT");
-        std::env::remove_var("STRATA_FLAGS_TEST_MASTER");
+        // Only this test sets these variables, and no other parse runs meanwhile.
+        let (from_env, from_flag) = {
+            let _changing = ENVIRONMENT.write().unwrap_or_else(|e| e.into_inner());
+            std::env::set_var("STRATA_FLAGS_TEST_PORT", "2222");
+            std::env::set_var("STRATA_FLAGS_TEST_MASTER", "env:2");
+            let from_env = parse_in_current_environment(&[], &path);
+            let from_flag = parse_in_current_environment(&["--port", "3333"], &path);
+            std::env::remove_var("STRATA_FLAGS_TEST_PORT");
+            std::env::remove_var("STRATA_FLAGS_TEST_MASTER");
+            (from_env.unwrap(), from_flag.unwrap())
+        };
         let from_file = parse(&[], &path).unwrap();
         assert_eq!(from_env.config.port, 2222);
         assert_eq!(from_env.config.master, "env:2");
@@ -649,6 +665,7 @@ mod tests {
     }
 
     fn parse_part(args: &[&str], default: &Path) -> Result<Layered<ToyPart>, FlagsError> {
+        let _unchanged = ENVIRONMENT.read().unwrap_or_else(|e| e.into_inner());
         let argv = std::iter::once("toy part").chain(args.iter().copied());
         parse_part_from(&Toy::command(), argv, default)
     }
