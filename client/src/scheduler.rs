@@ -42,6 +42,8 @@ pub struct Offer {
     pub framework_id: FrameworkId,
     pub agent_id: AgentId,
     pub hostname: String,
+    /// The role the resources are allocated to (Mesos' `allocation_info.role`).
+    pub role: String,
     pub resources: Resources,
     pub attributes: Attributes,
 }
@@ -49,6 +51,10 @@ pub struct Offer {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Operation {
     Launch(Vec<TaskInfo>),
+    /// Reserve these resources (each item naming the offer's role) out of its unreserved ones.
+    Reserve(Resources),
+    /// Give dynamically reserved resources back to `*`.
+    Unreserve(Resources),
 }
 
 /// What the master tells a subscribed framework, in order.
@@ -446,6 +452,12 @@ fn issue(session: &scheduler_session::Client, cmd: Cmd) {
                             wire::set_task(list.reborrow().get(j as u32), t);
                         }
                     }
+                    Operation::Reserve(res) => {
+                        wire::set_resources(o.init_reserve(wire::len(res)), res);
+                    }
+                    Operation::Unreserve(res) => {
+                        wire::set_resources(o.init_unreserve(wire::len(res)), res);
+                    }
                 }
             }
             finish(req.send().promise, reply);
@@ -547,6 +559,7 @@ impl scheduler::Server for SchedulerImpl {
                 framework_id: wire::framework_id(o.get_framework_id())?,
                 agent_id: wire::agent_id(o.get_agent_id())?,
                 hostname: wire::text(o.get_hostname())?,
+                role: wire::text(o.get_allocation_role())?,
                 resources: wire::resources(o.get_resources())?,
                 attributes: wire::attributes(o.get_attributes())?,
             });

@@ -3,14 +3,16 @@
 //! messages, and runs the timers (pings, heartbeats, failover timeouts, filter expiry).
 
 use crate::registry::Registry;
+use crate::registry::{DrainConfig, QuotaConfig};
 use crate::state::{
-    AgentLink, CallError, ConnId, Master, OperatorKillError, ReportedTask, SchedulerLink,
+    AgentLink, CallError, ConnId, MachineId, Master, Operation, OperatorError, OperatorKillError,
+    ReportedTask, SchedulerLink,
 };
 use std::time::{Duration, Instant};
 use strata_ha::registry::Store;
 use strata_ha::zk::Leadership;
 use strata_schema::{
-    AgentId, AgentInfo, FrameworkId, FrameworkInfo, MasterInfo, OfferId, TaskId, TaskInfo,
+    AgentId, AgentInfo, FrameworkId, FrameworkInfo, MasterInfo, OfferId, Resources, TaskId,
     TaskStatus, UpdateUuid,
 };
 use tokio::sync::{mpsc, oneshot, watch};
@@ -64,13 +66,76 @@ pub enum Msg {
     GetState {
         reply: Reply<serde_json::Value>,
     },
+    /// An operator's request about roles, reservations or maintenance.
+    Operator {
+        call: OperatorCall,
+        reply: Reply<Result<serde_json::Value, OperatorError>>,
+    },
+}
+
+/// What an operator may read or change besides tasks.
+#[derive(Debug, Clone)]
+pub enum OperatorCall {
+    Roles,
+    Quota,
+    Weights,
+    Maintenance,
+    SetQuota {
+        role: String,
+        quota: QuotaConfig,
+    },
+    SetWeights(Vec<(String, f64)>),
+    Reserve {
+        agent_id: AgentId,
+        resources: Resources,
+    },
+    Unreserve {
+        agent_id: AgentId,
+        resources: Resources,
+    },
+    Drain {
+        agent_id: AgentId,
+        config: DrainConfig,
+    },
+    Reactivate {
+        agent_id: AgentId,
+    },
+    MachinesDown(Vec<MachineId>),
+    MachinesUp(Vec<MachineId>),
+}
+
+impl OperatorCall {
+    /// Answers a read, or applies a change (answering `{}`).
+    fn apply(self, master: &mut Master) -> Result<serde_json::Value, OperatorError> {
+        let done = |r: Result<(), OperatorError>| r.map(|()| serde_json::json!({}));
+        match self {
+            Self::Roles => Ok(master.roles_json()),
+            Self::Quota => Ok(master.quota_json()),
+            Self::Weights => Ok(master.weights_json()),
+            Self::Maintenance => Ok(master.maintenance_json()),
+            Self::SetQuota { role, quota } => done(master.set_quota(&role, quota)),
+            Self::SetWeights(weights) => done(master.set_weights(weights)),
+            Self::Reserve {
+                agent_id,
+                resources,
+            } => done(master.operator_reserve(&agent_id, resources)),
+            Self::Unreserve {
+                agent_id,
+                resources,
+            } => done(master.operator_unreserve(&agent_id, resources)),
+            Self::Drain { agent_id, config } => done(master.drain_agent(&agent_id, config)),
+            Self::Reactivate { agent_id } => done(master.reactivate_agent(&agent_id)),
+            Self::MachinesDown(machines) => done(master.machines_down(&machines)),
+            Self::MachinesUp(machines) => done(master.machines_up(&machines)),
+        }
+    }
 }
 
 /// A subscribed framework's calls.
 pub enum Call {
     Accept {
         offer_ids: Vec<OfferId>,
-        launches: Vec<TaskInfo>,
+        operations: Vec<Operation>,
         refuse_seconds: f64,
     },
     Decline {
@@ -173,9 +238,9 @@ fn handle(master: &mut Master, msg: Msg, now: Instant, deferred: &mut Deferred) 
             let result = match call {
                 Call::Accept {
                     offer_ids,
-                    launches,
+                    operations,
                     refuse_seconds,
-                } => master.accept(conn, &id, &offer_ids, launches, refuse_seconds, now),
+                } => master.accept(conn, &id, &offer_ids, operations, refuse_seconds, now),
                 Call::Decline {
                     offer_ids,
                     refuse_seconds,
@@ -203,6 +268,13 @@ fn handle(master: &mut Master, msg: Msg, now: Instant, deferred: &mut Deferred) 
         }
         Msg::GetState { reply } => {
             let _ = reply.send(master.state_json());
+        }
+        Msg::Operator { call, reply } => {
+            // A change is answered once the registry holding it is committed.
+            let result = call.apply(master);
+            deferred.push(Box::new(move || {
+                let _ = reply.send(result);
+            }));
         }
     }
 }
@@ -308,6 +380,7 @@ pub async fn run(
             _ = heartbeat.tick() => master.heartbeat(),
             _ = allocation.tick() => {
                 master.expire_filters(Instant::now());
+                master.expire_offers(Instant::now());
                 // The batched allocation also re-offers what filters held back.
                 master.allocate(Instant::now());
                 last_allocation = Instant::now();

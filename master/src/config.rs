@@ -84,6 +84,23 @@ pub struct MasterConfig {
     /// they are marked unreachable (their tasks then reconcile as TASK_UNREACHABLE or TASK_LOST).
     #[arg(long, alias = "agent_reregister_timeout", env = "STRATA_AGENT_REREGISTER_TIMEOUT", default_value = "10mins", value_parser = duration)]
     pub agent_reregister_timeout: Duration,
+    /// Outstanding offers are rescinded after this long (their resources are offered again);
+    /// by default offers stay until used, declined or rescinded.
+    #[arg(long, alias = "offer_timeout", env = "STRATA_OFFER_TIMEOUT", value_parser = duration)]
+    pub offer_timeout: Option<Duration>,
+    /// The smallest offers worth making: alternatives separated by `|`, each a resources
+    /// string; an offer must hold at least one of them entirely.
+    #[arg(long, alias = "min_allocatable_resources", env = "STRATA_MIN_ALLOCATABLE_RESOURCES",
+          default_value = "cpus:0.01|mem:32", value_parser = min_allocatable)]
+    pub min_allocatable_resources: MinAllocatable,
+}
+
+/// The alternatives of `--min-allocatable-resources`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MinAllocatable(pub Vec<strata_schema::Resources>);
+
+fn min_allocatable(text: &str) -> Result<MinAllocatable, String> {
+    crate::allocator::parse_min_allocatable(text).map(MinAllocatable)
 }
 
 fn zk_url(text: &str) -> Result<strata_ha::ZkUrl, String> {
@@ -104,6 +121,9 @@ impl MasterConfig {
         }
         if self.agent_reregister_timeout.is_zero() {
             return Err("--agent-reregister-timeout must be greater than zero".to_string());
+        }
+        if self.offer_timeout.is_some_and(|t| t.is_zero()) {
+            return Err("--offer-timeout must be greater than zero".to_string());
         }
         Ok(())
     }

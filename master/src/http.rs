@@ -1,5 +1,6 @@
 //! The master's HTTP endpoints: `/state` (Mesos' shape, also at `/master/state`), `/health`,
-//! `/version`, and the operator's `POST /tasks/kill`.
+//! `/version`, the operator's `POST /tasks/kill`, and (in [`operator`]) roles, quotas, weights,
+//! reservations and maintenance.
 
 use crate::actor::Msg;
 use crate::state::OperatorKillError;
@@ -16,6 +17,8 @@ use serde_json::json;
 use strata_ha::zk::Leadership;
 use tokio::sync::{mpsc, oneshot, watch};
 
+mod operator;
+
 type Actor = mpsc::UnboundedSender<Msg>;
 
 pub fn router(actor: Actor, leadership: watch::Receiver<Leadership>) -> Router {
@@ -24,6 +27,7 @@ pub fn router(actor: Actor, leadership: watch::Receiver<Leadership>) -> Router {
         .route("/master/state", get(state))
         .route("/state.json", get(state))
         .route("/tasks/kill", post(kill))
+        .merge(operator::routes())
         .with_state(actor)
         .layer(axum::middleware::from_fn_with_state(
             leadership,

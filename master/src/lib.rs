@@ -112,6 +112,8 @@ impl Master {
             max_agent_ping_timeouts: self.config.max_agent_ping_timeouts,
             max_completed_frameworks: self.config.max_completed_frameworks,
             max_completed_tasks_per_framework: self.config.max_completed_tasks_per_framework,
+            offer_timeout: self.config.offer_timeout,
+            min_allocatable: self.config.min_allocatable_resources.0.clone(),
             ..state::StateConfig::default()
         };
         let timers = actor::Timers {

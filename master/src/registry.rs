@@ -1,12 +1,13 @@
 //! The registry: what a newly elected master must know that agents and frameworks cannot tell it
 //! — the agents it admitted (and which it found unreachable) and the frameworks it admitted with
-//! their failover timeouts. The state machine keeps it current ([`crate::state::Master`]); the
+//! their failover timeouts, the operator's weights and quotas, dynamic reservations and
+//! persistent volumes, and agents being drained or taken down. The state machine keeps it current ([`crate::state::Master`]); the
 //! actor commits every change before it acts on it, through a [`strata_ha::registry::Store`]
 //! (ZooKeeper with compare-and-set, or an atomically written file when standalone).
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use strata_schema::{AgentId, AgentInfo, FrameworkId, FrameworkInfo};
+use strata_schema::{AgentId, AgentInfo, FrameworkId, FrameworkInfo, Resources};
 
 /// An admitted agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -15,6 +16,38 @@ pub struct RegisteredAgent {
     /// Seconds since the epoch when it was marked unreachable; `None` while reachable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unreachable_since: Option<f64>,
+    /// Its dynamic reservations (and persistent volumes): items of its total moved from `*` to
+    /// a role by RESERVE or `/reserve`. The agent itself reports only its static resources.
+    #[serde(default, skip_serializing_if = "Resources::is_empty")]
+    pub reservations: Resources,
+    /// Set while it is being drained (no offers; its tasks killed) or drained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain: Option<DrainConfig>,
+    /// Taken down by the operator (`/machine/down`): no offers, tasks killed, until `/machine/up`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub down: bool,
+}
+
+/// How an agent is drained (Mesos' DRAIN_AGENT).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DrainConfig {
+    /// The kill grace period its tasks get at most; `None`: their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_grace_period_secs: Option<f64>,
+    /// Whether its tasks end TASK_GONE_BY_OPERATOR rather than TASK_KILLED (`mark_gone`).
+    #[serde(default)]
+    pub mark_gone: bool,
+}
+
+/// A role's quota (Mesos 1.9's QuotaConfig): scalar quantities, unreserved.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct QuotaConfig {
+    /// Satisfied before fair share.
+    #[serde(default)]
+    pub guarantees: Resources,
+    /// Never exceeded; a name absent is unlimited.
+    #[serde(default)]
+    pub limits: Resources,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -23,6 +56,11 @@ pub struct Registry {
     pub agents: BTreeMap<AgentId, RegisteredAgent>,
     #[serde(default)]
     pub frameworks: BTreeMap<FrameworkId, FrameworkInfo>,
+    /// Role weights set by the operator (a role absent weighs 1).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub weights: BTreeMap<String, f64>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub quotas: BTreeMap<String, QuotaConfig>,
 }
 
 impl Registry {
@@ -54,6 +92,12 @@ mod tests {
                     ..AgentInfo::default()
                 },
                 unreachable_since: Some(12.5),
+                reservations: Resources::parse("cpus(ops):2").unwrap(),
+                drain: Some(DrainConfig {
+                    max_grace_period_secs: Some(3.0),
+                    mark_gone: false,
+                }),
+                down: true,
             },
         );
         reg.frameworks.insert(
@@ -62,6 +106,14 @@ mod tests {
                 name: "f".into(),
                 failover_timeout_secs: 60.0,
                 ..FrameworkInfo::default()
+            },
+        );
+        reg.weights.insert("eng".into(), 2.0);
+        reg.quotas.insert(
+            "eng/backend".into(),
+            QuotaConfig {
+                guarantees: Resources::parse("cpus:1").unwrap(),
+                limits: Resources::parse("cpus:4;mem:1024").unwrap(),
             },
         );
         assert_eq!(Registry::from_json(&reg.to_json()).unwrap(), reg);

@@ -4,7 +4,7 @@
 //! issued in order on the peer's capability.
 
 use crate::actor::{Call, Msg};
-use crate::state::{AgentCommand, CallError, ConnId, ReportedTask, SchedulerEvent};
+use crate::state::{AgentCommand, CallError, ConnId, Operation, ReportedTask, SchedulerEvent};
 use capnp::capability::Rc;
 use capnp_rpc::{rpc_twoparty_capnp, twoparty, RpcSystem};
 use futures::AsyncReadExt;
@@ -312,6 +312,7 @@ async fn drive_scheduler(
                     b.set_framework_id(o.framework_id.as_str());
                     b.set_agent_id(o.agent_id.as_str());
                     b.set_hostname(o.hostname.as_str());
+                    b.set_allocation_role(o.role.as_str());
                     wire::set_resources(
                         b.reborrow().init_resources(wire::len(&o.resources)),
                         &o.resources,
@@ -436,30 +437,24 @@ impl scheduler_session::Server for SchedulerSessionImpl {
         use strata_schema::scheduler_capnp::operation;
         let p = params.get()?;
         let offer_ids = offer_ids(p.get_offer_ids())?;
-        let mut launches = Vec::new();
+        let mut operations = Vec::new();
         for op in p.get_operations()?.iter() {
-            match op.which()? {
+            operations.push(match op.which()? {
                 operation::Launch(tasks) => {
+                    let mut launches = Vec::new();
                     for t in tasks?.iter() {
                         launches.push(wire::task(t)?);
                     }
+                    Operation::Launch(launches)
                 }
-                operation::Reserve(_) => {
-                    return Err(capnp::Error::failed(
-                        "the RESERVE operation is not supported yet".to_string(),
-                    ))
-                }
-                operation::Unreserve(_) => {
-                    return Err(capnp::Error::failed(
-                        "the UNRESERVE operation is not supported yet".to_string(),
-                    ))
-                }
-            }
+                operation::Reserve(res) => Operation::Reserve(wire::resources(res)?),
+                operation::Unreserve(res) => Operation::Unreserve(wire::resources(res)?),
+            });
         }
         let refuse_seconds = refuse_seconds(p.get_filters()?.get_refuse_seconds())?;
         self.call(Call::Accept {
             offer_ids,
-            launches,
+            operations,
             refuse_seconds,
         })
         .await

@@ -4,9 +4,9 @@
 //! [`SchedulerLink`]), which the RPC front end turns into Cap'n Proto calls.
 
 use crate::allocator::{self, AgentView, FrameworkView, RefuseFilter};
-use crate::registry::{RegisteredAgent, Registry};
+use crate::registry::{DrainConfig, RegisteredAgent, Registry};
 use serde_json::{json, Value as Json};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 use strata_schema::{
     AgentId, AgentInfo, FrameworkId, FrameworkInfo, MasterInfo, OfferId, Resources, StatusSource,
@@ -53,6 +53,8 @@ pub type AgentLink = mpsc::UnboundedSender<AgentCommand>;
 pub struct OfferEvent {
     pub id: OfferId,
     pub framework_id: FrameworkId,
+    /// The role the resources are allocated to (Mesos' `allocation_info.role`).
+    pub role: String,
     pub agent_id: AgentId,
     pub hostname: String,
     pub resources: Resources,
@@ -86,6 +88,10 @@ pub struct StateConfig {
     pub max_refuse: Duration,
     /// How long agents of the registry have to re-register with a new leader.
     pub agent_reregister_timeout: Duration,
+    /// Outstanding offers are rescinded after this long (`--offer-timeout`; none by default).
+    pub offer_timeout: Option<Duration>,
+    /// An offer must hold at least one of these (`--min-allocatable-resources`).
+    pub min_allocatable: Vec<Resources>,
 }
 
 impl Default for StateConfig {
@@ -97,6 +103,8 @@ impl Default for StateConfig {
             max_completed_tasks_per_framework: 1000,
             max_refuse: Duration::from_secs(31 * 24 * 3600),
             agent_reregister_timeout: Duration::from_secs(600),
+            offer_timeout: None,
+            min_allocatable: allocator::default_min_allocatable(),
         }
     }
 }
@@ -138,14 +146,56 @@ struct Agent {
     offered: Resources,
     /// While [`AgentState::Recovering`]: when it is given up as unreachable.
     reregister_deadline: Option<Instant>,
+    /// Dynamic reservations and persistent volumes (kept in the registry).
+    reservations: Resources,
+    /// Being drained (or drained): no offers, its tasks killed.
+    drain: Option<DrainConfig>,
+    /// Taken down by the operator: no offers, its tasks killed.
+    down: bool,
 }
 
 impl Agent {
+    fn new(
+        info: AgentInfo,
+        id: AgentId,
+        state: AgentState,
+        entry: Option<&RegisteredAgent>,
+    ) -> Agent {
+        Agent {
+            info,
+            id,
+            link: None,
+            conn: None,
+            state,
+            registered_time: TaskStatus::now(),
+            missed_pings: 0,
+            ping_outstanding: None,
+            used: Resources::new(),
+            offered: Resources::new(),
+            reregister_deadline: None,
+            reservations: entry.map(|e| e.reservations.clone()).unwrap_or_default(),
+            drain: entry.and_then(|e| e.drain.clone()),
+            down: entry.is_some_and(|e| e.down),
+        }
+    }
+
+    /// What the agent reports, with the dynamic reservations and volumes applied.
+    fn total(&self) -> Resources {
+        crate::state::operations::apply_reservations(&self.info.resources, &self.reservations)
+    }
+
     fn available(&self) -> Resources {
-        self.info
-            .resources
+        self.total()
             .saturating_sub(&self.used)
             .saturating_sub(&self.offered)
+    }
+
+    /// Whether its resources may be offered.
+    fn offerable(&self) -> bool {
+        self.state == AgentState::Active
+            && self.link.is_some()
+            && self.drain.is_none()
+            && !self.down
     }
 }
 
@@ -153,6 +203,8 @@ impl Agent {
 struct Task {
     info: TaskInfo,
     framework_id: FrameworkId,
+    /// The role its resources are allocated to (that of the offer it was launched from).
+    role: String,
     state: TaskState,
     statuses: Vec<(TaskState, f64, String)>,
     latest: Option<TaskStatus>,
@@ -173,9 +225,37 @@ struct Framework {
     offers: HashSet<OfferId>,
     used: Resources,
     offered: Resources,
+    /// Per role: used plus offered (what the allocator's shares are computed from).
+    allocated: BTreeMap<String, Resources>,
 }
 
 impl Framework {
+    fn charge(&mut self, role: &str, res: &Resources) {
+        self.allocated.entry(role.to_string()).or_default().add(res);
+    }
+
+    fn release(&mut self, role: &str, res: &Resources) {
+        if let Some(held) = self.allocated.get_mut(role) {
+            *held = held.saturating_sub(res);
+            if held.is_empty() {
+                self.allocated.remove(role);
+            }
+        }
+    }
+
+    /// The role an agent's report of one of its tasks is charged to: the role of its reserved
+    /// resources if they have one the framework is subscribed to, else its first role.
+    fn role_of(&self, task: &TaskInfo) -> String {
+        let roles = self.info.effective_roles();
+        task.resources
+            .iter()
+            .map(|r| r.role.as_str())
+            .find(|r| *r != strata_schema::DEFAULT_ROLE && roles.iter().any(|x| x == r))
+            .map(str::to_string)
+            .or_else(|| roles.first().cloned())
+            .unwrap_or_else(|| strata_schema::DEFAULT_ROLE.to_string())
+    }
+
     /// A framework the master knows of (from the registry, or an agent's report) but that is
     /// not subscribed: its failover timeout runs from `since`.
     fn disconnected(info: FrameworkInfo, id: FrameworkId, since: Instant) -> Framework {
@@ -193,6 +273,7 @@ impl Framework {
             offers: HashSet::new(),
             used: Resources::new(),
             offered: Resources::new(),
+            allocated: BTreeMap::new(),
         }
     }
 
@@ -210,7 +291,10 @@ impl Framework {
 struct Offer {
     framework_id: FrameworkId,
     agent_id: AgentId,
+    role: String,
     resources: Resources,
+    /// When `--offer-timeout` rescinds it.
+    expires: Option<Instant>,
 }
 
 /// Why a framework call was refused.
@@ -386,27 +470,15 @@ impl Master {
             }
             let unreachable = entry.unreachable_since.is_some();
             info!(agent_id = %id, hostname = %entry.info.hostname, unreachable, "agent recovered from the registry");
-            self.agents.insert(
-                id.clone(),
-                Agent {
-                    info: entry.info.clone(),
-                    id: id.clone(),
-                    link: None,
-                    conn: None,
-                    state: if unreachable {
-                        AgentState::Unreachable
-                    } else {
-                        AgentState::Recovering
-                    },
-                    registered_time: TaskStatus::now(),
-                    missed_pings: 0,
-                    ping_outstanding: None,
-                    used: Resources::new(),
-                    offered: Resources::new(),
-                    reregister_deadline: (!unreachable)
-                        .then(|| now + self.config.agent_reregister_timeout),
-                },
-            );
+            let state = if unreachable {
+                AgentState::Unreachable
+            } else {
+                AgentState::Recovering
+            };
+            let mut agent = Agent::new(entry.info.clone(), id.clone(), state, Some(entry));
+            agent.reregister_deadline =
+                (!unreachable).then(|| now + self.config.agent_reregister_timeout);
+            self.agents.insert(id.clone(), agent);
         }
         self.registry = registry;
     }
@@ -451,6 +523,7 @@ impl Master {
     fn registry_admit_agent(&mut self, id: &AgentId, info: &AgentInfo) {
         // Who it is and where, not what it has: an agent re-registers with its resources, and
         // the registry stays small (it is rewritten whole on every change).
+        let kept = self.registry.agents.get(id);
         let entry = RegisteredAgent {
             info: AgentInfo {
                 id: Some(id.clone()),
@@ -460,6 +533,9 @@ impl Master {
                 attributes: info.attributes.clone(),
             },
             unreachable_since: None,
+            reservations: kept.map(|e| e.reservations.clone()).unwrap_or_default(),
+            drain: kept.and_then(|e| e.drain.clone()),
+            down: kept.is_some_and(|e| e.down),
         };
         let same = self
             .registry
@@ -525,22 +601,16 @@ impl Master {
             agent.ping_outstanding = None;
         } else {
             info!(agent_id = %id, hostname = %info.hostname, resources = %info.resources, "agent registered");
-            self.agents.insert(
+            let mut agent = Agent::new(
+                info,
                 id.clone(),
-                Agent {
-                    info,
-                    id: id.clone(),
-                    link: Some(link),
-                    conn: Some(conn),
-                    state: AgentState::Active,
-                    registered_time: now,
-                    missed_pings: 0,
-                    ping_outstanding: None,
-                    used: Resources::new(),
-                    offered: Resources::new(),
-                    reregister_deadline: None,
-                },
+                AgentState::Active,
+                self.registry.agents.get(&id),
             );
+            agent.link = Some(link);
+            agent.conn = Some(conn);
+            agent.registered_time = now;
+            self.agents.insert(id.clone(), agent);
         }
         let info = self.agents.get(&id).map(|a| a.info.clone());
         if let Some(info) = info {
@@ -638,6 +708,8 @@ impl Master {
                 }
             } else {
                 fw.used.add(&rt.task.resources);
+                let role = fw.role_of(&rt.task);
+                fw.charge(&role, &rt.task.resources);
                 if let Some(agent) = self.agents.get_mut(agent_id) {
                     agent.used.add(&rt.task.resources);
                 }
@@ -656,6 +728,7 @@ impl Master {
                     Task {
                         info: rt.task,
                         framework_id: fw_id,
+                        role,
                         state: rt.state,
                         statuses: vec![(rt.state, TaskStatus::now(), String::new())],
                         latest: None,
@@ -781,6 +854,7 @@ impl Master {
         if let Some(fw) = self.frameworks.get_mut(&offer.framework_id) {
             fw.offers.remove(offer_id);
             fw.offered = fw.offered.saturating_sub(&offer.resources);
+            fw.release(&offer.role, &offer.resources);
         }
         self.dirty = true;
         Some(offer)
@@ -936,6 +1010,7 @@ impl Master {
                 offers: HashSet::new(),
                 used: Resources::new(),
                 offered: Resources::new(),
+                allocated: BTreeMap::new(),
             };
             fw.send(subscribed);
             self.frameworks.insert(id.clone(), fw);
@@ -1035,6 +1110,7 @@ impl Master {
                 .push(Pending::ShutdownFramework(agent_id, id.clone()));
         }
         fw.used = Resources::new();
+        fw.allocated.clear();
         fw.link = None;
         fw.conn = None;
         while fw.completed_tasks.len() > self.config.max_completed_tasks_per_framework {
@@ -1135,17 +1211,28 @@ impl Master {
         Ok(())
     }
 
-    /// Accepts offers with LAUNCH operations. Unknown or foreign offers fail the whole call (and
-    /// every offer named in it is recovered); an invalid task gets TASK_ERROR and the others go on.
+    /// Accepts offers with operations, applied in order (LAUNCH, RESERVE, UNRESERVE, CREATE,
+    /// DESTROY), each on what the ones before it left. Unknown or foreign offers fail the whole
+    /// call (and every offer named in it is recovered); an invalid task gets TASK_ERROR and the
+    /// others go on; an invalid reservation or volume operation is dropped, the others applied,
+    /// and the call answers an error naming what was dropped.
     pub fn accept(
         &mut self,
         conn: ConnId,
         id: &FrameworkId,
         offer_ids: &[OfferId],
-        launches: Vec<TaskInfo>,
+        operations: Vec<Operation>,
         refuse_seconds: f64,
         now: Instant,
     ) -> Result<(), CallError> {
+        let launches: Vec<&TaskInfo> = operations
+            .iter()
+            .filter_map(|op| match op {
+                Operation::Launch(tasks) => Some(tasks.iter()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
         self.caller(conn, id)?;
         if offer_ids.is_empty() {
             return Err(CallError::InvalidOffers(
@@ -1155,6 +1242,7 @@ impl Master {
         let mut problem = None;
         let mut seen = HashSet::new();
         let mut agent_id: Option<AgentId> = None;
+        let mut role: Option<String> = None;
         for offer_id in offer_ids {
             if !seen.insert(offer_id.clone()) {
                 problem = Some(format!("offer {offer_id} appears more than once"));
@@ -1169,13 +1257,24 @@ impl Master {
                     problem = Some(format!("offer {offer_id} was not made to framework {id}"));
                     break;
                 }
-                Some(o) => match &agent_id {
-                    Some(a) if *a != o.agent_id => {
-                        problem = Some("the offers are on different agents".to_string());
-                        break;
+                Some(o) => {
+                    match &agent_id {
+                        Some(a) if *a != o.agent_id => {
+                            problem = Some("the offers are on different agents".to_string());
+                            break;
+                        }
+                        _ => agent_id = Some(o.agent_id.clone()),
                     }
-                    _ => agent_id = Some(o.agent_id.clone()),
-                },
+                    match &role {
+                        Some(r) if *r != o.role => {
+                            problem = Some(
+                                "aggregated offers must be allocated to the same role".to_string(),
+                            );
+                            break;
+                        }
+                        _ => role = Some(o.role.clone()),
+                    }
+                }
             }
         }
         // Remove (recover) every valid offer named in the call.
@@ -1192,7 +1291,7 @@ impl Master {
             }
         }
         if let Some(problem) = problem {
-            for task in &launches {
+            for task in launches {
                 let status = master_status(
                     task,
                     id,
@@ -1206,31 +1305,55 @@ impl Master {
             }
             return Err(CallError::InvalidOffers(problem));
         }
-        let Some(agent_id) = agent_id else {
+        let (Some(agent_id), Some(role)) = (agent_id, role) else {
             return Err(CallError::InvalidOffers(
                 "no offer ids were given".to_string(),
             ));
         };
         let mut remaining = offered;
         let mut batch_ids = HashSet::new();
-        for task in launches {
-            let error = self.validate_task(id, &agent_id, &task, &remaining, &batch_ids);
-            batch_ids.insert(task.task_id.clone());
-            if let Some(message) = error {
-                warn!(framework_id = %id, task_id = %task.task_id, %message, "task refused");
-                let status =
-                    master_status(&task, id, TaskState::Error, "REASON_TASK_INVALID", message);
-                if let Some(fw) = self.frameworks.get(id) {
-                    fw.send(SchedulerEvent::Update(status));
+        let mut dropped = Vec::new();
+        for (n, operation) in operations.into_iter().enumerate() {
+            let tasks = match operation {
+                Operation::Launch(tasks) => tasks,
+                other => {
+                    let name = other.name();
+                    match self.apply_operation(id, &agent_id, &role, other, &mut remaining) {
+                        Ok(()) => {}
+                        Err(why) => {
+                            warn!(framework_id = %id, agent_id = %agent_id, operation = name, %why, "operation dropped");
+                            dropped.push(format!("operation {} ({name}): {why}", n + 1));
+                        }
+                    }
+                    continue;
                 }
-                continue;
+            };
+            for task in tasks {
+                let error = self.validate_task(id, &agent_id, &task, &remaining, &batch_ids);
+                batch_ids.insert(task.task_id.clone());
+                if let Some(message) = error {
+                    warn!(framework_id = %id, task_id = %task.task_id, %message, "task refused");
+                    let status =
+                        master_status(&task, id, TaskState::Error, "REASON_TASK_INVALID", message);
+                    if let Some(fw) = self.frameworks.get(id) {
+                        fw.send(SchedulerEvent::Update(status));
+                    }
+                    continue;
+                }
+                remaining = remaining.saturating_sub(&task.resources);
+                self.launch(id, &agent_id, &role, task);
             }
-            remaining = remaining.saturating_sub(&task.resources);
-            self.launch(id, &agent_id, task);
         }
         self.add_filter(id, &agent_id, remaining, refuse_seconds, now);
         self.dirty = true;
-        Ok(())
+        if dropped.is_empty() {
+            Ok(())
+        } else {
+            Err(CallError::Invalid(format!(
+                "{}; the other operations were applied",
+                dropped.join("; ")
+            )))
+        }
     }
 
     fn validate_task(
@@ -1279,7 +1402,7 @@ impl Master {
         None
     }
 
-    fn launch(&mut self, fw_id: &FrameworkId, agent_id: &AgentId, task: TaskInfo) {
+    fn launch(&mut self, fw_id: &FrameworkId, agent_id: &AgentId, role: &str, task: TaskInfo) {
         let Some(agent) = self.agents.get_mut(agent_id) else {
             return;
         };
@@ -1288,6 +1411,7 @@ impl Master {
         };
         agent.used.add(&task.resources);
         fw.used.add(&task.resources);
+        fw.charge(role, &task.resources);
         info!(framework_id = %fw_id, task_id = %task.task_id, agent_id = %agent_id, "launching task");
         if let Some(link) = &agent.link {
             let _ = link.send(AgentCommand::Launch {
@@ -1300,6 +1424,7 @@ impl Master {
             Task {
                 info: task,
                 framework_id: fw_id.clone(),
+                role: role.to_string(),
                 state: TaskState::Staging,
                 statuses: vec![(TaskState::Staging, TaskStatus::now(), String::new())],
                 latest: None,
@@ -1449,6 +1574,17 @@ impl Master {
             }
             return Ok(());
         }
+        let mut status = status;
+        let mark_gone = self
+            .agents
+            .get(agent_id)
+            .and_then(|a| a.drain.as_ref())
+            .is_some_and(|d| d.mark_gone);
+        if mark_gone && status.state == TaskState::Killed {
+            // Mesos' DRAIN_AGENT with mark_gone: the tasks it kills are gone by operator.
+            status.state = TaskState::GoneByOperator;
+            status.reason = Some("REASON_AGENT_DRAINING".to_string());
+        }
         self.apply_status(&status);
         Ok(())
     }
@@ -1472,6 +1608,7 @@ impl Master {
             if status.state.is_terminal() && !was_terminal {
                 if let Some(task) = fw.tasks.remove(&status.task_id) {
                     fw.used = fw.used.saturating_sub(&task.info.resources);
+                    fw.release(&task.role, &task.info.resources);
                     if let Some(agent) = self.agents.get_mut(&task.info.agent_id) {
                         agent.used = agent.used.saturating_sub(&task.info.resources);
                     }
@@ -1607,51 +1744,47 @@ impl Master {
         self.dirty
     }
 
-    fn total(&self) -> Resources {
-        let mut total = Resources::new();
-        for agent in self
+    /// The allocator's view of the agents that may be offered and of every framework.
+    pub(super) fn allocator_views(&self) -> (Vec<AgentView>, Vec<FrameworkView>) {
+        let mut agents: Vec<AgentView> = self
             .agents
             .values()
-            .filter(|a| a.state == AgentState::Active)
-        {
-            total.add(&agent.info.resources);
-        }
-        total
+            .filter(|a| a.offerable())
+            .map(|a| AgentView {
+                id: a.id.clone(),
+                available: a.available(),
+                total: a.total(),
+            })
+            .collect();
+        agents.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut frameworks: Vec<FrameworkView> = self
+            .frameworks
+            .values()
+            .map(|f| FrameworkView {
+                id: f.id.clone(),
+                roles: f.info.effective_roles(),
+                active: f.active(),
+                suppressed_roles: f.suppressed_roles.iter().cloned().collect(),
+                allocated: f.allocated.clone(),
+                filters: f.filters.clone(),
+            })
+            .collect();
+        frameworks.sort_by(|a, b| a.id.cmp(&b.id));
+        (agents, frameworks)
     }
 
     /// Runs the allocator and sends the resulting offers.
     pub fn allocate(&mut self, now: Instant) {
         self.dirty = false;
-        let agents: Vec<AgentView> = self
-            .agents
-            .values()
-            .filter(|a| a.state == AgentState::Active && a.link.is_some())
-            .map(|a| AgentView {
-                id: a.id.clone(),
-                available: a.available(),
-            })
-            .collect();
-        let mut frameworks: Vec<FrameworkView> = self
-            .frameworks
-            .values()
-            .map(|f| {
-                let roles = f.info.effective_roles();
-                let suppressed = roles.iter().all(|r| f.suppressed_roles.contains(r));
-                let mut allocated = f.used.clone();
-                allocated.add(&f.offered);
-                FrameworkView {
-                    id: f.id.clone(),
-                    roles,
-                    allocated,
-                    active: f.active(),
-                    suppressed,
-                    filters: f.filters.clone(),
-                }
-            })
-            .collect();
-        frameworks.sort_by(|a, b| a.id.cmp(&b.id));
-        let total = self.total();
-        let allocations = allocator::allocate(&agents, &frameworks, &total, now);
+        let (agents, frameworks) = self.allocator_views();
+        let roles = self.role_configs();
+        let allocations = allocator::allocate(&allocator::View {
+            agents: &agents,
+            frameworks: &frameworks,
+            roles: &roles,
+            min_allocatable: &self.config.min_allocatable,
+            now,
+        });
         let mut by_framework: HashMap<FrameworkId, Vec<OfferEvent>> = HashMap::new();
         for alloc in allocations {
             self.next_offer += 1;
@@ -1662,8 +1795,10 @@ impl Master {
             let Some(fw) = self.frameworks.get_mut(&alloc.framework) else {
                 continue;
             };
+            let role = alloc.role.clone();
             agent.offered.add(&alloc.resources);
             fw.offered.add(&alloc.resources);
+            fw.charge(&role, &alloc.resources);
             fw.offers.insert(offer_id.clone());
             by_framework
                 .entry(alloc.framework.clone())
@@ -1671,6 +1806,7 @@ impl Master {
                 .push(OfferEvent {
                     id: offer_id.clone(),
                     framework_id: alloc.framework.clone(),
+                    role: role.clone(),
                     agent_id: alloc.agent.clone(),
                     hostname: agent.info.hostname.clone(),
                     resources: alloc.resources.clone(),
@@ -1681,7 +1817,9 @@ impl Master {
                 Offer {
                     framework_id: alloc.framework,
                     agent_id: alloc.agent,
+                    role,
                     resources: alloc.resources,
+                    expires: self.config.offer_timeout.map(|t| now + t),
                 },
             );
         }
@@ -1698,6 +1836,21 @@ impl Master {
             .values()
             .flat_map(|f| f.filters.values().map(|x| x.expires))
             .min()
+    }
+
+    /// Rescinds the offers outstanding for longer than `--offer-timeout` (their resources go
+    /// back to the allocator; no filter is installed, as in Mesos).
+    pub fn expire_offers(&mut self, now: Instant) {
+        let expired: Vec<OfferId> = self
+            .offers
+            .iter()
+            .filter(|(_, o)| o.expires.is_some_and(|e| e <= now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            info!(offer_id = %id, "offer timed out: rescinded");
+            self.rescind(&id);
+        }
     }
 
     /// Drops expired filters; marks the state dirty if any expired.
@@ -1747,6 +1900,48 @@ impl Master {
     }
 
     /// The `/state` document, in Mesos' shape.
+    fn agent_json(&self, a: &Agent) -> Json {
+        let total = a.total();
+        let mut reserved = serde_json::Map::new();
+        for role in total
+            .iter()
+            .map(|r| r.role.as_str())
+            .filter(|r| *r != strata_schema::DEFAULT_ROLE)
+        {
+            reserved.insert(role.to_string(), total.reserved(role).to_json());
+        }
+        let service = self.agent_service(&a.id);
+        let mut json = json!({
+            "id": a.id,
+            "hostname": a.info.hostname,
+            "port": a.info.port,
+            "pid": format!("slave(1)@{}:{}", a.info.hostname, a.info.port),
+            "resources": total.to_json(),
+            "used_resources": a.used.to_json(),
+            "offered_resources": a.offered.to_json(),
+            "free_resources": total.saturating_sub(&a.used).to_json(),
+            "unreserved_resources": total.unreserved().to_json(),
+            "reserved_resources": reserved,
+            "dynamic_reservations": a.reservations.to_string(),
+            "attributes": a.info.attributes.to_json(),
+            "active": a.state == AgentState::Active,
+            "deactivated": a.drain.is_some() || a.down,
+            "state": a.state.name(),
+            "maintenance": service,
+            "registered_time": a.registered_time,
+        });
+        if let Some(drain) = &a.drain {
+            json["drain_info"] = json!({
+                "state": service,
+                "config": {
+                    "max_grace_period": drain.max_grace_period_secs,
+                    "mark_gone": drain.mark_gone,
+                },
+            });
+        }
+        json
+    }
+
     pub fn state_json(&self) -> Json {
         let mut agents: Vec<&Agent> = self.agents.values().collect();
         agents.sort_by(|a, b| a.id.cmp(&b.id));
@@ -1760,7 +1955,7 @@ impl Master {
             .values()
             .filter(|a| a.state != AgentState::Unreachable)
         {
-            total.add(&a.info.resources);
+            total.add(&a.total());
             used.add(&a.used);
             offered.add(&a.offered);
         }
@@ -1779,21 +1974,10 @@ impl Master {
             "used_resources": used.to_json(),
             "offered_resources": offered.to_json(),
             "free_resources": total.saturating_sub(&used).to_json(),
-            "slaves": agents.iter().map(|a| json!({
-                "id": a.id,
-                "hostname": a.info.hostname,
-                "port": a.info.port,
-                "pid": format!("slave(1)@{}:{}", a.info.hostname, a.info.port),
-                "resources": a.info.resources.to_json(),
-                "used_resources": a.used.to_json(),
-                "offered_resources": a.offered.to_json(),
-                "free_resources": a.info.resources.saturating_sub(&a.used).to_json(),
-                "unreserved_resources": a.info.resources.unreserved().to_json(),
-                "attributes": a.info.attributes.to_json(),
-                "active": a.state == AgentState::Active,
-                "state": a.state.name(),
-                "registered_time": a.registered_time,
-            })).collect::<Vec<_>>(),
+            "slaves": agents.iter().map(|a| self.agent_json(a)).collect::<Vec<_>>(),
+            "weights": self.weights_json(),
+            "quota": self.quota_json()["configs"],
+            "maintenance_status": self.maintenance_json(),
             "frameworks": frameworks.iter().map(|f| Self::framework_json(f, true)).collect::<Vec<_>>(),
             "completed_frameworks": self.completed_frameworks.iter().map(|f| Self::framework_json(f, false)).collect::<Vec<_>>(),
         })
@@ -1803,3 +1987,6 @@ impl Master {
 #[cfg(test)]
 #[path = "state_tests.rs"]
 mod tests;
+
+mod operations;
+pub use operations::{MachineId, Operation, OperatorError};

@@ -135,7 +135,7 @@ fn offer_accept_launch_and_recover() {
         2,
         &f,
         &[o[0].id.clone()],
-        vec![task("t", &a, "cpus:1;mem:128")],
+        vec![Operation::Launch(vec![task("t", &a, "cpus:1;mem:128")])],
         0.0,
         now,
     )
@@ -261,7 +261,7 @@ fn invalid_accepts_are_refused_with_reasons() {
             other_conn,
             &other,
             &[bogus],
-            vec![task("x", &a, "cpus:1")],
+            vec![Operation::Launch(vec![task("x", &a, "cpus:1")])],
             0.0,
             now,
         )
@@ -288,7 +288,7 @@ fn invalid_accepts_are_refused_with_reasons() {
         conn,
         &owner,
         std::slice::from_ref(&offer.id),
-        tasks,
+        vec![Operation::Launch(tasks)],
         0.0,
         now,
     )
@@ -327,7 +327,7 @@ fn framework_disconnect_without_failover_timeout_tears_it_down() {
         2,
         &f,
         &[o[0].id.clone()],
-        vec![task("t", &a, "cpus:1")],
+        vec![Operation::Launch(vec![task("t", &a, "cpus:1")])],
         0.0,
         now,
     )
@@ -416,7 +416,7 @@ fn agents_missing_pings_become_unreachable_and_their_tasks_too() {
         2,
         &f,
         &[o[0].id.clone()],
-        vec![task("t", &a, "cpus:1")],
+        vec![Operation::Launch(vec![task("t", &a, "cpus:1")])],
         0.0,
         now,
     )
@@ -482,7 +482,7 @@ fn reregistration_without_a_task_reports_it_lost() {
         2,
         &f,
         &[o[0].id.clone()],
-        vec![task("t", &a, "cpus:1")],
+        vec![Operation::Launch(vec![task("t", &a, "cpus:1")])],
         0.0,
         now,
     )
@@ -515,7 +515,7 @@ fn operator_kill_finds_the_task_or_says_why_not() {
         2,
         &f,
         &[o[0].id.clone()],
-        vec![task("t", &a, "cpus:1")],
+        vec![Operation::Launch(vec![task("t", &a, "cpus:1")])],
         0.0,
         now,
     )
@@ -539,7 +539,7 @@ fn operator_kill_finds_the_task_or_says_why_not() {
         3,
         &g,
         &[o[0].id.clone()],
-        vec![task("t", &a, "cpus:1")],
+        vec![Operation::Launch(vec![task("t", &a, "cpus:1")])],
         0.0,
         now,
     )
@@ -563,7 +563,7 @@ fn reconciliation_answers_known_and_unknown_tasks() {
         2,
         &f,
         &[o[0].id.clone()],
-        vec![task("t", &a, "cpus:1")],
+        vec![Operation::Launch(vec![task("t", &a, "cpus:1")])],
         0.0,
         now,
     )
@@ -788,7 +788,7 @@ fn a_returning_agent_runs_aware_tasks_again_and_kills_given_up_ones() {
             conn,
             fw,
             &[o[0].id.clone()],
-            vec![task(id, &a, "cpus:1")],
+            vec![Operation::Launch(vec![task(id, &a, "cpus:1")])],
             0.0,
             now,
         )
@@ -850,4 +850,397 @@ fn a_returning_agent_runs_aware_tasks_again_and_kills_given_up_ones() {
     assert!(drain(&mut new_rx).iter().any(
         |c| matches!(c, AgentCommand::Acknowledge { task_id, .. } if task_id.as_str() == "lost")
     ));
+}
+
+fn role_framework(
+    m: &mut Master,
+    conn: ConnId,
+    roles: &[&str],
+) -> (FrameworkId, UnboundedReceiver<SchedulerEvent>) {
+    let (tx, rx) = unbounded_channel();
+    let info = FrameworkInfo {
+        name: "f".into(),
+        user: "root".into(),
+        roles: roles.iter().map(|r| r.to_string()).collect(),
+        ..Default::default()
+    };
+    (m.subscribe(conn, info, tx).unwrap(), rx)
+}
+
+fn res(s: &str) -> Resources {
+    Resources::parse(s).unwrap()
+}
+
+#[test]
+fn reserve_in_an_offer_then_offered_to_the_role_and_unreserve() {
+    let mut m = master();
+    let now = Instant::now();
+    let (a, _arx) = agent(&mut m, 1, "cpus:4;mem:1024");
+    let (f, mut frx) = role_framework(&mut m, 2, &["ops"]);
+    commit(&mut m);
+    m.allocate(now);
+    let o = offers(&mut frx);
+    assert_eq!(o.len(), 1);
+    assert_eq!(o[0].role, "ops");
+    // A reservation for another role than the offer's is dropped with a reason.
+    let err = m
+        .accept(
+            2,
+            &f,
+            &[o[0].id.clone()],
+            vec![
+                Operation::Reserve(res("cpus(web):1")),
+                Operation::Reserve(res("cpus(ops):2;mem(ops):256")),
+            ],
+            0.0,
+            now,
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("operation 1 (RESERVE)") && err.contains("role \"web\""),
+        "{err}"
+    );
+    // The valid one was applied and written to the registry.
+    let registry = commit(&mut m).expect("the registry changed");
+    assert_eq!(
+        registry.agents[&a].reservations,
+        res("cpus(ops):2;mem(ops):256")
+    );
+    let state = m.state_json();
+    assert_eq!(state["slaves"][0]["reserved_resources"]["ops"]["cpus"], 2.0);
+    assert_eq!(state["slaves"][0]["unreserved_resources"]["cpus"], 2.0);
+    // Offered again with the reservation.
+    m.allocate(now);
+    let o = offers(&mut frx);
+    assert_eq!(
+        o[0].resources,
+        res("cpus:2;mem:768;cpus(ops):2;mem(ops):256")
+    );
+    // Static reservations cannot be unreserved; dynamic ones can.
+    m.accept(
+        2,
+        &f,
+        &[o[0].id.clone()],
+        vec![Operation::Unreserve(res("cpus(ops):2;mem(ops):256"))],
+        0.0,
+        now,
+    )
+    .unwrap();
+    let registry = commit(&mut m).expect("the registry changed");
+    assert!(registry.agents[&a].reservations.is_empty());
+    m.allocate(now);
+    assert_eq!(offers(&mut frx)[0].resources, res("cpus:4;mem:1024"));
+}
+
+#[test]
+fn reserved_resources_go_only_to_their_role_and_its_children() {
+    let mut m = master();
+    let now = Instant::now();
+    let (a, _arx) = agent(&mut m, 1, "cpus(eng):2;mem(eng):512");
+    let (_ops, mut ops_rx) = role_framework(&mut m, 2, &["ops"]);
+    m.allocate(now);
+    assert!(offers(&mut ops_rx).is_empty());
+    let (_be, mut be_rx) = role_framework(&mut m, 3, &["eng/backend"]);
+    m.allocate(now);
+    let o = offers(&mut be_rx);
+    assert_eq!(o.len(), 1);
+    assert_eq!(o[0].agent_id, a);
+    assert_eq!(o[0].role, "eng/backend");
+    assert_eq!(o[0].resources, res("cpus(eng):2;mem(eng):512"));
+}
+
+#[test]
+fn operator_reservations_take_back_offers_and_refuse_what_is_in_use() {
+    let mut m = master();
+    let now = Instant::now();
+    let (a, _arx) = agent(&mut m, 1, "cpus:4;mem:1024");
+    let (f, mut frx) = framework(&mut m, 2, false);
+    m.allocate(now);
+    let o = offers(&mut frx);
+    m.accept(
+        2,
+        &f,
+        &[o[0].id.clone()],
+        vec![Operation::Launch(vec![task("t", &a, "cpus:3;mem:512")])],
+        0.0,
+        now,
+    )
+    .unwrap();
+    m.allocate(now);
+    let o = offers(&mut frx);
+    assert_eq!(o[0].resources, res("cpus:1;mem:512"));
+    // Only 1 cpu is unused: reserving 2 is refused, 1 rescinds the outstanding offer.
+    let err = m.operator_reserve(&a, res("cpus(ops):2")).unwrap_err();
+    assert!(matches!(err, OperatorError::Conflict(_)), "{err}");
+    m.operator_reserve(&a, res("cpus(ops):1")).unwrap();
+    assert!(drain(&mut frx)
+        .iter()
+        .any(|e| matches!(e, SchedulerEvent::Rescind(id) if *id == o[0].id)));
+    assert_eq!(
+        commit(&mut m).unwrap().agents[&a].reservations,
+        res("cpus(ops):1")
+    );
+    // Unreserve: only what is dynamically reserved; unreserved names are refused.
+    assert!(matches!(
+        m.operator_unreserve(&a, res("cpus:1")),
+        Err(OperatorError::Invalid(_))
+    ));
+    assert!(matches!(
+        m.operator_unreserve(&a, res("cpus(ops):2")),
+        Err(OperatorError::Conflict(_))
+    ));
+    let missing = AgentId::new("nope").unwrap();
+    assert!(matches!(
+        m.operator_reserve(&missing, res("cpus(ops):1")),
+        Err(OperatorError::NotFound(_))
+    ));
+    m.operator_unreserve(&a, res("cpus(ops):1")).unwrap();
+    assert!(commit(&mut m).unwrap().agents[&a].reservations.is_empty());
+}
+
+#[test]
+fn reservations_survive_a_new_leader_through_the_registry() {
+    let mut m = master();
+    let (a, _arx) = agent(&mut m, 1, "cpus:4;mem:1024");
+    m.operator_reserve(&a, res("cpus(ops):1")).unwrap();
+    let registry = commit(&mut m).unwrap();
+    let mut next = master();
+    next.recover(registry, Instant::now());
+    let (tx, _rx) = unbounded_channel();
+    let info = AgentInfo {
+        id: Some(a.clone()),
+        hostname: "a".into(),
+        port: 5051,
+        resources: res("cpus:4;mem:1024"),
+        ..Default::default()
+    };
+    next.register_agent(5, info, tx, vec![]).unwrap();
+    let state = next.state_json();
+    assert_eq!(state["slaves"][0]["reserved_resources"]["ops"]["cpus"], 1.0);
+    assert_eq!(state["slaves"][0]["unreserved_resources"]["cpus"], 3.0);
+}
+
+#[test]
+fn weights_and_quotas_are_validated_stored_and_shown() {
+    let mut m = master();
+    assert!(m.set_weights(vec![("eng".into(), 0.0)]).is_err());
+    assert!(m.set_weights(vec![("*".into(), 2.0)]).is_err());
+    m.set_weights(vec![("eng".into(), 2.0)]).unwrap();
+    let quota = |g: &str, l: &str| crate::registry::QuotaConfig {
+        guarantees: res(g),
+        limits: res(l),
+    };
+    let err = m
+        .set_quota("eng", quota("cpus:4", "cpus:2"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("exceeds its limit"), "{err}");
+    m.set_quota("eng", quota("cpus:1", "cpus:2;mem:1024"))
+        .unwrap();
+    let registry = commit(&mut m).unwrap();
+    assert_eq!(registry.weights["eng"], 2.0);
+    assert_eq!(registry.quotas["eng"].limits, res("cpus:2;mem:1024"));
+    let roles = m.roles_json();
+    assert_eq!(roles["roles"][0]["name"], "eng");
+    assert_eq!(roles["roles"][0]["weight"], 2.0);
+    assert_eq!(roles["roles"][0]["quota"]["limit"]["mem"], 1024.0);
+    assert_eq!(
+        m.quota_json()["configs"][0]["guarantees"]["cpus"]["value"],
+        1.0
+    );
+    assert_eq!(m.state_json()["weights"][0]["weight"], 2.0);
+    // Both empty: the quota is removed.
+    m.set_quota("eng", quota("", "")).unwrap();
+    assert!(commit(&mut m).unwrap().quotas.is_empty());
+}
+
+#[test]
+fn offers_carry_their_role_and_tasks_are_charged_to_it() {
+    let mut m = master();
+    let now = Instant::now();
+    let (a, _arx) = agent(&mut m, 1, "cpus:2;mem:1024");
+    let (f, mut frx) = role_framework(&mut m, 2, &["web"]);
+    m.allocate(now);
+    let o = offers(&mut frx);
+    assert_eq!(o[0].role, "web");
+    m.accept(
+        2,
+        &f,
+        &[o[0].id.clone()],
+        vec![Operation::Launch(vec![task("t", &a, "cpus:1;mem:128")])],
+        0.0,
+        now,
+    )
+    .unwrap();
+    let roles = m.roles_json();
+    assert_eq!(roles["roles"][0]["name"], "web");
+    assert_eq!(roles["roles"][0]["allocated"]["cpus"], 1.0);
+    assert_eq!(roles["roles"][0]["frameworks"][0], f.as_str());
+}
+
+#[test]
+fn a_drained_agent_gets_no_offers_and_its_tasks_are_killed() {
+    let mut m = master();
+    let now = Instant::now();
+    let (a, mut arx) = agent(&mut m, 1, "cpus:2;mem:1024");
+    let (f, mut frx) = framework(&mut m, 2, false);
+    m.allocate(now);
+    let o = offers(&mut frx);
+    let mut t = task("t", &a, "cpus:1;mem:128");
+    t.kill_grace_period_secs = Some(60.0);
+    m.accept(
+        2,
+        &f,
+        &[o[0].id.clone()],
+        vec![Operation::Launch(vec![t])],
+        0.0,
+        now,
+    )
+    .unwrap();
+    m.allocate(now);
+    let outstanding = offers(&mut frx);
+    assert_eq!(outstanding.len(), 1);
+    drain(&mut arx);
+    m.drain_agent(
+        &a,
+        crate::registry::DrainConfig {
+            max_grace_period_secs: Some(5.0),
+            mark_gone: false,
+        },
+    )
+    .unwrap();
+    // Its offer is rescinded and its task killed within the drain's grace period.
+    assert!(drain(&mut frx)
+        .iter()
+        .any(|e| matches!(e, SchedulerEvent::Rescind(_))));
+    let kills: Vec<f64> = drain(&mut arx)
+        .into_iter()
+        .filter_map(|c| match c {
+            AgentCommand::Kill {
+                grace_period_secs, ..
+            } => Some(grace_period_secs),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kills, [5.0]);
+    assert_eq!(
+        m.state_json()["slaves"][0]["drain_info"]["state"],
+        "DRAINING"
+    );
+    assert!(commit(&mut m).unwrap().agents[&a].drain.is_some());
+    m.allocate(now);
+    assert!(offers(&mut frx).is_empty());
+    m.status_update(1, &a, status(&f, &a, "t", TaskState::Killed))
+        .unwrap();
+    assert_eq!(
+        m.state_json()["slaves"][0]["drain_info"]["state"],
+        "DRAINED"
+    );
+    assert!(matches!(
+        m.drain_agent(
+            &AgentId::new("x").unwrap(),
+            crate::registry::DrainConfig {
+                max_grace_period_secs: None,
+                mark_gone: false
+            }
+        ),
+        Err(OperatorError::NotFound(_))
+    ));
+    m.reactivate_agent(&a).unwrap();
+    assert!(matches!(
+        m.reactivate_agent(&a),
+        Err(OperatorError::Conflict(_))
+    ));
+    m.allocate(now);
+    assert_eq!(offers(&mut frx).len(), 1);
+}
+
+#[test]
+fn machines_down_and_up() {
+    let mut m = master();
+    let now = Instant::now();
+    let (a, _arx) = agent(&mut m, 1, "cpus:2;mem:1024");
+    let (_f, mut frx) = framework(&mut m, 2, false);
+    let machine = |h: &str| MachineId {
+        hostname: h.into(),
+        ip: String::new(),
+    };
+    assert!(matches!(
+        m.machines_down(&[machine("elsewhere")]),
+        Err(OperatorError::NotFound(_))
+    ));
+    assert!(matches!(
+        m.machines_down(&[]),
+        Err(OperatorError::Invalid(_))
+    ));
+    m.machines_down(&[machine("a")]).unwrap();
+    m.allocate(now);
+    assert!(offers(&mut frx).is_empty());
+    assert_eq!(
+        m.maintenance_json()["down_machines"][0]["agent_id"],
+        a.as_str()
+    );
+    assert!(commit(&mut m).unwrap().agents[&a].down);
+    m.machines_up(&[machine("a")]).unwrap();
+    m.allocate(now);
+    assert_eq!(offers(&mut frx).len(), 1);
+}
+
+#[test]
+fn offers_time_out_when_the_operator_says_so() {
+    let mut m = Master::new(
+        master().info.clone(),
+        StateConfig {
+            offer_timeout: Some(Duration::from_secs(10)),
+            ..StateConfig::default()
+        },
+    );
+    let now = Instant::now();
+    let (_a, _arx) = agent(&mut m, 1, "cpus:2;mem:1024");
+    let (_f, mut frx) = framework(&mut m, 2, false);
+    m.allocate(now);
+    let o = offers(&mut frx);
+    m.expire_offers(now + Duration::from_secs(9));
+    assert!(drain(&mut frx).is_empty());
+    m.expire_offers(now + Duration::from_secs(10));
+    assert!(drain(&mut frx)
+        .iter()
+        .any(|e| matches!(e, SchedulerEvent::Rescind(id) if *id == o[0].id)));
+    // Offered again: no filter for a timed-out offer.
+    m.allocate(now + Duration::from_secs(10));
+    assert_eq!(offers(&mut frx).len(), 1);
+}
+
+#[test]
+fn draining_with_mark_gone_reports_the_killed_tasks_gone_by_operator() {
+    let mut m = master();
+    let now = Instant::now();
+    let (a, _arx) = agent(&mut m, 1, "cpus:2;mem:1024");
+    let (f, mut frx) = framework(&mut m, 2, false);
+    m.allocate(now);
+    let o = offers(&mut frx);
+    m.accept(
+        2,
+        &f,
+        &[o[0].id.clone()],
+        vec![Operation::Launch(vec![task("t", &a, "cpus:1;mem:128")])],
+        0.0,
+        now,
+    )
+    .unwrap();
+    m.drain_agent(
+        &a,
+        crate::registry::DrainConfig {
+            max_grace_period_secs: None,
+            mark_gone: true,
+        },
+    )
+    .unwrap();
+    drain(&mut frx);
+    m.status_update(1, &a, status(&f, &a, "t", TaskState::Killed))
+        .unwrap();
+    let u = updates(&mut frx);
+    assert_eq!(u[0].state, TaskState::GoneByOperator);
+    assert_eq!(u[0].reason.as_deref(), Some("REASON_AGENT_DRAINING"));
 }

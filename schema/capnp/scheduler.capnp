@@ -11,12 +11,13 @@ struct Offer {
   hostname @3 :Text;
   resources @4 :List(Common.Resource);
   attributes @5 :List(Common.Attribute);
+  allocationRole @6 :Text;   # the role the resources are allocated to (Mesos' allocation_info.role)
 }
 
 struct Operation {
   union {
     launch @0 :List(Common.TaskInfo);
-    # Dynamic reservations (the allocator issue); refused by the master until then.
+    # Dynamic reservations: each item names the role it is reserved for (the offer's role).
     reserve @1 :List(Common.Resource);
     unreserve @2 :List(Common.Resource);
   }

@@ -1,0 +1,521 @@
+//! The operator's endpoints for roles, reservations and maintenance, with Mesos' paths and
+//! bodies: `/roles`, `/quota`, `/weights`, `/reserve`, `/unreserve`, `/drain`, `/reactivate`,
+//! `/machine/down`, `/machine/up` and `/maintenance/status`. Bodies are parsed here so that a
+//! bad one gets a 400 naming what is wrong.
+
+use super::{unavailable, Actor};
+use crate::actor::{Msg, OperatorCall};
+use crate::registry::{DrainConfig, QuotaConfig};
+use crate::state::{MachineId, OperatorError};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use strata_schema::{AgentId, Resource, Resources, Value as ResValue};
+use tokio::sync::oneshot;
+
+pub fn routes() -> Router<Actor> {
+    Router::new()
+        .route("/roles", get(roles))
+        .route("/master/roles", get(roles))
+        .route("/roles.json", get(roles))
+        .route("/quota", get(quota).post(set_quota))
+        .route("/master/quota", get(quota).post(set_quota))
+        .route("/weights", get(weights).put(set_weights).post(set_weights))
+        .route(
+            "/master/weights",
+            get(weights).put(set_weights).post(set_weights),
+        )
+        .route("/reserve", post(reserve))
+        .route("/master/reserve", post(reserve))
+        .route("/unreserve", post(unreserve))
+        .route("/master/unreserve", post(unreserve))
+        .route("/drain", post(drain))
+        .route("/reactivate", post(reactivate))
+        .route("/machine/down", post(machine_down))
+        .route("/master/machine/down", post(machine_down))
+        .route("/machine/up", post(machine_up))
+        .route("/master/machine/up", post(machine_up))
+        .route("/maintenance/status", get(maintenance))
+        .route("/master/maintenance/status", get(maintenance))
+}
+
+fn bad_request(message: impl Into<String>) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({ "error": message.into() })),
+    )
+        .into_response()
+}
+
+/// Sends `call` to the actor; a change answers `success` once committed.
+async fn operator(actor: &Actor, call: OperatorCall, success: StatusCode) -> Response {
+    let (reply, answer) = oneshot::channel();
+    if actor.send(Msg::Operator { call, reply }).is_err() {
+        return unavailable();
+    }
+    match answer.await {
+        Ok(Ok(body)) => (success, Json(body)).into_response(),
+        Ok(Err(err)) => {
+            let status = match err {
+                OperatorError::Invalid(_) => StatusCode::BAD_REQUEST,
+                OperatorError::NotFound(_) => StatusCode::NOT_FOUND,
+                OperatorError::Conflict(_) => StatusCode::CONFLICT,
+            };
+            tracing::warn!(%err, "operator request refused");
+            (status, Json(json!({ "error": err.to_string() }))).into_response()
+        }
+        Err(_) => unavailable(),
+    }
+}
+
+async fn roles(State(actor): State<Actor>) -> Response {
+    operator(&actor, OperatorCall::Roles, StatusCode::OK).await
+}
+
+async fn quota(State(actor): State<Actor>) -> Response {
+    operator(&actor, OperatorCall::Quota, StatusCode::OK).await
+}
+
+async fn weights(State(actor): State<Actor>) -> Response {
+    operator(&actor, OperatorCall::Weights, StatusCode::OK).await
+}
+
+async fn maintenance(State(actor): State<Actor>) -> Response {
+    operator(&actor, OperatorCall::Maintenance, StatusCode::OK).await
+}
+
+fn json_body(body: &str) -> Result<Value, String> {
+    if body.trim().is_empty() {
+        return Err("the request has no body (expected JSON)".to_string());
+    }
+    serde_json::from_str(body).map_err(|e| format!("the body is not valid JSON: {e}"))
+}
+
+async fn set_quota(State(actor): State<Actor>, body: String) -> Response {
+    match json_body(&body).and_then(|v| parse_quota(&v)) {
+        Ok((role, quota)) => {
+            operator(
+                &actor,
+                OperatorCall::SetQuota { role, quota },
+                StatusCode::OK,
+            )
+            .await
+        }
+        Err(message) => bad_request(message),
+    }
+}
+
+async fn set_weights(State(actor): State<Actor>, body: String) -> Response {
+    match json_body(&body).and_then(|v| parse_weights(&v)) {
+        Ok(weights) => operator(&actor, OperatorCall::SetWeights(weights), StatusCode::OK).await,
+        Err(message) => bad_request(message),
+    }
+}
+
+async fn reserve(State(actor): State<Actor>, headers: HeaderMap, body: String) -> Response {
+    match parse_agent_resources(&headers, &body) {
+        Ok((agent_id, resources)) => {
+            let call = OperatorCall::Reserve {
+                agent_id,
+                resources,
+            };
+            operator(&actor, call, StatusCode::ACCEPTED).await
+        }
+        Err(message) => bad_request(message),
+    }
+}
+
+async fn unreserve(State(actor): State<Actor>, headers: HeaderMap, body: String) -> Response {
+    match parse_agent_resources(&headers, &body) {
+        Ok((agent_id, resources)) => {
+            let call = OperatorCall::Unreserve {
+                agent_id,
+                resources,
+            };
+            operator(&actor, call, StatusCode::ACCEPTED).await
+        }
+        Err(message) => bad_request(message),
+    }
+}
+
+/// `{"agent_id": ID, "max_grace_period_secs": S or "max_grace_period": {"nanoseconds": N},
+/// "mark_gone": B}`.
+pub(crate) fn parse_drain(v: &Value) -> Result<(AgentId, DrainConfig), String> {
+    let agent_id = agent_id(v)?;
+    let grace = match v
+        .get("max_grace_period_secs")
+        .or_else(|| v.get("max_grace_period"))
+    {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => n.as_f64(),
+        // Mesos' Duration message.
+        Some(Value::Object(d)) => match d.get("nanoseconds").and_then(Value::as_f64) {
+            Some(ns) => Some(ns / 1e9),
+            None => return Err("max_grace_period must be {\"nanoseconds\": N}".to_string()),
+        },
+        Some(other) => {
+            return Err(format!(
+                "max_grace_period_secs must be a number of seconds, not {other}"
+            ))
+        }
+    };
+    let mark_gone = match v.get("mark_gone") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => return Err(format!("mark_gone must be true or false, not {other}")),
+    };
+    Ok((
+        agent_id,
+        DrainConfig {
+            max_grace_period_secs: grace,
+            mark_gone,
+        },
+    ))
+}
+
+async fn drain(State(actor): State<Actor>, body: String) -> Response {
+    match json_body(&body).and_then(|v| parse_drain(&v)) {
+        Ok((agent_id, config)) => {
+            operator(
+                &actor,
+                OperatorCall::Drain { agent_id, config },
+                StatusCode::OK,
+            )
+            .await
+        }
+        Err(message) => bad_request(message),
+    }
+}
+
+async fn reactivate(State(actor): State<Actor>, body: String) -> Response {
+    match json_body(&body).and_then(|v| agent_id(&v)) {
+        Ok(agent_id) => {
+            operator(
+                &actor,
+                OperatorCall::Reactivate { agent_id },
+                StatusCode::OK,
+            )
+            .await
+        }
+        Err(message) => bad_request(message),
+    }
+}
+
+async fn machine_down(State(actor): State<Actor>, body: String) -> Response {
+    match json_body(&body).and_then(machines) {
+        Ok(m) => operator(&actor, OperatorCall::MachinesDown(m), StatusCode::OK).await,
+        Err(message) => bad_request(message),
+    }
+}
+
+async fn machine_up(State(actor): State<Actor>, body: String) -> Response {
+    match json_body(&body).and_then(machines) {
+        Ok(m) => operator(&actor, OperatorCall::MachinesUp(m), StatusCode::OK).await,
+        Err(message) => bad_request(message),
+    }
+}
+
+fn machines(v: Value) -> Result<Vec<MachineId>, String> {
+    serde_json::from_value(v).map_err(|e| {
+        format!("expected a list of machines, [{{\"hostname\": \"h\", \"ip\": \"10.0.0.1\"}}]: {e}")
+    })
+}
+
+fn agent_id(v: &Value) -> Result<AgentId, String> {
+    let text = v
+        .get("agent_id")
+        .or_else(|| v.get("slave_id"))
+        .map(|id| id.get("value").unwrap_or(id))
+        .and_then(Value::as_str)
+        .ok_or("the body names no agent_id")?;
+    AgentId::new(text).map_err(|e| format!("invalid agent_id: {e}"))
+}
+
+/// `{"role": R, "guarantees": {...}, "limits": {...}}` (Mesos 1.9's QuotaConfig, also inside
+/// `{"quota_configs": [..]}`), or the older QuotaRequest `{"role": R, "guarantee": [Resource]}`,
+/// which sets guarantee and limit alike.
+pub(crate) fn parse_quota(v: &Value) -> Result<(String, QuotaConfig), String> {
+    let v = match v.get("quota_configs").and_then(Value::as_array) {
+        Some(configs) if configs.len() == 1 => &configs[0],
+        Some(_) => return Err("quota_configs must hold exactly one config here".to_string()),
+        None => v,
+    };
+    let role = v
+        .get("role")
+        .and_then(Value::as_str)
+        .ok_or("the quota names no role")?
+        .to_string();
+    if let Some(old) = v.get("guarantee") {
+        let guarantee = mesos_resources(old).map_err(|e| format!("guarantee: {e}"))?;
+        return Ok((
+            role,
+            QuotaConfig {
+                guarantees: guarantee.clone(),
+                limits: guarantee,
+            },
+        ));
+    }
+    let guarantees = quantities(v.get("guarantees")).map_err(|e| format!("guarantees: {e}"))?;
+    let limits = quantities(v.get("limits")).map_err(|e| format!("limits: {e}"))?;
+    Ok((role, QuotaConfig { guarantees, limits }))
+}
+
+/// `{"cpus": {"value": 2}, "mem": 1024}`: scalar quantities.
+fn quantities(v: Option<&Value>) -> Result<Resources, String> {
+    let Some(v) = v else {
+        return Ok(Resources::new());
+    };
+    if v.is_null() {
+        return Ok(Resources::new());
+    }
+    let object = v
+        .as_object()
+        .ok_or_else(|| format!("expected {{\"name\": {{\"value\": N}}}}, not {v}"))?;
+    let mut items = Vec::new();
+    for (name, q) in object {
+        let value = q
+            .get("value")
+            .unwrap_or(q)
+            .as_f64()
+            .ok_or_else(|| format!("{name:?} must be a number or {{\"value\": N}}, not {q}"))?;
+        items.push(Resource {
+            name: name.clone(),
+            role: strata_schema::DEFAULT_ROLE.to_string(),
+            value: ResValue::Scalar(value),
+        });
+    }
+    Resources::from_vec(items).map_err(|e| e.to_string())
+}
+
+/// `[{"role": "eng", "weight": 2.0}]`.
+pub(crate) fn parse_weights(v: &Value) -> Result<Vec<(String, f64)>, String> {
+    let list = v
+        .as_array()
+        .ok_or("expected a list of weights, [{\"role\": \"eng\", \"weight\": 2.0}]")?;
+    let mut out = Vec::new();
+    for item in list {
+        let role = item
+            .get("role")
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("a weight names no role: {item}"))?;
+        let weight = item
+            .get("weight")
+            .and_then(Value::as_f64)
+            .ok_or_else(|| format!("the weight of role {role:?} is not a number: {item}"))?;
+        out.push((role.to_string(), weight));
+    }
+    if out.is_empty() {
+        return Err("no weights were given".to_string());
+    }
+    Ok(out)
+}
+
+/// Mesos' JSON resources: `[{"name": "cpus", "type": "SCALAR", "scalar": {"value": 1},
+/// "role": "ops"}]` (the role may also be the last of `reservations`), or the resource text
+/// syntax as a string: `"cpus(ops):1;mem(ops):512"`.
+pub(crate) fn mesos_resources(v: &Value) -> Result<Resources, String> {
+    if let Some(text) = v.as_str() {
+        return Resources::parse(text).map_err(|e| e.to_string());
+    }
+    let list = v
+        .as_array()
+        .ok_or_else(|| format!("expected a list of resources or a resources string, not {v}"))?;
+    let mut items = Vec::new();
+    for r in list {
+        let name = r
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("a resource has no name: {r}"))?;
+        let role = r
+            .get("reservations")
+            .and_then(Value::as_array)
+            .and_then(|rs| rs.last())
+            .and_then(|last| last.get("role"))
+            .or_else(|| r.get("role"))
+            .and_then(Value::as_str)
+            .unwrap_or(strata_schema::DEFAULT_ROLE);
+        let kind = r.get("type").and_then(Value::as_str).unwrap_or("SCALAR");
+        let value = match kind {
+            "SCALAR" => ResValue::Scalar(
+                r.pointer("/scalar/value")
+                    .and_then(Value::as_f64)
+                    .ok_or_else(|| format!("{name:?} has no scalar.value"))?,
+            ),
+            "RANGES" => {
+                let ranges = r
+                    .pointer("/ranges/range")
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| format!("{name:?} has no ranges.range"))?;
+                let mut out = Vec::new();
+                for range in ranges {
+                    let (Some(b), Some(e)) = (
+                        range.get("begin").and_then(Value::as_u64),
+                        range.get("end").and_then(Value::as_u64),
+                    ) else {
+                        return Err(format!("{name:?}: a range needs begin and end: {range}"));
+                    };
+                    out.push(strata_schema::Range::new(b, e));
+                }
+                ResValue::Ranges(out)
+            }
+            "SET" => {
+                let set = r
+                    .pointer("/set/item")
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| format!("{name:?} has no set.item"))?;
+                ResValue::Set(
+                    set.iter()
+                        .map(|i| {
+                            i.as_str()
+                                .map(str::to_string)
+                                .ok_or_else(|| format!("{name:?}: set items are strings"))
+                        })
+                        .collect::<Result<_, _>>()?,
+                )
+            }
+            other => {
+                return Err(format!(
+                    "{name:?} has unknown type {other:?} (SCALAR, RANGES or SET)"
+                ))
+            }
+        };
+        items.push(Resource {
+            name: name.to_string(),
+            role: role.to_string(),
+            value,
+        });
+    }
+    Resources::from_vec(items).map_err(|e| e.to_string())
+}
+
+/// The agent and resources of `/reserve` and `/unreserve`: JSON `{"agent_id": ID, "resources":
+/// [..] or "text"}`, or Mesos' form `slaveId=ID&resources=JSON`.
+fn parse_agent_resources(headers: &HeaderMap, body: &str) -> Result<(AgentId, Resources), String> {
+    let form = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+    if form || (!body.trim_start().starts_with('{') && body.contains('=')) {
+        let mut agent = None;
+        let mut resources = None;
+        for (key, value) in form_urlencoded::parse(body.as_bytes()) {
+            match key.as_ref() {
+                "slaveId" | "agentId" | "agent_id" => agent = Some(value.into_owned()),
+                "resources" => resources = Some(value.into_owned()),
+                _ => {}
+            }
+        }
+        let agent = agent.ok_or("the form names no slaveId")?;
+        let resources = resources.ok_or("the form has no resources")?;
+        let value = serde_json::from_str(&resources).unwrap_or(Value::String(resources));
+        return Ok((
+            AgentId::new(&agent).map_err(|e| format!("invalid slaveId: {e}"))?,
+            mesos_resources(&value).map_err(|e| format!("resources: {e}"))?,
+        ));
+    }
+    if body.trim().is_empty() {
+        return Err(
+            "the request has no body (expected {\"agent_id\": .., \"resources\": ..})".to_string(),
+        );
+    }
+    let v: Value =
+        serde_json::from_str(body).map_err(|e| format!("the body is not valid JSON: {e}"))?;
+    let agent = agent_id(&v)?;
+    let resources = v.get("resources").ok_or("the body has no resources")?;
+    Ok((
+        agent,
+        mesos_resources(resources).map_err(|e| format!("resources: {e}"))?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn quota_bodies_in_both_mesos_shapes() {
+        let (role, q) = parse_quota(&json!({"role": "eng", "guarantees": {"cpus": {"value": 2}}, "limits": {"cpus": 4, "mem": {"value": 1024}}})).unwrap();
+        assert_eq!(role, "eng");
+        assert_eq!(q.guarantees, Resources::parse("cpus:2").unwrap());
+        assert_eq!(q.limits, Resources::parse("cpus:4;mem:1024").unwrap());
+        let (_, q) = parse_quota(&json!({"quota_configs": [{"role": "a/b"}]})).unwrap();
+        assert!(q.guarantees.is_empty() && q.limits.is_empty());
+        let (_, q) = parse_quota(&json!({"role": "eng", "guarantee": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 1}}]})).unwrap();
+        assert_eq!(q.guarantees, q.limits);
+        let err = parse_quota(&json!({"guarantees": {}})).unwrap_err();
+        assert!(err.contains("no role"), "{err}");
+        let err = parse_quota(&json!({"role": "eng", "limits": {"cpus": "lots"}})).unwrap_err();
+        assert!(err.contains("limits: \"cpus\" must be a number"), "{err}");
+    }
+
+    #[test]
+    fn drain_bodies() {
+        let (agent, config) = parse_drain(&json!({"agent_id": {"value": "a-S1"}, "max_grace_period": {"nanoseconds": 2_500_000_000u64}, "mark_gone": true})).unwrap();
+        assert_eq!(agent.as_str(), "a-S1");
+        assert_eq!(config.max_grace_period_secs, Some(2.5));
+        assert!(config.mark_gone);
+        let err = parse_drain(&json!({"agent_id": "a", "mark_gone": "yes"})).unwrap_err();
+        assert!(err.contains("mark_gone"), "{err}");
+        let err = parse_drain(&json!({"max_grace_period_secs": 1})).unwrap_err();
+        assert!(err.contains("agent_id"), "{err}");
+    }
+
+    #[test]
+    fn weights_bodies() {
+        assert_eq!(
+            parse_weights(&json!([{"role": "eng", "weight": 2.5}])).unwrap(),
+            [("eng".to_string(), 2.5)]
+        );
+        assert!(parse_weights(&json!({"role": "eng"})).is_err());
+        assert!(parse_weights(&json!([{"role": "eng", "weight": "x"}]))
+            .unwrap_err()
+            .contains("not a number"));
+    }
+
+    #[test]
+    fn resources_in_mesos_json_and_text() {
+        let json = json!([
+            {"name": "cpus", "type": "SCALAR", "scalar": {"value": 2}, "role": "ops"},
+            {"name": "mem", "type": "SCALAR", "scalar": {"value": 512}, "reservations": [{"type": "DYNAMIC", "role": "ops"}]},
+            {"name": "ports", "type": "RANGES", "ranges": {"range": [{"begin": 31000, "end": 31001}]}, "role": "ops"}
+        ]);
+        assert_eq!(
+            mesos_resources(&json).unwrap(),
+            Resources::parse("cpus(ops):2;mem(ops):512;ports(ops):[31000-31001]").unwrap()
+        );
+        assert_eq!(
+            mesos_resources(&json!("cpus(ops):1")).unwrap(),
+            Resources::parse("cpus(ops):1").unwrap()
+        );
+        let err = mesos_resources(&json!([{"name": "cpus", "type": "TEXT"}])).unwrap_err();
+        assert!(err.contains("unknown type"), "{err}");
+    }
+
+    #[test]
+    fn reserve_bodies_as_json_or_form() {
+        let headers = HeaderMap::new();
+        let (agent, res) = parse_agent_resources(
+            &headers,
+            r#"{"agent_id": "a-S1", "resources": "cpus(ops):1"}"#,
+        )
+        .unwrap();
+        assert_eq!(agent.as_str(), "a-S1");
+        assert_eq!(res, Resources::parse("cpus(ops):1").unwrap());
+        let form = "slaveId=a-S2&resources=%5B%7B%22name%22%3A%22cpus%22%2C%22type%22%3A%22SCALAR%22%2C%22scalar%22%3A%7B%22value%22%3A1%7D%2C%22role%22%3A%22ops%22%7D%5D";
+        let (agent, res) = parse_agent_resources(&headers, form).unwrap();
+        assert_eq!(agent.as_str(), "a-S2");
+        assert_eq!(res, Resources::parse("cpus(ops):1").unwrap());
+        assert!(parse_agent_resources(&headers, "")
+            .unwrap_err()
+            .contains("no body"));
+        assert!(
+            parse_agent_resources(&headers, r#"{"resources": "cpus(ops):1"}"#)
+                .unwrap_err()
+                .contains("agent_id")
+        );
+    }
+}
