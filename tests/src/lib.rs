@@ -655,12 +655,33 @@ pub type Headers = Vec<(String, String)>;
 
 /// Like [`http_request`], with the response's headers too.
 pub fn http_response(addr: &str, method: &str, path: &str) -> Result<(u16, Headers, String)> {
+    http_exchange(addr, method, path, "")
+}
+
+/// A request with a JSON body; returns the status code and the body of the response.
+pub fn http_send(addr: &str, method: &str, path: &str, body: &Value) -> Result<(u16, String)> {
+    let (code, _, body) = http_exchange(addr, method, path, &body.to_string())?;
+    Ok((code, body))
+}
+
+fn http_exchange(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Result<(u16, Headers, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).with_context(|| format!("connect {addr}"))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let content_type = if body.is_empty() {
+        ""
+    } else {
+        "Content-Type: application/json\r\n"
+    };
     write!(
         s,
-        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n"
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n{content_type}Content-Length: {}\r\n\r\n{body}",
+        body.len()
     )?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;

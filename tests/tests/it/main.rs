@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // reason: a failing unwrap is a failing test
 
+mod allocation;
 mod bad_input;
 mod cli;
 mod ha;
