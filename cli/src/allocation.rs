@@ -205,6 +205,262 @@ fn print_json(value: &Value) -> anyhow::Result<()> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use std::future::Future;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// What the fake master received: method, path and JSON body (Null when empty).
+    type Request = (String, String, Value);
+
+    /// Runs `call` against a fake master on an ephemeral port that answers one request with
+    /// `status` and `answer`; returns the command's outcome and the request the master saw.
+    async fn exchange<F, Fut>(status: u16, answer: &str, call: F) -> (anyhow::Result<u8>, Request)
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: Future<Output = anyhow::Result<u8>>,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let answer = answer.to_string();
+        let server = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut data = Vec::new();
+            let mut buf = [0u8; 4096];
+            let (head, body_len) = loop {
+                let n = conn.read(&mut buf).await.unwrap();
+                data.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&data).to_string();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let len = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse::<usize>().unwrap())
+                        })
+                        .unwrap_or(0);
+                    break (text[..end].to_string(), (end + 4, len));
+                }
+                assert!(n > 0, "the request ended early");
+            };
+            let (start, len) = body_len;
+            while data.len() < start + len {
+                let n = conn.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the body ended early");
+                data.extend_from_slice(&buf[..n]);
+            }
+            let response = format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+            conn.write_all(response.as_bytes()).await.unwrap();
+            let mut words = head.split_whitespace();
+            let method = words.next().unwrap().to_string();
+            let path = words.next().unwrap().to_string();
+            let body = if len == 0 {
+                Value::Null
+            } else {
+                serde_json::from_slice(&data[start..start + len]).unwrap()
+            };
+            (method, path, body)
+        });
+        let outcome = call(addr).await;
+        (outcome, server.await.unwrap())
+    }
+
+    fn request(method: &str, path: &str, body: Value) -> Request {
+        (method.to_string(), path.to_string(), body)
+    }
+
+    #[tokio::test]
+    async fn listings_get_their_endpoints() {
+        let roles = r#"{"roles": [{"name": "eng", "weight": 2}]}"#;
+        let (outcome, seen) = exchange(200, roles, |addr| async move {
+            super::roles(&addr, RolesArgs { json: false }).await
+        })
+        .await;
+        assert_eq!(outcome.unwrap(), 0);
+        assert_eq!(seen, request("GET", "/roles", Value::Null));
+        let (outcome, seen) = exchange(200, r#"{"configs": []}"#, |addr| async move {
+            quota(
+                &addr,
+                QuotaArgs {
+                    json: true,
+                    action: None,
+                },
+            )
+            .await
+        })
+        .await;
+        assert_eq!(outcome.unwrap(), 0);
+        assert_eq!(seen.1, "/quota");
+        let (outcome, seen) = exchange(200, "[]", |addr| async move {
+            weights(
+                &addr,
+                WeightsArgs {
+                    json: false,
+                    action: None,
+                },
+            )
+            .await
+        })
+        .await;
+        assert_eq!(outcome.unwrap(), 0);
+        assert_eq!(seen.1, "/weights");
+    }
+
+    #[tokio::test]
+    async fn quota_set_and_remove() {
+        let (outcome, seen) = exchange(200, "{}", |addr| async move {
+            let action = QuotaAction::Set {
+                role: "eng".into(),
+                guarantee: Some(Resources::parse("cpus:2;mem:1024").unwrap()),
+                limit: None,
+            };
+            quota(
+                &addr,
+                QuotaArgs {
+                    json: false,
+                    action: Some(action),
+                },
+            )
+            .await
+        })
+        .await;
+        assert_eq!(outcome.unwrap(), 0);
+        let body = json!({"role": "eng",
+            "guarantees": {"cpus": {"value": 2.0}, "mem": {"value": 1024.0}}, "limits": {}});
+        assert_eq!(seen, request("POST", "/quota", body));
+        let (outcome, seen) = exchange(200, "", |addr| async move {
+            let action = QuotaAction::Remove { role: "eng".into() };
+            quota(
+                &addr,
+                QuotaArgs {
+                    json: false,
+                    action: Some(action),
+                },
+            )
+            .await
+        })
+        .await;
+        assert_eq!(outcome.unwrap(), 0);
+        let body = json!({"role": "eng", "guarantees": {}, "limits": {}});
+        assert_eq!(seen, request("POST", "/quota", body));
+    }
+
+    #[tokio::test]
+    async fn master_errors_name_what_failed() {
+        let answer = r#"{"error": "guarantee exceeds the limit for cpus"}"#;
+        let (outcome, _) = exchange(400, answer, |addr| async move {
+            let action = QuotaAction::Set {
+                role: "eng".into(),
+                guarantee: Some(Resources::parse("cpus:8").unwrap()),
+                limit: Some(Resources::parse("cpus:4").unwrap()),
+            };
+            quota(
+                &addr,
+                QuotaArgs {
+                    json: false,
+                    action: Some(action),
+                },
+            )
+            .await
+        })
+        .await;
+        assert_eq!(
+            format!("{:#}", outcome.unwrap_err()),
+            "cannot set the quota of role eng: guarantee exceeds the limit for cpus"
+        );
+        let (outcome, _) = exchange(404, "", |addr| async move {
+            super::roles(&addr, RolesArgs { json: false }).await
+        })
+        .await;
+        let err = format!("{:#}", outcome.unwrap_err());
+        assert!(
+            err.starts_with("cannot list the roles: the master at 127.0.0.1:"),
+            "{err}"
+        );
+        assert!(err.contains("does not serve /roles"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn weights_set_puts() {
+        let (outcome, seen) = exchange(200, "", |addr| async move {
+            let action = WeightsAction::Set {
+                role: "eng".into(),
+                weight: 2.5,
+            };
+            weights(
+                &addr,
+                WeightsArgs {
+                    json: false,
+                    action: Some(action),
+                },
+            )
+            .await
+        })
+        .await;
+        assert_eq!(outcome.unwrap(), 0);
+        let body = json!([{"role": "eng", "weight": 2.5}]);
+        assert_eq!(seen, request("PUT", "/weights", body));
+    }
+
+    #[tokio::test]
+    async fn reservations_post() {
+        let args = || ReservationArgs {
+            agent: agent(),
+            resources: Resources::parse("cpus(ops):2;mem(ops):512").unwrap(),
+        };
+        let body = json!({"agent_id": "m-S0", "resources": "cpus(ops):2;mem(ops):512"});
+        let (outcome, seen) =
+            exchange(202, "", |addr| async move { reserve(&addr, args()).await }).await;
+        assert_eq!(outcome.unwrap(), 0);
+        assert_eq!(seen, request("POST", "/reserve", body.clone()));
+        let (outcome, seen) = exchange(
+            202,
+            "",
+            |addr| async move { unreserve(&addr, args()).await },
+        )
+        .await;
+        assert_eq!(outcome.unwrap(), 0);
+        assert_eq!(seen, request("POST", "/unreserve", body));
+        let answer = r#"{"error": "agent m-S0 has no unreserved cpus:2"}"#;
+        let (outcome, _) = exchange(
+            409,
+            answer,
+            |addr| async move { reserve(&addr, args()).await },
+        )
+        .await;
+        assert_eq!(
+            format!("{:#}", outcome.unwrap_err()),
+            "cannot reserve cpus(ops):2;mem(ops):512 on agent m-S0: agent m-S0 has no unreserved cpus:2"
+        );
+    }
+
+    #[tokio::test]
+    async fn drain_and_reactivate_post() {
+        let (outcome, seen) = exchange(202, "", |addr| async move {
+            let args = DrainArgs {
+                agent: agent(),
+                grace: Some(Duration::from_secs(30)),
+            };
+            drain(&addr, args).await
+        })
+        .await;
+        assert_eq!(outcome.unwrap(), 0);
+        let body = json!({"agent_id": "m-S0", "max_grace_period_secs": 30.0});
+        assert_eq!(seen, request("POST", "/drain", body));
+        let (outcome, seen) = exchange(202, "", |addr| async move {
+            reactivate(&addr, AgentArgs { agent: agent() }).await
+        })
+        .await;
+        assert_eq!(outcome.unwrap(), 0);
+        assert_eq!(
+            seen,
+            request("POST", "/reactivate", json!({"agent_id": "m-S0"}))
+        );
+    }
 
     fn agent() -> AgentId {
         AgentId::new("m-S0").unwrap()
