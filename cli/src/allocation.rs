@@ -136,17 +136,18 @@ pub fn quota_body(role: &str, guarantee: &Resources, limit: &Resources) -> Value
 
 /// `{"cpus": {"value": 2.0}, …}` of the scalars (the only kind a quota's resources hold).
 fn quantities(resources: &Resources) -> Value {
-    let map: Map<String, Value> = resources
-        .iter()
-        .filter(|item| matches!(item.value, strata_schema::Value::Scalar(_)))
-        .map(|item| {
-            (
-                item.name.clone(),
-                json!({"value": resources.scalar(&item.name)}),
-            )
-        })
+    let map: Map<String, Value> = scalars(resources)
+        .map(|(name, value)| (name.to_string(), json!({"value": value})))
         .collect();
     Value::Object(map)
+}
+
+/// The scalar items, by name.
+fn scalars(resources: &Resources) -> impl Iterator<Item = (&str, f64)> {
+    resources.iter().filter_map(|item| match item.value {
+        strata_schema::Value::Scalar(value) => Some((item.name.as_str(), value)),
+        _ => None,
+    })
 }
 
 /// `PUT /weights`' body: `[{"role", "weight"}]`.
@@ -182,10 +183,7 @@ pub fn quota_report(role: &str, guarantee: &Resources, limit: &Resources) -> Str
         if r.is_empty() {
             "none".to_string()
         } else {
-            format_resources(
-                r.iter()
-                    .map(|item| (item.name.as_str(), r.scalar(&item.name))),
-            )
+            format_resources(scalars(r))
         }
     };
     format!(
