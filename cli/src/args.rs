@@ -5,7 +5,8 @@ use crate::units;
 use clap::{ArgAction, Args, Parser, Subcommand};
 use std::net::IpAddr;
 use std::path::PathBuf;
-use strata_schema::{FrameworkId, TaskId};
+use std::time::Duration;
+use strata_schema::{AgentId, FrameworkId, Resources, TaskId, DEFAULT_ROLE};
 
 /// The master the CLI talks to when neither `--master` nor `STRATA_MASTER` is given.
 pub const DEFAULT_MASTER: &str = "127.0.0.1:5050";
@@ -44,6 +45,115 @@ pub enum Command {
     Kill(KillArgs),
     /// List the images in the agents' image stores, or prune the unused ones
     Images(ImagesArgs),
+    /// List the roles: weight, frameworks, allocated and reserved resources, quota
+    Roles(RolesArgs),
+    /// List the roles' quotas, or set or remove one
+    Quota(QuotaArgs),
+    /// List the roles' weights, or set one
+    Weights(WeightsArgs),
+    /// Reserve resources of an agent for a role (e.g. "cpus(ops):2;mem(ops):512")
+    Reserve(ReservationArgs),
+    /// Unreserve resources of an agent that are reserved for a role
+    Unreserve(ReservationArgs),
+    /// Drain an agent: kill its tasks and offer it no more until it is reactivated
+    Drain(DrainArgs),
+    /// Reactivate a drained (or deactivated) agent
+    Reactivate(AgentArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RolesArgs {
+    /// Print the master's role objects as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct QuotaArgs {
+    /// Print the master's quota configurations as JSON
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub action: Option<QuotaAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuotaAction {
+    /// Set the guarantee and/or the limit of a role (replacing its quota)
+    #[command(group(clap::ArgGroup::new("amounts").args(["guarantee", "limit"]).required(true).multiple(true)))]
+    Set {
+        /// The role
+        #[arg(value_parser = parse_role)]
+        role: String,
+
+        /// Resources the role is guaranteed, unreserved scalars (e.g. "cpus:2;mem:1024")
+        #[arg(long, value_parser = parse_quota_resources)]
+        guarantee: Option<Resources>,
+
+        /// Resources the role may use at most, unreserved scalars (e.g. "cpus:4")
+        #[arg(long, value_parser = parse_quota_resources)]
+        limit: Option<Resources>,
+    },
+    /// Remove a role's quota
+    Remove {
+        /// The role
+        #[arg(value_parser = parse_role)]
+        role: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct WeightsArgs {
+    /// Print the master's weights as JSON
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub action: Option<WeightsAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WeightsAction {
+    /// Set the weight of a role (its share of the cluster relative to the others; default 1)
+    Set {
+        /// The role
+        #[arg(value_parser = parse_role)]
+        role: String,
+
+        /// The weight, a number greater than zero
+        #[arg(value_parser = parse_weight, allow_negative_numbers = true)]
+        weight: f64,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ReservationArgs {
+    /// The agent's id
+    #[arg(value_parser = parse_agent_id)]
+    pub agent: AgentId,
+
+    /// The resources, each with its role, in Mesos syntax (e.g. "cpus(ops):2;mem(ops):512")
+    #[arg(value_parser = parse_reserved_resources)]
+    pub resources: Resources,
+}
+
+#[derive(Debug, Args)]
+pub struct DrainArgs {
+    /// The agent's id
+    #[arg(value_parser = parse_agent_id)]
+    pub agent: AgentId,
+
+    /// The longest a task may take to stop (e.g. 30s, 5mins) [default: each task's kill policy]
+    #[arg(long, value_name = "DURATION", value_parser = parse_grace)]
+    pub grace: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The agent's id
+    #[arg(value_parser = parse_agent_id)]
+    pub agent: AgentId,
 }
 
 #[derive(Debug, Args)]
@@ -262,6 +372,92 @@ fn parse_positive(text: &str) -> Result<f64, String> {
     Ok(value)
 }
 
+fn parse_agent_id(text: &str) -> Result<AgentId, String> {
+    AgentId::new(text).map_err(|err| err.to_string())
+}
+
+/// A role name as Mesos allows it: `/`-separated parts, none empty, `.` or `..`, none starting
+/// with `-`, no whitespace, control characters or backslashes; not `*` (the unreserved role).
+pub fn parse_role(text: &str) -> Result<String, String> {
+    if text == DEFAULT_ROLE {
+        return Err("\"*\" is the role of unreserved resources; name a role".to_string());
+    }
+    if text.is_empty() {
+        return Err("the role is empty".to_string());
+    }
+    if let Some(bad) = text
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || *c == '\\')
+    {
+        return Err(format!("the role {text:?} contains {bad:?}"));
+    }
+    for part in text.split('/') {
+        if part.is_empty() || part == "." || part == ".." || part.starts_with('-') {
+            return Err(format!(
+                "the role {text:?} has an invalid part {part:?} (empty, \".\", \"..\" or starting with \"-\")"
+            ));
+        }
+    }
+    Ok(text.to_string())
+}
+
+/// A quota's resources: unreserved scalars only (`cpus:2;mem:1024`).
+pub fn parse_quota_resources(text: &str) -> Result<Resources, String> {
+    let resources = Resources::parse(text).map_err(|err| err.to_string())?;
+    for item in resources.iter() {
+        if item.role != DEFAULT_ROLE {
+            return Err(format!(
+                "{}({}) names a role: quota resources are unreserved (write {}:{})",
+                item.name, item.role, item.name, item.value
+            ));
+        }
+        if !matches!(item.value, strata_schema::Value::Scalar(_)) {
+            return Err(format!(
+                "{}:{} is not a scalar: quota covers scalars only (cpus, mem, disk, gpus…)",
+                item.name, item.value
+            ));
+        }
+    }
+    if resources.is_empty() {
+        return Err(format!("{text:?} names no resources"));
+    }
+    Ok(resources)
+}
+
+/// Resources to reserve or unreserve: each item names its role (`cpus(ops):2`).
+pub fn parse_reserved_resources(text: &str) -> Result<Resources, String> {
+    let resources = Resources::parse(text).map_err(|err| err.to_string())?;
+    if let Some(item) = resources.iter().find(|item| item.role == DEFAULT_ROLE) {
+        return Err(format!(
+            "{}:{} names no role: write {}(ROLE):{}",
+            item.name, item.value, item.name, item.value
+        ));
+    }
+    if resources.is_empty() {
+        return Err(format!("{text:?} names no resources"));
+    }
+    Ok(resources)
+}
+
+/// A role's weight: a finite number greater than zero.
+pub fn parse_weight(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("the weight {text:?} is not a number"))?;
+    if !value.is_finite() || value <= 0.0 {
+        return Err(format!(
+            "the weight {text:?} must be a finite number greater than zero"
+        ));
+    }
+    Ok(value)
+}
+
+/// A drain's grace period in Mesos' duration syntax (`30s`, `5mins`).
+fn parse_grace(text: &str) -> Result<Duration, String> {
+    strata_schema::parse_duration(text).map_err(|err| err.to_string())
+}
+
 fn parse_task_id(text: &str) -> Result<TaskId, String> {
     TaskId::new(text).map_err(|err| err.to_string())
 }
@@ -327,6 +523,115 @@ mod tests {
         assert!(Cli::try_parse_from(["strata", "run"]).is_err());
         assert!(Cli::try_parse_from(["strata", "run", "--cpus", "0", "--", "x"]).is_err());
         assert!(Cli::try_parse_from(["strata", "run", "--task-id", "a/b", "--", "x"]).is_err());
+    }
+
+    fn parse(args: &[&str]) -> Result<Command, String> {
+        Cli::try_parse_from(std::iter::once("strata").chain(args.iter().copied()))
+            .map(|cli| cli.command)
+            .map_err(|err| err.to_string())
+    }
+
+    #[test]
+    fn roles() {
+        assert_eq!(parse_role("eng/backend").unwrap(), "eng/backend");
+        assert!(parse_role("*").unwrap_err().contains("unreserved"));
+        assert!(parse_role("").is_err());
+        assert!(parse_role("eng/").unwrap_err().contains("invalid part"));
+        assert!(parse_role("a/../b").is_err());
+        assert!(parse_role("-x").is_err());
+        assert!(parse_role("a b").unwrap_err().contains("' '"));
+    }
+
+    #[test]
+    fn quota_resources() {
+        let r = parse_quota_resources("cpus:2;mem:1024").unwrap();
+        assert_eq!(r.cpus(), 2.0);
+        assert_eq!(r.mem(), 1024.0);
+        let err = parse_quota_resources("cpus(ops):2").unwrap_err();
+        assert!(err.contains("cpus(ops)"), "{err}");
+        let err = parse_quota_resources("cpus:1;ports:[1-2]").unwrap_err();
+        assert!(err.contains("ports:[1-2] is not a scalar"), "{err}");
+        let err = parse_quota_resources("cpus:lots").unwrap_err();
+        assert!(err.contains("cpus:lots"), "{err}");
+        assert!(parse_quota_resources("").is_err());
+    }
+
+    #[test]
+    fn reserved_resources() {
+        let r = parse_reserved_resources("cpus(ops):2;mem(ops):512").unwrap();
+        assert_eq!(r.to_string(), "cpus(ops):2;mem(ops):512");
+        let err = parse_reserved_resources("cpus(ops):2;mem:512").unwrap_err();
+        assert_eq!(err, "mem:512 names no role: write mem(ROLE):512");
+        assert!(parse_reserved_resources("cpus(ops)").is_err());
+        assert!(parse_reserved_resources(";").is_err());
+    }
+
+    #[test]
+    fn weights() {
+        assert_eq!(parse_weight("2.5").unwrap(), 2.5);
+        for bad in ["0", "-1", "inf", "NaN", "heavy"] {
+            assert!(parse_weight(bad).is_err(), "{bad}");
+        }
+        let Command::Weights(WeightsArgs {
+            action: Some(WeightsAction::Set { role, weight }),
+            ..
+        }) = parse(&["weights", "set", "eng", "2"]).unwrap()
+        else {
+            panic!("not weights set")
+        };
+        assert_eq!((role.as_str(), weight), ("eng", 2.0));
+        let err = parse(&["weights", "set", "eng", "-1"]).unwrap_err();
+        assert!(err.contains("greater than zero"), "{err}");
+        assert!(parse(&["weights", "set", "*", "1"]).is_err());
+    }
+
+    #[test]
+    fn allocation_commands() {
+        let Command::Quota(QuotaArgs {
+            action:
+                Some(QuotaAction::Set {
+                    role,
+                    guarantee,
+                    limit,
+                }),
+            ..
+        }) = parse(&["quota", "set", "eng", "--guarantee", "cpus:2"]).unwrap()
+        else {
+            panic!("not quota set")
+        };
+        assert_eq!(role, "eng");
+        assert_eq!(guarantee.unwrap().cpus(), 2.0);
+        assert!(limit.is_none());
+        // a quota set names a guarantee or a limit (`quota remove` clears)
+        assert!(parse(&["quota", "set", "eng"]).is_err());
+        assert!(parse(&["quota", "set", "eng", "--limit", "cpus(eng):1"]).is_err());
+        assert!(matches!(
+            parse(&["quota", "remove", "eng"]).unwrap(),
+            Command::Quota(QuotaArgs {
+                action: Some(QuotaAction::Remove { .. }),
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse(&["quota", "--json"]).unwrap(),
+            Command::Quota(QuotaArgs {
+                json: true,
+                action: None
+            })
+        ));
+        let err = parse(&["reserve", "S0", "cpus:2"]).unwrap_err();
+        assert!(err.contains("names no role"), "{err}");
+        assert!(matches!(
+            parse(&["unreserve", "S0", "cpus(ops):2"]).unwrap(),
+            Command::Unreserve(_)
+        ));
+        let Command::Drain(drain) = parse(&["drain", "S0", "--grace", "30s"]).unwrap() else {
+            panic!("not drain")
+        };
+        assert_eq!(drain.grace, Some(Duration::from_secs(30)));
+        assert!(parse(&["drain", "S0", "--grace", "30"]).is_err());
+        assert!(parse(&["reactivate", "a/b"]).is_err());
+        assert!(matches!(parse(&["roles"]).unwrap(), Command::Roles(_)));
     }
 
     #[test]

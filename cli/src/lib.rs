@@ -5,8 +5,10 @@
 //!
 //! Codemap: [`args`] flags; [`up`] `up`/`down` over [`daemons`] (pid files, `/proc` checks,
 //! spawning and stopping); [`run`] the one-task framework over [`launch`] (pure decisions) and
-//! [`output`] (sandbox following); [`inspect`] `tasks`/`agents`/`kill` over [`tables`].
+//! [`output`] (sandbox following); [`inspect`] `tasks`/`agents`/`kill` over [`tables`];
+//! [`allocation`] `roles`/`quota`/`weights`/`reserve`/`unreserve`/`drain`/`reactivate`.
 
+pub mod allocation;
 pub mod args;
 pub mod daemons;
 pub mod images;
@@ -48,6 +50,13 @@ pub fn main(cli: Cli) -> u8 {
             Command::Agents(args) => inspect::agents(&master, args).await,
             Command::Kill(args) => inspect::kill(&master, args).await,
             Command::Images(args) => images::images(&master, args).await,
+            Command::Roles(args) => allocation::roles(&master, args).await,
+            Command::Quota(args) => allocation::quota(&master, args).await,
+            Command::Weights(args) => allocation::weights(&master, args).await,
+            Command::Reserve(args) => allocation::reserve(&master, args).await,
+            Command::Unreserve(args) => allocation::unreserve(&master, args).await,
+            Command::Drain(args) => allocation::drain(&master, args).await,
+            Command::Reactivate(args) => allocation::reactivate(&master, args).await,
         }
     });
     // Do not wait for background reads (e.g. a sandbox follower) to notice the end.

@@ -1,7 +1,7 @@
-//! Tables of tasks and agents drawn from the master's `/state` (Mesos' shape). Pure: JSON in,
-//! text out.
+//! Tables of tasks and agents drawn from the master's `/state` (Mesos' shape), and of roles,
+//! quotas and weights from `/roles`, `/quota` and `/weights`. Pure: JSON in, text out.
 
-use crate::units::{format_cpus, format_mem};
+use crate::units::{format_cpus, format_decimal, format_mem, format_resources};
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -125,6 +125,86 @@ pub fn agent_rows(state: &Value) -> Vec<Vec<String>> {
         .collect()
 }
 
+pub const ROLE_HEADERS: [&str; 8] = [
+    "NAME",
+    "WEIGHT",
+    "FRAMEWORKS",
+    "ALLOCATED",
+    "RESERVED",
+    "GUARANTEE",
+    "LIMIT",
+    "CONSUMED",
+];
+pub const QUOTA_HEADERS: [&str; 3] = ["ROLE", "GUARANTEE", "LIMIT"];
+pub const WEIGHT_HEADERS: [&str; 2] = ["ROLE", "WEIGHT"];
+
+/// Rows for [`ROLE_HEADERS`] from `GET /roles`; a role without quota shows `-` in the last three.
+pub fn role_rows(roles: &Value) -> Vec<Vec<String>> {
+    array(roles, "roles")
+        .iter()
+        .map(|role| {
+            let quota = role.get("quota").unwrap_or(&Value::Null);
+            vec![
+                cell(text(role, "name")),
+                format_decimal(number(role, "weight")),
+                array(role, "frameworks").len().to_string(),
+                format_resources(scalars(role, "allocated")),
+                format_resources(scalars(role, "reserved")),
+                format_resources(scalars(quota, "guarantee")),
+                format_resources(scalars(quota, "limit")),
+                format_resources(scalars(quota, "consumed")),
+            ]
+        })
+        .collect()
+}
+
+/// Rows for [`QUOTA_HEADERS`] from `GET /quota` (Mesos' QuotaConfig: `{"cpus": {"value": 2}}`).
+pub fn quota_rows(quota: &Value) -> Vec<Vec<String>> {
+    array(quota, "configs")
+        .iter()
+        .map(|config| {
+            vec![
+                cell(text(config, "role")),
+                format_resources(quantities(config, "guarantees")),
+                format_resources(quantities(config, "limits")),
+            ]
+        })
+        .collect()
+}
+
+/// Rows for [`WEIGHT_HEADERS`] from `GET /weights` (`[{"role": "eng", "weight": 2}]`).
+pub fn weight_rows(weights: &Value) -> Vec<Vec<String>> {
+    weights
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+        .iter()
+        .map(|w| vec![cell(text(w, "role")), format_decimal(number(w, "weight"))])
+        .collect()
+}
+
+/// The numbers of the map `value[key]` (`{"cpus": 1, "mem": 256}`), by name.
+fn scalars<'a>(value: &'a Value, key: &str) -> Vec<(&'a str, f64)> {
+    value
+        .get(key)
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(name, v)| Some((name.as_str(), v.as_f64()?)))
+        .collect()
+}
+
+/// The values of the map `value[key]` of Mesos' quantities (`{"cpus": {"value": 2}}`), by name.
+fn quantities<'a>(value: &'a Value, key: &str) -> Vec<(&'a str, f64)> {
+    value
+        .get(key)
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(name, v)| Some((name.as_str(), v.get("value")?.as_f64()?)))
+        .collect()
+}
+
 /// `value[key]` as an array, empty when absent.
 pub fn array<'a>(value: &'a Value, key: &str) -> &'a [Value] {
     value
@@ -244,7 +324,48 @@ mod tests {
     }
 
     #[test]
+    fn role_table() {
+        let roles = json!({"roles": [
+            {"name": "eng", "weight": 2.0, "frameworks": ["m-0001", "m-0002"],
+             "allocated": {"cpus": 1.5, "mem": 512.0}, "offered": {"cpus": 0.5},
+             "reserved": {"cpus": 2.0, "disk": 2048.0},
+             "quota": {"role": "eng", "guarantee": {"cpus": 2.0}, "limit": {"cpus": 4.0},
+                       "consumed": {"cpus": 1.5, "mem": 512.0}}},
+            {"name": "*", "weight": 1.0, "frameworks": [], "allocated": {}, "offered": {},
+             "reserved": {}}
+        ]});
+        assert_eq!(
+            render(&ROLE_HEADERS, &role_rows(&roles)),
+            "NAME  WEIGHT  FRAMEWORKS  ALLOCATED          RESERVED            GUARANTEE  LIMIT   CONSUMED\n\
+             eng   2       2           1.5 cpus, 512 MiB  2 cpus, 2 GiB disk  2 cpus     4 cpus  1.5 cpus, 512 MiB\n\
+             *     1       0           -                  -                   -          -       -\n"
+        );
+    }
+
+    #[test]
+    fn quota_and_weight_tables() {
+        let quota = json!({"configs": [{"role": "eng",
+            "guarantees": {"cpus": {"value": 2.0}, "mem": {"value": 1024.0}},
+            "limits": {"cpus": {"value": 4.0}}}]});
+        assert_eq!(
+            render(&QUOTA_HEADERS, &quota_rows(&quota)),
+            "ROLE  GUARANTEE      LIMIT\neng   2 cpus, 1 GiB  4 cpus\n"
+        );
+        let weights = json!([{"role": "eng", "weight": 2.0}, {"role": "ops", "weight": 0.5}]);
+        assert_eq!(
+            render(&WEIGHT_HEADERS, &weight_rows(&weights)),
+            "ROLE  WEIGHT\neng   2\nops   0.5\n"
+        );
+        assert!(weight_rows(&json!({})).is_empty());
+        assert!(quota_rows(&json!({})).is_empty());
+    }
+
+    #[test]
     fn missing_fields_do_not_panic() {
+        assert_eq!(
+            role_rows(&json!({"roles": [{}]}))[0],
+            ["-", "0", "0", "-", "-", "-", "-", "-"]
+        );
         assert!(task_rows(&json!({}), true).is_empty());
         let rows = task_rows(&json!({"frameworks": [{"tasks": [{}]}]}), false);
         assert_eq!(rows[0], ["-", "-", "-", "0", "0 MiB", "-", "-"]);

@@ -3,7 +3,12 @@
 
 /// `2.0` → `2`, `0.5` → `0.5`, `0.1234` → `0.123` (Mesos keeps three decimals of a CPU).
 pub fn format_cpus(cpus: f64) -> String {
-    trim_decimals(format!("{:.3}", sanitize(cpus)))
+    format_decimal(cpus)
+}
+
+/// A non-negative number with at most three decimals and no trailing zeros (a role's weight).
+pub fn format_decimal(value: f64) -> String {
+    trim_decimals(format!("{:.3}", sanitize(value)))
 }
 
 /// Memory given in MiB: `512` → `512 MiB`, `1536` → `1.5 GiB`, `3145728` → `3 TiB`.
@@ -49,6 +54,35 @@ pub fn parse_mem(text: &str) -> Result<f64, String> {
     Ok(mib)
 }
 
+/// Named scalars on one line, `1.5 cpus, 512 MiB, 10 GiB disk, 1 gpus, 3 foo`: cpus, mem, disk
+/// and gpus first, then the rest by name; zeros left out; `-` when nothing is left.
+pub fn format_resources<'a>(items: impl IntoIterator<Item = (&'a str, f64)>) -> String {
+    let rank = |name: &str| {
+        ["cpus", "mem", "disk", "gpus"]
+            .iter()
+            .position(|known| *known == name)
+            .unwrap_or(4)
+    };
+    let mut items: Vec<(&str, f64)> = items
+        .into_iter()
+        .filter(|(_, value)| sanitize(*value) > 0.0)
+        .collect();
+    items.sort_by(|a, b| (rank(a.0), a.0).cmp(&(rank(b.0), b.0)));
+    let parts: Vec<String> = items
+        .into_iter()
+        .map(|(name, value)| match name {
+            "mem" => format_mem(value),
+            "disk" => format!("{} disk", format_mem(value)),
+            _ => format!("{} {name}", format_cpus(value)),
+        })
+        .collect();
+    if parts.is_empty() {
+        "-".to_string()
+    } else {
+        parts.join(", ")
+    }
+}
+
 fn sanitize(value: f64) -> f64 {
     if value.is_finite() && value > 0.0 {
         value
@@ -90,6 +124,21 @@ mod tests {
         assert_eq!(format_mem(15_000.0), "14.6 GiB");
         assert_eq!(format_mem(3.0 * 1024.0 * 1024.0), "3 TiB");
         assert_eq!(format_mem(-1.0), "0 MiB");
+    }
+
+    #[test]
+    fn resource_lists() {
+        assert_eq!(
+            format_resources([
+                ("mem", 512.0),
+                ("foo", 3.0),
+                ("cpus", 1.5),
+                ("disk", 10240.0)
+            ]),
+            "1.5 cpus, 512 MiB, 10 GiB disk, 3 foo"
+        );
+        assert_eq!(format_resources([("gpus", 1.0), ("cpus", 0.0)]), "1 gpus");
+        assert_eq!(format_resources([]), "-");
     }
 
     #[test]
