@@ -2,16 +2,9 @@
 
 use anyhow::anyhow;
 use serde_json::Value;
-use std::sync::OnceLock;
-use std::time::Duration;
 use strata_client::http::{self, HttpError};
 
-/// The methods the operator endpoints that take a JSON body are called with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    Post,
-    Put,
-}
+pub use strata_client::http::Method;
 
 /// `GET /state` of the master at `addr`.
 pub async fn state(addr: &str) -> anyhow::Result<Value> {
@@ -37,7 +30,7 @@ pub async fn send(
     body: &Value,
     what: &str,
 ) -> anyhow::Result<Value> {
-    send_json(addr, method, path, body)
+    http::send_json(addr, method, path, body)
         .await
         .map_err(|err| request_error(addr, path, what, err))
 }
@@ -58,64 +51,6 @@ fn request_error(addr: &str, path: &str, what: &str, err: HttpError) -> anyhow::
         }
         other => http_error(addr, other),
     }
-}
-
-fn client() -> &'static reqwest::Client {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT.get_or_init(|| {
-        // As in strata-client: reqwest's rustls needs a crypto provider when the build enables it.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .connect_timeout(Duration::from_secs(5))
-            .no_proxy()
-            .build()
-            .unwrap_or_default()
-    })
-}
-
-/// `POST`/`PUT http://{addr}{path}` with a JSON body, with strata-client's error type (an error
-/// answer's body reduced to its `{"error"}` message, as `http::get_json` does).
-pub async fn send_json(
-    addr: &str,
-    method: Method,
-    path: &str,
-    body: &Value,
-) -> Result<Value, HttpError> {
-    let url = format!("http://{addr}{path}");
-    let request = match method {
-        Method::Post => client().post(&url),
-        Method::Put => client().put(&url),
-    };
-    let resp = request
-        .json(body)
-        .send()
-        .await
-        .map_err(|source| HttpError::Unreachable {
-            url: url.clone(),
-            source,
-        })?;
-    let status = resp.status().as_u16();
-    let text = resp.text().await.map_err(|source| HttpError::Json {
-        url: url.clone(),
-        source,
-    })?;
-    if !(200..300).contains(&status) {
-        let body = if text.trim().is_empty() {
-            String::new()
-        } else {
-            server_error_text(status, &text)
-        };
-        return Err(HttpError::Status { url, status, body });
-    }
-    if text.trim().is_empty() {
-        return Ok(Value::Null);
-    }
-    serde_json::from_str(&text).map_err(|err| HttpError::Status {
-        url,
-        status,
-        body: format!("invalid JSON: {err}"),
-    })
 }
 
 /// Turns an HTTP error into one line; an unreachable master reads

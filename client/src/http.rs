@@ -79,6 +79,29 @@ pub async fn post(addr: &str, path: &str) -> Result<Value, HttpError> {
     send(url.clone(), client().post(&url)).await
 }
 
+/// The methods of the endpoints that take a JSON body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Post,
+    Put,
+}
+
+/// `POST` or `PUT http://{addr}{path}` with `body` as JSON; returns the answer as JSON (Null
+/// when empty).
+pub async fn send_json(
+    addr: &str,
+    method: Method,
+    path: &str,
+    body: &Value,
+) -> Result<Value, HttpError> {
+    let url = format!("http://{addr}{path}");
+    let req = match method {
+        Method::Post => client().post(&url),
+        Method::Put => client().put(&url),
+    };
+    send(url.clone(), req.json(body)).await
+}
+
 /// Reads a file of an agent's sandbox with Mesos' `/files/read` (`path`, `offset`, `length`):
 /// returns the data and the offset it started at. `length` = -1 reads to the end (in chunks of
 /// at most 1 MiB: call again from `offset + data.len()`).
