@@ -164,3 +164,60 @@ fn errors_are_one_line_and_nonzero() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn quota_weights_roles_reservations_and_draining_from_the_cli() {
+    let cluster = Cluster::start("cpus:2;mem:1024").unwrap();
+    let m = cluster.master.addr();
+    let state = cluster.wait_agents(1).unwrap();
+    let agent = state["slaves"][0]["id"].as_str().unwrap().to_string();
+    let ok = |args: &[&str]| {
+        let out = strata(&m, args);
+        assert!(
+            out.status.success(),
+            "strata {args:?}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    };
+    ok(&[
+        "quota",
+        "set",
+        "eng",
+        "--guarantee",
+        "cpus:1",
+        "--limit",
+        "cpus:2;mem:512",
+    ]);
+    ok(&["weights", "set", "eng", "2"]);
+    ok(&["reserve", &agent, "cpus(eng):1;mem(eng):128"]);
+    let roles = ok(&["roles"]);
+    let line = roles
+        .lines()
+        .find(|l| l.starts_with("eng"))
+        .unwrap_or_else(|| panic!("{roles}"));
+    assert!(line.contains('2'), "{roles}");
+    let quota: serde_json::Value = serde_json::from_str(&ok(&["quota", "--json"])).unwrap();
+    assert_eq!(quota[0]["limits"]["mem"]["value"], 512.0, "{quota}");
+    // The master's refusal reaches the operator.
+    let out = strata(&m, &["unreserve", &agent, "cpus(eng):5"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("not dynamically reserved"),
+        "{}",
+        text(&out.stderr)
+    );
+    ok(&["unreserve", &agent, "cpus(eng):1;mem(eng):128"]);
+    ok(&["drain", &agent, "--grace", "1secs"]);
+    cluster
+        .wait_state(Duration::from_secs(30), |s| {
+            s["slaves"][0]["drain_info"]["state"] == "DRAINED"
+        })
+        .unwrap();
+    ok(&["reactivate", &agent]);
+    ok(&["quota", "remove", "eng"]);
+    let state = cluster.master_state().unwrap();
+    assert_eq!(state["quota"], serde_json::json!([]), "{state}");
+    assert_eq!(state["slaves"][0]["deactivated"], false, "{state}");
+}
