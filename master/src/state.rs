@@ -225,18 +225,23 @@ struct Framework {
     offers: HashSet<OfferId>,
     used: Resources,
     offered: Resources,
-    /// Per role: used plus offered (what the allocator's shares are computed from).
+    /// Per role: the scalars of used plus offered (what shares and quotas are computed from).
     allocated: BTreeMap<String, Resources>,
 }
 
 impl Framework {
+    /// Adds to what the framework holds in `role`: scalars only, the quantities shares and
+    /// quotas are computed from (ranges and sets of several agents would merge and be lost).
     fn charge(&mut self, role: &str, res: &Resources) {
-        self.allocated.entry(role.to_string()).or_default().add(res);
+        self.allocated
+            .entry(role.to_string())
+            .or_default()
+            .add(&operations::scalars(res));
     }
 
     fn release(&mut self, role: &str, res: &Resources) {
         if let Some(held) = self.allocated.get_mut(role) {
-            *held = held.saturating_sub(res);
+            *held = held.saturating_sub(&operations::scalars(res));
             if held.is_empty() {
                 self.allocated.remove(role);
             }

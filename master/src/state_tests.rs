@@ -1244,3 +1244,202 @@ fn draining_with_mark_gone_reports_the_killed_tasks_gone_by_operator() {
     assert_eq!(u[0].state, TaskState::GoneByOperator);
     assert_eq!(u[0].reason.as_deref(), Some("REASON_AGENT_DRAINING"));
 }
+
+/// The bookkeeping every step must keep: per agent, its outstanding offers sum to what it has
+/// offered and its live tasks to what it has used, and the two together fit in its total (so
+/// nothing is offered twice or offered while in use); per framework, the scalars it holds per
+/// role sum to its used plus offered ones.
+fn check_invariants(m: &Master) {
+    for agent in m.agents.values() {
+        let mut offered = Resources::new();
+        for offer in m.offers.values().filter(|o| o.agent_id == agent.id) {
+            offered.add(&offer.resources);
+        }
+        assert_eq!(offered, agent.offered, "agent {} offers", agent.id);
+        let mut used = Resources::new();
+        for fw in m.frameworks.values() {
+            for t in fw.tasks.values().filter(|t| t.info.agent_id == agent.id) {
+                used.add(&t.info.resources);
+            }
+        }
+        assert_eq!(used, agent.used, "agent {} tasks", agent.id);
+        let mut held = used.clone();
+        held.add(&offered);
+        assert!(
+            agent.total().contains(&held),
+            "agent {}: {held} in {}",
+            agent.id,
+            agent.total()
+        );
+        // Ranges unite when added, so count ports one holder at a time: no port is held twice.
+        let count =
+            |r: &Resources| -> u64 { r.ranges("ports").iter().map(|x| x.end - x.begin + 1).sum() };
+        let mut each: u64 = m
+            .offers
+            .values()
+            .filter(|o| o.agent_id == agent.id)
+            .map(|o| count(&o.resources))
+            .sum();
+        for fw in m.frameworks.values() {
+            for t in fw.tasks.values().filter(|t| t.info.agent_id == agent.id) {
+                each += count(&t.info.resources);
+            }
+        }
+        assert_eq!(
+            each,
+            count(&held),
+            "agent {}: a port is held twice",
+            agent.id
+        );
+        let mut back = agent.available();
+        back.add(&held);
+        assert_eq!(
+            back,
+            agent.total(),
+            "agent {}: free + used + offered",
+            agent.id
+        );
+    }
+    for fw in m.frameworks.values() {
+        let mut by_role = Resources::new();
+        for res in fw.allocated.values() {
+            by_role.add(res);
+        }
+        // Scalars: ranges and sets of several agents merge in a framework's totals.
+        let mut held = operations::scalars(&fw.used);
+        held.add(&operations::scalars(&fw.offered));
+        for name in ["cpus", "mem"] {
+            let (a, b) = (by_role.scalar(name), held.scalar(name));
+            assert!(
+                (a - b).abs() < 1e-6,
+                "framework {} per role: {name} {a} != {b}",
+                fw.id
+            );
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Allocate,
+    /// Accept offer (index) launching a task of this fraction of it, and maybe reserve.
+    Accept(usize, f64, bool),
+    Decline(usize, f64),
+    Finish(usize),
+    Reserve(usize, u8),
+    Unreserve(usize),
+    Drain(usize),
+    Reactivate(usize),
+    Quota(u8),
+    Expire(u64),
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        3 => Just(Step::Allocate),
+        3 => (0..8usize, 0.1..1.0f64, any::<bool>()).prop_map(|(i, f, r)| Step::Accept(i, f, r)),
+        1 => (0..8usize, 0.0..20.0f64).prop_map(|(i, s)| Step::Decline(i, s)),
+        2 => (0..16usize).prop_map(Step::Finish),
+        1 => (0..3usize, 1..3u8).prop_map(|(a, c)| Step::Reserve(a, c)),
+        1 => (0..3usize).prop_map(Step::Unreserve),
+        1 => (0..3usize).prop_map(Step::Drain),
+        1 => (0..3usize).prop_map(Step::Reactivate),
+        1 => (0..4u8).prop_map(Step::Quota),
+        1 => (0..30u64).prop_map(Step::Expire),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 200, ..Default::default() })]
+
+    #[test]
+    fn offers_used_and_free_always_add_up_to_the_total(steps in proptest::collection::vec(step(), 1..60)) {
+        let mut m = master();
+        let start = Instant::now();
+        let mut now = start;
+        let agents: Vec<AgentId> = (0..3)
+            .map(|i| agent(&mut m, i, "cpus:4;mem:4096;ports:[31000-31009];cpus(a):1").0)
+            .collect();
+        let mut fws = Vec::new();
+        for (i, roles) in [&["a"][..], &["b"][..], &["a/x", "b"][..]].iter().enumerate() {
+            let (id, rx) = role_framework(&mut m, 10 + i as u64, roles);
+            fws.push((id, 10 + i as u64, rx));
+        }
+        let mut outstanding: Vec<OfferEvent> = Vec::new();
+        let mut n = 0;
+        for s in steps {
+            for (_, _, rx) in fws.iter_mut() {
+                for e in drain(rx) {
+                    match e {
+                        SchedulerEvent::Offers(o) => outstanding.extend(o),
+                        SchedulerEvent::Rescind(id) => outstanding.retain(|o| o.id != id),
+                        _ => {}
+                    }
+                }
+            }
+            match s {
+                Step::Allocate => m.allocate(now),
+                Step::Accept(i, fraction, reserve) if !outstanding.is_empty() => {
+                    let o = outstanding.remove(i % outstanding.len());
+                    let (fw, conn, _) = fws.iter().find(|f| f.0 == o.framework_id).unwrap();
+                    let cpus = (o.resources.cpus() * fraction * 100.0).floor() / 100.0;
+                    n += 1;
+                    let mut ops = Vec::new();
+                    if reserve && o.role != "*" && o.resources.unreserved().mem() >= 32.0 {
+                        ops.push(Operation::Reserve(res(&format!("mem({}):32", o.role))));
+                    }
+                    if cpus >= 0.01 {
+                        let port = o.resources.ranges("ports").first().map(|r| r.begin);
+                        let ports = port.map(|p| format!(";ports:[{p}-{p}]")).unwrap_or_default();
+                        ops.push(Operation::Launch(vec![task(&format!("t{n}"), &o.agent_id, &format!("cpus:{cpus}{ports}"))]));
+                    }
+                    let _ = m.accept(*conn, fw, &[o.id.clone()], ops, 1.0, now);
+                }
+                Step::Decline(i, secs) if !outstanding.is_empty() => {
+                    let o = outstanding.remove(i % outstanding.len());
+                    let (fw, conn, _) = fws.iter().find(|f| f.0 == o.framework_id).unwrap();
+                    m.decline(*conn, fw, &[o.id.clone()], secs, now).unwrap();
+                }
+                Step::Finish(i) => {
+                    let live: Vec<(FrameworkId, TaskInfo)> = m.frameworks.values()
+                        .flat_map(|f| f.tasks.values().map(|t| (f.id.clone(), t.info.clone())))
+                        .collect();
+                    if !live.is_empty() {
+                        let (fw, t) = &live[i % live.len()];
+                        let agent_conn = agents.iter().position(|a| *a == t.agent_id).unwrap() as u64;
+                        m.status_update(agent_conn, &t.agent_id, status(fw, &t.agent_id, t.task_id.as_str(), TaskState::Finished)).unwrap();
+                    }
+                }
+                Step::Reserve(a, cpus) => {
+                    let _ = m.operator_reserve(&agents[a], res(&format!("cpus(b):{cpus}")));
+                }
+                Step::Unreserve(a) => {
+                    let dynamic = m.agents[&agents[a]].reservations.clone();
+                    let _ = m.operator_unreserve(&agents[a], dynamic);
+                }
+                Step::Drain(a) => {
+                    let _ = m.drain_agent(&agents[a], crate::registry::DrainConfig { max_grace_period_secs: None, mark_gone: false });
+                }
+                Step::Reactivate(a) => {
+                    let _ = m.reactivate_agent(&agents[a]);
+                }
+                Step::Quota(q) => {
+                    let config = crate::registry::QuotaConfig {
+                        guarantees: res(if q % 2 == 0 { "cpus:1" } else { "" }),
+                        limits: res(if q < 2 { "cpus:3" } else { "" }),
+                    };
+                    m.set_quota("a", config).unwrap();
+                }
+                Step::Expire(secs) => {
+                    now += Duration::from_secs(secs);
+                    m.expire_filters(now);
+                }
+                _ => {}
+            }
+            check_invariants(&m);
+            let _ = commit(&mut m);
+        }
+        proptest::prop_assert!(now >= start);
+    }
+}

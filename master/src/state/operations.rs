@@ -67,6 +67,16 @@ pub(crate) fn with_role(res: &Resources, role: &str) -> Resources {
     Resources::from_vec(items).unwrap_or_default()
 }
 
+/// Only the scalar items of `res`.
+pub(crate) fn scalars(res: &Resources) -> Resources {
+    let items = res
+        .iter()
+        .filter(|r| matches!(r.value, Value::Scalar(_)))
+        .cloned()
+        .collect();
+    Resources::from_vec(items).unwrap_or_default()
+}
+
 /// An agent's total: what it reports (with its static reservations), with the dynamic
 /// reservations carved out of its unreserved resources.
 pub(crate) fn apply_reservations(reported: &Resources, reservations: &Resources) -> Resources {
