@@ -1394,12 +1394,12 @@ proptest::proptest! {
                         let ports = port.map(|p| format!(";ports:[{p}-{p}]")).unwrap_or_default();
                         ops.push(Operation::Launch(vec![task(&format!("t{n}"), &o.agent_id, &format!("cpus:{cpus}{ports}"))]));
                     }
-                    let _ = m.accept(*conn, fw, &[o.id.clone()], ops, 1.0, now);
+                    let _ = m.accept(*conn, fw, std::slice::from_ref(&o.id), ops, 1.0, now);
                 }
                 Step::Decline(i, secs) if !outstanding.is_empty() => {
                     let o = outstanding.remove(i % outstanding.len());
                     let (fw, conn, _) = fws.iter().find(|f| f.0 == o.framework_id).unwrap();
-                    m.decline(*conn, fw, &[o.id.clone()], secs, now).unwrap();
+                    m.decline(*conn, fw, std::slice::from_ref(&o.id), secs, now).unwrap();
                 }
                 Step::Finish(i) => {
                     let live: Vec<(FrameworkId, TaskInfo)> = m.frameworks.values()
