@@ -44,6 +44,9 @@ pub struct Offer {
     pub hostname: String,
     /// The role the resources are allocated to (Mesos' `allocation_info.role`).
     pub role: String,
+    /// When the agent's machine is scheduled for maintenance: (start, duration), seconds since
+    /// the epoch and seconds (`None`: indefinitely).
+    pub unavailability: Option<(f64, Option<f64>)>,
     pub resources: Resources,
     pub attributes: Attributes,
 }
@@ -560,6 +563,10 @@ impl scheduler::Server for SchedulerImpl {
                 agent_id: wire::agent_id(o.get_agent_id())?,
                 hostname: wire::text(o.get_hostname())?,
                 role: wire::text(o.get_allocation_role())?,
+                unavailability: o.get_has_unavailability().then(|| {
+                    let d = o.get_unavailability_duration();
+                    (o.get_unavailability_start(), (d >= 0.0).then_some(d))
+                }),
                 resources: wire::resources(o.get_resources())?,
                 attributes: wire::attributes(o.get_attributes())?,
             });

@@ -80,6 +80,8 @@ pub enum OperatorCall {
     Quota,
     Weights,
     Maintenance,
+    Schedule,
+    SetSchedule(Vec<crate::registry::MaintenanceWindow>),
     SetQuota {
         role: String,
         quota: QuotaConfig,
@@ -113,6 +115,8 @@ impl OperatorCall {
             Self::Quota => Ok(master.quota_json()),
             Self::Weights => Ok(master.weights_json()),
             Self::Maintenance => Ok(master.maintenance_json()),
+            Self::Schedule => Ok(master.schedule_json()),
+            Self::SetSchedule(windows) => done(master.set_schedule(windows)),
             Self::SetQuota { role, quota } => done(master.set_quota(&role, quota)),
             Self::SetWeights(weights) => done(master.set_weights(weights)),
             Self::Reserve {

@@ -61,6 +61,21 @@ pub struct Registry {
     pub weights: BTreeMap<String, f64>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub quotas: BTreeMap<String, QuotaConfig>,
+    /// The operator's maintenance schedule (`/maintenance/schedule`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedule: Vec<MaintenanceWindow>,
+}
+
+/// Machines that will be unavailable from `start` for `duration` (Mesos' maintenance Window).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MaintenanceWindow {
+    /// Hostnames (agents are matched by hostname).
+    pub machines: Vec<String>,
+    /// Seconds since the epoch.
+    pub start: f64,
+    /// Seconds; `None`: indefinitely.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<f64>,
 }
 
 impl Registry {

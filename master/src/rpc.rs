@@ -313,6 +313,11 @@ async fn drive_scheduler(
                     b.set_agent_id(o.agent_id.as_str());
                     b.set_hostname(o.hostname.as_str());
                     b.set_allocation_role(o.role.as_str());
+                    if let Some(w) = &o.unavailability {
+                        b.set_has_unavailability(true);
+                        b.set_unavailability_start(w.start);
+                        b.set_unavailability_duration(w.duration.unwrap_or(-1.0));
+                    }
                     wire::set_resources(
                         b.reborrow().init_resources(wire::len(&o.resources)),
                         &o.resources,

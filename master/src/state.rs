@@ -55,6 +55,8 @@ pub struct OfferEvent {
     pub framework_id: FrameworkId,
     /// The role the resources are allocated to (Mesos' `allocation_info.role`).
     pub role: String,
+    /// The maintenance window of the agent's machine, if it is in the schedule.
+    pub unavailability: Option<crate::registry::MaintenanceWindow>,
     pub agent_id: AgentId,
     pub hostname: String,
     pub resources: Resources,
@@ -1794,6 +1796,10 @@ impl Master {
         for alloc in allocations {
             self.next_offer += 1;
             let offer_id: OfferId = self.new_id("O", self.next_offer);
+            let unavailability = self
+                .agents
+                .get(&alloc.agent)
+                .and_then(|a| self.window_of(&a.info.hostname));
             let Some(agent) = self.agents.get_mut(&alloc.agent) else {
                 continue;
             };
@@ -1812,6 +1818,7 @@ impl Master {
                     id: offer_id.clone(),
                     framework_id: alloc.framework.clone(),
                     role: role.clone(),
+                    unavailability,
                     agent_id: alloc.agent.clone(),
                     hostname: agent.info.hostname.clone(),
                     resources: alloc.resources.clone(),

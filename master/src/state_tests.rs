@@ -1443,3 +1443,51 @@ proptest::proptest! {
         proptest::prop_assert!(now >= start);
     }
 }
+
+#[test]
+fn a_maintenance_schedule_marks_offers_and_keeps_down_machines() {
+    use crate::registry::MaintenanceWindow;
+    let mut m = master();
+    let now = Instant::now();
+    let (_a, _arx) = agent(&mut m, 1, "cpus:2;mem:1024");
+    let (_f, mut frx) = framework(&mut m, 2, false);
+    let window = |machines: &[&str]| MaintenanceWindow {
+        machines: machines.iter().map(|h| h.to_string()).collect(),
+        start: 1000.0,
+        duration: Some(60.0),
+    };
+    assert!(m.set_schedule(vec![window(&[])]).is_err());
+    assert!(m
+        .set_schedule(vec![window(&["a"]), window(&["a"])])
+        .is_err());
+    m.set_schedule(vec![window(&["a", "b"])]).unwrap();
+    assert_eq!(commit(&mut m).unwrap().schedule.len(), 1);
+    m.allocate(now);
+    let o = offers(&mut frx);
+    assert_eq!(o[0].unavailability.as_ref().map(|w| w.start), Some(1000.0));
+    assert_eq!(
+        m.maintenance_json()["draining_machines"][0]["state"],
+        "DRAINING"
+    );
+    assert_eq!(
+        m.schedule_json()["windows"][0]["unavailability"]["duration"]["nanoseconds"],
+        60_000_000_000i64
+    );
+    // A machine that is down cannot leave the schedule.
+    m.machines_down(&[MachineId {
+        hostname: "a".into(),
+        ip: String::new(),
+    }])
+    .unwrap();
+    assert!(matches!(
+        m.set_schedule(vec![]),
+        Err(OperatorError::Conflict(_))
+    ));
+    m.machines_up(&[MachineId {
+        hostname: "a".into(),
+        ip: String::new(),
+    }])
+    .unwrap();
+    m.set_schedule(vec![]).unwrap();
+    assert_eq!(m.maintenance_json()["draining_machines"], json!([]));
+}

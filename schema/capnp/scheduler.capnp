@@ -12,6 +12,10 @@ struct Offer {
   resources @4 :List(Common.Resource);
   attributes @5 :List(Common.Attribute);
   allocationRole @6 :Text;   # the role the resources are allocated to (Mesos' allocation_info.role)
+  # The agent's machine is in a maintenance window (Mesos' Offer.unavailability).
+  hasUnavailability @7 :Bool;
+  unavailabilityStart @8 :Float64;     # seconds since the epoch
+  unavailabilityDuration @9 :Float64;  # seconds; negative = indefinitely
 }
 
 struct Operation {

@@ -5,7 +5,7 @@
 
 use super::{unavailable, Actor};
 use crate::actor::{Msg, OperatorCall};
-use crate::registry::{DrainConfig, QuotaConfig};
+use crate::registry::{DrainConfig, MaintenanceWindow, QuotaConfig};
 use crate::state::{MachineId, OperatorError};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -39,6 +39,11 @@ pub fn routes() -> Router<Actor> {
         .route("/machine/up", post(machine_up))
         .route("/master/machine/up", post(machine_up))
         .route("/maintenance/status", get(maintenance))
+        .route("/maintenance/schedule", get(schedule).post(set_schedule))
+        .route(
+            "/master/maintenance/schedule",
+            get(schedule).post(set_schedule),
+        )
         .route("/master/maintenance/status", get(maintenance))
 }
 
@@ -85,6 +90,66 @@ async fn weights(State(actor): State<Actor>) -> Response {
 
 async fn maintenance(State(actor): State<Actor>) -> Response {
     operator(&actor, OperatorCall::Maintenance, StatusCode::OK).await
+}
+
+async fn schedule(State(actor): State<Actor>) -> Response {
+    operator(&actor, OperatorCall::Schedule, StatusCode::OK).await
+}
+
+async fn set_schedule(State(actor): State<Actor>, body: String) -> Response {
+    match json_body(&body).and_then(|v| parse_schedule(&v)) {
+        Ok(windows) => operator(&actor, OperatorCall::SetSchedule(windows), StatusCode::OK).await,
+        Err(message) => bad_request(message),
+    }
+}
+
+/// Mesos' maintenance Schedule: `{"windows": [{"machine_ids": [{"hostname": H, "ip": I}],
+/// "unavailability": {"start": {"nanoseconds": N}, "duration": {"nanoseconds": N}}}]}`.
+pub(crate) fn parse_schedule(v: &Value) -> Result<Vec<MaintenanceWindow>, String> {
+    let windows = match v.get("windows") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(w) => w.as_array().ok_or("windows must be a list")?,
+    };
+    let nanos = |d: Option<&Value>, what: &str| -> Result<Option<f64>, String> {
+        match d {
+            None | Some(Value::Null) => Ok(None),
+            Some(d) => d
+                .get("nanoseconds")
+                .and_then(Value::as_f64)
+                .map(|n| Some(n / 1e9))
+                .ok_or_else(|| format!("{what} must be {{\"nanoseconds\": N}}, not {d}")),
+        }
+    };
+    let mut out = Vec::new();
+    for w in windows {
+        let ids = w
+            .get("machine_ids")
+            .and_then(Value::as_array)
+            .ok_or_else(|| format!("a window has no machine_ids: {w}"))?;
+        let mut machines = Vec::new();
+        for id in ids {
+            let id: MachineId = serde_json::from_value(id.clone())
+                .map_err(|e| format!("invalid machine id {id}: {e}"))?;
+            if id.hostname.is_empty() {
+                return Err(format!(
+                    "machine {id:?} has no hostname (agents are matched by hostname)"
+                ));
+            }
+            machines.push(id.hostname);
+        }
+        let unavailability = w
+            .get("unavailability")
+            .ok_or_else(|| format!("a window has no unavailability: {w}"))?;
+        let start = nanos(unavailability.get("start"), "unavailability.start")?
+            .ok_or("unavailability.start is required")?;
+        let duration = nanos(unavailability.get("duration"), "unavailability.duration")?;
+        out.push(MaintenanceWindow {
+            machines,
+            start,
+            duration,
+        });
+    }
+    Ok(out)
 }
 
 fn json_body(body: &str) -> Result<Value, String> {
@@ -462,6 +527,23 @@ mod tests {
         assert!(err.contains("mark_gone"), "{err}");
         let err = parse_drain(&json!({"max_grace_period_secs": 1})).unwrap_err();
         assert!(err.contains("agent_id"), "{err}");
+    }
+
+    #[test]
+    fn schedule_bodies() {
+        let windows = parse_schedule(&json!({"windows": [{
+            "machine_ids": [{"hostname": "h1", "ip": "10.0.0.1"}, {"hostname": "h2"}],
+            "unavailability": {"start": {"nanoseconds": 1_500_000_000u64}, "duration": {"nanoseconds": 3_600_000_000_000u64}}
+        }]}))
+        .unwrap();
+        assert_eq!(windows[0].machines, ["h1", "h2"]);
+        assert_eq!(windows[0].start, 1.5);
+        assert_eq!(windows[0].duration, Some(3600.0));
+        assert!(parse_schedule(&json!({})).unwrap().is_empty());
+        let err = parse_schedule(&json!({"windows": [{"machine_ids": [{"ip": "1.2.3.4"}], "unavailability": {"start": {"nanoseconds": 1}}}]})).unwrap_err();
+        assert!(err.contains("no hostname"), "{err}");
+        let err = parse_schedule(&json!({"windows": [{"machine_ids": [{"hostname": "h"}], "unavailability": {"start": 5}}]})).unwrap_err();
+        assert!(err.contains("nanoseconds"), "{err}");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use super::{AgentCommand, AgentState, CallError, Master};
 use crate::allocator::{self, RoleConfig};
-use crate::registry::{DrainConfig, QuotaConfig};
+use crate::registry::{DrainConfig, MaintenanceWindow, QuotaConfig};
 use serde_json::{json, Map, Value as Json};
 use std::collections::{BTreeMap, BTreeSet};
 use strata_schema::{AgentId, Resource, Resources, TaskInfo, Value, DEFAULT_ROLE};
@@ -584,6 +584,80 @@ impl Master {
         Ok(())
     }
 
+    /// Replaces the maintenance schedule (`POST /maintenance/schedule`), checked as Mesos does:
+    /// every window names machines, no machine is in two windows, and a machine that is down
+    /// stays in the schedule until it is brought up.
+    pub fn set_schedule(&mut self, windows: Vec<MaintenanceWindow>) -> Result<(), OperatorError> {
+        let mut seen = BTreeSet::new();
+        for w in &windows {
+            if w.machines.is_empty() {
+                return Err(OperatorError::Invalid(
+                    "a maintenance window names no machines".to_string(),
+                ));
+            }
+            if !w.start.is_finite() || w.duration.is_some_and(|d| !d.is_finite() || d < 0.0) {
+                return Err(OperatorError::Invalid(format!(
+                    "the window of {:?} has an invalid start or duration",
+                    w.machines
+                )));
+            }
+            for m in &w.machines {
+                if m.is_empty() {
+                    return Err(OperatorError::Invalid(
+                        "a machine in the schedule has no hostname".to_string(),
+                    ));
+                }
+                if !seen.insert(m.clone()) {
+                    return Err(OperatorError::Invalid(format!(
+                        "machine {m:?} is in more than one maintenance window"
+                    )));
+                }
+            }
+        }
+        for agent in self.agents.values().filter(|a| a.down) {
+            if !seen.contains(&agent.info.hostname) {
+                return Err(OperatorError::Conflict(format!(
+                    "machine {:?} is down: bring it up before taking it out of the schedule",
+                    agent.info.hostname
+                )));
+            }
+        }
+        info!(windows = windows.len(), "maintenance schedule set");
+        self.registry.schedule = windows;
+        self.registry_dirty = true;
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// The maintenance window of a machine, if it is in the schedule.
+    pub(super) fn window_of(&self, hostname: &str) -> Option<MaintenanceWindow> {
+        self.registry
+            .schedule
+            .iter()
+            .find(|w| w.machines.iter().any(|m| m == hostname))
+            .cloned()
+    }
+
+    /// `GET /maintenance/schedule` in Mesos' shape (times in nanoseconds).
+    pub fn schedule_json(&self) -> Json {
+        let windows: Vec<Json> = self
+            .registry
+            .schedule
+            .iter()
+            .map(|w| {
+                let mut unavailability = json!({ "start": { "nanoseconds": (w.start * 1e9) as i64 } });
+                if let Some(d) = w.duration {
+                    unavailability["duration"] = json!({ "nanoseconds": (d * 1e9) as i64 });
+                }
+                json!({
+                    "machine_ids": w.machines.iter().map(|m| json!({ "hostname": m })).collect::<Vec<_>>(),
+                    "unavailability": unavailability,
+                })
+            })
+            .collect();
+        json!({ "windows": windows })
+    }
+
     /// An agent's service state as `/state` and `/maintenance/status` print it.
     pub(super) fn agent_service(&self, agent_id: &AgentId) -> &'static str {
         let Some(agent) = self.agents.get(agent_id) else {
@@ -601,6 +675,9 @@ impl Master {
             } else {
                 "DRAINED"
             }
+        } else if self.window_of(&agent.info.hostname).is_some() {
+            // In the schedule: Mesos' DRAINING mode (still offered, with the unavailability).
+            "DRAINING"
         } else {
             "UP"
         }
