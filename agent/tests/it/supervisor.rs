@@ -397,6 +397,7 @@ fn check_isolation(env: &[(&str, &str)]) {
                 source: ro.clone(),
                 target,
             }],
+            read_write_binds: Vec::new(),
         },
         bounding_capabilities: Some(vec!["CAP_CHOWN".to_string(), "CAP_KILL".to_string()]),
         no_new_privs: true,
