@@ -108,6 +108,11 @@ pub enum Msg {
     Usage {
         reply: oneshot::Sender<Vec<UsageTarget>>,
     },
+    /// DESTROY: remove the data of persistent volumes no running task uses.
+    DestroyVolumes {
+        volumes: Resources,
+        reply: oneshot::Sender<Result<(), crate::volumes::VolumeError>>,
+    },
 }
 
 /// Why a live update was refused or failed.
@@ -508,6 +513,7 @@ impl Agent {
                 resources,
                 reply,
             } => self.resources_updated(&container_id, resources, reply),
+            Msg::DestroyVolumes { volumes, reply } => self.destroy_volumes(volumes, reply),
             Msg::Usage { reply } => {
                 let targets = self
                     .containers
@@ -622,6 +628,43 @@ impl Agent {
         for status in self.updates.heads() {
             self.send(status);
         }
+    }
+
+    /// The task of a container not yet ended whose resources hold the volume `(role, id)`.
+    fn volume_user(&self, role: &str, persistence_id: &str) -> Option<String> {
+        self.containers
+            .values()
+            .filter(|c| !c.exited)
+            .find(|c| {
+                c.ckpt
+                    .task
+                    .resources
+                    .volumes()
+                    .any(|(r, d)| r.role == role && d.persistence_id == persistence_id)
+            })
+            .map(|c| c.ckpt.task.task_id.to_string())
+    }
+
+    /// Checks that no task uses `volumes`, then removes their data on the blocking pool.
+    fn destroy_volumes(
+        &mut self,
+        volumes: Resources,
+        reply: oneshot::Sender<Result<(), crate::volumes::VolumeError>>,
+    ) {
+        let users = |role: &str, id: &str| self.volume_user(role, id);
+        if let Err(err) = crate::volumes::check_destroy(&volumes, &users) {
+            warn!(cause = %err, "refused to destroy persistent volumes");
+            let _ = reply.send(Err(err));
+            return;
+        }
+        let work_dir = self.paths.work_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = crate::volumes::destroy(&work_dir, &volumes);
+            if let Err(err) = &result {
+                warn!(cause = %err, "failed to destroy persistent volumes");
+            }
+            let _ = reply.send(result);
+        });
     }
 
     fn launch(&mut self, framework: FrameworkInfo, task: TaskInfo) {

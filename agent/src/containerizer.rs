@@ -80,6 +80,9 @@ pub enum LaunchError {
     Image(String),
     #[error(transparent)]
     Isolator(#[from] IsolatorError),
+    /// A persistent volume could not be created or attached (the message names it).
+    #[error(transparent)]
+    Volume(#[from] crate::volumes::VolumeError),
 }
 
 /// Why the isolators could not update or measure a running container.
@@ -318,6 +321,7 @@ impl Containerizer {
             })?;
         }
         // A task with an image has its user in the image; the supervisor resolves it there.
+        let mut owner = None;
         if let Some(user) = ckpt
             .task
             .command
@@ -334,7 +338,11 @@ impl Containerizer {
                     source,
                 },
             )?;
+            owner = Some(found);
         }
+        // Persistent volumes outlive the task: created on first use, never removed here.
+        let new_volumes =
+            crate::volumes::ensure(&self.paths.work_dir, &ckpt.task.resources, owner.as_ref())?;
         let write = |name: &str, data: Vec<u8>, durable: bool| {
             let path = dir.join(name);
             let result = if durable {
@@ -368,17 +376,35 @@ impl Containerizer {
             return Err(err.into());
         }
         let mut spec = self.spec(ckpt, &launch);
-        if ckpt.task.image().is_some() {
-            let prepared = match &self.images {
-                Some(store) => crate::image_container::prepare(store, ckpt, &dir, &mut spec),
+        let volumes = crate::volumes::host_volumes(&self.paths.work_dir, &ckpt.task.resources);
+        let attached = if ckpt.task.image().is_some() {
+            match &self.images {
+                Some(store) => crate::image_container::prepare(
+                    store,
+                    ckpt,
+                    &dir,
+                    &mut spec,
+                    &volumes,
+                    &new_volumes,
+                ),
                 None => Err("this agent has no image store".to_string()),
-            };
-            if let Err(err) = prepared {
-                if let Err(err) = cgroup.remove() {
-                    warn!(container_id = %ckpt.container_id, cause = %err, "failed to remove the container's cgroup");
-                }
-                return Err(LaunchError::Image(err));
             }
+            .map_err(LaunchError::Image)
+        } else {
+            crate::volumes::attach_to_command(
+                &self.paths.work_dir,
+                &ckpt.sandbox,
+                &ckpt.task.resources,
+                launch.namespaces.mount,
+                &mut spec.isolation.mounts,
+            )
+            .map_err(LaunchError::from)
+        };
+        if let Err(err) = attached {
+            if let Err(err) = cgroup.remove() {
+                warn!(container_id = %ckpt.container_id, cause = %err, "failed to remove the container's cgroup");
+            }
+            return Err(err);
         }
         write(
             SPEC_FILE,

@@ -61,15 +61,22 @@ pub struct ImageLaunch {
     pub cgroup_root: PathBuf,
     /// libcontainer's state directory.
     pub runtime_root: PathBuf,
+    /// Persistent volumes created for this task, given to its user with the sandbox.
+    #[serde(default)]
+    pub new_volumes: Vec<PathBuf>,
 }
 
 /// Provides the task's image and turns `spec` into an image container's spec (agent side).
-/// Blocks (the image may be pulled): runs on the launch's blocking thread.
+/// `persistent` are the task's persistent volumes as host-path volumes (`crate::volumes`), bound
+/// after the container's own; `new_volumes` those of them created for this task. Blocks (the
+/// image may be pulled): runs on the launch's blocking thread.
 pub fn prepare(
     store: &Store,
     ckpt: &TaskCheckpoint,
     dir: &Path,
     spec: &mut ContainerSpec,
+    persistent: &[strata_schema::Volume],
+    new_volumes: &[PathBuf],
 ) -> Result<(), String> {
     let task = &ckpt.task;
     let Some(image) = task.image() else {
@@ -114,27 +121,26 @@ pub fn prepare(
             read_only: true,
         });
     }
-    if let Some(container) = &task.container {
-        for volume in &container.volumes {
-            let host = PathBuf::from(&volume.host_path);
-            if !host.exists() {
-                return Err(format!(
-                    "volume {}: the host path {} does not exist",
-                    volume.container_path,
-                    host.display()
-                ));
-            }
-            let destination = if volume.container_path.starts_with('/') {
-                PathBuf::from(&volume.container_path)
-            } else {
-                Path::new(SANDBOX).join(&volume.container_path)
-            };
-            binds.push(Bind {
-                source: host,
-                destination: destination.to_string_lossy().into_owned(),
-                read_only: volume.mode == strata_schema::VolumeMode::Ro,
-            });
+    let own = task.container.iter().flat_map(|c| c.volumes.iter());
+    for volume in own.chain(persistent) {
+        let host = PathBuf::from(&volume.host_path);
+        if !host.exists() {
+            return Err(format!(
+                "volume {}: the host path {} does not exist",
+                volume.container_path,
+                host.display()
+            ));
         }
+        let destination = if volume.container_path.starts_with('/') {
+            PathBuf::from(&volume.container_path)
+        } else {
+            Path::new(SANDBOX).join(&volume.container_path)
+        };
+        binds.push(Bind {
+            source: host,
+            destination: destination.to_string_lossy().into_owned(),
+            read_only: volume.mode == strata_schema::VolumeMode::Ro,
+        });
     }
     let cgroup_root = spec
         .cgroup
@@ -164,6 +170,7 @@ pub fn prepare(
         binds,
         cgroup_root,
         runtime_root: dir.join("runtime"),
+        new_volumes: new_volumes.to_vec(),
     });
     spec.argv = argv;
     spec.env = env;
@@ -287,6 +294,20 @@ fn create(
             Some(nix::unistd::Gid::from_raw(resolved.gid)),
         )
         .map_err(|e| format!("failed to give the sandbox to uid {}: {e}", resolved.uid))?;
+        for volume in &image.new_volumes {
+            nix::unistd::chown(
+                volume,
+                Some(nix::unistd::Uid::from_raw(resolved.uid)),
+                Some(nix::unistd::Gid::from_raw(resolved.gid)),
+            )
+            .map_err(|e| {
+                format!(
+                    "failed to give the persistent volume {} to uid {}: {e}",
+                    volume.display(),
+                    resolved.uid
+                )
+            })?;
+        }
     }
     let rlimits: Vec<(String, Option<u64>, Option<u64>)> = spec
         .isolation

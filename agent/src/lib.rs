@@ -17,6 +17,7 @@ pub mod paths;
 pub mod rpc;
 pub mod status;
 pub mod supervisor;
+pub mod volumes;
 
 pub use config::AgentConfig;
 

@@ -11,6 +11,8 @@
 //!     init.pid, status.json, supervisor.log         written by the supervisor
 //! <work_dir>/agents/<agent_id>/frameworks/<framework_id>/executors/<task_id>/runs/<container_id>
 //!                                                   the sandbox (Mesos' layout)
+//! <work_dir>/volumes/roles/<role>/<persistence_id>  a persistent volume's data, a role's "/"
+//!                                                   written as " " (crate::volumes)
 //! ```
 
 use std::io::Write;

@@ -270,4 +270,18 @@ impl agent::Server for AgentImpl {
         let framework_id = wire::framework_id(params.get()?.get_framework_id())?;
         self.tell(Msg::ShutdownFramework { framework_id })
     }
+
+    async fn destroy_volumes(
+        self: Rc<Self>,
+        params: agent::DestroyVolumesParams,
+        _: agent::DestroyVolumesResults,
+    ) -> Result<(), capnp::Error> {
+        let volumes = wire::resources(params.get()?.get_volumes())?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.tell(Msg::DestroyVolumes { volumes, reply })?;
+        answer
+            .await
+            .map_err(|_| gone())?
+            .map_err(|err| capnp::Error::failed(err.to_string()))
+    }
 }

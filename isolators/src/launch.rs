@@ -55,6 +55,9 @@ pub struct Mounts {
     pub tmp: Option<Tmpfs>,
     /// Read-only bind mounts of host paths.
     pub read_only_binds: Vec<BindMount>,
+    /// Read-write bind mounts of host paths, made after the read-only ones (the agent's
+    /// persistent volumes in a command task's sandbox).
+    pub read_write_binds: Vec<BindMount>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
@@ -63,7 +66,7 @@ pub struct Tmpfs {
     pub size_bytes: Option<u64>,
 }
 
-/// A read-only bind mount of `source` (a host path) on `target` (an absolute path that exists).
+/// A bind mount of `source` (a host path) on `target` (an absolute path that exists).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct BindMount {
     pub source: PathBuf,

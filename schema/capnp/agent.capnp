@@ -30,4 +30,6 @@ interface Agent {
   # The master no longer knows this agent (e.g. it was removed): kill everything and re-register.
   shutdown @4 (reason :Text) -> ();
   shutdownFramework @5 (frameworkId :Text) -> ();
+  # DESTROY: removes the persistent volumes' data. Fails, naming the volume, while a task uses one.
+  destroyVolumes @6 (volumes :List(Common.Resource)) -> ();
 }

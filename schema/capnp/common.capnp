@@ -14,6 +14,14 @@ struct Resource {
     ranges @3 :List(Range);
     set @4 :List(Text);
   }
+  disk @5 :DiskInfo;   # absent: not a persistent volume
+}
+
+# Mesos' Resource.DiskInfo of a persistent volume (a reserved "disk" scalar).
+struct DiskInfo {
+  persistenceId @0 :Text;
+  containerPath @1 :Text;   # relative to the task's sandbox
+  readOnly @2 :Bool;
 }
 
 struct Attribute {

@@ -18,7 +18,7 @@ pub use container::{ContainerInfo, ContainerType, Image, ImageType, Volume, Volu
 pub use duration::{parse_duration, DurationError};
 pub use ids::{AgentId, ContainerId, FrameworkId, OfferId, TaskId};
 pub use info::{AgentInfo, MasterInfo};
-pub use resources::{Range, Resource, Resources, ResourcesError, Value, DEFAULT_ROLE};
+pub use resources::{DiskInfo, Range, Resource, Resources, ResourcesError, Value, DEFAULT_ROLE};
 pub use task::{
     CommandInfo, FrameworkInfo, StatusSource, TaskInfo, TaskState, TaskStatus, UpdateUuid,
 };

@@ -2,7 +2,7 @@
 //! sets, each optionally reserved for a role.
 //!
 //! A [`Resources`] is always normalized:
-//! - at most one [`Resource`] per (name, role), sorted by (name, role);
+//! - at most one [`Resource`] per (name, role, disk info), sorted by (name, role, disk info);
 //! - no zero scalars, empty range lists or empty sets;
 //! - ranges sorted and coalesced (`[1-3],[4-5]` is `[1-5]`);
 //! - scalars in Mesos' fixed-point form: rounded to 0.001 after parsing and after every operation,
@@ -13,11 +13,25 @@
 //! they validate. The one way to break "one type per name" is [`Resources::add`] of two values
 //! that each pass validation but disagree on the type of a custom name; as Mesos does, `add` then
 //! keeps both side by side (ordered scalar, ranges, set) rather than losing either.
+//!
+//! # Persistent volumes
+//!
+//! A persistent volume is a `disk` scalar reserved for a role that carries a [`DiskInfo`]: its
+//! persistence id and where it is mounted in a task's sandbox. In the `--resources` syntax it is
+//! `disk(ROLE)[PERSISTENCE_ID:CONTAINER_PATH]:SIZE` (Mesos' text form), with `:ro` after the path
+//! for a read-only mount: `disk(ops)[v1:data]:64`, `disk(ops)[v1:data:ro]:64`.
+//!
+//! As in Mesos, a volume is a unit of its own: it never merges with plain disk or with another
+//! volume (items differ by their whole [`DiskInfo`]), and it is indivisible: it covers only
+//! itself at its full size, and subtracting it removes all of it or nothing (a smaller amount of
+//! the same volume leaves it whole). Adding a volume that is already there changes nothing: it
+//! is the same volume (were the sizes to differ, the larger is kept).
 
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
 use std::fmt;
+use std::path::{Component, Path};
 use std::str::FromStr;
 
 /// The role of unreserved resources.
@@ -63,7 +77,30 @@ pub struct Resource {
     /// `*` when unreserved.
     pub role: String,
     pub value: Value,
+    /// Set on persistent volumes only (a reserved `disk` scalar).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<DiskInfo>,
 }
+
+/// Mesos' `Resource.disk` of a persistent volume: `disk.persistence.id` and
+/// `disk.volume.container_path` / `mode`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct DiskInfo {
+    /// Unique among the volumes of an agent: ASCII letters, digits and `- _ .`, at most
+    /// [`MAX_PERSISTENCE_ID_LEN`] bytes, not `.` or `..`.
+    pub persistence_id: String,
+    /// Where the volume appears in a task, relative to its sandbox; no `..` component.
+    pub container_path: String,
+    /// Mounted read-only (Mesos' `mode: RO`).
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+/// The longest persistence id accepted (it becomes a directory name).
+pub const MAX_PERSISTENCE_ID_LEN: usize = 200;
+
+/// The longest volume container path accepted.
+pub const MAX_CONTAINER_PATH_LEN: usize = 4096;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResourcesError {
@@ -151,6 +188,8 @@ impl Resources {
 
     /// Parses Mesos' `--resources` syntax: `;`-separated `name(role):value` items, the role
     /// optional, e.g. `cpus:4;mem(ops):2048;ports:[31000-32000,40000-40010];disks:{a,b}`.
+    /// A persistent volume is `disk(role)[id:container_path]:size`, or
+    /// `disk(role)[id:container_path:ro]:size` when read-only (see the module documentation).
     ///
     /// A value is a number (scalar), `[a-b,c-d]` (ranges) or `{x,y}` (set). Whitespace around
     /// tokens and empty items (a trailing `;`) are tolerated; repeated items of one name and role
@@ -166,12 +205,17 @@ impl Resources {
                 text: token.to_string(),
                 why,
             };
-            let (head, value) = token
-                .split_once(':')
-                .ok_or_else(|| invalid("expected name:value or name(role):value".to_string()))?;
+            let (head, disk, value) = split_item(token).map_err(invalid)?;
             let (name, role) = parse_head(head.trim()).map_err(invalid)?;
+            let disk = disk.map(parse_disk).transpose().map_err(invalid)?;
             let value = parse_value(value.trim()).map_err(invalid)?;
-            let resource = validate(Resource { name, role, value }).map_err(invalid)?;
+            let resource = validate(Resource {
+                name,
+                role,
+                value,
+                disk,
+            })
+            .map_err(invalid)?;
             out.check_kind(&resource).map_err(invalid)?;
             out.add_one(resource);
         }
@@ -234,6 +278,7 @@ impl Resources {
             name: name.to_string(),
             role: DEFAULT_ROLE.to_string(),
             value,
+            disk: None,
         });
         out
     }
@@ -251,26 +296,48 @@ impl Resources {
         self.items.len()
     }
 
-    /// Adds `other` in: scalars sum, ranges and sets unite, per (name, role).
+    /// Adds `other` in: scalars sum, ranges and sets unite, per (name, role, disk info); a
+    /// persistent volume already here stays as it is.
     pub fn add(&mut self, other: &Resources) {
         for resource in &other.items {
             self.add_one(resource.clone());
         }
     }
 
-    /// Whether every (name, role) of `other` is covered here: scalar at least as large, ranges
-    /// and sets a superset.
+    /// Whether every (name, role, disk info) of `other` is covered here: scalar at least as
+    /// large, ranges and sets a superset; a persistent volume only by itself at the same size.
     pub fn contains(&self, other: &Resources) -> bool {
         other
             .items
             .iter()
             .all(|theirs| match self.position(theirs) {
-                Ok(i) => self
-                    .items
-                    .get(i)
-                    .is_some_and(|ours| covers(&ours.value, &theirs.value)),
+                Ok(i) => self.items.get(i).is_some_and(|ours| {
+                    if ours.is_volume() {
+                        to_milli_value(&ours.value) == to_milli_value(&theirs.value)
+                    } else {
+                        covers(&ours.value, &theirs.value)
+                    }
+                }),
                 Err(_) => false,
             })
+    }
+
+    /// The persistent volumes, with their disk info, in order.
+    pub fn volumes(&self) -> impl Iterator<Item = (&Resource, &DiskInfo)> {
+        self.items
+            .iter()
+            .filter_map(|r| r.disk.as_ref().map(|disk| (r, disk)))
+    }
+
+    /// Everything but the persistent volumes.
+    pub fn without_volumes(&self) -> Resources {
+        let items = self
+            .items
+            .iter()
+            .filter(|r| !r.is_volume())
+            .cloned()
+            .collect();
+        Resources { items }
     }
 
     /// `self - other` when `self` contains `other`, `None` otherwise.
@@ -285,6 +352,14 @@ impl Resources {
         for ours in &self.items {
             let value = match other.position(ours) {
                 Ok(i) => match other.items.get(i) {
+                    // A volume goes whole or not at all.
+                    Some(theirs) if ours.is_volume() => {
+                        if covers(&theirs.value, &ours.value) {
+                            Value::Scalar(0.0)
+                        } else {
+                            ours.value.clone()
+                        }
+                    }
                     Some(theirs) => difference(&ours.value, &theirs.value),
                     None => ours.value.clone(),
                 },
@@ -295,6 +370,7 @@ impl Resources {
                     name: ours.name.clone(),
                     role: ours.role.clone(),
                     value,
+                    disk: ours.disk.clone(),
                 });
             }
         }
@@ -402,6 +478,12 @@ impl Resources {
         serde_json::Value::Object(object)
     }
 
+    /// Mesos' `Resource` JSON of every item, as in an offer or a task's `resources`: see
+    /// [`Resource::to_mesos_json`].
+    pub fn to_mesos_json(&self) -> serde_json::Value {
+        serde_json::Value::Array(self.items.iter().map(Resource::to_mesos_json).collect())
+    }
+
     /// The items named `name`, over all roles.
     fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Resource> + 'a {
         let start = self.items.partition_point(|r| r.name.as_str() < name);
@@ -442,7 +524,11 @@ impl Resources {
         match self.position(&resource) {
             Ok(i) => {
                 if let Some(ours) = self.items.get_mut(i) {
-                    ours.value = sum(&ours.value, &resource.value);
+                    ours.value = if ours.is_volume() {
+                        larger(&ours.value, &resource.value)
+                    } else {
+                        sum(&ours.value, &resource.value)
+                    };
                 }
             }
             Err(i) => self.items.insert(i, resource),
@@ -458,13 +544,83 @@ impl fmt::Display for Resources {
             if i > 0 {
                 f.write_str(";")?;
             }
-            f.write_str(&resource.name)?;
-            if resource.role != DEFAULT_ROLE {
-                write!(f, "({})", resource.role)?;
-            }
-            write!(f, ":{}", resource.value)?;
+            write!(f, "{resource}")?;
         }
         Ok(())
+    }
+}
+
+/// One item in the `--resources` syntax: `cpus(ops):0.5`, `disk(ops)[v1:data]:64`.
+impl fmt::Display for Resource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)?;
+        if self.role != DEFAULT_ROLE {
+            write!(f, "({})", self.role)?;
+        }
+        if let Some(disk) = &self.disk {
+            write!(f, "{disk}")?;
+        }
+        write!(f, ":{}", self.value)
+    }
+}
+
+/// `[id:container_path]`, or `[id:container_path:ro]` when read-only.
+impl fmt::Display for DiskInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}:{}", self.persistence_id, self.container_path)?;
+        if self.read_only {
+            f.write_str(":ro")?;
+        }
+        f.write_str("]")
+    }
+}
+
+impl Resource {
+    /// Whether this is a persistent volume (it carries a [`DiskInfo`]).
+    pub fn is_volume(&self) -> bool {
+        self.disk.is_some()
+    }
+
+    /// Mesos' `Resource` JSON: `{"name":"cpus","type":"SCALAR","scalar":{"value":4.0},
+    /// "role":"*"}`; a reserved item adds `"reservations":[{"type":"STATIC","role":ROLE}]` (Strata
+    /// has no dynamic reservations), a volume `"disk":{"persistence":{"id":ID},"volume":
+    /// {"container_path":PATH,"mode":"RW"|"RO"}}`. Ranges are `{"range":[{"begin":..,"end":..}]}`,
+    /// sets `{"item":[..]}`.
+    pub fn to_mesos_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        let mut object = serde_json::Map::new();
+        object.insert("name".into(), json!(self.name));
+        let (kind, key, value) = match &self.value {
+            Value::Scalar(x) => ("SCALAR", "scalar", json!({ "value": x })),
+            Value::Ranges(ranges) => (
+                "RANGES",
+                "ranges",
+                json!({ "range": ranges.iter().map(|r| json!({"begin": r.begin, "end": r.end})).collect::<Vec<_>>() }),
+            ),
+            Value::Set(set) => ("SET", "set", json!({ "item": set })),
+        };
+        object.insert("type".into(), json!(kind));
+        object.insert(key.into(), value);
+        object.insert("role".into(), json!(self.role));
+        if self.role != DEFAULT_ROLE {
+            object.insert(
+                "reservations".into(),
+                json!([{ "type": "STATIC", "role": self.role }]),
+            );
+        }
+        if let Some(disk) = &self.disk {
+            object.insert(
+                "disk".into(),
+                json!({
+                    "persistence": { "id": disk.persistence_id },
+                    "volume": {
+                        "container_path": disk.container_path,
+                        "mode": if disk.read_only { "RO" } else { "RW" },
+                    },
+                }),
+            );
+        }
+        serde_json::Value::Object(object)
     }
 }
 
@@ -549,11 +705,18 @@ impl std::ops::Sub for Resources {
 }
 
 fn compare_keys(a: &Resource, b: &Resource) -> Ordering {
-    (a.name.as_str(), a.role.as_str(), Kind::of(&a.value)).cmp(&(
-        b.name.as_str(),
-        b.role.as_str(),
-        Kind::of(&b.value),
-    ))
+    (
+        a.name.as_str(),
+        a.role.as_str(),
+        &a.disk,
+        Kind::of(&a.value),
+    )
+        .cmp(&(
+            b.name.as_str(),
+            b.role.as_str(),
+            &b.disk,
+            Kind::of(&b.value),
+        ))
 }
 
 // --- values -------------------------------------------------------------------------------------
@@ -570,6 +733,14 @@ fn from_milli(milli: i64) -> f64 {
 /// `x` rounded to Mesos' fixed point.
 fn canonical(x: f64) -> f64 {
     from_milli(to_milli(x))
+}
+
+/// A scalar's fixed-point value; `None` for ranges and sets.
+fn to_milli_value(value: &Value) -> Option<i64> {
+    match value {
+        Value::Scalar(x) => Some(to_milli(*x)),
+        _ => None,
+    }
 }
 
 fn is_zero(value: &Value) -> bool {
@@ -591,6 +762,14 @@ fn sum(a: &Value, b: &Value) -> Value {
             Value::Ranges(coalesce(x.iter().chain(y).copied().collect()))
         }
         (Value::Set(x), Value::Set(y)) => Value::Set(x.union(y).cloned().collect()),
+        _ => a.clone(),
+    }
+}
+
+/// The larger of two scalars: a volume added to itself stays one volume.
+fn larger(a: &Value, b: &Value) -> Value {
+    match (a, b) {
+        (Value::Scalar(x), Value::Scalar(y)) if to_milli(*y) > to_milli(*x) => b.clone(),
         _ => a.clone(),
     }
 }
@@ -715,11 +894,80 @@ fn render_raw(resource: &Resource) -> String {
         Value::Ranges(ranges) => format_ranges(ranges, ","),
         Value::Set(set) => format_set(set, ","),
     };
+    let disk = resource
+        .disk
+        .as_ref()
+        .map(DiskInfo::to_string)
+        .unwrap_or_default();
     if resource.role == DEFAULT_ROLE {
-        format!("{}:{value}", resource.name)
+        format!("{}{disk}:{value}", resource.name)
     } else {
-        format!("{}({}):{value}", resource.name, resource.role)
+        format!("{}({}){disk}:{value}", resource.name, resource.role)
     }
+}
+
+/// Splits one item into its head (`name` or `name(role)`), its disk info text (between `[` and
+/// `]`, when a `[` follows the head directly) and its value.
+fn split_item(token: &str) -> Result<(&str, Option<&str>, &str), String> {
+    // Without a role the head ends at the first `:` (a name holds no `[`); with one, after the
+    // role's `)` (a role holds no `:` or `)`, but may hold `[`).
+    let colon = token.find(':');
+    let open = match token.find('(') {
+        Some(paren) if colon.is_none_or(|c| paren < c) => {
+            let head_end = token[paren..]
+                .find(')')
+                .map_or(token.len(), |i| paren + i + 1);
+            let rest = &token[head_end..];
+            let skipped = rest.len() - rest.trim_start().len();
+            rest.trim_start()
+                .starts_with('[')
+                .then_some(head_end + skipped)
+        }
+        _ => token[..colon.unwrap_or(token.len())].find('['),
+    };
+    match open {
+        Some(open) if colon.is_none_or(|c| open < c) => {
+            let close = token[open..]
+                .find(']')
+                .map(|i| open + i)
+                .ok_or_else(|| format!("{token:?} is missing the \"]\" after the disk info"))?;
+            let value = token[close + 1..]
+                .trim_start()
+                .strip_prefix(':')
+                .ok_or_else(|| "expected name(role)[id:path]:value".to_string())?;
+            Ok((&token[..open], Some(&token[open + 1..close]), value))
+        }
+        _ => {
+            let (head, value) = token
+                .split_once(':')
+                .ok_or_else(|| "expected name:value or name(role):value".to_string())?;
+            Ok((head, None, value))
+        }
+    }
+}
+
+/// `id:container_path` or `id:container_path:ro` (or `:rw`), whitespace around tokens allowed.
+fn parse_disk(text: &str) -> Result<DiskInfo, String> {
+    let (id, rest) = text
+        .split_once(':')
+        .ok_or_else(|| format!("disk info {text:?} is not of the form id:container_path"))?;
+    let (path, read_only) = match rest.rsplit_once(':') {
+        Some((path, mode)) => match mode.trim() {
+            "ro" => (path, true),
+            "rw" => (path, false),
+            other => {
+                return Err(format!(
+                    "disk info {text:?} has the mode {other:?}, not \"ro\" or \"rw\""
+                ))
+            }
+        },
+        None => (rest, false),
+    };
+    Ok(DiskInfo {
+        persistence_id: id.trim().to_string(),
+        container_path: path.trim().to_string(),
+        read_only,
+    })
 }
 
 /// `name` or `name(role)`.
@@ -809,9 +1057,28 @@ pub(crate) fn parse_set(text: &str) -> Result<BTreeSet<String>, String> {
 
 /// Checks a resource and puts it in canonical form (scalar rounded, ranges coalesced).
 fn validate(resource: Resource) -> Result<Resource, String> {
-    let Resource { name, role, value } = resource;
+    let Resource {
+        name,
+        role,
+        value,
+        disk,
+    } = resource;
     validate_name(&name)?;
     validate_role(&role)?;
+    if let Some(disk) = &disk {
+        if name != "disk" {
+            return Err(format!(
+                "only \"disk\" may be a persistent volume, not {name:?}"
+            ));
+        }
+        if role == DEFAULT_ROLE {
+            return Err(format!(
+                "persistent volume {:?} must be reserved for a role",
+                disk.persistence_id
+            ));
+        }
+        validate_disk(disk)?;
+    }
     let value = match value {
         Value::Scalar(x) => {
             if !x.is_finite() {
@@ -848,7 +1115,78 @@ fn validate(resource: Resource) -> Result<Resource, String> {
             ));
         }
     }
-    Ok(Resource { name, role, value })
+    Ok(Resource {
+        name,
+        role,
+        value,
+        disk,
+    })
+}
+
+/// A volume's persistence id and container path (see [`DiskInfo`]).
+pub(crate) fn validate_disk(disk: &DiskInfo) -> Result<(), String> {
+    let id = &disk.persistence_id;
+    if id.is_empty() {
+        return Err("empty persistence id".to_string());
+    }
+    if id.len() > MAX_PERSISTENCE_ID_LEN {
+        return Err(format!(
+            "persistence id {id:?} is longer than {MAX_PERSISTENCE_ID_LEN} bytes"
+        ));
+    }
+    if id == "." || id == ".." {
+        return Err(format!(
+            "persistence id {id:?} is a relative path component"
+        ));
+    }
+    if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Err(format!(
+            "persistence id {id:?} contains {c:?} (only ASCII letters, digits and - _ . are allowed)"
+        ));
+    }
+    let path = &disk.container_path;
+    let what = format!("volume {id:?}");
+    if path.is_empty() {
+        return Err(format!("{what}: empty container path"));
+    }
+    if path.len() > MAX_CONTAINER_PATH_LEN {
+        return Err(format!(
+            "{what}: container path is longer than {MAX_CONTAINER_PATH_LEN} bytes"
+        ));
+    }
+    if path.starts_with('/') {
+        return Err(format!(
+            "{what}: container path {path:?} must be relative (to the sandbox)"
+        ));
+    }
+    if let Some(c) = path
+        .chars()
+        .find(|c| c.is_control() || c.is_whitespace() || ":;[](){}".contains(*c))
+    {
+        return Err(format!("{what}: container path {path:?} contains {c:?}"));
+    }
+    let components = Path::new(path).components();
+    let mut normal = 0;
+    for component in components {
+        match component {
+            Component::Normal(_) => normal += 1,
+            Component::CurDir => {}
+            _ => {
+                return Err(format!(
+                    "{what}: container path {path:?} must not contain \"..\""
+                ))
+            }
+        }
+    }
+    if normal == 0 {
+        return Err(format!(
+            "{what}: container path {path:?} names the sandbox itself"
+        ));
+    }
+    Ok(())
 }
 
 /// Resource and attribute names: non-empty, no whitespace, control characters or syntax.
@@ -946,21 +1284,25 @@ mod tests {
                 name: "cpus".into(),
                 role: "*".into(),
                 value: Value::Scalar(4.0),
+                disk: None,
             },
             Resource {
                 name: "disks".into(),
                 role: "*".into(),
                 value: Value::Set(["a".to_string(), "b".to_string()].into()),
+                disk: None,
             },
             Resource {
                 name: "mem".into(),
                 role: "ops".into(),
                 value: Value::Scalar(2048.0),
+                disk: None,
             },
             Resource {
                 name: "ports".into(),
                 role: "*".into(),
                 value: Value::Ranges(vec![r(31000, 32000), r(40000, 40010)]),
+                disk: None,
             },
         ];
         assert_eq!(parsed.iter().cloned().collect::<Vec<_>>(), expected);
@@ -1151,21 +1493,25 @@ mod tests {
                 name: "cpus".into(),
                 role: "*".into(),
                 value: Value::Scalar(1.0),
+                disk: None,
             },
             Resource {
                 name: "cpus".into(),
                 role: "*".into(),
                 value: Value::Scalar(0.5),
+                disk: None,
             },
             Resource {
                 name: "ports".into(),
                 role: "*".into(),
                 value: Value::Ranges(vec![r(4, 5), r(1, 3)]),
+                disk: None,
             },
             Resource {
                 name: "mem".into(),
                 role: "*".into(),
                 value: Value::Scalar(0.0),
+                disk: None,
             },
         ];
         assert_eq!(
@@ -1178,6 +1524,7 @@ mod tests {
                 name: "x".into(),
                 role: "*".into(),
                 value,
+                disk: None,
             }])
             .unwrap_err()
             .to_string()
@@ -1207,11 +1554,13 @@ mod tests {
                 name: "x".into(),
                 role: "*".into(),
                 value: Value::Scalar(1.0),
+                disk: None,
             },
             Resource {
                 name: "x".into(),
                 role: "r".into(),
                 value: Value::Set(["a".into()].into()),
+                disk: None,
             },
         ];
         assert_eq!(
@@ -1383,6 +1732,166 @@ mod tests {
         assert!(Resources::new().to_json()["cpus"].is_f64());
     }
 
+    fn volume(role: &str, id: &str, path: &str, read_only: bool, size: f64) -> Resource {
+        Resource {
+            name: "disk".into(),
+            role: role.into(),
+            value: Value::Scalar(size),
+            disk: Some(DiskInfo {
+                persistence_id: id.into(),
+                container_path: path.into(),
+                read_only,
+            }),
+        }
+    }
+
+    #[test]
+    fn volumes_parse_and_display() {
+        let x = res("disk(ops)[v1:data]:64;disk(ops):100;cpus:1;disk(ops)[v2:a/b:ro]:1.5");
+        assert_eq!(
+            x.to_string(),
+            "cpus:1;disk(ops):100;disk(ops)[v1:data]:64;disk(ops)[v2:a/b:ro]:1.5"
+        );
+        assert_eq!(res(&x.to_string()), x);
+        let volumes: Vec<_> = x.volumes().map(|(r, d)| (r.clone(), d.clone())).collect();
+        assert_eq!(
+            volumes,
+            vec![
+                (
+                    volume("ops", "v1", "data", false, 64.0),
+                    volume("ops", "v1", "data", false, 64.0).disk.unwrap()
+                ),
+                (
+                    volume("ops", "v2", "a/b", true, 1.5),
+                    volume("ops", "v2", "a/b", true, 1.5).disk.unwrap()
+                ),
+            ]
+        );
+        assert_eq!(x.without_volumes(), res("cpus:1;disk(ops):100"));
+        assert_eq!(x.disk(), 165.5);
+        assert!(x.iter().filter(|r| r.is_volume()).count() == 2);
+        // Whitespace, an explicit `rw`, nested roles, roles holding `[`.
+        assert_eq!(
+            res(" disk ( a/b ) [ v1 : data : rw ] : 64 "),
+            Resources::from_vec(vec![volume("a/b", "v1", "data", false, 64.0)]).unwrap()
+        );
+        assert_eq!(res("cpus(a[b):1").to_string(), "cpus(a[b):1");
+        assert_eq!(res("disk(a[b)[v1:x]:1").to_string(), "disk(a[b)[v1:x]:1");
+        assert_eq!(
+            volume("ops", "v1", "data", true, 2.0).to_string(),
+            "disk(ops)[v1:data:ro]:2"
+        );
+    }
+
+    #[test]
+    fn volumes_are_validated() {
+        assert_eq!(
+            err("disk[v1:data]:64"),
+            r#"invalid resource "disk[v1:data]:64": persistent volume "v1" must be reserved for a role"#
+        );
+        assert_eq!(
+            err("mem(ops)[v1:data]:64"),
+            r#"invalid resource "mem(ops)[v1:data]:64": only "disk" may be a persistent volume, not "mem""#
+        );
+        assert!(err("disk(ops)[v1:data]:[1-2]").contains("\"disk\" must be a scalar"));
+        assert!(err("disk(ops)[v1:/data]:1").contains("must be relative"));
+        assert!(err("disk(ops)[v1:a/../b]:1").contains("must not contain \"..\""));
+        assert!(err("disk(ops)[v1:.]:1").contains("names the sandbox itself"));
+        assert!(err("disk(ops)[v1:]:1").contains("empty container path"));
+        assert!(err("disk(ops)[:data]:1").contains("empty persistence id"));
+        assert!(err("disk(ops)[..:data]:1").contains("relative path component"));
+        assert!(err("disk(ops)[a/b:data]:1").contains("contains '/'"));
+        assert!(err("disk(ops)[v1:data:rx]:1").contains("not \"ro\" or \"rw\""));
+        assert!(err("disk(ops)[v1]:1").contains("not of the form id:container_path"));
+        assert!(err("disk(ops)[v1:data:1").contains("missing the \"]\""));
+        assert!(err("disk(ops)[v1:data]64").contains("expected name(role)[id:path]:value"));
+        let long = "x".repeat(MAX_PERSISTENCE_ID_LEN + 1);
+        assert!(err(&format!("disk(ops)[{long}:data]:1")).contains("longer than 200 bytes"));
+        let e = Resources::from_vec(vec![volume("ops", "v1", "a b", false, 1.0)])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            r#"invalid resource "disk(ops)[v1:a b]:1": volume "v1": container path "a b" contains ' '"#
+        );
+        // Old JSON, without `disk`, still reads.
+        let old = r#"{"items":[{"name":"disk","role":"ops","value":{"Scalar":1.0}}]}"#;
+        assert_eq!(
+            serde_json::from_str::<Resources>(old).unwrap(),
+            res("disk(ops):1")
+        );
+        let x = res("disk(ops)[v1:data:ro]:64;cpus:1");
+        let json = serde_json::to_string(&x).unwrap();
+        assert!(
+            !json.contains(r#""name":"cpus","role":"*","value":{"Scalar":1.0},"disk""#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<Resources>(&json).unwrap(), x);
+        let bad = r#"{"items":[{"name":"disk","role":"*","value":{"Scalar":1.0},"disk":{"persistence_id":"v1","container_path":"d"}}]}"#;
+        let e = serde_json::from_str::<Resources>(bad)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("must be reserved"), "{e}");
+    }
+
+    #[test]
+    fn volumes_are_units_of_their_own() {
+        let agent = res("disk(ops):100;disk(ops)[v1:data]:64;disk(ops)[v2:data]:64");
+        // A volume and plain disk, or two volumes, never merge or cover each other.
+        assert_eq!(agent.len(), 3);
+        assert!(!agent.contains(&res("disk(ops)[v3:data]:1")));
+        assert!(!agent.contains(&res("disk(ops)[v1:other]:64")));
+        assert!(!agent.contains(&res("disk(ops)[v1:data:ro]:64")));
+        assert!(!agent.contains(&res("disk(ops):101")));
+        assert!(!res("disk(ops)[v1:data]:64").contains(&res("disk(ops):1")));
+        assert!(!res("disk(ops):1000").contains(&res("disk(ops)[v1:data]:1")));
+        // Indivisible: covered only whole.
+        assert!(agent.contains(&res("disk(ops)[v1:data]:64")));
+        assert!(!agent.contains(&res("disk(ops)[v1:data]:32")));
+        assert_eq!(agent.checked_sub(&res("disk(ops)[v1:data]:32")), None);
+        assert_eq!(
+            agent.checked_sub(&res("disk(ops)[v1:data]:64;disk(ops):10")),
+            Some(res("disk(ops):90;disk(ops)[v2:data]:64"))
+        );
+        assert_eq!(
+            agent.saturating_sub(&res("disk(ops)[v1:data]:32;disk(ops)[v2:data]:100")),
+            res("disk(ops):100;disk(ops)[v1:data]:64")
+        );
+        // Adding a volume that is there changes nothing.
+        assert_eq!(&agent + &res("disk(ops)[v1:data]:64"), agent);
+        assert_eq!(
+            (&agent + &res("disk(ops)[v1:data]:64;disk(ops):1")).disk(),
+            agent.disk() + 1.0
+        );
+        assert_eq!(agent.reserved("ops"), agent);
+        assert!(agent.unreserved().is_empty());
+    }
+
+    #[test]
+    fn mesos_json_of_volumes() {
+        let x = res("disk(ops)[v1:data]:64;cpus:0.5;ports:[1-2];disks(r):{a};disk(ops)[v2:x:ro]:1");
+        assert_eq!(
+            x.to_mesos_json(),
+            serde_json::json!([
+                {"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.5}, "role": "*"},
+                {"name": "disk", "type": "SCALAR", "scalar": {"value": 64.0}, "role": "ops",
+                 "reservations": [{"type": "STATIC", "role": "ops"}],
+                 "disk": {"persistence": {"id": "v1"},
+                          "volume": {"container_path": "data", "mode": "RW"}}},
+                {"name": "disk", "type": "SCALAR", "scalar": {"value": 1.0}, "role": "ops",
+                 "reservations": [{"type": "STATIC", "role": "ops"}],
+                 "disk": {"persistence": {"id": "v2"},
+                          "volume": {"container_path": "x", "mode": "RO"}}},
+                {"name": "disks", "type": "SET", "set": {"item": ["a"]}, "role": "r",
+                 "reservations": [{"type": "STATIC", "role": "r"}]},
+                {"name": "ports", "type": "RANGES",
+                 "ranges": {"range": [{"begin": 1, "end": 2}]}, "role": "*"},
+            ])
+        );
+        // The summed `/state` shape counts volumes as disk.
+        assert_eq!(x.to_json()["disk"], 65.0);
+    }
+
     // --- properties -----------------------------------------------------------------------------
 
     fn arb_scalar() -> impl Strategy<Value = f64> {
@@ -1415,11 +1924,24 @@ mod tests {
             .prop_map(|(n, v)| (n.to_string(), Value::Ranges(v)));
         let set = (prop::sample::select(vec!["disks", "zones"]), arb_set())
             .prop_map(|(n, s)| (n.to_string(), Value::Set(s)));
-        (prop_oneof![scalar, ranges, set], arb_role()).prop_map(|((name, value), role)| Resource {
-            name,
-            role,
-            value,
-        })
+        let plain =
+            (prop_oneof![scalar, ranges, set], arb_role()).prop_map(|((name, value), role)| {
+                Resource {
+                    name,
+                    role,
+                    value,
+                    disk: None,
+                }
+            });
+        // One size per persistence id, as on a real agent.
+        let volumes = (
+            prop::sample::select(vec!["ops", "a/b"]),
+            prop::sample::select(vec![("v1", 64.0), ("v2", 0.5)]),
+            prop::sample::select(vec!["data", "a/b"]),
+            any::<bool>(),
+        )
+            .prop_map(|(role, (id, size), path, ro)| volume(role, id, path, ro, size));
+        prop_oneof![4 => plain, 1 => volumes]
     }
 
     fn arb_resources() -> impl Strategy<Value = Resources> {
@@ -1463,7 +1985,9 @@ mod tests {
             let back = s.checked_sub(&b).unwrap();
             assert_normalized(&back);
             let overlap = a.saturating_sub(&a.saturating_sub(&b));
-            let overlaps_only_in_scalars = overlap.iter().all(|r| matches!(r.value, Value::Scalar(_)));
+            // Volumes, like ranges and sets, are not summed.
+            let overlaps_only_in_scalars =
+                overlap.iter().all(|r| matches!(r.value, Value::Scalar(_)) && !r.is_volume());
             if overlaps_only_in_scalars {
                 prop_assert_eq!(back, a);
             } else {
@@ -1475,7 +1999,10 @@ mod tests {
         fn sub_undoes_add_for_scalars(a in arb_resources(), b in arb_resources()) {
             let only_scalars = |x: &Resources| {
                 Resources::from_vec(
-                    x.iter().filter(|r| matches!(r.value, Value::Scalar(_))).cloned().collect(),
+                    x.iter()
+                        .filter(|r| matches!(r.value, Value::Scalar(_)) && !r.is_volume())
+                        .cloned()
+                        .collect(),
                 ).unwrap()
             };
             let (a, b) = (only_scalars(&a), only_scalars(&b));

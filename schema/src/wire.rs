@@ -7,7 +7,7 @@ use crate::common_capnp::{
     task_status,
 };
 use crate::{
-    AgentId, AgentInfo, Attribute, AttributeValue, Attributes, CommandInfo, ContainerId,
+    AgentId, AgentInfo, Attribute, AttributeValue, Attributes, CommandInfo, ContainerId, DiskInfo,
     FrameworkId, FrameworkInfo, MasterInfo, Range, Resource, Resources, StatusSource, TaskId,
     TaskInfo, TaskState, TaskStatus, UpdateUuid, Value,
 };
@@ -143,10 +143,21 @@ pub fn resources(
         } else {
             role
         };
+        let disk = if r.has_disk() {
+            let d = r.get_disk()?;
+            Some(DiskInfo {
+                persistence_id: text(d.get_persistence_id())?,
+                container_path: text(d.get_container_path())?,
+                read_only: d.get_read_only(),
+            })
+        } else {
+            None
+        };
         items.push(Resource {
             name: text(r.get_name())?,
             role,
             value,
+            disk,
         });
     }
     Resources::from_vec(items).map_err(|e| invalid("resources", e))
@@ -157,6 +168,12 @@ pub fn set_resources(mut builder: struct_list::Builder<'_, resource::Owned>, res
         let mut b = builder.reborrow().get(i as u32);
         b.set_name(r.name.as_str());
         b.set_role(r.role.as_str());
+        if let Some(disk) = &r.disk {
+            let mut d = b.reborrow().init_disk();
+            d.set_persistence_id(disk.persistence_id.as_str());
+            d.set_container_path(disk.container_path.as_str());
+            d.set_read_only(disk.read_only);
+        }
         let mut v = b.init_value();
         match &r.value {
             Value::Scalar(x) => v.set_scalar(*x),
@@ -549,5 +566,42 @@ mod container_tests {
             ..ContainerInfo::default()
         });
         assert_eq!(round_trip(&t), t);
+    }
+
+    #[test]
+    fn persistent_volumes_round_trip() {
+        let res = Resources::parse(
+            "cpus:1;disk(ops):10;disk(ops)[v1:data]:64;disk(a/b)[v2:x/y:ro]:1.5;ports:[1-2]",
+        )
+        .unwrap();
+        let mut message = capnp::message::Builder::new_default();
+        let root = message.init_root::<crate::common_capnp::agent_info::Builder>();
+        set_resources(root.init_resources(len(&res)), &res);
+        let reader = message
+            .get_root_as_reader::<crate::common_capnp::agent_info::Reader>()
+            .unwrap();
+        assert_eq!(resources(reader.get_resources()).unwrap(), res);
+        let plain = reader.get_resources().unwrap().get(0);
+        assert!(!plain.has_disk());
+
+        // An invalid volume from the wire is refused, naming it.
+        let mut message = capnp::message::Builder::new_default();
+        let root = message.init_root::<crate::common_capnp::agent_info::Builder>();
+        let mut list = root.init_resources(1);
+        let mut r = list.reborrow().get(0);
+        r.set_name("disk");
+        r.set_role("ops");
+        r.reborrow().init_value().set_scalar(1.0);
+        let mut d = r.init_disk();
+        d.set_persistence_id("v1");
+        d.set_container_path("/abs");
+        let reader = message
+            .get_root_as_reader::<crate::common_capnp::agent_info::Reader>()
+            .unwrap();
+        let err = resources(reader.get_resources()).unwrap_err().to_string();
+        assert!(
+            err.contains(r#""disk(ops)[v1:/abs]:1""#) && err.contains("must be relative"),
+            "{err}"
+        );
     }
 }

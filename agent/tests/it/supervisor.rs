@@ -397,6 +397,7 @@ fn check_isolation(env: &[(&str, &str)]) {
                 source: ro.clone(),
                 target,
             }],
+            read_write_binds: Vec::new(),
         },
         bounding_capabilities: Some(vec!["CAP_CHOWN".to_string(), "CAP_KILL".to_string()]),
         no_new_privs: true,
@@ -477,4 +478,45 @@ fn the_container_is_not_shielded_from_the_oom_killer_as_the_agent_may_be() {
     assert_eq!(sup.wait(), Some(0), "log: {}", fx.supervisor_log());
     assert_eq!(fx.status().exit_code, Some(0), "{:?}", fx.status());
     assert_eq!(fx.sandbox_file("stdout"), "0\n");
+}
+
+/// Persistent volumes as the agent attaches them to a command task (bind mounts made by init,
+/// behind the private `/tmp` as in the agent's tests): what the task writes stays in the volume
+/// after it ends, and a read-only volume refuses writes.
+#[test]
+fn persistent_volumes_outlive_the_task() {
+    use strata_agent::volumes;
+    use strata_isolators::launch::{Mounts, Tmpfs};
+    let fx = Fixture::new();
+    let work_dir = fx.dir.path().join("work");
+    let resources =
+        strata_schema::Resources::parse("disk(ops)[v1:data]:64;disk(ops)[v2:in/ro:ro]:1").unwrap();
+    volumes::ensure(&work_dir, &resources, None).unwrap();
+    std::fs::write(volumes::dir(&work_dir, "ops", "v2").join("f"), "ro data\n").unwrap();
+    let mut mounts = Mounts {
+        proc: true,
+        tmp: Some(Tmpfs {
+            size_bytes: Some(1 << 20),
+        }),
+        ..Mounts::default()
+    };
+    volumes::attach_to_command(&work_dir, &fx.sandbox, &resources, true, &mut mounts).unwrap();
+    let script = "echo kept > data/f && cat in/ro/f; touch in/ro/g 2>/dev/null || echo ro";
+    let mut spec = fx.spec(&["sh", "-c", script]);
+    spec.isolation.mounts = mounts;
+    let mut sup = fx.spawn(&spec);
+    sup.expect_running();
+    assert_eq!(sup.line(), "exited");
+    assert_eq!(sup.wait(), Some(0));
+    let out = fx.sandbox_file("stdout");
+    assert_eq!(out, "ro data\nro\n", "{}", fx.sandbox_file("stderr"));
+    // The bind was the container's: the sandbox holds an empty mount point, the volume the data.
+    assert!(!fx.sandbox.join("data/f").exists());
+    assert_eq!(
+        std::fs::read_to_string(volumes::dir(&work_dir, "ops", "v1").join("f")).unwrap(),
+        "kept\n"
+    );
+    assert!(!volumes::dir(&work_dir, "ops", "v2").join("g").exists());
+    std::fs::remove_dir_all(&fx.sandbox).unwrap();
+    assert!(volumes::dir(&work_dir, "ops", "v1").join("f").is_file());
 }

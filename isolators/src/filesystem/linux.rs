@@ -151,6 +151,7 @@ impl Isolator for LinuxFilesystemIsolator {
                 .iter()
                 .map(|m| self.bind(m, container.sandbox))
                 .collect::<Result<_, _>>()?,
+            read_write_binds: Vec::new(),
         };
         Ok(())
     }
@@ -179,7 +180,7 @@ pub enum MountError {
 const TMP: &str = "/tmp";
 
 /// Makes `mounts` in the caller's (new, private) mount namespace: `proc` on `/proc`, the tmpfs on
-/// `/tmp`, then the read-only binds. Runs in the container's init.
+/// `/tmp`, then the read-only binds and the read-write ones. Runs in the container's init.
 ///
 /// The tmpfs hides whatever lay below `/tmp`, `sandbox` included when the agent's work dir is
 /// there (as in tests): the sandbox and the binds' sources below `/tmp` are opened (`O_PATH`)
@@ -195,10 +196,15 @@ pub fn mount_all(mounts: &Mounts, proc: bool, sandbox: &Path) -> Result<(), Moun
     } else {
         None
     };
-    let source_fds = mounts
+    let binds: Vec<(&BindMount, bool)> = mounts
         .read_only_binds
         .iter()
-        .map(|b| {
+        .map(|b| (b, true))
+        .chain(mounts.read_write_binds.iter().map(|b| (b, false)))
+        .collect();
+    let source_fds = binds
+        .iter()
+        .map(|(b, _)| {
             if hidden(&b.source) {
                 open_path(&b.source).map(Some)
             } else {
@@ -217,20 +223,22 @@ pub fn mount_all(mounts: &Mounts, proc: bool, sandbox: &Path) -> Result<(), Moun
         ensure_mount_point(&bind.target, true)?;
         bind_mount(&bind)?;
     }
-    for (bind, fd) in mounts.read_only_binds.iter().zip(&source_fds) {
+    for ((bind, ro), fd) in binds.iter().zip(&source_fds) {
         let is_dir = bind.source.is_dir();
         let bind = match fd {
             Some(fd) => BindMount {
                 source: fd_path(fd),
                 target: bind.target.clone(),
             },
-            None => bind.clone(),
+            None => (*bind).clone(),
         };
         if hidden(&bind.target) {
             ensure_mount_point(&bind.target, is_dir)?;
         }
         bind_mount(&bind)?;
-        read_only(&bind.target)?;
+        if *ro {
+            read_only(&bind.target)?;
+        }
     }
     Ok(())
 }
