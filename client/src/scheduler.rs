@@ -58,6 +58,10 @@ pub enum Operation {
     Reserve(Resources),
     /// Give dynamically reserved resources back to `*`.
     Unreserve(Resources),
+    /// Make persistent volumes (`disk(ROLE)[ID:PATH]:SIZE`) out of reserved disk.
+    Create(Resources),
+    /// Delete persistent volumes and their data.
+    Destroy(Resources),
 }
 
 /// What the master tells a subscribed framework, in order.
@@ -460,6 +464,12 @@ fn issue(session: &scheduler_session::Client, cmd: Cmd) {
                     }
                     Operation::Unreserve(res) => {
                         wire::set_resources(o.init_unreserve(wire::len(res)), res);
+                    }
+                    Operation::Create(res) => {
+                        wire::set_resources(o.init_create(wire::len(res)), res);
+                    }
+                    Operation::Destroy(res) => {
+                        wire::set_resources(o.init_destroy(wire::len(res)), res);
                     }
                 }
             }

@@ -95,6 +95,14 @@ pub enum OperatorCall {
         agent_id: AgentId,
         resources: Resources,
     },
+    CreateVolumes {
+        agent_id: AgentId,
+        volumes: Resources,
+    },
+    DestroyVolumes {
+        agent_id: AgentId,
+        volumes: Resources,
+    },
     Drain {
         agent_id: AgentId,
         config: DrainConfig,
@@ -127,6 +135,12 @@ impl OperatorCall {
                 agent_id,
                 resources,
             } => done(master.operator_unreserve(&agent_id, resources)),
+            Self::CreateVolumes { agent_id, volumes } => {
+                done(master.operator_create_volumes(&agent_id, volumes))
+            }
+            Self::DestroyVolumes { agent_id, volumes } => {
+                done(master.operator_destroy_volumes(&agent_id, volumes))
+            }
             Self::Drain { agent_id, config } => done(master.drain_agent(&agent_id, config)),
             Self::Reactivate { agent_id } => done(master.reactivate_agent(&agent_id)),
             Self::MachinesDown(machines) => done(master.machines_down(&machines)),

@@ -20,6 +20,9 @@ pub struct RegisteredAgent {
     /// a role by RESERVE or `/reserve`. The agent itself reports only its static resources.
     #[serde(default, skip_serializing_if = "Resources::is_empty")]
     pub reservations: Resources,
+    /// Its persistent volumes (CREATE), carved out of reserved disk.
+    #[serde(default, skip_serializing_if = "Resources::is_empty")]
+    pub volumes: Resources,
     /// Set while it is being drained (no offers; its tasks killed) or drained.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drain: Option<DrainConfig>,
@@ -108,6 +111,7 @@ mod tests {
                 },
                 unreachable_since: Some(12.5),
                 reservations: Resources::parse("cpus(ops):2").unwrap(),
+                volumes: Resources::parse("disk(ops)[v1:data]:64").unwrap(),
                 drain: Some(DrainConfig {
                     max_grace_period_secs: Some(3.0),
                     mark_gone: false,

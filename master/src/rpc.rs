@@ -281,6 +281,11 @@ async fn drive_agent(
                 req.get().set_framework_id(framework_id.as_str());
                 spawn_call("shutdownFramework", req.send().promise);
             }
+            AgentCommand::DestroyVolumes { volumes } => {
+                let mut req = client.destroy_volumes_request();
+                wire::set_resources(req.get().init_volumes(wire::len(&volumes)), &volumes);
+                spawn_call("destroyVolumes", req.send().promise);
+            }
         }
     }
 }
@@ -454,6 +459,8 @@ impl scheduler_session::Server for SchedulerSessionImpl {
                 }
                 operation::Reserve(res) => Operation::Reserve(wire::resources(res)?),
                 operation::Unreserve(res) => Operation::Unreserve(wire::resources(res)?),
+                operation::Create(res) => Operation::Create(wire::resources(res)?),
+                operation::Destroy(res) => Operation::Destroy(wire::resources(res)?),
             });
         }
         let refuse_seconds = refuse_seconds(p.get_filters()?.get_refuse_seconds())?;

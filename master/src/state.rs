@@ -45,6 +45,10 @@ pub enum AgentCommand {
     ShutdownFramework {
         framework_id: FrameworkId,
     },
+    /// Delete the data of these persistent volumes (DESTROY).
+    DestroyVolumes {
+        volumes: Resources,
+    },
 }
 pub type AgentLink = mpsc::UnboundedSender<AgentCommand>;
 
@@ -148,8 +152,10 @@ struct Agent {
     offered: Resources,
     /// While [`AgentState::Recovering`]: when it is given up as unreachable.
     reregister_deadline: Option<Instant>,
-    /// Dynamic reservations and persistent volumes (kept in the registry).
+    /// Dynamic reservations (kept in the registry).
     reservations: Resources,
+    /// Persistent volumes, carved out of reserved disk (kept in the registry).
+    volumes: Resources,
     /// Being drained (or drained): no offers, its tasks killed.
     drain: Option<DrainConfig>,
     /// Taken down by the operator: no offers, its tasks killed.
@@ -176,6 +182,7 @@ impl Agent {
             offered: Resources::new(),
             reregister_deadline: None,
             reservations: entry.map(|e| e.reservations.clone()).unwrap_or_default(),
+            volumes: entry.map(|e| e.volumes.clone()).unwrap_or_default(),
             drain: entry.and_then(|e| e.drain.clone()),
             down: entry.is_some_and(|e| e.down),
         }
@@ -183,7 +190,7 @@ impl Agent {
 
     /// What the agent reports, with the dynamic reservations and volumes applied.
     fn total(&self) -> Resources {
-        crate::state::operations::apply_reservations(&self.info.resources, &self.reservations)
+        operations::apply_reservations(&self.info.resources, &self.reservations, &self.volumes)
     }
 
     fn available(&self) -> Resources {
@@ -541,6 +548,7 @@ impl Master {
             },
             unreachable_since: None,
             reservations: kept.map(|e| e.reservations.clone()).unwrap_or_default(),
+            volumes: kept.map(|e| e.volumes.clone()).unwrap_or_default(),
             drain: kept.and_then(|e| e.drain.clone()),
             down: kept.is_some_and(|e| e.down),
         };

@@ -1491,3 +1491,113 @@ fn a_maintenance_schedule_marks_offers_and_keeps_down_machines() {
     m.set_schedule(vec![]).unwrap();
     assert_eq!(m.maintenance_json()["draining_machines"], json!([]));
 }
+
+#[test]
+fn persistent_volumes_are_created_used_offered_back_and_destroyed() {
+    let mut m = master();
+    let now = Instant::now();
+    let (a, mut arx) = agent(&mut m, 1, "cpus:2;mem:1024;disk(ops):100");
+    let (f, mut frx) = role_framework(&mut m, 2, &["ops"]);
+    m.allocate(now);
+    let o = offers(&mut frx);
+    let volume = res("disk(ops)[v1:data]:64");
+    // A volume not of the offer's role, or not a volume at all, is dropped.
+    let err = m
+        .accept(
+            2,
+            &f,
+            &[o[0].id.clone()],
+            vec![
+                Operation::Create(res("disk(web)[v0:data]:10")),
+                Operation::Create(res("disk(ops):10")),
+                Operation::Create(volume.clone()),
+                Operation::Launch(vec![task("t", &a, "cpus:1;mem:64;disk(ops)[v1:data]:64")]),
+            ],
+            0.0,
+            now,
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("operation 1 (CREATE)") && err.contains("operation 2 (CREATE)"),
+        "{err}"
+    );
+    assert!(!err.contains("operation 3"), "{err}");
+    let launched = drain(&mut arx).into_iter().any(|c| {
+        matches!(c, AgentCommand::Launch { task, .. } if task.resources.contains(&res("disk(ops)[v1:data]:64")))
+    });
+    assert!(launched, "the task was launched with its volume");
+    assert_eq!(commit(&mut m).unwrap().agents[&a].volumes, volume);
+    // The task ends: the volume is offered back to its role, whole.
+    m.status_update(1, &a, status(&f, &a, "t", TaskState::Finished))
+        .unwrap();
+    m.allocate(now);
+    let o = offers(&mut frx);
+    assert!(o[0].resources.contains(&volume), "{:?}", o[0].resources);
+    assert_eq!(o[0].resources.scalar("disk"), 100.0);
+    // Its id is taken.
+    let err = m
+        .accept(
+            2,
+            &f,
+            &[o[0].id.clone()],
+            vec![Operation::Create(res("disk(ops)[v1:other]:10"))],
+            0.0,
+            now,
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("already exists"), "{err}");
+    m.allocate(now);
+    let o = offers(&mut frx);
+    m.accept(
+        2,
+        &f,
+        &[o[0].id.clone()],
+        vec![Operation::Destroy(volume.clone())],
+        0.0,
+        now,
+    )
+    .unwrap();
+    let destroyed = drain(&mut arx)
+        .into_iter()
+        .any(|c| matches!(c, AgentCommand::DestroyVolumes { volumes } if volumes == volume));
+    assert!(destroyed, "the agent was told to delete the volume");
+    assert!(commit(&mut m).unwrap().agents[&a].volumes.is_empty());
+    m.allocate(now);
+    let o = offers(&mut frx);
+    assert!(o[0].resources.volumes().next().is_none());
+    assert!(o[0].resources.contains(&res("disk(ops):100")));
+}
+
+#[test]
+fn operator_volumes_need_reserved_unused_disk() {
+    let mut m = master();
+    let (a, mut arx) = agent(&mut m, 1, "cpus:2;mem:1024;disk:100");
+    let volume = res("disk(ops)[v1:data]:64");
+    assert!(matches!(
+        m.operator_create_volumes(&a, volume.clone()),
+        Err(OperatorError::Conflict(_))
+    ));
+    m.operator_reserve(&a, res("disk(ops):64")).unwrap();
+    m.operator_create_volumes(&a, volume.clone()).unwrap();
+    assert!(matches!(
+        m.operator_create_volumes(&a, volume.clone()),
+        Err(OperatorError::Invalid(_))
+    ));
+    assert_eq!(
+        m.state_json()["slaves"][0]["reserved_resources"]["ops"]["disk"],
+        64.0
+    );
+    // The reservation under a volume cannot be unreserved.
+    assert!(m.operator_unreserve(&a, res("disk(ops):64")).is_err());
+    m.operator_destroy_volumes(&a, volume.clone()).unwrap();
+    assert!(drain(&mut arx)
+        .iter()
+        .any(|c| matches!(c, AgentCommand::DestroyVolumes { .. })));
+    m.operator_unreserve(&a, res("disk(ops):64")).unwrap();
+    assert_eq!(
+        m.state_json()["slaves"][0]["unreserved_resources"]["disk"],
+        100.0
+    );
+}

@@ -24,6 +24,9 @@ struct Operation {
     # Dynamic reservations: each item names the role it is reserved for (the offer's role).
     reserve @1 :List(Common.Resource);
     unreserve @2 :List(Common.Resource);
+    # Persistent volumes (disk items with DiskInfo) made of, or given back to, reserved disk.
+    create @3 :List(Common.Resource);
+    destroy @4 :List(Common.Resource);
   }
 }
 

@@ -32,6 +32,10 @@ pub fn routes() -> Router<Actor> {
         .route("/master/reserve", post(reserve))
         .route("/unreserve", post(unreserve))
         .route("/master/unreserve", post(unreserve))
+        .route("/create-volumes", post(create_volumes))
+        .route("/master/create-volumes", post(create_volumes))
+        .route("/destroy-volumes", post(destroy_volumes))
+        .route("/master/destroy-volumes", post(destroy_volumes))
         .route("/drain", post(drain))
         .route("/reactivate", post(reactivate))
         .route("/machine/down", post(machine_down))
@@ -206,6 +210,26 @@ async fn unreserve(State(actor): State<Actor>, headers: HeaderMap, body: String)
     }
 }
 
+async fn create_volumes(State(actor): State<Actor>, headers: HeaderMap, body: String) -> Response {
+    match parse_agent_resources(&headers, &body) {
+        Ok((agent_id, volumes)) => {
+            let call = OperatorCall::CreateVolumes { agent_id, volumes };
+            operator(&actor, call, StatusCode::ACCEPTED).await
+        }
+        Err(message) => bad_request(message),
+    }
+}
+
+async fn destroy_volumes(State(actor): State<Actor>, headers: HeaderMap, body: String) -> Response {
+    match parse_agent_resources(&headers, &body) {
+        Ok((agent_id, volumes)) => {
+            let call = OperatorCall::DestroyVolumes { agent_id, volumes };
+            operator(&actor, call, StatusCode::ACCEPTED).await
+        }
+        Err(message) => bad_request(message),
+    }
+}
+
 /// `{"agent_id": ID, "max_grace_period_secs": S or "max_grace_period": {"nanoseconds": N},
 /// "mark_gone": B}`.
 pub(crate) fn parse_drain(v: &Value) -> Result<(AgentId, DrainConfig), String> {
@@ -350,6 +374,7 @@ fn quantities(v: Option<&Value>) -> Result<Resources, String> {
             name: name.clone(),
             role: strata_schema::DEFAULT_ROLE.to_string(),
             value: ResValue::Scalar(value),
+            disk: None,
         });
     }
     Resources::from_vec(items).map_err(|e| e.to_string())
@@ -447,10 +472,36 @@ pub(crate) fn mesos_resources(v: &Value) -> Result<Resources, String> {
                 ))
             }
         };
+        let disk = match r.get("disk") {
+            None | Some(Value::Null) => None,
+            Some(d) => {
+                let id = d
+                    .pointer("/persistence/id")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| format!("{name:?}: disk needs persistence.id"))?;
+                let path = d
+                    .pointer("/volume/container_path")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| format!("{name:?}: disk needs volume.container_path"))?;
+                let read_only = match d.pointer("/volume/mode").and_then(Value::as_str) {
+                    None | Some("RW") => false,
+                    Some("RO") => true,
+                    Some(other) => {
+                        return Err(format!("{name:?}: volume mode {other:?} is not RW or RO"))
+                    }
+                };
+                Some(strata_schema::DiskInfo {
+                    persistence_id: id.to_string(),
+                    container_path: path.to_string(),
+                    read_only,
+                })
+            }
+        };
         items.push(Resource {
             name: name.to_string(),
             role: role.to_string(),
             value,
+            disk,
         });
     }
     Resources::from_vec(items).map_err(|e| e.to_string())
@@ -469,7 +520,7 @@ fn parse_agent_resources(headers: &HeaderMap, body: &str) -> Result<(AgentId, Re
         for (key, value) in form_urlencoded::parse(body.as_bytes()) {
             match key.as_ref() {
                 "slaveId" | "agentId" | "agent_id" => agent = Some(value.into_owned()),
-                "resources" => resources = Some(value.into_owned()),
+                "resources" | "volumes" => resources = Some(value.into_owned()),
                 _ => {}
             }
         }
@@ -489,7 +540,10 @@ fn parse_agent_resources(headers: &HeaderMap, body: &str) -> Result<(AgentId, Re
     let v: Value =
         serde_json::from_str(body).map_err(|e| format!("the body is not valid JSON: {e}"))?;
     let agent = agent_id(&v)?;
-    let resources = v.get("resources").ok_or("the body has no resources")?;
+    let resources = v
+        .get("resources")
+        .or_else(|| v.get("volumes"))
+        .ok_or("the body has no resources")?;
     Ok((
         agent,
         mesos_resources(resources).map_err(|e| format!("resources: {e}"))?,

@@ -19,6 +19,10 @@ pub enum Operation {
     Reserve(Resources),
     /// Give these dynamically reserved resources back to `*`.
     Unreserve(Resources),
+    /// Make persistent volumes out of reserved disk.
+    Create(Resources),
+    /// Delete persistent volumes (their data too); the disk stays reserved.
+    Destroy(Resources),
 }
 
 impl Operation {
@@ -28,6 +32,8 @@ impl Operation {
             Self::Launch(_) => "LAUNCH",
             Self::Reserve(_) => "RESERVE",
             Self::Unreserve(_) => "UNRESERVE",
+            Self::Create(_) => "CREATE",
+            Self::Destroy(_) => "DESTROY",
         }
     }
 }
@@ -55,12 +61,30 @@ pub struct MachineId {
     pub ip: String,
 }
 
-/// `res` with every item moved to `role` (scalars, ranges and sets alike).
+/// `res` with every item moved to `role` (scalars, ranges and sets alike; volumes lose their
+/// disk info when they go to `*`).
 pub(crate) fn with_role(res: &Resources, role: &str) -> Resources {
     let items = res
         .iter()
         .map(|r| Resource {
             role: role.to_string(),
+            disk: if role == DEFAULT_ROLE {
+                None
+            } else {
+                r.disk.clone()
+            },
+            ..r.clone()
+        })
+        .collect();
+    Resources::from_vec(items).unwrap_or_default()
+}
+
+/// The reserved disk persistent volumes are made of: the same items without their disk info.
+pub(crate) fn volume_sources(volumes: &Resources) -> Resources {
+    let items = volumes
+        .iter()
+        .map(|r| Resource {
+            disk: None,
             ..r.clone()
         })
         .collect();
@@ -78,13 +102,20 @@ pub(crate) fn scalars(res: &Resources) -> Resources {
 }
 
 /// An agent's total: what it reports (with its static reservations), with the dynamic
-/// reservations carved out of its unreserved resources.
-pub(crate) fn apply_reservations(reported: &Resources, reservations: &Resources) -> Resources {
-    if reservations.is_empty() {
+/// reservations carved out of its unreserved resources and the persistent volumes out of
+/// reserved disk.
+pub(crate) fn apply_reservations(
+    reported: &Resources,
+    reservations: &Resources,
+    volumes: &Resources,
+) -> Resources {
+    if reservations.is_empty() && volumes.is_empty() {
         return reported.clone();
     }
     let mut total = reported.saturating_sub(&with_role(reservations, DEFAULT_ROLE));
     total.add(reservations);
+    total = total.saturating_sub(&volume_sources(volumes));
+    total.add(volumes);
     total
 }
 
@@ -218,7 +249,168 @@ impl Master {
                 self.change_reservations(agent_id, |r| *r = r.saturating_sub(&res));
                 Ok(())
             }
+            Operation::Create(volumes) => {
+                self.check_create(agent_id, &volumes, Some(role))?;
+                let source = volume_sources(&volumes);
+                if !remaining.contains(&source) {
+                    return Err(format!(
+                        "it needs {source} reserved but the offers hold {remaining}"
+                    ));
+                }
+                *remaining = remaining.saturating_sub(&source);
+                remaining.add(&volumes);
+                info!(framework_id = %fw, agent_id = %agent_id, volumes = %volumes, "volumes created");
+                self.change_volumes(agent_id, |v| v.add(&volumes));
+                Ok(())
+            }
+            Operation::Destroy(volumes) => {
+                self.check_destroy(agent_id, &volumes)?;
+                if !remaining.contains(&volumes) {
+                    return Err(format!(
+                        "{volumes} is not in the offers (a volume in use cannot be destroyed)"
+                    ));
+                }
+                *remaining = remaining.saturating_sub(&volumes);
+                remaining.add(&volume_sources(&volumes));
+                info!(framework_id = %fw, agent_id = %agent_id, volumes = %volumes, "volumes destroyed");
+                self.destroy_on_agent(agent_id, volumes);
+                Ok(())
+            }
         }
+    }
+
+    /// Volumes to create must be volumes, reserved for `role` or an ancestor of it (when made
+    /// from an offer), with ids not in use on the agent.
+    fn check_create(
+        &self,
+        agent_id: &AgentId,
+        volumes: &Resources,
+        role: Option<&str>,
+    ) -> Result<(), String> {
+        let Some(agent) = self.agents.get(agent_id) else {
+            return Err(format!("no agent has id {agent_id}"));
+        };
+        if volumes.is_empty() {
+            return Err("it creates no volume".to_string());
+        }
+        for r in volumes.iter() {
+            let Some(disk) = &r.disk else {
+                return Err(format!(
+                    "{r:?} is not a persistent volume (write disk(ROLE)[ID:PATH]:SIZE)",
+                    r = r.name
+                ));
+            };
+            if let Some(role) = role {
+                if !within(role, &r.role) {
+                    return Err(format!(
+                        "volume {:?} is reserved for role {:?}, which the offer's role {role:?} is not within",
+                        disk.persistence_id, r.role
+                    ));
+                }
+            }
+            if agent
+                .volumes
+                .volumes()
+                .any(|(v, d)| v.role == r.role && d.persistence_id == disk.persistence_id)
+            {
+                return Err(format!(
+                    "volume {:?} of role {:?} already exists on agent {agent_id}",
+                    disk.persistence_id, r.role
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Volumes to destroy must exist on the agent.
+    fn check_destroy(&self, agent_id: &AgentId, volumes: &Resources) -> Result<(), String> {
+        let Some(agent) = self.agents.get(agent_id) else {
+            return Err(format!("no agent has id {agent_id}"));
+        };
+        if volumes.is_empty() {
+            return Err("it destroys no volume".to_string());
+        }
+        if let Some(r) = volumes.iter().find(|r| r.disk.is_none()) {
+            return Err(format!("{:?} is not a persistent volume", r.name));
+        }
+        if !agent.volumes.contains(volumes) {
+            return Err(format!("{volumes} does not exist on agent {agent_id}"));
+        }
+        Ok(())
+    }
+
+    /// Forgets volumes and tells their agent to delete their data.
+    fn destroy_on_agent(&mut self, agent_id: &AgentId, volumes: Resources) {
+        self.change_volumes(agent_id, |v| *v = v.saturating_sub(&volumes));
+        match self.agents.get(agent_id).and_then(|a| a.link.clone()) {
+            Some(link) => {
+                let _ = link.send(AgentCommand::DestroyVolumes { volumes });
+            }
+            None => {
+                tracing::warn!(agent_id = %agent_id, volumes = %volumes, "the agent is not connected: the volumes' data stays on it")
+            }
+        }
+    }
+
+    /// Changes an agent's persistent volumes, here and in the registry.
+    fn change_volumes(&mut self, agent_id: &AgentId, change: impl FnOnce(&mut Resources)) {
+        if let Some(agent) = self.agents.get_mut(agent_id) {
+            change(&mut agent.volumes);
+            if let Some(entry) = self.registry.agents.get_mut(agent_id) {
+                entry.volumes = agent.volumes.clone();
+                self.registry_dirty = true;
+            }
+        }
+        self.dirty = true;
+    }
+
+    /// `/create-volumes`: makes persistent volumes out of unused reserved disk of an agent.
+    pub fn operator_create_volumes(
+        &mut self,
+        agent_id: &AgentId,
+        volumes: Resources,
+    ) -> Result<(), OperatorError> {
+        if !self.agents.contains_key(agent_id) {
+            return Err(OperatorError::NotFound(format!(
+                "no agent has id {agent_id}"
+            )));
+        }
+        self.check_create(agent_id, &volumes, None)
+            .map_err(OperatorError::Invalid)?;
+        let source = volume_sources(&volumes);
+        let available = self.available_for(agent_id, &source)?;
+        if !available.contains(&source) {
+            return Err(OperatorError::Conflict(format!(
+                "agent {agent_id} does not have {source} reserved and unused"
+            )));
+        }
+        info!(agent_id = %agent_id, volumes = %volumes, "operator created volumes");
+        self.change_volumes(agent_id, |v| v.add(&volumes));
+        Ok(())
+    }
+
+    /// `/destroy-volumes`: deletes unused persistent volumes of an agent, data included.
+    pub fn operator_destroy_volumes(
+        &mut self,
+        agent_id: &AgentId,
+        volumes: Resources,
+    ) -> Result<(), OperatorError> {
+        if !self.agents.contains_key(agent_id) {
+            return Err(OperatorError::NotFound(format!(
+                "no agent has id {agent_id}"
+            )));
+        }
+        self.check_destroy(agent_id, &volumes)
+            .map_err(OperatorError::Invalid)?;
+        let available = self.available_for(agent_id, &volumes)?;
+        if !available.contains(&volumes) {
+            return Err(OperatorError::Conflict(format!(
+                "{volumes} is in use on agent {agent_id}"
+            )));
+        }
+        info!(agent_id = %agent_id, volumes = %volumes, "operator destroyed volumes");
+        self.destroy_on_agent(agent_id, volumes);
+        Ok(())
     }
 
     /// Changes an agent's dynamic reservations, here and in the registry.
@@ -913,15 +1105,20 @@ mod tests {
     #[test]
     fn reservations_are_carved_out_of_unreserved_resources() {
         let total = apply_reservations(
-            &res("cpus:4;mem:1024;cpus(web):1"),
-            &res("cpus(ops):2;mem(ops):512"),
+            &res("cpus:4;mem:1024;cpus(web):1;disk(web):100;disk:50"),
+            &res("cpus(ops):2;mem(ops):512;disk(ops):20"),
+            &res("disk(web)[v1:data]:64;disk(ops)[v2:logs]:20"),
         );
+        // The static disk(web) and the dynamic disk(ops) each give up what their volumes hold.
         assert_eq!(
             total,
-            res("cpus:2;mem:512;cpus(web):1;cpus(ops):2;mem(ops):512")
+            res(
+                "cpus:2;mem:512;cpus(web):1;cpus(ops):2;mem(ops):512;disk:30;disk(web):36;\
+                 disk(web)[v1:data]:64;disk(ops)[v2:logs]:20"
+            )
         );
         assert_eq!(
-            apply_reservations(&res("cpus:4"), &Resources::new()),
+            apply_reservations(&res("cpus:4"), &Resources::new(), &Resources::new()),
             res("cpus:4")
         );
     }
