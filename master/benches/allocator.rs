@@ -4,6 +4,10 @@
 //! floor measured in the same run (cloning every agent's available resources once, which any
 //! allocator that makes an offer per agent has to do) and Mesos' published figure.
 //!
+//! Times are wall-clock and, where Linux reports it (`/proc/thread-self/schedstat`), the CPU
+//! time of the allocating thread: on a busy machine the wall-clock figure counts the time other
+//! processes held the CPU.
+//!
 //! Run: `cargo bench -p strata-master --bench allocator` (or `cargo xtask bench allocator`).
 
 use std::collections::{BTreeMap, HashMap};
@@ -77,6 +81,7 @@ fn decline_offers(
     let min = allocator::default_min_allocatable();
     let now = Instant::now();
     let mut times = Vec::with_capacity(cycles);
+    let mut cpu_times = Vec::with_capacity(cycles);
     let mut offers = Vec::with_capacity(cycles);
     for _ in 0..cycles {
         let view = View {
@@ -86,9 +91,13 @@ fn decline_offers(
             min_allocatable: &min,
             now,
         };
+        let cpu_start = thread_cpu();
         let start = Instant::now();
         let out = allocator::allocate(&view);
         times.push(start.elapsed());
+        if let (Some(before), Some(after)) = (cpu_start, thread_cpu()) {
+            cpu_times.push(after.saturating_sub(before));
+        }
         offers.push(out.len());
         // Every framework declines: the resources go back to the agent (nothing to undo in
         // the view: `allocated` stays empty) and a filter holds them back for an hour.
@@ -104,12 +113,9 @@ fn decline_offers(
             }
         }
     }
-    let floor = clone_floor(&agent_views);
+    let (floor, floor_cpu) = clone_floor(&agent_views);
     let filters: usize = framework_views.iter().map(|f| f.filters.len()).sum();
-    let mut sorted = times.clone();
-    sorted.sort();
-    let p50 = sorted[sorted.len() / 2];
-    let max = sorted[sorted.len() - 1];
+    let (p50, max) = p50_max(&times);
     println!(
         "{name}: {agents} agents, {frameworks} frameworks{}, {cycles} cycles: allocate p50 {} max {} \
          (first cycle {}, last {}); offers per cycle first {} last {}; filters at the end {} \
@@ -130,22 +136,49 @@ fn decline_offers(
         ms(floor),
         p50.as_secs_f64() / floor.as_secs_f64(),
     );
+    if cpu_times.len() == times.len() {
+        let (cpu_p50, cpu_max) = p50_max(&cpu_times);
+        println!(
+            "{name}:   CPU time: allocate p50 {} max {}; baseline {} (p50 {:.1}x that)",
+            ms(cpu_p50),
+            ms(cpu_max),
+            floor_cpu.map_or("n/a".to_string(), ms),
+            floor_cpu.map_or(f64::NAN, |f| cpu_p50.as_secs_f64() / f.as_secs_f64()),
+        );
+    }
     Ok(())
 }
 
-/// The median of five loops that clone each agent's available resources.
-fn clone_floor(agents: &[AgentView]) -> Duration {
-    let mut times: Vec<Duration> = (0..5)
-        .map(|_| {
-            let start = Instant::now();
-            let clones: Vec<Resources> = agents.iter().map(|a| a.available.clone()).collect();
-            let elapsed = start.elapsed();
-            std::hint::black_box(clones);
-            elapsed
-        })
-        .collect();
-    times.sort();
-    times[2]
+fn p50_max(times: &[Duration]) -> (Duration, Duration) {
+    let mut sorted = times.to_vec();
+    sorted.sort();
+    (sorted[sorted.len() / 2], sorted[sorted.len() - 1])
+}
+
+/// The CPU time this thread has run, from `/proc/thread-self/schedstat` (Linux).
+fn thread_cpu() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let nanos: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(nanos))
+}
+
+/// The median of five loops that clone each agent's available resources: wall-clock, and CPU
+/// time where known.
+fn clone_floor(agents: &[AgentView]) -> (Duration, Option<Duration>) {
+    let mut times = Vec::new();
+    let mut cpu_times = Vec::new();
+    for _ in 0..5 {
+        let cpu_start = thread_cpu();
+        let start = Instant::now();
+        let clones: Vec<Resources> = agents.iter().map(|a| a.available.clone()).collect();
+        times.push(start.elapsed());
+        if let (Some(before), Some(after)) = (cpu_start, thread_cpu()) {
+            cpu_times.push(after.saturating_sub(before));
+        }
+        std::hint::black_box(clones);
+    }
+    let cpu = (cpu_times.len() == times.len()).then(|| p50_max(&cpu_times).0);
+    (p50_max(&times).0, cpu)
 }
 
 fn ms(d: Duration) -> String {

@@ -454,6 +454,13 @@ struct Plan<'a> {
     /// Stage 1's allocations by (agent, slot): stage 2 adds to them rather than making a
     /// second allocation for the same framework, role and agent.
     stage1_out: HashMap<(usize, usize), usize>,
+    /// No guarantee and no limit anywhere: caps are unbounded.
+    unbounded: bool,
+    /// Per agent: whether it has reserved items available.
+    reserved_on: Vec<bool>,
+    /// The agent whose role-independent offer `offer` holds (usize::MAX: none).
+    cached_for: usize,
+    cached_allocatable: bool,
 }
 
 /// The ordered structures walked per agent, kept apart from [`Plan`] so a walk can borrow them
@@ -491,6 +498,10 @@ impl<'a> Plan<'a> {
             deferred_delta: Vec::new(),
             pruned: Vec::new(),
             stage1_out: HashMap::new(),
+            unbounded: true,
+            reserved_on: Vec::with_capacity(view.agents.len()),
+            cached_for: usize::MAX,
+            cached_allocatable: false,
         };
         // Scalar names and the cluster total.
         for agent in view.agents {
@@ -553,6 +564,7 @@ impl<'a> Plan<'a> {
             node.guarantee = guarantee;
             node.limit = limit;
             plan.has_guarantees |= plan.nodes[n].has_guarantee;
+            plan.unbounded &= !plan.nodes[n].has_guarantee && !plan.nodes[n].has_limit;
         }
         // Agents' items: free unreserved, unallocated reservations (consumed quota).
         for agent in view.agents {
@@ -586,6 +598,8 @@ impl<'a> Plan<'a> {
                 });
             }
             plan.spans.push((start, plan.items.len()));
+            let reserved = plan.items[start..].iter().any(|i| i.owner != NONE);
+            plan.reserved_on.push(reserved);
         }
         // Frameworks' allocations and eligible slots.
         let mut by_id: Vec<usize> = (0..view.frameworks.len()).collect();
@@ -877,8 +891,44 @@ impl<'a> Plan<'a> {
     /// Offers what slot `s` may take of agent `a`; returns whether an allocation was made.
     fn try_slot(&mut self, a: usize, s: usize, stage1: bool, out: &mut Vec<Allocation>) -> bool {
         let node = self.slots[s].node as usize;
-        self.compute_caps(node, stage1);
         let (start, end) = self.spans[a];
+        // Without quota, and with no reservation on the agent, every role is offered the same:
+        // what the agent has left, built once per agent and allocation.
+        let shared = self.unbounded && !self.reserved_on[a];
+        if shared && self.cached_for == a {
+            if !self.cached_allocatable {
+                return false;
+            }
+        } else if let Some(done) = self.build_offer(a, node, stage1, shared, start, end) {
+            return done;
+        }
+        let view = self.view;
+        let agent = &view.agents[a];
+        let fw = &view.frameworks[self.slots[s].framework as usize];
+        if let Some(filter) = fw.filters.get(&agent.id) {
+            if view.now < filter.expires && self.filter_covers(&filter.resources) {
+                return false;
+            }
+        }
+        self.commit(a, s, node, stage1, start, end, out)
+    }
+
+    /// Builds in `offer` what slot's role `node` may take of agent `a`; `Some(false)` when that
+    /// is nothing allocatable (pruning the role when it never can be again in this stage).
+    fn build_offer(
+        &mut self,
+        a: usize,
+        node: usize,
+        stage1: bool,
+        shared: bool,
+        start: usize,
+        end: usize,
+    ) -> Option<bool> {
+        if self.unbounded {
+            self.caps.iter_mut().for_each(|c| *c = i64::MAX);
+        } else {
+            self.compute_caps(node, stage1);
+        }
         self.offer.clear();
         self.sums.iter_mut().for_each(|x| *x = 0);
         for idx in start..end {
@@ -904,7 +954,12 @@ impl<'a> Plan<'a> {
                 self.offer.push((idx, amount));
             }
         }
-        if self.offer.is_empty() || !self.allocatable(true) {
+        let allocatable = !self.offer.is_empty() && self.allocatable(true);
+        if shared {
+            self.cached_for = a;
+            self.cached_allocatable = allocatable;
+        }
+        if !allocatable {
             // Caps only shrink within a stage: when even the caps are not allocatable and no
             // reservation could add to them, the role can get nothing more in this stage.
             if !self.min_any && !self.nodes[node].chain_reserved {
@@ -913,16 +968,27 @@ impl<'a> Plan<'a> {
                     self.pruned.push(node);
                 }
             }
-            return false;
+            return Some(false);
         }
+        None
+    }
+
+    /// Makes the allocation of `offer` to slot `s`; true.
+    #[allow(clippy::too_many_arguments)]
+    fn commit(
+        &mut self,
+        a: usize,
+        s: usize,
+        node: usize,
+        stage1: bool,
+        start: usize,
+        end: usize,
+        out: &mut Vec<Allocation>,
+    ) -> bool {
+        self.cached_for = usize::MAX;
         let view = self.view;
         let agent = &view.agents[a];
         let fw = &view.frameworks[self.slots[s].framework as usize];
-        if let Some(filter) = fw.filters.get(&agent.id) {
-            if view.now < filter.expires && self.filter_covers(&filter.resources) {
-                return false;
-            }
-        }
         let whole = self.offer.len() == end - start
             && self.offer.iter().all(|&(i, m)| m == self.items[i].orig);
         let resources = if whole {
@@ -987,11 +1053,17 @@ impl<'a> Plan<'a> {
 
     /// Whether a filter's resources cover the current offer (as [`Resources::contains`]).
     fn filter_covers(&self, filter: &Resources) -> bool {
+        // Both are sorted by (name, role): one merge walk.
+        let mut theirs = filter.iter().peekable();
         self.offer.iter().all(|&(i, m)| {
             let item = &self.items[i];
-            filter
-                .iter()
-                .find(|r| r.name == item.res.name && r.role == item.res.role)
+            let key = (item.res.name.as_str(), item.res.role.as_str());
+            while theirs
+                .next_if(|r| (r.name.as_str(), r.role.as_str()) < key)
+                .is_some()
+            {}
+            theirs
+                .next_if(|r| r.name == item.res.name && r.role == item.res.role)
                 .is_some_and(|r| match (&r.value, &item.res.value) {
                     (Value::Scalar(x), Value::Scalar(_)) => milli(*x) >= m,
                     (Value::Ranges(x), Value::Ranges(y)) => ranges_subset(y, x),
