@@ -237,7 +237,7 @@ pub fn required_headroom(view: &View<'_>) -> Resources {
 pub fn allocate(view: &View<'_>) -> Vec<Allocation> {
     let mut plan = Plan::new(view);
     let mut order = Order::new(&mut plan);
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(view.agents.len());
     if plan.has_guarantees {
         plan.required = plan.required();
         plan.stage(&mut order, true, &mut out);
@@ -1053,24 +1053,52 @@ impl<'a> Plan<'a> {
 
     /// Whether a filter's resources cover the current offer (as [`Resources::contains`]).
     fn filter_covers(&self, filter: &Resources) -> bool {
-        // Both are sorted by (name, role): one merge walk.
-        let mut theirs = filter.iter().peekable();
-        self.offer.iter().all(|&(i, m)| {
+        use std::cmp::Ordering;
+        // Both are sorted by (name, role): one merge walk. The offer's side of each comparison
+        // reads the interned name and role (hot in cache) rather than the agent's strings.
+        let mut theirs = filter.iter();
+        let mut next = theirs.next();
+        for &(i, m) in &self.offer {
             let item = &self.items[i];
-            let key = (item.res.name.as_str(), item.res.role.as_str());
-            while theirs
-                .next_if(|r| (r.name.as_str(), r.role.as_str()) < key)
-                .is_some()
-            {}
-            theirs
-                .next_if(|r| r.name == item.res.name && r.role == item.res.role)
-                .is_some_and(|r| match (&r.value, &item.res.value) {
-                    (Value::Scalar(x), Value::Scalar(_)) => milli(*x) >= m,
-                    (Value::Ranges(x), Value::Ranges(y)) => ranges_subset(y, x),
-                    (Value::Set(x), Value::Set(y)) => y.is_subset(x),
-                    _ => false,
-                })
-        })
+            let name = if item.k == NONE {
+                item.res.name.as_str()
+            } else {
+                self.names[item.k as usize]
+            };
+            let role = if item.owner == NONE {
+                DEFAULT_ROLE
+            } else {
+                self.nodes[item.owner as usize].name
+            };
+            loop {
+                let Some(r) = next else {
+                    return false;
+                };
+                let order = if r.name == name && r.role == role {
+                    Ordering::Equal
+                } else {
+                    (r.name.as_str(), r.role.as_str()).cmp(&(name, role))
+                };
+                match order {
+                    Ordering::Less => next = theirs.next(),
+                    Ordering::Greater => return false,
+                    Ordering::Equal => {
+                        let covered = match (&r.value, &item.res.value) {
+                            (Value::Scalar(x), Value::Scalar(_)) => milli(*x) >= m,
+                            (Value::Ranges(x), Value::Ranges(y)) => ranges_subset(y, x),
+                            (Value::Set(x), Value::Set(y)) => y.is_subset(x),
+                            _ => false,
+                        };
+                        if !covered {
+                            return false;
+                        }
+                        next = theirs.next();
+                        break;
+                    }
+                }
+            }
+        }
+        true
     }
 
     /// Applies the allocations of an agent's turn to the order's keys, and prunes dead roles.
