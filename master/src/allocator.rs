@@ -714,7 +714,7 @@ impl<'a> Plan<'a> {
     }
 
     fn name_index(&self, name: &str) -> Option<usize> {
-        self.names.iter().position(|n| *n == name)
+        self.names.iter().position(|n| short_eq(n, name))
     }
 
     /// Scalar quantities per name (roles ignored); names outside the cluster dropped.
@@ -1074,7 +1074,7 @@ impl<'a> Plan<'a> {
                 let Some(r) = next else {
                     return false;
                 };
-                let order = if r.name == name && r.role == role {
+                let order = if short_eq(&r.name, name) && short_eq(&r.role, role) {
                     Ordering::Equal
                 } else {
                     (r.name.as_str(), r.role.as_str()).cmp(&(name, role))
@@ -1109,22 +1109,26 @@ impl<'a> Plan<'a> {
             let node = self.slots[s].node as usize;
             // The framework in its role.
             let slot = &mut self.slots[s];
-            order.frameworks[node].remove(&slot.key);
             for i in 0..k {
                 slot.alloc[i] += self.deferred_delta[d0 + i];
             }
-            slot.key.0 = share(&slot.alloc, &self.total, 1.0);
-            order.frameworks[node].insert(slot.key);
+            let key = (share(&slot.alloc, &self.total, 1.0), slot.key.1, slot.key.2);
+            rekey(&mut order.frameworks[node], slot.key, key);
+            slot.key = key;
             // The role's own entry, then the chain.
             let n = &mut self.nodes[node];
             for i in 0..k {
                 n.own_alloc[i] += self.deferred_delta[d0 + i];
             }
+            let own_key = (
+                share(&n.own_alloc, &self.total, n.weight),
+                n.own_key.1,
+                n.own_key.2,
+            );
             if n.has_own {
-                order.children[node].remove(&n.own_key);
-                n.own_key.0 = share(&n.own_alloc, &self.total, n.weight);
-                order.children[node].insert(n.own_key);
+                rekey(&mut order.children[node], n.own_key, own_key);
             }
+            n.own_key = own_key;
             let mut cur = node;
             while cur != 0 {
                 let n = &mut self.nodes[cur];
@@ -1134,12 +1138,10 @@ impl<'a> Plan<'a> {
                 }
                 let key = (share(&n.alloc, &self.total, n.weight), n.key.1, n.key.2);
                 if n.in_tree {
-                    order.children[parent].remove(&n.key);
-                    order.children[parent].insert(key);
+                    rekey(&mut order.children[parent], n.key, key);
                 }
                 if n.in_stage1 {
-                    order.stage1.remove(&n.key);
-                    order.stage1.insert(key);
+                    rekey(&mut order.stage1, n.key, key);
                 }
                 n.key = key;
                 cur = parent;
@@ -1283,6 +1285,21 @@ impl Order {
         }
         order
     }
+}
+
+/// Moves an entry of `set` from key `old` to `new`, inserting first so that a one-entry set
+/// keeps its node rather than freeing and allocating it again.
+fn rekey(set: &mut BTreeSet<Key>, old: Key, new: Key) {
+    if old != new {
+        set.insert(new);
+        set.remove(&old);
+    }
+}
+
+/// String equality inline: resource names and roles are short, and a call to `memcmp` per
+/// comparison costs more than the comparison.
+fn short_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
 }
 
 /// Whether every element of `a` is in `b`; both sorted and coalesced.
