@@ -42,7 +42,19 @@
 //!   reservation does not change it; allocating unreserved resources raises it.
 //! - **Limits.** No role's consumed quota exceeds its limit, for any name and at any level of
 //!   its chain: unreserved scalars are chopped; a chopped offer that is no longer allocatable
-//!   is skipped.
+//!   is skipped. (A limit of 0 cannot be written: [`Resources`] drops zero scalars.)
+//! - **One allocation per framework, role and agent**: what stage 2 adds to a stage 1
+//!   allocation is merged into it.
+//!
+//! # Cost
+//!
+//! Per call: one pass to index the view (scalar names interned, quantities as integers, the
+//! role tree with ordered sets of children and frameworks), then per agent a walk down those
+//! sets that stops at the first framework that takes everything left; only the entries of the
+//! frameworks that got something are re-keyed. A role that can get nothing more in a stage
+//! (at its limits, no reservation) is pruned from the walk. The work per agent is the number of
+//! frameworks tried before one takes the agent (those with a filter on it), not the number of
+//! roles or frameworks.
 //!
 //! Scalars are handled internally in Mesos' fixed point (thousandths) as integers, so limits
 //! and guarantees are compared exactly. Scalar names no agent has are ignored.
