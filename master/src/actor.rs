@@ -399,6 +399,8 @@ pub async fn run(
             _ = allocation.tick() => {
                 master.expire_filters(Instant::now());
                 master.expire_offers(Instant::now());
+                // Take back offers the quotas need (a guarantee unmet, a limit lowered).
+                master.quota_tick(Instant::now());
                 // The batched allocation also re-offers what filters held back.
                 master.allocate(Instant::now());
                 last_allocation = Instant::now();

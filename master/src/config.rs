@@ -100,7 +100,9 @@ pub struct MasterConfig {
 pub struct MinAllocatable(pub Vec<strata_schema::Resources>);
 
 fn min_allocatable(text: &str) -> Result<MinAllocatable, String> {
-    crate::allocator::parse_min_allocatable(text).map(MinAllocatable)
+    crate::allocator::parse_min_allocatable(text)
+        .map(MinAllocatable)
+        .map_err(|e| e.to_string())
 }
 
 fn zk_url(text: &str) -> Result<strata_ha::ZkUrl, String> {

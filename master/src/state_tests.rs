@@ -1601,3 +1601,34 @@ fn operator_volumes_need_reserved_unused_disk() {
         100.0
     );
 }
+
+#[test]
+fn a_new_guarantee_takes_back_outstanding_offers_and_is_met_first() {
+    let mut m = master();
+    let now = Instant::now();
+    let (_a, _arx) = agent(&mut m, 1, "cpus:4;mem:4096");
+    let (_fa, mut arx) = role_framework(&mut m, 2, &["a"]);
+    m.allocate(now);
+    let o = offers(&mut arx);
+    assert_eq!(o[0].resources.cpus(), 4.0);
+    let (_fb, mut brx) = role_framework(&mut m, 3, &["b"]);
+    m.set_quota(
+        "b",
+        crate::registry::QuotaConfig {
+            guarantees: res("cpus:2;mem:1024"),
+            limits: Resources::new(),
+        },
+    )
+    .unwrap();
+    assert!(drain(&mut arx)
+        .iter()
+        .any(|e| matches!(e, SchedulerEvent::Rescind(id) if *id == o[0].id)));
+    m.allocate(now);
+    let b = offers(&mut brx);
+    assert_eq!(b.len(), 1);
+    assert!(
+        b[0].resources.cpus() >= 2.0 && b[0].resources.mem() >= 1024.0,
+        "{:?}",
+        b[0].resources
+    );
+}

@@ -45,6 +45,12 @@ pub fn run(bench: &str, tasks: usize) -> anyhow::Result<()> {
         .run()
 }
 
+/// The allocator benchmark: a plain `cargo bench` of the master's pure allocator, which needs
+/// neither root nor the release binaries.
+pub fn allocator() -> anyhow::Result<()> {
+    Cmd::cargo(&["bench", "-p", "strata-master", "--bench", "allocator"]).run()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

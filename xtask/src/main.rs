@@ -127,6 +127,10 @@ enum Bench {
         #[arg(long, default_value_t = 1000)]
         agents: usize,
     },
+    /// The allocator alone, in Mesos' DeclineOffers shape (10,000 agents and 1,000 frameworks,
+    /// 50,000 and 6,000, and 3,000 roles under quota): p50/max per allocation cycle beside a
+    /// floor and Mesos' figure (`cargo bench -p strata-master --bench allocator`; no root)
+    Allocator,
 }
 
 fn main() -> ExitCode {
@@ -180,6 +184,9 @@ fn main() -> ExitCode {
         Task::Bench {
             bench: Bench::Image { runs },
         } => bench::run("image", runs),
+        Task::Bench {
+            bench: Bench::Allocator,
+        } => bench::allocator(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,7 +4,7 @@
 //! to the registry; the actor commits it before anything that follows from it is sent.
 
 use super::{AgentCommand, AgentState, CallError, Master};
-use crate::allocator::{self, RoleConfig};
+use crate::allocator::{self, ancestors, is_subrole, RoleConfig};
 use crate::registry::{DrainConfig, MaintenanceWindow, QuotaConfig};
 use serde_json::{json, Map, Value as Json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -172,19 +172,6 @@ fn check_role(role: &str) -> Result<(), OperatorError> {
         .map_err(|e| OperatorError::Invalid(format!("invalid role {role:?}: {e}")))
 }
 
-/// The roles on the path to `role`, itself excluded: `a/b/c` → `a`, `a/b`.
-fn ancestors(role: &str) -> impl Iterator<Item = &str> {
-    role.match_indices('/').map(move |(i, _)| &role[..i])
-}
-
-/// Whether `role` is `ancestor` or below it.
-pub(crate) fn within(role: &str, ancestor: &str) -> bool {
-    role == ancestor
-        || (role.len() > ancestor.len()
-            && role.starts_with(ancestor)
-            && role.as_bytes().get(ancestor.len()) == Some(&b'/'))
-}
-
 impl Master {
     // ---- offer operations ---------------------------------------------------------------------
 
@@ -301,7 +288,7 @@ impl Master {
                 ));
             };
             if let Some(role) = role {
-                if !within(role, &r.role) {
+                if !is_subrole(role, &r.role) {
                     return Err(format!(
                         "volume {:?} is reserved for role {:?}, which the offer's role {role:?} is not within",
                         disk.persistence_id, r.role
@@ -582,6 +569,13 @@ impl Master {
         self.dirty = true;
         self.rescind_for_quota(std::time::Instant::now());
         Ok(())
+    }
+
+    /// The batched allocation's check that outstanding offers leave the quotas satisfiable.
+    pub fn quota_tick(&mut self, now: std::time::Instant) {
+        if !self.registry.quotas.is_empty() && !self.offers.is_empty() {
+            self.rescind_for_quota(now);
+        }
     }
 
     /// Rescinds the offers the allocator wants back: offers beyond a (lowered) limit, and offers
@@ -906,7 +900,7 @@ impl Master {
         let mut consumed = Resources::new();
         for fw in self.frameworks.values() {
             for (r, res) in &fw.allocated {
-                if within(r, role) {
+                if is_subrole(r, role) {
                     consumed.add(&with_role(res, DEFAULT_ROLE));
                 }
             }
@@ -916,7 +910,11 @@ impl Master {
             .values()
             .filter(|a| a.state != AgentState::Unreachable)
         {
-            for item in agent.available().iter().filter(|r| within(&r.role, role)) {
+            for item in agent
+                .available()
+                .iter()
+                .filter(|r| is_subrole(&r.role, role))
+            {
                 if let Ok(one) = Resources::from_vec(vec![Resource {
                     role: DEFAULT_ROLE.to_string(),
                     ..item.clone()
@@ -940,17 +938,17 @@ impl Master {
                     frameworks.push(fw.id.to_string());
                 }
                 for (r, res) in &fw.allocated {
-                    if within(r, &role) {
+                    if is_subrole(r, &role) {
                         allocated.add(res);
                     }
                 }
             }
-            for offer in self.offers.values().filter(|o| within(&o.role, &role)) {
+            for offer in self.offers.values().filter(|o| is_subrole(&o.role, &role)) {
                 offered.add(&offer.resources);
             }
             let mut reserved = Resources::new();
             for agent in self.agents.values() {
-                for item in agent.total().iter().filter(|r| within(&r.role, &role)) {
+                for item in agent.total().iter().filter(|r| is_subrole(&r.role, &role)) {
                     if let Ok(one) = Resources::from_vec(vec![item.clone()]) {
                         reserved.add(&one);
                     }
@@ -1071,7 +1069,7 @@ fn check_quota_tree(quotas: &BTreeMap<String, QuotaConfig>) -> Result<(), Operat
             let children: f64 = quotas
                 .iter()
                 .filter(|(r, _)| {
-                    r.as_str() != parent && ancestors(r).last() == Some(parent.as_str())
+                    r.as_str() != parent && ancestors(r).next() == Some(parent.as_str())
                 })
                 .map(|(_, q)| q.guarantees.scalar(name))
                 .sum();
@@ -1121,15 +1119,6 @@ mod tests {
             apply_reservations(&res("cpus:4"), &Resources::new(), &Resources::new()),
             res("cpus:4")
         );
-    }
-
-    #[test]
-    fn roles_nest_by_slash() {
-        assert!(within("eng/backend", "eng"));
-        assert!(within("eng", "eng"));
-        assert!(!within("engineering", "eng"));
-        assert!(!within("eng", "eng/backend"));
-        assert_eq!(ancestors("a/b/c").collect::<Vec<_>>(), ["a", "a/b"]);
     }
 
     #[test]
