@@ -276,3 +276,81 @@ async fn draining_an_agent_kills_its_tasks_and_stops_its_offers() {
     .unwrap();
     assert_eq!(code, 409, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persistent_volume_outlives_its_task_and_is_destroyed_on_request() {
+    let cluster = Cluster::start("cpus:2;mem:1024;disk(ops):100").unwrap();
+    let addr = cluster.master.addr();
+    let mut fw = framework_in(&addr, "volumes", &["ops"]).await;
+    let offer = fw.offer_with("disk(ops):100", T).await.unwrap();
+    let a = offer.agent_id.clone();
+    let volume = res("disk(ops)[v1:data]:64");
+    fw.driver
+        .accept(
+            vec![offer.id.clone()],
+            vec![
+                Operation::Create(volume.clone()),
+                Operation::Launch(vec![task(
+                    "writer",
+                    &a,
+                    "cpus:0.5;mem:64;disk(ops)[v1:data]:64",
+                    "echo kept > data/f",
+                )]),
+            ],
+            0.0,
+        )
+        .await
+        .unwrap();
+    let end = fw.wait_terminal("writer", T).await.unwrap();
+    assert_eq!(
+        end.state,
+        TaskState::Finished,
+        "{end:?}\n{}",
+        cluster.logs()
+    );
+    let dir = cluster.agents[0].0.work_dir.join("volumes/roles/ops/v1");
+    assert_eq!(std::fs::read_to_string(dir.join("f")).unwrap(), "kept\n");
+
+    // Offered back to its role, whole; a second task reads what the first wrote.
+    let offer = fw.offer_with("disk(ops)[v1:data]:64", T).await.unwrap();
+    fw.launch(
+        &offer,
+        vec![task(
+            "reader",
+            &a,
+            "cpus:0.5;mem:64;disk(ops)[v1:data]:64",
+            "cat data/f",
+        )],
+    )
+    .await
+    .unwrap();
+    let end = fw.wait_terminal("reader", T).await.unwrap();
+    assert_eq!(end.state, TaskState::Finished, "{end:?}");
+    let out = crate::read_sandbox(
+        &cluster,
+        0,
+        fw.driver.framework_id().as_str(),
+        "reader",
+        "stdout",
+    );
+    assert_eq!(out, "kept\n");
+
+    let offer = fw.offer_with("disk(ops)[v1:data]:64", T).await.unwrap();
+    fw.driver
+        .accept(
+            vec![offer.id.clone()],
+            vec![Operation::Destroy(volume)],
+            0.0,
+        )
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + T;
+    while dir.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!dir.exists(), "the volume's data was deleted");
+    // Its disk is offered again as plain reserved disk (the rest sits in an earlier offer).
+    let offer = fw.offer_with("disk(ops):64", T).await;
+    let offer = offer.unwrap_or_else(|e| panic!("{e}: {:?}\n{}", fw.offers, cluster.logs()));
+    assert!(offer.resources.volumes().next().is_none(), "{offer:?}");
+}
