@@ -127,6 +127,15 @@ enum Bench {
         #[arg(long, default_value_t = 1000)]
         agents: usize,
     },
+    /// The whole master under load: a standalone master, 10,000 simulated agents (real RPC, in
+    /// the bench process; STRATA_BENCH_AGENTS) and 10 frameworks (STRATA_BENCH_FRAMEWORKS)
+    /// launching short tasks; launches/s, offer -> TASK_RUNNING p50/p99, the master's RSS and
+    /// `GET /state` time with every task live, beside the same with no tasks
+    Master {
+        /// How many tasks the frameworks launch
+        #[arg(long, default_value_t = 100_000)]
+        tasks: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -180,6 +189,9 @@ fn main() -> ExitCode {
         Task::Bench {
             bench: Bench::Image { runs },
         } => bench::run("image", runs),
+        Task::Bench {
+            bench: Bench::Master { tasks },
+        } => bench::run("master", tasks),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
