@@ -78,6 +78,33 @@ pub struct Report {
     pub rss_finished: Rss,
     pub acknowledged_at_agents: u64,
     pub update_errors: u64,
+    /// Where the launch time goes, per task: offer received by the framework -> the launch
+    /// reached the agent, and the launch reached the agent -> TASK_RUNNING received by the
+    /// framework (one clock: all of them live in this process).
+    pub offer_to_agent: Vec<Duration>,
+    pub agent_to_running: Vec<Duration>,
+    /// Round trips of the frameworks' `accept` calls and of the agents' `statusUpdate` calls
+    /// (each answered once the master's state machine applied it).
+    pub accept_rtt: Vec<Duration>,
+    pub update_rtt: Vec<Duration>,
+    /// CPU time used during the launch phase by the master and by this process (agents and
+    /// frameworks), beside its wall time.
+    pub master_cpu_launch: Duration,
+    pub bench_cpu_launch: Duration,
+}
+
+/// User plus system CPU time of a process, from `/proc/<pid>/stat`.
+pub fn cpu_time(stat: &Path) -> Result<Duration> {
+    let text = std::fs::read_to_string(stat).with_context(|| format!("read {}", stat.display()))?;
+    // Fields after the command (which may hold spaces) start at the state, field 3.
+    let rest = text.rsplit_once(')').map(|r| r.1).unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> u64 { fields.get(i).and_then(|v| v.parse().ok()).unwrap_or(0) };
+    // utime and stime are fields 14 and 15; `rest` starts at field 3.
+    let total = ticks(11) + ticks(12);
+    // SAFETY: sysconf reads a constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Ok(Duration::from_secs_f64(total as f64 / hz as f64))
 }
 
 /// The master process; killed (by pid) and reaped when dropped, also on error.
@@ -152,6 +179,10 @@ impl MasterProcess {
     fn rss(&self) -> Result<Rss> {
         read_rss(Path::new(&format!("/proc/{}/status", self.pid())))
     }
+
+    fn cpu(&self) -> Result<Duration> {
+        cpu_time(Path::new(&format!("/proc/{}/stat", self.pid())))
+    }
 }
 
 impl Drop for MasterProcess {
@@ -180,7 +211,7 @@ pub fn read_rss(status: &Path) -> Result<Rss> {
 
 /// Raises this process's open file limit (inherited by the master it spawns) to at least `n`:
 /// every simulated agent holds a connection, and the master holds the other end.
-pub fn raise_nofile(n: u64) -> Result<u64> {
+pub fn raise_nofile(n: libc::rlim_t) -> Result<libc::rlim_t> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -189,14 +220,14 @@ pub fn raise_nofile(n: u64) -> Result<u64> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
         return Err(std::io::Error::last_os_error()).context("getrlimit(RLIMIT_NOFILE)");
     }
-    let want = lim.rlim_max.max(n as libc::rlim_t);
+    let want = lim.rlim_max.max(n);
     let raised = libc::rlimit {
         rlim_cur: want,
         rlim_max: want,
     };
     // SAFETY: as above.
     if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-        return Ok(want as u64);
+        return Ok(want);
     }
     // Not root: the hard limit is as far as it goes.
     let soft = libc::rlimit {
@@ -207,22 +238,44 @@ pub fn raise_nofile(n: u64) -> Result<u64> {
     if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &soft) } != 0 {
         return Err(std::io::Error::last_os_error()).context("setrlimit(RLIMIT_NOFILE)");
     }
-    Ok(lim.rlim_max as u64)
+    Ok(lim.rlim_max)
 }
 
-/// Times `GET /state` `n` times (sorted), with the size of the last answer.
+/// `GET /state` over HTTP/1.0, waiting up to two minutes for the answer (the harness's helper
+/// gives up after 10 s).
+fn get_state(addr: &str) -> Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).with_context(|| format!("connect {addr}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(120)))?;
+    write!(s, "GET /state HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)
+        .context("read the answer to GET /state")?;
+    let text = String::from_utf8(raw).context("GET /state: not UTF-8")?;
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        bail!("GET /state: no end of headers");
+    };
+    if head.split_whitespace().nth(1) != Some("200") {
+        bail!("GET /state answered {head:?}");
+    }
+    Ok(body.to_string())
+}
+
+/// Times `GET /state` `n` times (sorted; fewer if they take over 30 s together), with the size
+/// of the last answer.
 fn time_state(addr: &str, n: usize) -> Result<(StateTiming, String)> {
     let mut timing = StateTiming::default();
     let mut last = String::new();
+    let started = Instant::now();
     for _ in 0..n {
         let t = Instant::now();
-        let (code, _, body) = crate::http_response(addr, "GET", "/state")?;
+        let body = get_state(addr)?;
         timing.times.push(t.elapsed());
-        if code != 200 {
-            bail!("GET /state answered {code}");
-        }
         timing.bytes = body.len();
         last = body;
+        if started.elapsed() > Duration::from_secs(30) {
+            break;
+        }
     }
     timing.times.sort();
     Ok((timing, last))
@@ -256,11 +309,23 @@ impl Progress {
 #[derive(Default)]
 struct FrameworkRun {
     offer_to_running: Vec<Duration>,
+    /// Per task: when its offer arrived, and when its TASK_RUNNING did.
+    stages: Vec<(TaskId, Instant, Instant)>,
+    accept_rtt: Vec<Duration>,
     offers: usize,
     declined: usize,
 }
 
-type Call = Pin<Box<dyn Future<Output = Result<(), ClientError>> + Send>>;
+/// A call in flight: whether it is an accept, how long it took, how it ended.
+type Call = Pin<Box<dyn Future<Output = (bool, Duration, Result<(), ClientError>)> + Send>>;
+
+fn call(accept: bool, f: impl Future<Output = Result<(), ClientError>> + Send + 'static) -> Call {
+    Box::pin(async move {
+        let t = Instant::now();
+        let r = f.await;
+        (accept, t.elapsed(), r)
+    })
+}
 
 /// One framework: launches `quota` tasks on the offers it gets, acknowledging every update,
 /// until `stop` changes.
@@ -322,7 +387,7 @@ async fn framework(
                         let d = driver.clone();
                         // The remainder is not offered to this framework again: the tasks
                         // spread over the agents, and the other frameworks get it.
-                        calls.push(Box::pin(async move {
+                        calls.push(call(true, async move {
                             d.accept(vec![offer.id], vec![Operation::Launch(tasks)], 3600.0)
                                 .await
                         }));
@@ -330,18 +395,19 @@ async fn framework(
                     if !decline.is_empty() {
                         run.declined += decline.len();
                         let d = driver.clone();
-                        calls.push(Box::pin(async move { d.decline(decline, 3600.0).await }));
+                        calls.push(call(false, async move { d.decline(decline, 3600.0).await }));
                     }
                 }
                 Some(Event::Update(status)) => {
                     let arrived = Instant::now();
                     let d = driver.clone();
                     let ack = status.clone();
-                    calls.push(Box::pin(async move { d.acknowledge(&ack).await }));
+                    calls.push(call(false, async move { d.acknowledge(&ack).await }));
                     match status.state {
                         TaskState::Running => {
                             if let Some(t0) = offered_at.remove(&status.task_id) {
                                 run.offer_to_running.push(arrived.duration_since(t0));
+                                run.stages.push((status.task_id.clone(), t0, arrived));
                                 let n = progress.running.fetch_add(1, Ordering::SeqCst) + 1;
                                 if n == opts.tasks {
                                     if let Ok(mut last) = progress.last_running.lock() {
@@ -369,7 +435,10 @@ async fn framework(
                 Some(Event::Disconnected(why)) => bail!("framework {index} disconnected: {why}"),
                 Some(_) => {}
             },
-            Some(done) = calls.next(), if !calls.is_empty() => {
+            Some((accept, took, done)) = calls.next(), if !calls.is_empty() => {
+                if accept {
+                    run.accept_rtt.push(took);
+                }
                 if let Err(e) = done {
                     progress.error(format!("framework {index}: call failed: {e}"));
                 }
@@ -377,7 +446,7 @@ async fn framework(
             _ = stop.changed() => break,
         }
     }
-    while let Some(done) = calls.next().await {
+    while let Some((_, _, done)) = calls.next().await {
         if let Err(e) = done {
             progress.error(format!("framework {index}: call failed: {e}"));
         }
@@ -442,7 +511,7 @@ fn wait(
 /// Runs the bench against the `strata-master` in `bin_dir`.
 pub fn run(bin_dir: &Path, opts: &Options) -> Result<Report> {
     // Each agent's connection is a descriptor here and one in the master.
-    raise_nofile(opts.agents as u64 + 4096)?;
+    raise_nofile(opts.agents as libc::rlim_t + 4096)?;
     let master = MasterProcess::start(bin_dir)?;
     let result = measure(&master, opts);
     if result.is_err() {
@@ -504,6 +573,7 @@ fn measure(master: &MasterProcess, opts: &Options) -> Result<Report> {
         )
     };
     let failed = || !progress.errors().is_empty() || handles.iter().any(|h| h.is_finished());
+    let (master_cpu, bench_cpu) = (master.cpu()?, cpu_time(Path::new("/proc/self/stat"))?);
     wait(
         "launching",
         opts.timeout,
@@ -526,6 +596,8 @@ fn measure(master: &MasterProcess, opts: &Options) -> Result<Report> {
         .and_then(|t| *t)
         .context("no last TASK_RUNNING")?;
     report.launch_wall = last.duration_since(first);
+    report.master_cpu_launch = master.cpu()?.saturating_sub(master_cpu);
+    report.bench_cpu_launch = cpu_time(Path::new("/proc/self/stat"))?.saturating_sub(bench_cpu);
     // Let the acknowledgements drain before the master is measured with every task live.
     wait(
         "acknowledgements",
@@ -573,10 +645,30 @@ fn measure(master: &MasterProcess, opts: &Options) -> Result<Report> {
             .context("a framework panicked")?
             .context("a framework failed")?;
         report.offer_to_running.extend(run.offer_to_running);
+        report.accept_rtt.extend(run.accept_rtt);
+        if let Ok(s) = sims.state.lock() {
+            for (task, offered, running) in &run.stages {
+                if let Some(at) = s.launched_at.get(task) {
+                    report
+                        .offer_to_agent
+                        .push(at.saturating_duration_since(*offered));
+                    report
+                        .agent_to_running
+                        .push(running.saturating_duration_since(*at));
+                }
+            }
+        }
         report.offers_received += run.offers;
         report.offers_declined += run.declined;
     }
     report.offer_to_running.sort();
+    report.offer_to_agent.sort();
+    report.agent_to_running.sort();
+    report.accept_rtt.sort();
+    if let Ok(s) = sims.state.lock() {
+        report.update_rtt = s.update_rtt.clone();
+    }
+    report.update_rtt.sort();
     let (_, _, acked, errs) = sim_counts(&sims);
     report.acknowledged_at_agents = acked;
     report.update_errors = errs;
@@ -599,6 +691,22 @@ mod tests {
         .unwrap();
         let rss = read_rss(&path).unwrap();
         assert_eq!((rss.rss_kb, rss.hwm_kb), (10240, 20480));
+    }
+
+    #[test]
+    fn cpu_time_is_read_from_proc_stat() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stat");
+        // pid (comm with spaces) state ppid ... utime=250 stime=50 ...
+        std::fs::write(
+            &path,
+            "42 (strata master) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0",
+        )
+        .unwrap();
+        // SAFETY: sysconf reads a constant.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        let cpu = cpu_time(&path).unwrap();
+        assert!((cpu.as_secs_f64() - 300.0 / hz).abs() < 1e-9, "{cpu:?}");
     }
 
     #[test]

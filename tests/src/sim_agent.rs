@@ -36,6 +36,11 @@ pub struct SimState {
     pub acknowledged: u64,
     /// Tasks the agents were launched and have not reported finished.
     pub running: u64,
+    /// With [`SimTasks::Run`]: when each task's launch reached its agent.
+    pub launched_at: std::collections::HashMap<TaskId, Instant>,
+    /// Round trips of `statusUpdate` (sent -> the master's answer, given once its state machine
+    /// applied the update).
+    pub update_rtt: Vec<Duration>,
 }
 
 /// What the simulated agents do with the tasks the master launches on them.
@@ -354,9 +359,11 @@ impl Ctx {
         wire::set_status(req.get().init_update(), &status);
         let promise = req.send().promise;
         let state = Arc::clone(&self.state);
+        let sent = Instant::now();
         tokio::task::spawn_local(async move {
             let failed = promise.await.is_err();
             if let Ok(mut s) = state.lock() {
+                s.update_rtt.push(sent.elapsed());
                 s.updates_sent += 1;
                 if failed {
                     s.update_errors += 1;
@@ -423,9 +430,11 @@ impl agent::Server for SimAgent {
             ));
         };
         let ctx = &self.ctx;
+        let now = Instant::now();
         ctx.count(|s| {
             s.launched += 1;
             s.running += 1;
+            s.launched_at.insert(task.task_id.clone(), now);
         });
         ctx.send(status(
             framework_id.clone(),

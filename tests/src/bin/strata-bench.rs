@@ -571,6 +571,26 @@ fn master(tasks: usize) -> Result<()> {
         ms(pct(&r.offer_to_running, 0.99)),
         ms(r.offer_to_running.last().copied().unwrap_or_default())
     );
+    let p = |v: &[Duration]| format!("p50 {} p99 {}", ms(pct(v, 0.5)), ms(pct(v, 0.99)));
+    println!(
+        "    where it goes: offer -> launch at the agent {}; launch at the agent -> RUNNING at the framework {}",
+        p(&r.offer_to_agent),
+        p(&r.agent_to_running)
+    );
+    println!(
+        "    round trips answered by the master's state machine: accept {} ({} calls); agent statusUpdate {} ({} calls)",
+        p(&r.accept_rtt),
+        r.accept_rtt.len(),
+        p(&r.update_rtt),
+        r.update_rtt.len()
+    );
+    println!(
+        "    CPU during the launch phase ({:.2} s wall): master {:.2} s, bench process (agents, frameworks) {:.2} s; this machine has {} CPUs",
+        r.launch_wall.as_secs_f64(),
+        r.master_cpu_launch.as_secs_f64(),
+        r.bench_cpu_launch.as_secs_f64(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     println!(
         "  master RSS with {} agents and {} live tasks: {} (target: < 500 MB, {})",
         r.state_loaded_agents,
