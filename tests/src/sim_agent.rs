@@ -311,14 +311,16 @@ async fn session(
         s.registered_at[index] = Some(Instant::now());
     }
     finish.borrow_and_update();
+    // `spawn` drops the sender: then nobody will ask, and only the other branches count.
+    let mut may_finish = true;
     loop {
         tokio::select! {
             _ = &mut closed => return Ok(()),
             _ = leader.changed() => return Ok(()),
-            changed = finish.changed() => {
+            changed = finish.changed(), if may_finish => {
                 if changed.is_err() {
-                    // The bench is gone; nobody will ask again.
-                    std::future::pending::<()>().await;
+                    may_finish = false;
+                    continue;
                 }
                 let running = std::mem::take(&mut *ctx.running.borrow_mut());
                 for (framework_id, agent_id, task_id) in running {
