@@ -91,6 +91,24 @@ pub struct Report {
     /// frameworks), beside its wall time.
     pub master_cpu_launch: Duration,
     pub bench_cpu_launch: Duration,
+    /// The same per thread of the master (by thread name; threads of one name added up), most
+    /// first: which of its threads is busy.
+    pub master_threads_launch: Vec<(String, Duration)>,
+}
+
+/// CPU time per thread name of process `pid`, from `/proc/<pid>/task/*/{comm,stat}`.
+fn thread_cpu(pid: u32) -> HashMap<String, Duration> {
+    let mut by_name: HashMap<String, Duration> = HashMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return by_name;
+    };
+    for task in tasks.flatten() {
+        let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if let Ok(cpu) = cpu_time(&task.path().join("stat")) {
+            *by_name.entry(name.trim().to_string()).or_default() += cpu;
+        }
+    }
+    by_name
 }
 
 /// User plus system CPU time of a process, from `/proc/<pid>/stat`.
@@ -574,6 +592,7 @@ fn measure(master: &MasterProcess, opts: &Options) -> Result<Report> {
     };
     let failed = || !progress.errors().is_empty() || handles.iter().any(|h| h.is_finished());
     let (master_cpu, bench_cpu) = (master.cpu()?, cpu_time(Path::new("/proc/self/stat"))?);
+    let master_threads = thread_cpu(master.pid());
     wait(
         "launching",
         opts.timeout,
@@ -598,6 +617,15 @@ fn measure(master: &MasterProcess, opts: &Options) -> Result<Report> {
     report.launch_wall = last.duration_since(first);
     report.master_cpu_launch = master.cpu()?.saturating_sub(master_cpu);
     report.bench_cpu_launch = cpu_time(Path::new("/proc/self/stat"))?.saturating_sub(bench_cpu);
+    let mut threads: Vec<(String, Duration)> = thread_cpu(master.pid())
+        .into_iter()
+        .map(|(name, cpu)| {
+            let before = master_threads.get(&name).copied().unwrap_or_default();
+            (name, cpu.saturating_sub(before))
+        })
+        .collect();
+    threads.sort_by(|a, b| b.1.cmp(&a.1));
+    report.master_threads_launch = threads;
     // Let the acknowledgements drain before the master is measured with every task live.
     wait(
         "acknowledgements",

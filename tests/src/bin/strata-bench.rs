@@ -599,6 +599,15 @@ fn master(tasks: usize) -> Result<()> {
         load.trim()
     );
     println!(
+        "    master CPU per thread over the same span: {}",
+        r.master_threads_launch
+            .iter()
+            .take(4)
+            .map(|(name, cpu)| format!("{name} {:.2} s", cpu.as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
         "  master RSS with {} agents and {} live tasks: {} (target: < 500 MB, {})",
         r.state_loaded_agents,
         r.state_loaded_tasks,
