@@ -624,7 +624,7 @@ fn measure(master: &MasterProcess, opts: &Options) -> Result<Report> {
             (name, cpu.saturating_sub(before))
         })
         .collect();
-    threads.sort_by(|a, b| b.1.cmp(&a.1));
+    threads.sort_by_key(|t| std::cmp::Reverse(t.1));
     report.master_threads_launch = threads;
     // Let the acknowledgements drain before the master is measured with every task live.
     wait(
