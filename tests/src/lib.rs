@@ -18,6 +18,7 @@ pub mod framework;
 pub mod image_bench;
 pub mod images;
 pub mod isolation;
+pub mod master_bench;
 pub mod network_bench;
 pub mod registry;
 pub mod sim_agent;

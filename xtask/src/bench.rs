@@ -74,4 +74,16 @@ mod tests {
         };
         assert_eq!(runs, 500);
     }
+
+    #[test]
+    fn master_launches_100000_tasks_by_default() {
+        let parsed = crate::Xtask::try_parse_from(["xtask", "bench", "master"]).unwrap();
+        let crate::Task::Bench {
+            bench: crate::Bench::Master { tasks },
+        } = parsed.task
+        else {
+            panic!("{parsed:?}")
+        };
+        assert_eq!(tasks, 100_000);
+    }
 }

@@ -131,6 +131,15 @@ enum Bench {
     /// 50,000 and 6,000, and 3,000 roles under quota): p50/max per allocation cycle beside a
     /// floor and Mesos' figure (`cargo bench -p strata-master --bench allocator`; no root)
     Allocator,
+    /// The whole master under load: a standalone master, 10,000 simulated agents (real RPC, in
+    /// the bench process; STRATA_BENCH_AGENTS) and 10 frameworks (STRATA_BENCH_FRAMEWORKS)
+    /// launching short tasks; launches/s, offer -> TASK_RUNNING p50/p99, the master's RSS and
+    /// `GET /state` time with every task live, beside the same with no tasks
+    Master {
+        /// How many tasks the frameworks launch
+        #[arg(long, default_value_t = 100_000)]
+        tasks: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -187,6 +196,9 @@ fn main() -> ExitCode {
         Task::Bench {
             bench: Bench::Allocator,
         } => bench::allocator(),
+        Task::Bench {
+            bench: Bench::Master { tasks },
+        } => bench::run("master", tasks),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -493,6 +493,153 @@ fn failover(agents: usize, tasks: usize) -> Result<()> {
     Ok(())
 }
 
+/// A count from the environment (`STRATA_BENCH_AGENTS` …), else `default`.
+fn env_count(name: &str, default: usize) -> Result<usize> {
+    match std::env::var(name) {
+        Ok(v) => v.parse().with_context(|| format!("invalid {name}={v:?}")),
+        Err(_) => Ok(default),
+    }
+}
+
+/// `cargo xtask bench master`: a standalone master, 10,000 simulated agents (real RPC, in this
+/// process) and frameworks launching `tasks` tasks; launches/s, offer -> TASK_RUNNING, the
+/// master's RSS and `GET /state` with everything live, beside the same with no tasks.
+fn master(tasks: usize) -> Result<()> {
+    use strata_tests::master_bench::{run, Options, Rss, StateTiming};
+    let opts = Options {
+        tasks,
+        agents: env_count("STRATA_BENCH_AGENTS", 10_000)?,
+        frameworks: env_count("STRATA_BENCH_FRAMEWORKS", 10)?,
+        agent_resources: "cpus:24;mem:4096;disk:4096;ports:[31000-32000]".into(),
+        task_resources: "cpus:0.1;mem:32".into(),
+        timeout: Duration::from_secs(env_count("STRATA_BENCH_TIMEOUT_SECS", 600)? as u64),
+    };
+    // Other work on the machine shares the CPUs with the master: say how much there was.
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: String = load
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let started = Instant::now();
+    let r = run(&bin_dir()?, &opts)?;
+    let mb = |r: Rss| {
+        format!(
+            "{:.1} MB (peak {:.1} MB)",
+            r.rss_kb as f64 / 1024.0,
+            r.hwm_kb as f64 / 1024.0
+        )
+    };
+    let state = |t: &StateTiming| {
+        format!(
+            "p50 {} (min {}, max {}) of {}, {:.1} MB",
+            ms(pct(&t.times, 0.5)),
+            ms(t.times.first().copied().unwrap_or_default()),
+            ms(t.times.last().copied().unwrap_or_default()),
+            t.times.len(),
+            t.bytes as f64 / 1e6
+        )
+    };
+    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+    println!(
+        "bench master: {} simulated agents ({}, real RPC, one thread in the bench process), {} frameworks, {tasks} tasks ({}, at most {} per offer); standalone release master; {:.1} s in all",
+        opts.agents,
+        opts.agent_resources,
+        opts.frameworks,
+        opts.task_resources,
+        opts.per_offer(),
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "  baseline: master RSS just started, no agents: {}",
+        mb(r.rss_started)
+    );
+    println!(
+        "  baseline: {} agents registered in {:.2} s; master RSS {}",
+        opts.agents,
+        r.agents_registered_in.as_secs_f64(),
+        mb(r.rss_agents)
+    );
+    println!(
+        "  baseline: GET /state with the agents, no tasks: {}",
+        state(&r.state_agents)
+    );
+    let rate = tasks as f64 / r.launch_wall.as_secs_f64().max(1e-9);
+    println!(
+        "  launches: {tasks} TASK_RUNNING in {:.2} s from the first accept = {rate:.0} tasks/s (target: 20,000/s, {}); {} offers received, {} declined",
+        r.launch_wall.as_secs_f64(),
+        verdict(rate >= 20_000.0),
+        r.offers_received,
+        r.offers_declined
+    );
+    println!(
+        "  offer -> launch (offer received by the framework -> its task's TASK_RUNNING received by it): p50 {} p99 {} max {}",
+        ms(pct(&r.offer_to_running, 0.5)),
+        ms(pct(&r.offer_to_running, 0.99)),
+        ms(r.offer_to_running.last().copied().unwrap_or_default())
+    );
+    let p = |v: &[Duration]| format!("p50 {} p99 {}", ms(pct(v, 0.5)), ms(pct(v, 0.99)));
+    println!(
+        "    where it goes: offer -> launch at the agent {}; launch at the agent -> RUNNING at the framework {}",
+        p(&r.offer_to_agent),
+        p(&r.agent_to_running)
+    );
+    println!(
+        "    round trips answered by the master's state machine: accept {} ({} calls); agent statusUpdate {} ({} calls)",
+        p(&r.accept_rtt),
+        r.accept_rtt.len(),
+        p(&r.update_rtt),
+        r.update_rtt.len()
+    );
+    println!(
+        "    CPU from the frameworks' subscribing to the last TASK_RUNNING: master {:.2} s, bench process (agents, frameworks) {:.2} s; this machine has {} CPUs, load average at the start {}",
+        r.master_cpu_launch.as_secs_f64(),
+        r.bench_cpu_launch.as_secs_f64(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load.trim()
+    );
+    println!(
+        "    master CPU per thread over the same span: {}",
+        r.master_threads_launch
+            .iter()
+            .take(4)
+            .map(|(name, cpu)| format!("{name} {:.2} s", cpu.as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "  master RSS with {} agents and {} live tasks: {} (target: < 500 MB, {})",
+        r.state_loaded_agents,
+        r.state_loaded_tasks,
+        mb(r.rss_loaded),
+        verdict(r.rss_loaded.rss_kb < 500 * 1024)
+    );
+    let loaded = pct(&r.state_loaded.times, 0.5);
+    println!(
+        "  GET /state with them: {} (target: < 200 ms, {})",
+        state(&r.state_loaded),
+        verdict(loaded < Duration::from_millis(200))
+    );
+    println!(
+        "  all {tasks} TASK_FINISHED (asked of the agents at once) in {:.2} s = {:.0} tasks/s; master RSS after: {}",
+        r.finish_wall.as_secs_f64(),
+        tasks as f64 / r.finish_wall.as_secs_f64().max(1e-9),
+        mb(r.rss_finished)
+    );
+    println!(
+        "  sanity: {} acknowledgements reached the agents for {} updates; {} updates refused by the master",
+        r.acknowledged_at_agents,
+        2 * tasks,
+        r.update_errors
+    );
+    println!(
+        "  reference: Nomad C1M placed about 3,750 containers/s across 5,000 hosts (5 servers)"
+    );
+    println!("  reference: Kubernetes scheduler_perf floors are 680-1,100 pods/s");
+    println!("  reference: Mesos serves /state for a cluster this size in about 3 s");
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let count = |default: usize| -> Result<usize> {
@@ -507,10 +654,11 @@ fn main() -> Result<()> {
         Some("ebpf") => ebpf(count(20)?),
         Some("failover") => failover(count(1000)?, 10_000),
         Some("image") => image(count(100)?),
+        Some("master") => master(count(100_000)?),
         Some("image-oci-runtimes") => {
             let layers: Vec<std::path::PathBuf> = args[2..].iter().map(Into::into).collect();
             strata_tests::image_bench::oci_runtimes_child(count(100)?, &layers)
         }
-        _ => bail!("usage: strata-bench launch [TASKS] | isolation [RUNS] | ebpf [ROUNDS] | failover [AGENTS] | image [RUNS]"),
+        _ => bail!("usage: strata-bench launch [TASKS] | isolation [RUNS] | ebpf [ROUNDS] | failover [AGENTS] | image [RUNS] | master [TASKS]"),
     }
 }
