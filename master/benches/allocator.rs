@@ -69,7 +69,7 @@ fn decline_offers(
                 active: true,
                 suppressed_roles: Vec::new(),
                 allocated: BTreeMap::new(),
-                filters: HashMap::new(),
+                filters: Default::default(),
             })
         })
         .collect::<anyhow::Result<_>>()?;
@@ -103,7 +103,7 @@ fn decline_offers(
         // the view: `allocated` stays empty) and a filter holds them back for an hour.
         for alloc in out {
             if let Some(&f) = index.get(&alloc.framework) {
-                framework_views[f].filters.insert(
+                std::sync::Arc::make_mut(&mut framework_views[f].filters).insert(
                     alloc.agent,
                     RefuseFilter {
                         resources: alloc.resources,

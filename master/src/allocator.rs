@@ -123,8 +123,9 @@ pub struct FrameworkView {
     pub suppressed_roles: Vec<String>,
     /// Per role: resources used by its tasks plus resources offered to it.
     pub allocated: BTreeMap<String, Resources>,
-    /// Decline filters, per agent (not per role).
-    pub filters: HashMap<AgentId, RefuseFilter>,
+    /// Decline filters, per agent (not per role). Shared with the master's framework, so
+    /// building a view does not copy them.
+    pub filters: std::sync::Arc<HashMap<AgentId, RefuseFilter>>,
 }
 
 /// Everything the allocator decides from.
@@ -1358,7 +1359,7 @@ mod tests {
             active: true,
             suppressed_roles: Vec::new(),
             allocated: BTreeMap::new(),
-            filters: HashMap::new(),
+            filters: Default::default(),
         }
     }
 
@@ -1670,7 +1671,7 @@ mod tests {
         let mut f2 = fw("f2", &["*"]);
         f2.suppressed_roles = vec!["*".into()];
         let mut f3 = fw("f3", &["*"]);
-        f3.filters.insert(
+        std::sync::Arc::make_mut(&mut f3.filters).insert(
             AgentId::new("a1").unwrap(),
             RefuseFilter {
                 resources: res("cpus:4;mem:4096"),
@@ -1689,7 +1690,7 @@ mod tests {
         let now = Instant::now();
         let agents = [agent("a1", "cpus:2;mem:2048;ports:[31000-31010]")];
         let mut f = fw("f", &["*"]);
-        f.filters.insert(
+        std::sync::Arc::make_mut(&mut f.filters).insert(
             AgentId::new("a1").unwrap(),
             RefuseFilter {
                 resources: res("cpus:2;mem:2048;ports:[31000-31005]"),
@@ -1697,7 +1698,7 @@ mod tests {
             },
         );
         assert_eq!(run_at(&agents, std::slice::from_ref(&f), &[], now).len(), 1);
-        f.filters
+        std::sync::Arc::make_mut(&mut f.filters)
             .get_mut(&AgentId::new("a1").unwrap())
             .unwrap()
             .resources = res("cpus:8;mem:4096;ports:[30000-32000]");
@@ -1930,7 +1931,7 @@ mod tests {
                         .insert(roles[0].to_string(), res(&format!("cpus:{held}")));
                 }
                 for (a, cpus, mem, live) in filters {
-                    f.filters.insert(
+                    std::sync::Arc::make_mut(&mut f.filters).insert(
                         AgentId::new(format!("a{a}")).unwrap(),
                         RefuseFilter {
                             resources: res(&format!("cpus:{cpus};mem:{mem};ports:[31000-31010]")),

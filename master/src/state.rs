@@ -7,6 +7,7 @@ use crate::allocator::{self, AgentView, FrameworkView, RefuseFilter};
 use crate::registry::{DrainConfig, RegisteredAgent, Registry};
 use serde_json::{json, Value as Json};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use strata_schema::{
     AgentId, AgentInfo, FrameworkId, FrameworkInfo, MasterInfo, OfferId, Resources, StatusSource,
@@ -229,7 +230,8 @@ struct Framework {
     disconnected_at: Option<Instant>,
     tasks: HashMap<TaskId, Task>,
     completed_tasks: VecDeque<Task>,
-    filters: HashMap<AgentId, RefuseFilter>,
+    /// Shared with the allocator's view (copied only when changed while a view holds it).
+    filters: Arc<HashMap<AgentId, RefuseFilter>>,
     suppressed_roles: HashSet<String>,
     offers: HashSet<OfferId>,
     used: Resources,
@@ -282,7 +284,7 @@ impl Framework {
             disconnected_at: Some(since),
             tasks: HashMap::new(),
             completed_tasks: VecDeque::new(),
-            filters: HashMap::new(),
+            filters: Default::default(),
             suppressed_roles: HashSet::new(),
             offers: HashSet::new(),
             used: Resources::new(),
@@ -1020,7 +1022,7 @@ impl Master {
                 disconnected_at: None,
                 tasks: HashMap::new(),
                 completed_tasks: VecDeque::new(),
-                filters: HashMap::new(),
+                filters: Default::default(),
                 suppressed_roles: HashSet::new(),
                 offers: HashSet::new(),
                 used: Resources::new(),
@@ -1146,7 +1148,9 @@ impl Master {
     ) -> Result<(), CallError> {
         self.caller(conn, id)?;
         if let Some(fw) = self.frameworks.get_mut(id) {
-            fw.filters.clear();
+            if !fw.filters.is_empty() {
+                fw.filters = Default::default();
+            }
             if roles.is_empty() {
                 fw.suppressed_roles.clear();
             } else {
@@ -1193,7 +1197,7 @@ impl Master {
         let refuse =
             Duration::from_secs_f64(refuse_seconds.min(self.config.max_refuse.as_secs_f64()));
         if let Some(fw) = self.frameworks.get_mut(fw_id) {
-            fw.filters.insert(
+            Arc::make_mut(&mut fw.filters).insert(
                 agent.clone(),
                 RefuseFilter {
                     resources,
@@ -1781,7 +1785,7 @@ impl Master {
                 active: f.active(),
                 suppressed_roles: f.suppressed_roles.iter().cloned().collect(),
                 allocated: f.allocated.clone(),
-                filters: f.filters.clone(),
+                filters: Arc::clone(&f.filters),
             })
             .collect();
         frameworks.sort_by(|a, b| a.id.cmp(&b.id));
@@ -1876,9 +1880,8 @@ impl Master {
     /// Drops expired filters; marks the state dirty if any expired.
     pub fn expire_filters(&mut self, now: Instant) {
         for fw in self.frameworks.values_mut() {
-            let before = fw.filters.len();
-            fw.filters.retain(|_, f| f.expires > now);
-            if fw.filters.len() != before {
+            if fw.filters.values().any(|f| f.expires <= now) {
+                Arc::make_mut(&mut fw.filters).retain(|_, f| f.expires > now);
                 self.dirty = true;
             }
         }
