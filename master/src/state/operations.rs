@@ -365,12 +365,9 @@ impl Master {
         self.check_create(agent_id, &volumes, None)
             .map_err(OperatorError::Invalid)?;
         let source = volume_sources(&volumes);
-        let available = self.available_for(agent_id, &source)?;
-        if !available.contains(&source) {
-            return Err(OperatorError::Conflict(format!(
-                "agent {agent_id} does not have {source} reserved and unused"
-            )));
-        }
+        self.ensure_unused(agent_id, &source, |available| {
+            format!("agent {agent_id} does not have {source} reserved and unused (available: {available})")
+        })?;
         info!(agent_id = %agent_id, volumes = %volumes, "operator created volumes");
         self.change_volumes(agent_id, |v| v.add(&volumes));
         Ok(())
@@ -389,12 +386,9 @@ impl Master {
         }
         self.check_destroy(agent_id, &volumes)
             .map_err(OperatorError::Invalid)?;
-        let available = self.available_for(agent_id, &volumes)?;
-        if !available.contains(&volumes) {
-            return Err(OperatorError::Conflict(format!(
-                "{volumes} is in use on agent {agent_id}"
-            )));
-        }
+        self.ensure_unused(agent_id, &volumes, |_| {
+            format!("{volumes} is in use on agent {agent_id}")
+        })?;
         info!(agent_id = %agent_id, volumes = %volumes, "operator destroyed volumes");
         self.destroy_on_agent(agent_id, volumes);
         Ok(())
@@ -414,27 +408,32 @@ impl Master {
 
     // ---- operator: reservations ---------------------------------------------------------------
 
-    /// The agent's available resources, after taking back its outstanding offers if they are
-    /// needed to cover `wanted`.
-    fn available_for(
+    /// Makes sure `wanted` is unused on the agent, taking back its outstanding offers if they
+    /// hold it; otherwise a conflict whose message `refusal` writes from what is available.
+    fn ensure_unused(
         &mut self,
         agent_id: &AgentId,
         wanted: &Resources,
-    ) -> Result<Resources, OperatorError> {
+        refusal: impl FnOnce(&Resources) -> String,
+    ) -> Result<(), OperatorError> {
         let Some(agent) = self.agents.get(agent_id) else {
             return Err(OperatorError::NotFound(format!(
                 "no agent has id {agent_id}"
             )));
         };
-        if agent.available().contains(wanted) {
-            return Ok(agent.available());
+        if !agent.available().contains(wanted) {
+            self.rescind_agent_offers(agent_id);
         }
-        self.rescind_agent_offers(agent_id);
-        Ok(self
+        let available = self
             .agents
             .get(agent_id)
             .map(|a| a.available())
-            .unwrap_or_default())
+            .unwrap_or_default();
+        if available.contains(wanted) {
+            Ok(())
+        } else {
+            Err(OperatorError::Conflict(refusal(&available)))
+        }
     }
 
     /// `/reserve`: reserves unused unreserved resources of an agent for the roles named in
@@ -458,12 +457,11 @@ impl Master {
             })?;
         }
         let source = with_role(&res, DEFAULT_ROLE);
-        let available = self.available_for(agent_id, &source)?;
-        if !available.contains(&source) {
-            return Err(OperatorError::Conflict(format!(
+        self.ensure_unused(agent_id, &source, |available| {
+            format!(
                 "agent {agent_id} does not have {source} unreserved and unused (available: {available})"
-            )));
-        }
+            )
+        })?;
         info!(agent_id = %agent_id, resources = %res, "operator reserved");
         self.change_reservations(agent_id, |r| r.add(&res));
         Ok(())
@@ -500,13 +498,12 @@ impl Master {
                 if dynamic.is_empty() { "none".to_string() } else { dynamic.to_string() }
             )));
         }
-        let available = self.available_for(agent_id, &res)?;
-        if !available.contains(&res) {
-            return Err(OperatorError::Conflict(format!(
+        self.ensure_unused(agent_id, &res, |available| {
+            format!(
                 "{res} is in use on agent {agent_id}; only {} of its reservations is free",
                 available.iter().filter(|r| r.role != DEFAULT_ROLE).count()
-            )));
-        }
+            )
+        })?;
         info!(agent_id = %agent_id, resources = %res, "operator unreserved");
         self.change_reservations(agent_id, |r| *r = r.saturating_sub(&res));
         Ok(())
