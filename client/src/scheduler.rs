@@ -8,8 +8,7 @@ use futures::AsyncReadExt;
 use std::sync::Arc;
 use strata_schema::scheduler_capnp::{master, operation, scheduler, scheduler_session};
 use strata_schema::{
-    wire, AgentId, Attributes, FrameworkId, FrameworkInfo, OfferId, Resources, TaskId, TaskInfo,
-    TaskStatus,
+    wire, AgentId, Attributes, FrameworkId, FrameworkInfo, OfferId, Resources, TaskId, TaskStatus,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::compat::TokioAsyncReadCompatExt;
@@ -51,18 +50,7 @@ pub struct Offer {
     pub attributes: Attributes,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum Operation {
-    Launch(Vec<TaskInfo>),
-    /// Reserve these resources (each item naming the offer's role) out of its unreserved ones.
-    Reserve(Resources),
-    /// Give dynamically reserved resources back to `*`.
-    Unreserve(Resources),
-    /// Make persistent volumes (`disk(ROLE)[ID:PATH]:SIZE`) out of reserved disk.
-    Create(Resources),
-    /// Delete persistent volumes and their data.
-    Destroy(Resources),
-}
+pub use strata_schema::Operation;
 
 /// What the master tells a subscribed framework, in order.
 #[derive(Debug, Clone, PartialEq)]

@@ -20,7 +20,8 @@ pub use ids::{AgentId, ContainerId, FrameworkId, OfferId, TaskId};
 pub use info::{AgentInfo, MasterInfo};
 pub use resources::{DiskInfo, Range, Resource, Resources, ResourcesError, Value, DEFAULT_ROLE};
 pub use task::{
-    CommandInfo, FrameworkInfo, StatusSource, TaskInfo, TaskState, TaskStatus, UpdateUuid,
+    CommandInfo, FrameworkInfo, Operation, StatusSource, TaskInfo, TaskState, TaskStatus,
+    UpdateUuid,
 };
 
 /// The version every Strata binary reports.

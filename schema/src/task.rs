@@ -307,3 +307,30 @@ mod tests {
         assert!(c.validate().unwrap_err().contains("A=B"));
     }
 }
+
+/// One operation of an ACCEPT call, applied in order on what the ones before it left.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Operation {
+    Launch(Vec<TaskInfo>),
+    /// Reserve these resources (each item naming the offer's role) out of its unreserved ones.
+    Reserve(crate::Resources),
+    /// Give dynamically reserved resources back to `*`.
+    Unreserve(crate::Resources),
+    /// Make persistent volumes (`disk(ROLE)[ID:PATH]:SIZE`) out of reserved disk.
+    Create(crate::Resources),
+    /// Delete persistent volumes and their data; the disk stays reserved.
+    Destroy(crate::Resources),
+}
+
+impl Operation {
+    /// Mesos' name of the operation type.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Launch(_) => "LAUNCH",
+            Self::Reserve(_) => "RESERVE",
+            Self::Unreserve(_) => "UNRESERVE",
+            Self::Create(_) => "CREATE",
+            Self::Destroy(_) => "DESTROY",
+        }
+    }
+}

@@ -8,35 +8,10 @@ use crate::allocator::{self, ancestors, is_subrole, RoleConfig};
 use crate::registry::{DrainConfig, MaintenanceWindow, QuotaConfig};
 use serde_json::{json, Map, Value as Json};
 use std::collections::{BTreeMap, BTreeSet};
-use strata_schema::{AgentId, Resource, Resources, TaskInfo, Value, DEFAULT_ROLE};
+use strata_schema::{AgentId, Resource, Resources, Value, DEFAULT_ROLE};
 use tracing::info;
 
-/// One operation of an ACCEPT call.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Operation {
-    Launch(Vec<TaskInfo>),
-    /// Reserve these resources (each item naming its role) out of the offer's unreserved ones.
-    Reserve(Resources),
-    /// Give these dynamically reserved resources back to `*`.
-    Unreserve(Resources),
-    /// Make persistent volumes out of reserved disk.
-    Create(Resources),
-    /// Delete persistent volumes (their data too); the disk stays reserved.
-    Destroy(Resources),
-}
-
-impl Operation {
-    /// Mesos' name of the operation type.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Launch(_) => "LAUNCH",
-            Self::Reserve(_) => "RESERVE",
-            Self::Unreserve(_) => "UNRESERVE",
-            Self::Create(_) => "CREATE",
-            Self::Destroy(_) => "DESTROY",
-        }
-    }
-}
+pub use strata_schema::Operation;
 
 /// Why an operator's request was refused; the HTTP front end maps each kind to its status.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
