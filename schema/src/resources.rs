@@ -79,7 +79,8 @@ pub struct Resource {
     pub value: Value,
     /// Set on persistent volumes only (a reserved `disk` scalar).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disk: Option<DiskInfo>,
+    /// Boxed: most resources have none, and every `Resource` stays small.
+    pub disk: Option<Box<DiskInfo>>,
 }
 
 /// Mesos' `Resource.disk` of a persistent volume: `disk.persistence.id` and
@@ -213,7 +214,7 @@ impl Resources {
                 name,
                 role,
                 value,
-                disk,
+                disk: disk.map(Box::new),
             })
             .map_err(invalid)?;
             out.check_kind(&resource).map_err(invalid)?;
@@ -326,7 +327,7 @@ impl Resources {
     pub fn volumes(&self) -> impl Iterator<Item = (&Resource, &DiskInfo)> {
         self.items
             .iter()
-            .filter_map(|r| r.disk.as_ref().map(|disk| (r, disk)))
+            .filter_map(|r| r.disk.as_deref().map(|disk| (r, disk)))
     }
 
     /// Everything but the persistent volumes.
@@ -897,7 +898,7 @@ fn render_raw(resource: &Resource) -> String {
     let disk = resource
         .disk
         .as_ref()
-        .map(DiskInfo::to_string)
+        .map(|d| d.to_string())
         .unwrap_or_default();
     if resource.role == DEFAULT_ROLE {
         format!("{}{disk}:{value}", resource.name)
@@ -1737,11 +1738,11 @@ mod tests {
             name: "disk".into(),
             role: role.into(),
             value: Value::Scalar(size),
-            disk: Some(DiskInfo {
+            disk: Some(Box::new(DiskInfo {
                 persistence_id: id.into(),
                 container_path: path.into(),
                 read_only,
-            }),
+            })),
         }
     }
 
@@ -1759,11 +1760,11 @@ mod tests {
             vec![
                 (
                     volume("ops", "v1", "data", false, 64.0),
-                    volume("ops", "v1", "data", false, 64.0).disk.unwrap()
+                    *volume("ops", "v1", "data", false, 64.0).disk.unwrap()
                 ),
                 (
                     volume("ops", "v2", "a/b", true, 1.5),
-                    volume("ops", "v2", "a/b", true, 1.5).disk.unwrap()
+                    *volume("ops", "v2", "a/b", true, 1.5).disk.unwrap()
                 ),
             ]
         );

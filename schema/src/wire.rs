@@ -157,7 +157,7 @@ pub fn resources(
             name: text(r.get_name())?,
             role,
             value,
-            disk,
+            disk: disk.map(Box::new),
         });
     }
     Resources::from_vec(items).map_err(|e| invalid("resources", e))

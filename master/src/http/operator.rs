@@ -501,7 +501,7 @@ pub(crate) fn mesos_resources(v: &Value) -> Result<Resources, String> {
             name: name.to_string(),
             role: role.to_string(),
             value,
-            disk,
+            disk: disk.map(Box::new),
         });
     }
     Resources::from_vec(items).map_err(|e| e.to_string())
