@@ -9,6 +9,7 @@ pub mod container;
 pub mod duration;
 pub mod ids;
 pub mod info;
+pub mod mesos_json;
 pub mod resources;
 pub mod task;
 pub mod wire;

@@ -403,108 +403,13 @@ pub(crate) fn parse_weights(v: &Value) -> Result<Vec<(String, f64)>, String> {
     Ok(out)
 }
 
-/// Mesos' JSON resources: `[{"name": "cpus", "type": "SCALAR", "scalar": {"value": 1},
-/// "role": "ops"}]` (the role may also be the last of `reservations`), or the resource text
-/// syntax as a string: `"cpus(ops):1;mem(ops):512"`.
+/// Mesos' JSON resources ([`Resources::from_mesos_json`]), or the resource text syntax as a
+/// string: `"cpus(ops):1;mem(ops):512"`.
 pub(crate) fn mesos_resources(v: &Value) -> Result<Resources, String> {
-    if let Some(text) = v.as_str() {
-        return Resources::parse(text).map_err(|e| e.to_string());
+    match v.as_str() {
+        Some(text) => Resources::parse(text).map_err(|e| e.to_string()),
+        None => Resources::from_mesos_json(v).map_err(|e| e.to_string()),
     }
-    let list = v
-        .as_array()
-        .ok_or_else(|| format!("expected a list of resources or a resources string, not {v}"))?;
-    let mut items = Vec::new();
-    for r in list {
-        let name = r
-            .get("name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| format!("a resource has no name: {r}"))?;
-        let role = r
-            .get("reservations")
-            .and_then(Value::as_array)
-            .and_then(|rs| rs.last())
-            .and_then(|last| last.get("role"))
-            .or_else(|| r.get("role"))
-            .and_then(Value::as_str)
-            .unwrap_or(strata_schema::DEFAULT_ROLE);
-        let kind = r.get("type").and_then(Value::as_str).unwrap_or("SCALAR");
-        let value = match kind {
-            "SCALAR" => ResValue::Scalar(
-                r.pointer("/scalar/value")
-                    .and_then(Value::as_f64)
-                    .ok_or_else(|| format!("{name:?} has no scalar.value"))?,
-            ),
-            "RANGES" => {
-                let ranges = r
-                    .pointer("/ranges/range")
-                    .and_then(Value::as_array)
-                    .ok_or_else(|| format!("{name:?} has no ranges.range"))?;
-                let mut out = Vec::new();
-                for range in ranges {
-                    let (Some(b), Some(e)) = (
-                        range.get("begin").and_then(Value::as_u64),
-                        range.get("end").and_then(Value::as_u64),
-                    ) else {
-                        return Err(format!("{name:?}: a range needs begin and end: {range}"));
-                    };
-                    out.push(strata_schema::Range::new(b, e));
-                }
-                ResValue::Ranges(out)
-            }
-            "SET" => {
-                let set = r
-                    .pointer("/set/item")
-                    .and_then(Value::as_array)
-                    .ok_or_else(|| format!("{name:?} has no set.item"))?;
-                ResValue::Set(
-                    set.iter()
-                        .map(|i| {
-                            i.as_str()
-                                .map(str::to_string)
-                                .ok_or_else(|| format!("{name:?}: set items are strings"))
-                        })
-                        .collect::<Result<_, _>>()?,
-                )
-            }
-            other => {
-                return Err(format!(
-                    "{name:?} has unknown type {other:?} (SCALAR, RANGES or SET)"
-                ))
-            }
-        };
-        let disk = match r.get("disk") {
-            None | Some(Value::Null) => None,
-            Some(d) => {
-                let id = d
-                    .pointer("/persistence/id")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| format!("{name:?}: disk needs persistence.id"))?;
-                let path = d
-                    .pointer("/volume/container_path")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| format!("{name:?}: disk needs volume.container_path"))?;
-                let read_only = match d.pointer("/volume/mode").and_then(Value::as_str) {
-                    None | Some("RW") => false,
-                    Some("RO") => true,
-                    Some(other) => {
-                        return Err(format!("{name:?}: volume mode {other:?} is not RW or RO"))
-                    }
-                };
-                Some(strata_schema::DiskInfo {
-                    persistence_id: id.to_string(),
-                    container_path: path.to_string(),
-                    read_only,
-                })
-            }
-        };
-        items.push(Resource {
-            name: name.to_string(),
-            role: role.to_string(),
-            value,
-            disk: disk.map(Box::new),
-        });
-    }
-    Resources::from_vec(items).map_err(|e| e.to_string())
 }
 
 /// The agent and resources of `/reserve` and `/unreserve`: JSON `{"agent_id": ID, "resources":
