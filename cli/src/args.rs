@@ -376,28 +376,13 @@ fn parse_agent_id(text: &str) -> Result<AgentId, String> {
     AgentId::new(text).map_err(|err| err.to_string())
 }
 
-/// A role name as Mesos allows it: `/`-separated parts, none empty, `.` or `..`, none starting
-/// with `-`, no whitespace, control characters or backslashes; not `*` (the unreserved role).
+/// A role name as Mesos allows it ([`strata_schema::validate_role`]), and not `*` (the
+/// unreserved role).
 pub fn parse_role(text: &str) -> Result<String, String> {
     if text == DEFAULT_ROLE {
         return Err("\"*\" is the role of unreserved resources; name a role".to_string());
     }
-    if text.is_empty() {
-        return Err("the role is empty".to_string());
-    }
-    if let Some(bad) = text
-        .chars()
-        .find(|c| c.is_whitespace() || c.is_control() || *c == '\\')
-    {
-        return Err(format!("the role {text:?} contains {bad:?}"));
-    }
-    for part in text.split('/') {
-        if part.is_empty() || part == "." || part == ".." || part.starts_with('-') {
-            return Err(format!(
-                "the role {text:?} has an invalid part {part:?} (empty, \".\", \"..\" or starting with \"-\")"
-            ));
-        }
-    }
+    strata_schema::validate_role(text)?;
     Ok(text.to_string())
 }
 
@@ -536,7 +521,7 @@ mod tests {
         assert_eq!(parse_role("eng/backend").unwrap(), "eng/backend");
         assert!(parse_role("*").unwrap_err().contains("unreserved"));
         assert!(parse_role("").is_err());
-        assert!(parse_role("eng/").unwrap_err().contains("invalid part"));
+        assert!(parse_role("eng/").unwrap_err().contains("ends with"));
         assert!(parse_role("a/../b").is_err());
         assert!(parse_role("-x").is_err());
         assert!(parse_role("a b").unwrap_err().contains("' '"));

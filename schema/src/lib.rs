@@ -19,7 +19,9 @@ pub use container::{ContainerInfo, ContainerType, Image, ImageType, Volume, Volu
 pub use duration::{parse_duration, DurationError};
 pub use ids::{AgentId, ContainerId, FrameworkId, OfferId, TaskId};
 pub use info::{AgentInfo, MasterInfo};
-pub use resources::{DiskInfo, Range, Resource, Resources, ResourcesError, Value, DEFAULT_ROLE};
+pub use resources::{
+    validate_role, DiskInfo, Range, Resource, Resources, ResourcesError, Value, DEFAULT_ROLE,
+};
 pub use task::{
     CommandInfo, FrameworkInfo, Operation, StatusSource, TaskInfo, TaskState, TaskStatus,
     UpdateUuid,

@@ -1209,7 +1209,7 @@ pub(crate) fn validate_name(name: &str) -> Result<(), String> {
 /// Mesos' role rules: `*`, or `/`-separated components that are not empty, `.`, `..` or `*`, do
 /// not start with `-` and hold no whitespace or control characters; also none of the characters
 /// the `--resources` syntax uses.
-pub(crate) fn validate_role(role: &str) -> Result<(), String> {
+pub fn validate_role(role: &str) -> Result<(), String> {
     if role == DEFAULT_ROLE {
         return Ok(());
     }

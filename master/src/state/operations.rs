@@ -142,9 +142,8 @@ fn check_role(role: &str) -> Result<(), OperatorError> {
             "role \"*\" cannot have a quota, weight or reservation".to_string(),
         ));
     }
-    Resources::parse(&format!("cpus({role}):1"))
-        .map(|_| ())
-        .map_err(|e| OperatorError::Invalid(format!("invalid role {role:?}: {e}")))
+    strata_schema::validate_role(role)
+        .map_err(|e| OperatorError::Invalid(format!("invalid role: {e}")))
 }
 
 impl Master {
