@@ -1632,3 +1632,39 @@ fn a_new_guarantee_takes_back_outstanding_offers_and_is_met_first() {
         b[0].resources
     );
 }
+
+#[test]
+fn roles_sum_their_subtree_and_quota_counts_idle_reservations() {
+    let mut m = master();
+    let now = Instant::now();
+    let (_a, _arx) = agent(&mut m, 1, "cpus:4;mem:1024;cpus(eng/a):1");
+    m.set_quota(
+        "eng",
+        crate::registry::QuotaConfig {
+            guarantees: Resources::new(),
+            limits: res("cpus:3"),
+        },
+    )
+    .unwrap();
+    let role = |m: &Master, name: &str| {
+        m.roles_json()["roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    // Nobody holds anything: the idle reservation of the child counts against eng's quota.
+    assert_eq!(role(&m, "eng")["reserved"]["cpus"], 1.0);
+    assert_eq!(role(&m, "eng")["quota"]["consumed"]["cpus"], 1.0);
+    let (_f, mut frx) = role_framework(&mut m, 2, &["eng/a"]);
+    m.allocate(now);
+    let o = offers(&mut frx);
+    let offered = o[0].resources.cpus();
+    assert!(offered <= 3.0, "the limit holds: {offered}");
+    // Offered now: allocated to eng/a and counted once for eng.
+    assert_eq!(role(&m, "eng/a")["offered"]["cpus"], offered);
+    assert_eq!(role(&m, "eng")["allocated"]["cpus"], offered);
+    assert_eq!(role(&m, "eng")["quota"]["consumed"]["cpus"], offered);
+}

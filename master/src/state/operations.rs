@@ -94,6 +94,17 @@ pub(crate) fn apply_reservations(
     total
 }
 
+/// Scalar amounts per name, as Mesos' role and quota JSON prints them.
+type Scalars = BTreeMap<String, f64>;
+
+fn add_scalars(into: &mut Scalars, res: &Resources) {
+    for r in res.iter() {
+        if let Value::Scalar(v) = r.value {
+            *into.entry(r.name.clone()).or_default() += v;
+        }
+    }
+}
+
 /// The scalar items of `res` summed per name, as Mesos' role and quota JSON prints them.
 fn scalars_json(res: &Resources) -> Json {
     let mut object = Map::new();
@@ -865,82 +876,85 @@ impl Master {
         roles
     }
 
-    /// What `role`'s subtree consumes of quota: its allocation (reserved and unreserved) plus
-    /// the reservations to it that are not allocated.
-    fn consumed(&self, role: &str) -> Resources {
-        let mut consumed = Resources::new();
-        for fw in self.frameworks.values() {
-            for (r, res) in &fw.allocated {
-                if is_subrole(r, role) {
-                    consumed.add(&with_role(res, DEFAULT_ROLE));
-                }
-            }
-        }
-        for agent in self
-            .agents
-            .values()
-            .filter(|a| a.state != AgentState::Unreachable)
-        {
-            for item in agent
-                .available()
-                .iter()
-                .filter(|r| is_subrole(&r.role, role))
-            {
-                if let Ok(one) = Resources::from_vec(vec![Resource {
-                    role: DEFAULT_ROLE.to_string(),
-                    ..item.clone()
-                }]) {
-                    consumed.add(&one);
-                }
-            }
-        }
-        consumed
-    }
-
-    /// `/roles` in Mesos' shape (with 1.9's allocated/offered/reserved/quota).
+    /// `/roles` in Mesos' shape (with 1.9's allocated/offered/reserved/quota). Each figure is
+    /// of the role's subtree; one pass over frameworks, offers and agents adds every item to its
+    /// role and that role's ancestors.
     pub fn roles_json(&self) -> Json {
+        #[derive(Default)]
+        struct Sums {
+            allocated: Scalars,
+            offered: Scalars,
+            reserved: Scalars,
+            /// Reserved and not allocated: with `allocated`, what counts against quota.
+            idle_reserved: Scalars,
+        }
+        let mut sums: BTreeMap<String, Sums> = self
+            .known_roles()
+            .into_iter()
+            .map(|r| (r, Sums::default()))
+            .collect();
+        let mut add = |role: &str, pick: fn(&mut Sums) -> &mut Scalars, res: &Resources| {
+            for r in std::iter::once(role).chain(ancestors(role)) {
+                if let Some(s) = sums.get_mut(r) {
+                    add_scalars(pick(s), res);
+                }
+            }
+        };
+        for fw in self.frameworks.values() {
+            for (role, res) in &fw.allocated {
+                add(role, |s| &mut s.allocated, res);
+            }
+        }
+        for offer in self.offers.values() {
+            add(&offer.role, |s| &mut s.offered, &offer.resources);
+        }
+        for agent in self.agents.values() {
+            for item in agent.total().iter().filter(|r| r.role != DEFAULT_ROLE) {
+                add(
+                    &item.role,
+                    |s| &mut s.reserved,
+                    &Resources::from_vec(vec![item.clone()]).unwrap_or_default(),
+                );
+            }
+            if agent.state == AgentState::Unreachable {
+                continue;
+            }
+            for item in agent.available().iter().filter(|r| r.role != DEFAULT_ROLE) {
+                add(
+                    &item.role,
+                    |s| &mut s.idle_reserved,
+                    &Resources::from_vec(vec![item.clone()]).unwrap_or_default(),
+                );
+            }
+        }
         let mut out = Vec::new();
-        for role in self.known_roles() {
-            let mut allocated = Resources::new();
-            let mut offered = Resources::new();
-            let mut frameworks = Vec::new();
-            for fw in self.frameworks.values() {
-                if fw.info.effective_roles().contains(&role) {
-                    frameworks.push(fw.id.to_string());
-                }
-                for (r, res) in &fw.allocated {
-                    if is_subrole(r, &role) {
-                        allocated.add(res);
-                    }
-                }
-            }
-            for offer in self.offers.values().filter(|o| is_subrole(&o.role, &role)) {
-                offered.add(&offer.resources);
-            }
-            let mut reserved = Resources::new();
-            for agent in self.agents.values() {
-                for item in agent.total().iter().filter(|r| is_subrole(&r.role, &role)) {
-                    if let Ok(one) = Resources::from_vec(vec![item.clone()]) {
-                        reserved.add(&one);
-                    }
-                }
-            }
+        for (role, s) in sums {
+            let mut frameworks: Vec<String> = self
+                .frameworks
+                .values()
+                .filter(|f| f.info.effective_roles().contains(&role))
+                .map(|f| f.id.to_string())
+                .collect();
             frameworks.sort();
             let mut entry = json!({
                 "name": role,
                 "weight": self.registry.weights.get(&role).copied().unwrap_or(1.0),
                 "frameworks": frameworks,
-                "resources": scalars_json(&allocated),
-                "allocated": scalars_json(&allocated),
-                "offered": scalars_json(&offered),
-                "reserved": scalars_json(&reserved),
+                "resources": s.allocated,
+                "allocated": s.allocated,
+                "offered": s.offered,
+                "reserved": s.reserved,
             });
             if let Some(quota) = self.registry.quotas.get(&role) {
+                let mut consumed = s.allocated.clone();
+                for (name, v) in &s.idle_reserved {
+                    *consumed.entry(name.clone()).or_default() += v;
+                }
                 entry["quota"] = json!({
                     "role": role,
                     "guarantee": scalars_json(&quota.guarantees),
                     "limit": scalars_json(&quota.limits),
-                    "consumed": scalars_json(&self.consumed(&role)),
+                    "consumed": consumed,
                 });
             }
             out.push(entry);
