@@ -181,6 +181,40 @@ mod tests {
     }
 
     #[test]
+    fn allocation_flags_parse_and_refuse_bad_values() {
+        let config = MasterConfig::try_parse_from([
+            "strata-master",
+            "--min-allocatable-resources",
+            "cpus:1;mem:64|gpus:1",
+            "--offer-timeout",
+            "30secs",
+        ])
+        .unwrap();
+        assert_eq!(config.min_allocatable_resources.0.len(), 2);
+        assert_eq!(config.offer_timeout, Some(Duration::from_secs(30)));
+        let defaults = MasterConfig::try_parse_from(["strata-master"]).unwrap();
+        assert_eq!(
+            defaults.min_allocatable_resources.0,
+            crate::allocator::default_min_allocatable()
+        );
+        assert_eq!(defaults.offer_timeout, None);
+        let err = MasterConfig::try_parse_from([
+            "strata-master",
+            "--min-allocatable-resources",
+            "cpus:x",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("--min-allocatable-resources") && err.contains("cpus:x"),
+            "{err}"
+        );
+        let zero =
+            MasterConfig::try_parse_from(["strata-master", "--offer-timeout", "0secs"]).unwrap();
+        assert!(zero.validate().unwrap_err().contains("--offer-timeout"));
+    }
+
+    #[test]
     fn every_flag_has_its_environment_variable() {
         assert_eq!(
             strata_flags::env_mismatches(&MasterConfig::command()),
