@@ -241,6 +241,9 @@ impl Session<'_> {
                 kill_grace_period_secs: None,
                 hostname: None,
                 container: self.plan.container.clone(),
+                executor: None,
+                data: Vec::new(),
+                labels: Vec::new(),
             };
             tracing::info!(task_id = %task.task_id, agent_id = %offer.agent_id, "launching");
             // No filter on the unused rest of the offer, so other launches are not delayed.

@@ -6,7 +6,7 @@ use capnp::capability::Rc;
 use capnp_rpc::{rpc_twoparty_capnp, twoparty, RpcSystem};
 use futures::AsyncReadExt;
 use std::sync::Arc;
-use strata_schema::scheduler_capnp::{master, operation, scheduler, scheduler_session};
+use strata_schema::scheduler_capnp::{master, scheduler, scheduler_session};
 use strata_schema::{
     wire, AgentId, Attributes, FrameworkId, FrameworkInfo, OfferId, Resources, TaskId, TaskStatus,
 };
@@ -439,27 +439,7 @@ fn issue(session: &scheduler_session::Client, cmd: Cmd) {
                 .set_refuse_seconds(refuse_seconds);
             let mut ops = b.init_operations(operations.len() as u32);
             for (i, op) in operations.iter().enumerate() {
-                let o: operation::Builder<'_> = ops.reborrow().get(i as u32);
-                match op {
-                    Operation::Launch(tasks) => {
-                        let mut list = o.init_launch(tasks.len() as u32);
-                        for (j, t) in tasks.iter().enumerate() {
-                            wire::set_task(list.reborrow().get(j as u32), t);
-                        }
-                    }
-                    Operation::Reserve(res) => {
-                        wire::set_resources(o.init_reserve(wire::len(res)), res);
-                    }
-                    Operation::Unreserve(res) => {
-                        wire::set_resources(o.init_unreserve(wire::len(res)), res);
-                    }
-                    Operation::Create(res) => {
-                        wire::set_resources(o.init_create(wire::len(res)), res);
-                    }
-                    Operation::Destroy(res) => {
-                        wire::set_resources(o.init_destroy(wire::len(res)), res);
-                    }
-                }
+                wire::set_operation(ops.reborrow().get(i as u32), op);
             }
             finish(req.send().promise, reply);
         }

@@ -444,25 +444,13 @@ impl scheduler_session::Server for SchedulerSessionImpl {
         params: scheduler_session::AcceptParams,
         _results: scheduler_session::AcceptResults,
     ) -> Result<(), capnp::Error> {
-        use strata_schema::scheduler_capnp::operation;
         let p = params.get()?;
         let offer_ids = offer_ids(p.get_offer_ids())?;
-        let mut operations = Vec::new();
-        for op in p.get_operations()?.iter() {
-            operations.push(match op.which()? {
-                operation::Launch(tasks) => {
-                    let mut launches = Vec::new();
-                    for t in tasks?.iter() {
-                        launches.push(wire::task(t)?);
-                    }
-                    Operation::Launch(launches)
-                }
-                operation::Reserve(res) => Operation::Reserve(wire::resources(res)?),
-                operation::Unreserve(res) => Operation::Unreserve(wire::resources(res)?),
-                operation::Create(res) => Operation::Create(wire::resources(res)?),
-                operation::Destroy(res) => Operation::Destroy(wire::resources(res)?),
-            });
-        }
+        let operations = p
+            .get_operations()?
+            .iter()
+            .map(wire::operation)
+            .collect::<Result<Vec<_>, _>>()?;
         let refuse_seconds = refuse_seconds(p.get_filters()?.get_refuse_seconds())?;
         self.call(Call::Accept {
             offer_ids,

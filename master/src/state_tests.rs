@@ -94,6 +94,9 @@ fn task(id: &str, agent: &AgentId, res: &str) -> TaskInfo {
         kill_grace_period_secs: None,
         hostname: None,
         container: None,
+        executor: None,
+        data: Vec::new(),
+        labels: Vec::new(),
     }
 }
 

@@ -19,6 +19,10 @@ interface AgentSession {
   statusUpdate @0 (update :Common.TaskStatus) -> ();
   # Sent by an agent that shuts down for good (not on restart).
   unregister @1 () -> ();
+  # A framework message from an executor to its scheduler.
+  frameworkMessage @2 (frameworkId :Text, executorId :Text, data :Data) -> ();
+  # An executor's process ended; `status` is its wait status (as Mesos' ExitedExecutorMessage).
+  executorExited @3 (frameworkId :Text, executorId :Text, status :Int32) -> ();
 }
 
 # Master -> agent.
@@ -32,4 +36,10 @@ interface Agent {
   shutdownFramework @5 (frameworkId :Text) -> ();
   # DESTROY: removes the persistent volumes' data. Fails, naming the volume, while a task uses one.
   destroyVolumes @6 (volumes :List(Common.Resource)) -> ();
+  # LAUNCH_GROUP: all of the tasks or none, under one executor.
+  launchGroup @7 (framework :Common.FrameworkInfo, executor :Common.ExecutorInfo, tasks :List(Common.TaskInfo)) -> ();
+  # A framework message from a scheduler to one of its executors.
+  frameworkMessage @8 (frameworkId :Text, executorId :Text, data :Data) -> ();
+  # SHUTDOWN: stop the executor; its tasks are killed.
+  shutdownExecutor @9 (frameworkId :Text, executorId :Text) -> ();
 }

@@ -58,6 +58,30 @@ struct TaskInfo {
   killGracePeriodSecs @5 :Float64;   # 0 = agent default
   hostname @6 :Text;                 # uts hostname; "" = task id
   container @7 :ContainerInfo;       # absent: a command task on the agent's own filesystem
+  executor @8 :ExecutorInfo;         # absent: the agent's command executor runs `command`
+  data @9 :Data;                     # opaque, for the task's executor
+  labels @10 :List(Label);
+}
+
+struct Label {
+  key @0 :Text;
+  value @1 :Text;
+}
+
+# Mesos' ExecutorInfo.
+struct ExecutorInfo {
+  type @0 :Type;
+  executorId @1 :Text;
+  name @2 :Text;
+  command @3 :CommandInfo;           # CUSTOM: the executor's program; DEFAULT: absent
+  resources @4 :List(Resource);      # the executor's own, besides its tasks'
+  container @5 :ContainerInfo;
+  data @6 :Data;
+
+  enum Type {
+    custom @0;
+    default @1;      # the agent's own executor for task groups (LAUNCH_GROUP)
+  }
 }
 
 # Mesos' ContainerInfo, for the MESOS containerizer: the task's root filesystem from an image,
@@ -145,6 +169,10 @@ struct FrameworkInfo {
   checkpoint @5 :Bool;
   hostname @6 :Text;
   partitionAware @7 :Bool;
+  principal @8 :Text;        # "" = none
+  webuiUrl @9 :Text;         # "" = none
+  capabilities @10 :List(Text);   # Mesos' names: MULTI_ROLE, PARTITION_AWARE, ...
+  labels @11 :List(Label);
 }
 
 struct AgentInfo {

@@ -27,7 +27,24 @@ struct Operation {
     # Persistent volumes (disk items with DiskInfo) made of, or given back to, reserved disk.
     create @3 :List(Common.Resource);
     destroy @4 :List(Common.Resource);
+    # A task group: all of its tasks or none, under one executor (Mesos' LAUNCH_GROUP).
+    launchGroup @5 :LaunchGroup;
   }
+}
+
+struct LaunchGroup {
+  executor @0 :Common.ExecutorInfo;
+  tasks @1 :List(Common.TaskInfo);
+}
+
+# Mesos' InverseOffer: the master asks for an agent back for a maintenance window.
+struct InverseOffer {
+  id @0 :Text;
+  frameworkId @1 :Text;
+  agentId @2 :Text;
+  hostname @3 :Text;
+  unavailabilityStart @4 :Float64;     # seconds since the epoch
+  unavailabilityDuration @5 :Float64;  # seconds; negative = indefinitely
 }
 
 struct ReconcileTask {
@@ -43,6 +60,13 @@ interface Scheduler {
   update @3 (status :Common.TaskStatus) -> ();
   error @4 (message :Text) -> ();
   heartbeat @5 () -> ();
+  # A framework message from one of the framework's executors.
+  message @6 (agentId :Text, executorId :Text, data :Data) -> ();
+  # An executor ended (executorId set, with its wait status if known), or an agent was removed
+  # (executorId "").
+  failure @7 (agentId :Text, executorId :Text, hasStatus :Bool, status :Int32) -> ();
+  inverseOffers @8 (offers :List(InverseOffer)) -> ();
+  rescindInverseOffer @9 (inverseOfferId :Text) -> ();
 }
 
 # The calls of a subscribed framework.
@@ -55,6 +79,14 @@ interface SchedulerSession {
   revive @5 (roles :List(Text)) -> ();
   suppress @6 (roles :List(Text)) -> ();
   teardown @7 () -> ();
+  # A framework message to one of the framework's executors.
+  message @8 (agentId :Text, executorId :Text, data :Data) -> ();
+  # Shut one of the framework's executors down (its tasks are killed).
+  shutdown @9 (agentId :Text, executorId :Text) -> ();
+  # Change the framework's name, roles, capabilities, ... (Mesos' UPDATE_FRAMEWORK).
+  updateFramework @10 (framework :Common.FrameworkInfo) -> ();
+  acceptInverseOffers @11 (inverseOfferIds :List(Text), filters :Common.Filters) -> ();
+  declineInverseOffers @12 (inverseOfferIds :List(Text), filters :Common.Filters) -> ();
 }
 
 # The master's bootstrap capability.

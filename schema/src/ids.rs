@@ -109,6 +109,12 @@ id_type!(
     "offer id"
 );
 id_type!(
+    /// An executor's id, chosen by its framework; unique among the framework's executors on an
+    /// agent.
+    ExecutorId,
+    "executor id"
+);
+id_type!(
     /// A container's id on an agent (a UUID).
     ContainerId,
     "container id"

@@ -17,14 +17,14 @@ pub mod wire;
 pub use attributes::{Attribute, AttributeValue, Attributes, AttributesError};
 pub use container::{ContainerInfo, ContainerType, Image, ImageType, Volume, VolumeMode};
 pub use duration::{parse_duration, DurationError};
-pub use ids::{AgentId, ContainerId, FrameworkId, OfferId, TaskId};
+pub use ids::{AgentId, ContainerId, ExecutorId, FrameworkId, OfferId, TaskId};
 pub use info::{AgentInfo, MasterInfo};
 pub use resources::{
     validate_role, DiskInfo, Range, Resource, Resources, ResourcesError, Value, DEFAULT_ROLE,
 };
 pub use task::{
-    CommandInfo, FrameworkInfo, Operation, StatusSource, TaskInfo, TaskState, TaskStatus,
-    UpdateUuid,
+    CommandInfo, ExecutorInfo, ExecutorKind, FrameworkInfo, Operation, StatusSource, TaskInfo,
+    TaskState, TaskStatus, UpdateUuid,
 };
 
 /// The version every Strata binary reports.

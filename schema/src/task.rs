@@ -232,6 +232,16 @@ pub struct TaskInfo {
     /// `None`: the task runs on the agent's own filesystem.
     #[serde(default)]
     pub container: Option<crate::ContainerInfo>,
+    /// The executor that runs the task (Mesos' `TaskInfo.executor`); `None`: the agent's command
+    /// executor runs `command`. A task has a command or an executor, never both.
+    #[serde(default)]
+    pub executor: Option<ExecutorInfo>,
+    /// Opaque bytes for the task's executor (Mesos' `TaskInfo.data`).
+    #[serde(default)]
+    pub data: Vec<u8>,
+    /// Mesos' `TaskInfo.labels`: free-form key/value pairs, shown in `/state`.
+    #[serde(default)]
+    pub labels: Vec<(String, String)>,
 }
 
 impl TaskInfo {
@@ -246,6 +256,16 @@ impl TaskInfo {
         if let Some(container) = &self.container {
             container.validate()?;
         }
+        validate_labels(&self.labels)?;
+        if let Some(executor) = &self.executor {
+            if !self.command.value.is_empty() || !self.command.arguments.is_empty() {
+                return Err(format!(
+                    "the task has both a command and an executor ({}); give one",
+                    executor.executor_id
+                ));
+            }
+            return executor.validate();
+        }
         let command = &self.command;
         if self.image().is_some() && command.value.is_empty() && !command.shell {
             let mut rest = command.clone();
@@ -253,6 +273,76 @@ impl TaskInfo {
             return rest.validate();
         }
         command.validate()
+    }
+}
+
+fn validate_labels(labels: &[(String, String)]) -> Result<(), String> {
+    for (key, value) in labels {
+        if key.contains('\0') || value.contains('\0') {
+            return Err(format!("label {key:?} contains a NUL byte"));
+        }
+    }
+    Ok(())
+}
+
+/// Mesos' `ExecutorInfo.type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ExecutorKind {
+    /// Mesos' default executor: runs the tasks of a task group (LAUNCH_GROUP), each in its own
+    /// container; the agent provides it, so `command` is empty.
+    #[serde(rename = "DEFAULT")]
+    Default,
+    /// A framework's own executor program (`command`), which speaks the executor API to the
+    /// agent and runs the tasks the agent hands it.
+    #[default]
+    #[serde(rename = "CUSTOM")]
+    Custom,
+}
+
+impl ExecutorKind {
+    /// Mesos' name: `DEFAULT` or `CUSTOM`.
+    pub fn mesos_name(self) -> &'static str {
+        match self {
+            Self::Default => "DEFAULT",
+            Self::Custom => "CUSTOM",
+        }
+    }
+}
+
+/// Mesos' `ExecutorInfo`: what runs a framework's tasks on an agent when it is not the agent's
+/// command executor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutorInfo {
+    pub kind: ExecutorKind,
+    pub executor_id: crate::ExecutorId,
+    pub name: String,
+    /// The executor's program (CUSTOM); empty for DEFAULT.
+    pub command: CommandInfo,
+    /// What the executor itself uses, besides its tasks' resources.
+    pub resources: Resources,
+    pub container: Option<crate::ContainerInfo>,
+    /// Opaque bytes for the executor (Mesos' `ExecutorInfo.data`).
+    #[serde(default)]
+    pub data: Vec<u8>,
+}
+
+impl ExecutorInfo {
+    /// Why this executor cannot run, if it cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(container) = &self.container {
+            container.validate()?;
+        }
+        match self.kind {
+            ExecutorKind::Custom => self
+                .command
+                .validate()
+                .map_err(|e| format!("executor {}: {e}", self.executor_id)),
+            ExecutorKind::Default if !self.command.value.is_empty() => Err(format!(
+                "executor {} is of type DEFAULT and must have no command",
+                self.executor_id
+            )),
+            ExecutorKind::Default => Ok(()),
+        }
     }
 }
 
@@ -267,6 +357,16 @@ pub struct FrameworkInfo {
     pub checkpoint: bool,
     pub hostname: String,
     pub partition_aware: bool,
+    /// Mesos' `principal`: who the framework authenticates as.
+    #[serde(default)]
+    pub principal: Option<String>,
+    #[serde(default)]
+    pub webui_url: Option<String>,
+    /// Mesos' capability names (`MULTI_ROLE`, `PARTITION_AWARE`, `TASK_KILLING_STATE`, …).
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    #[serde(default)]
+    pub labels: Vec<(String, String)>,
 }
 
 impl FrameworkInfo {
@@ -320,6 +420,11 @@ pub enum Operation {
     Create(crate::Resources),
     /// Delete persistent volumes and their data; the disk stays reserved.
     Destroy(crate::Resources),
+    /// Launch a task group (Mesos' LAUNCH_GROUP): all of the tasks or none, with one executor.
+    LaunchGroup {
+        executor: ExecutorInfo,
+        tasks: Vec<TaskInfo>,
+    },
 }
 
 impl Operation {
@@ -331,6 +436,7 @@ impl Operation {
             Self::Unreserve(_) => "UNRESERVE",
             Self::Create(_) => "CREATE",
             Self::Destroy(_) => "DESTROY",
+            Self::LaunchGroup { .. } => "LAUNCH_GROUP",
         }
     }
 }

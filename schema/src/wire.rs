@@ -3,13 +3,13 @@
 //! only ever sees well-formed values.
 
 use crate::common_capnp::{
-    agent_info, attribute, command_info, framework_info, master_info, resource, task_info,
-    task_status,
+    agent_info, attribute, command_info, executor_info, framework_info, label, master_info,
+    resource, task_info, task_status,
 };
 use crate::{
     AgentId, AgentInfo, Attribute, AttributeValue, Attributes, CommandInfo, ContainerId, DiskInfo,
-    FrameworkId, FrameworkInfo, MasterInfo, Range, Resource, Resources, StatusSource, TaskId,
-    TaskInfo, TaskState, TaskStatus, UpdateUuid, Value,
+    ExecutorId, ExecutorInfo, ExecutorKind, FrameworkId, FrameworkInfo, MasterInfo, Range,
+    Resource, Resources, StatusSource, TaskId, TaskInfo, TaskState, TaskStatus, UpdateUuid, Value,
 };
 use crate::{ContainerInfo, ContainerType, Image, ImageType, Volume, VolumeMode};
 use capnp::struct_list;
@@ -53,6 +53,79 @@ pub fn text(reader: capnp::Result<capnp::text::Reader<'_>>) -> Result<String, Wi
 fn opt_text(reader: capnp::Result<capnp::text::Reader<'_>>) -> Result<Option<String>, WireError> {
     let value = text(reader)?;
     Ok((!value.is_empty()).then_some(value))
+}
+
+pub fn executor_id(
+    reader: capnp::Result<capnp::text::Reader<'_>>,
+) -> Result<ExecutorId, WireError> {
+    ExecutorId::new(text(reader)?).map_err(|e| invalid("executor id", e))
+}
+
+/// An executor id that may be empty (`""` = none).
+pub fn opt_executor_id(
+    reader: capnp::Result<capnp::text::Reader<'_>>,
+) -> Result<Option<ExecutorId>, WireError> {
+    opt_text(reader)?
+        .map(|v| ExecutorId::new(v).map_err(|e| invalid("executor id", e)))
+        .transpose()
+}
+
+pub fn labels(
+    reader: capnp::Result<struct_list::Reader<'_, label::Owned>>,
+) -> Result<Vec<(String, String)>, WireError> {
+    let mut out = Vec::new();
+    for l in reader?.iter() {
+        out.push((text(l.get_key())?, text(l.get_value())?));
+    }
+    Ok(out)
+}
+
+pub fn set_labels(mut b: struct_list::Builder<'_, label::Owned>, labels: &[(String, String)]) {
+    for (i, (key, value)) in labels.iter().enumerate() {
+        let mut l = b.reborrow().get(i as u32);
+        l.set_key(key.as_str());
+        l.set_value(value.as_str());
+    }
+}
+
+pub fn executor(reader: executor_info::Reader<'_>) -> Result<ExecutorInfo, WireError> {
+    Ok(ExecutorInfo {
+        kind: match reader.get_type()? {
+            executor_info::Type::Custom => ExecutorKind::Custom,
+            executor_info::Type::Default => ExecutorKind::Default,
+        },
+        executor_id: executor_id(reader.get_executor_id())?,
+        name: text(reader.get_name())?,
+        command: if reader.has_command() {
+            command(reader.get_command()?)?
+        } else {
+            CommandInfo::default()
+        },
+        resources: resources(reader.get_resources())?,
+        container: if reader.has_container() {
+            Some(container(reader.get_container()?)?)
+        } else {
+            None
+        },
+        data: reader.get_data()?.to_vec(),
+    })
+}
+
+pub fn set_executor(mut b: executor_info::Builder<'_>, e: &ExecutorInfo) {
+    b.set_type(match e.kind {
+        ExecutorKind::Custom => executor_info::Type::Custom,
+        ExecutorKind::Default => executor_info::Type::Default,
+    });
+    b.set_executor_id(e.executor_id.as_str());
+    b.set_name(e.name.as_str());
+    if e.kind == ExecutorKind::Custom {
+        set_command(b.reborrow().init_command(), &e.command);
+    }
+    set_resources(b.reborrow().init_resources(len(&e.resources)), &e.resources);
+    if let Some(c) = &e.container {
+        set_container(b.reborrow().init_container(), c);
+    }
+    b.set_data(&e.data);
 }
 
 pub fn task_id(reader: capnp::Result<capnp::text::Reader<'_>>) -> Result<TaskId, WireError> {
@@ -280,7 +353,63 @@ pub fn task(reader: task_info::Reader<'_>) -> Result<TaskInfo, WireError> {
         } else {
             None
         },
+        executor: if reader.has_executor() {
+            Some(executor(reader.get_executor()?)?)
+        } else {
+            None
+        },
+        data: reader.get_data()?.to_vec(),
+        labels: labels(reader.get_labels())?,
     })
+}
+
+/// One operation of an ACCEPT call.
+pub fn operation(
+    reader: crate::scheduler_capnp::operation::Reader<'_>,
+) -> Result<crate::Operation, WireError> {
+    use crate::scheduler_capnp::operation;
+    use crate::Operation;
+    let tasks = |list: capnp::Result<struct_list::Reader<'_, task_info::Owned>>| {
+        list?.iter().map(task).collect::<Result<Vec<_>, _>>()
+    };
+    Ok(match reader.which()? {
+        operation::Launch(list) => Operation::Launch(tasks(list)?),
+        operation::Reserve(res) => Operation::Reserve(resources(res)?),
+        operation::Unreserve(res) => Operation::Unreserve(resources(res)?),
+        operation::Create(res) => Operation::Create(resources(res)?),
+        operation::Destroy(res) => Operation::Destroy(resources(res)?),
+        operation::LaunchGroup(group) => {
+            let group = group?;
+            if !group.has_executor() {
+                return Err(invalid("LAUNCH_GROUP", "it has no executor"));
+            }
+            Operation::LaunchGroup {
+                executor: executor(group.get_executor()?)?,
+                tasks: tasks(group.get_tasks())?,
+            }
+        }
+    })
+}
+
+pub fn set_operation(b: crate::scheduler_capnp::operation::Builder<'_>, op: &crate::Operation) {
+    use crate::Operation;
+    let set_tasks = |mut list: struct_list::Builder<'_, task_info::Owned>, tasks: &[TaskInfo]| {
+        for (j, t) in tasks.iter().enumerate() {
+            set_task(list.reborrow().get(j as u32), t);
+        }
+    };
+    match op {
+        Operation::Launch(tasks) => set_tasks(b.init_launch(tasks.len() as u32), tasks),
+        Operation::Reserve(res) => set_resources(b.init_reserve(len(res)), res),
+        Operation::Unreserve(res) => set_resources(b.init_unreserve(len(res)), res),
+        Operation::Create(res) => set_resources(b.init_create(len(res)), res),
+        Operation::Destroy(res) => set_resources(b.init_destroy(len(res)), res),
+        Operation::LaunchGroup { executor, tasks } => {
+            let mut g = b.init_launch_group();
+            set_executor(g.reborrow().init_executor(), executor);
+            set_tasks(g.init_tasks(tasks.len() as u32), tasks);
+        }
+    }
 }
 
 pub fn container(
@@ -360,6 +489,11 @@ pub fn set_task(mut b: task_info::Builder<'_>, t: &TaskInfo) {
     if let Some(c) = &t.container {
         set_container(b.reborrow().init_container(), c);
     }
+    if let Some(e) = &t.executor {
+        set_executor(b.reborrow().init_executor(), e);
+    }
+    b.set_data(&t.data);
+    set_labels(b.init_labels(t.labels.len() as u32), &t.labels);
 }
 
 fn state_from(s: crate::common_capnp::TaskState) -> TaskState {
@@ -475,6 +609,10 @@ pub fn framework(reader: framework_info::Reader<'_>) -> Result<FrameworkInfo, Wi
         checkpoint: reader.get_checkpoint(),
         hostname: text(reader.get_hostname())?,
         partition_aware: reader.get_partition_aware(),
+        principal: opt_text(reader.get_principal())?,
+        webui_url: opt_text(reader.get_webui_url())?,
+        capabilities: text_list(reader.get_capabilities())?,
+        labels: labels(reader.get_labels())?,
     })
 }
 
@@ -487,6 +625,13 @@ pub fn set_framework(mut b: framework_info::Builder<'_>, f: &FrameworkInfo) {
     b.set_checkpoint(f.checkpoint);
     b.set_hostname(f.hostname.as_str());
     b.set_partition_aware(f.partition_aware);
+    b.set_principal(f.principal.as_deref().unwrap_or(""));
+    b.set_webui_url(f.webui_url.as_deref().unwrap_or(""));
+    set_text_list(
+        b.reborrow().init_capabilities(f.capabilities.len() as u32),
+        &f.capabilities,
+    );
+    set_labels(b.init_labels(f.labels.len() as u32), &f.labels);
 }
 
 pub fn agent(reader: agent_info::Reader<'_>) -> Result<AgentInfo, WireError> {
@@ -551,6 +696,9 @@ mod container_tests {
             kill_grace_period_secs: None,
             hostname: None,
             container: None,
+            executor: None,
+            data: Vec::new(),
+            labels: Vec::new(),
         };
         assert_eq!(round_trip(&t), t);
         let mut container = ContainerInfo::image(ImageType::Oci, "127.0.0.1:5000/busybox:1");

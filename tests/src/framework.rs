@@ -45,6 +45,9 @@ pub fn task(id: &str, agent: &AgentId, resources: &str, command: &str) -> TaskIn
         kill_grace_period_secs: None,
         hostname: None,
         container: None,
+        executor: None,
+        data: Vec::new(),
+        labels: Vec::new(),
     }
 }
 

@@ -172,6 +172,7 @@ impl Master {
     ) -> Result<(), String> {
         match operation {
             Operation::Launch(_) => Ok(()),
+            Operation::LaunchGroup { .. } => Err("LAUNCH_GROUP is not supported yet".to_string()),
             Operation::Reserve(res) => {
                 if res.is_empty() {
                     return Err("it reserves nothing".to_string());
