@@ -49,7 +49,8 @@
 //! # Cost
 //!
 //! Per call: one pass to index the view (scalar names interned, quantities as integers, the
-//! role tree with ordered sets of children and frameworks), then per agent a walk down those
+//! role tree with ordered sets of children and frameworks, each agent's resources read once, the
+//! live refuse filters listed per agent), then per agent a walk down those
 //! sets that stops at the first framework that takes everything left; only the entries of the
 //! frameworks that got something are re-keyed. A role that can get nothing more in a stage
 //! (at its limits, no reservation) is pruned from the walk. The work per agent is the number of
@@ -715,7 +716,11 @@ impl<'a> Plan<'a> {
         }
         // (agent, framework, resources), by framework; then a counting sort by agent keeps
         // each agent's list in framework order.
-        let mut live: Vec<(u32, u32, &'a [Resource])> = Vec::new();
+        let most = (0..view.frameworks.len())
+            .filter(|&f| tried[f])
+            .map(|f| view.frameworks[f].filters.len())
+            .sum();
+        let mut live: Vec<(u32, u32, &'a [Resource])> = Vec::with_capacity(most);
         for (f, fw) in view.frameworks.iter().enumerate() {
             if !tried[f] {
                 continue;
@@ -1790,6 +1795,24 @@ mod tests {
             .unwrap()
             .resources = res("cpus:8;mem:4096;ports:[30000-32000]");
         assert!(run_at(&agents, &[f], &[], now).is_empty());
+    }
+
+    #[test]
+    fn filters_hold_when_agent_ids_repeat() {
+        // Not something the master builds, but the filter of an id applies to each agent of
+        // that id (the per-agent filter index gives way to a lookup per try).
+        let now = Instant::now();
+        let agents = [agent("a1", "cpus:1;mem:64"), agent("a1", "cpus:1;mem:64")];
+        let mut f = fw("f1", &["*"]);
+        std::sync::Arc::make_mut(&mut f.filters).insert(
+            AgentId::new("a1").unwrap(),
+            RefuseFilter {
+                resources: res("cpus:1;mem:64"),
+                expires: now + Duration::from_secs(5),
+            },
+        );
+        let out = run_at(&agents, &[f, fw("f2", &["*"])], &[], now);
+        assert_eq!(who(&out), [("a1", "f2"), ("a1", "f2")]);
     }
 
     #[test]
