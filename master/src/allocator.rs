@@ -49,7 +49,8 @@
 //! # Cost
 //!
 //! Per call: one pass to index the view (scalar names interned, quantities as integers, the
-//! role tree with ordered sets of children and frameworks), then per agent a walk down those
+//! role tree with ordered sets of children and frameworks, each agent's resources read once, the
+//! live refuse filters listed per agent), then per agent a walk down those
 //! sets that stops at the first framework that takes everything left; only the entries of the
 //! frameworks that got something are re-keyed. A role that can get nothing more in a stage
 //! (at its limits, no reservation) is pruned from the walk. The work per agent is the number of
@@ -249,6 +250,7 @@ pub fn required_headroom(view: &View<'_>) -> Resources {
 /// Decides which framework gets which of the agents' available resources.
 pub fn allocate(view: &View<'_>) -> Vec<Allocation> {
     let mut plan = Plan::new(view);
+    plan.index_filters();
     let mut order = Order::new(&mut plan);
     let mut out = Vec::with_capacity(view.agents.len());
     if plan.has_guarantees {
@@ -377,6 +379,10 @@ fn from_milli(m: i64) -> f64 {
     m as f64 / SCALE
 }
 
+/// The allocator's internal maps: keys are short and hashed often, so a fast hasher (seeded per
+/// process, as the standard one is).
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// A sort key: (share as ordered bits, name rank, node or slot index). Shares are non-negative,
 /// so their IEEE bits order as the values do.
 type Key = (u64, u32, u32);
@@ -445,8 +451,15 @@ struct Plan<'a> {
     names: Vec<&'a str>,
     total: Vec<i64>,
     nodes: Vec<Node<'a>>,
-    index: HashMap<&'a str, usize>,
+    index: FastMap<&'a str, usize>,
     slots: Vec<Slot>,
+    /// Per agent, the live refuse filters of frameworks with a slot:
+    /// `filters[filter_start[a]..filter_start[a + 1]]`, (framework, resources) by framework.
+    /// The resources' items are held directly: a try reads no framework's map.
+    /// Empty (and `lazy_filters` set) when agent ids repeat: then each try looks its filter up.
+    filter_start: Vec<u32>,
+    filters: Vec<(u32, &'a [Resource])>,
+    lazy_filters: bool,
     items: Vec<Item<'a>>,
     /// Per agent, its items' range.
     spans: Vec<(usize, usize)>,
@@ -466,7 +479,7 @@ struct Plan<'a> {
     pruned: Vec<usize>,
     /// Stage 1's allocations by (agent, slot): stage 2 adds to them rather than making a
     /// second allocation for the same framework, role and agent.
-    stage1_out: HashMap<(usize, usize), usize>,
+    stage1_out: FastMap<(usize, usize), usize>,
     /// No guarantee and no limit anywhere: caps are unbounded.
     unbounded: bool,
     /// Per agent: whether it has reserved items available.
@@ -495,8 +508,11 @@ impl<'a> Plan<'a> {
             names: Vec::new(),
             total: Vec::new(),
             nodes: Vec::new(),
-            index: HashMap::new(),
+            index: FastMap::default(),
             slots: Vec::new(),
+            filter_start: Vec::new(),
+            filters: Vec::new(),
+            lazy_filters: true,
             items: Vec::new(),
             spans: Vec::with_capacity(view.agents.len()),
             free: Vec::new(),
@@ -510,34 +526,14 @@ impl<'a> Plan<'a> {
             deferred: Vec::new(),
             deferred_delta: Vec::new(),
             pruned: Vec::new(),
-            stage1_out: HashMap::new(),
+            stage1_out: FastMap::default(),
             unbounded: true,
             reserved_on: Vec::with_capacity(view.agents.len()),
             cached_for: usize::MAX,
             cached_allocatable: false,
         };
-        // Scalar names and the cluster total.
-        for agent in view.agents {
-            for r in agent.total.iter().chain(agent.available.iter()) {
-                if matches!(r.value, Value::Scalar(_)) && plan.name_index(&r.name).is_none() {
-                    plan.names.push(&r.name);
-                }
-            }
-        }
-        let k = plan.names.len();
-        plan.total = vec![0; k];
-        plan.free = vec![0; k];
-        plan.required = vec![0; k];
-        plan.caps = vec![0; k];
-        plan.sums = vec![0; k];
-        for agent in view.agents {
-            for r in agent.total.iter() {
-                if let (Value::Scalar(x), Some(i)) = (&r.value, plan.name_index(&r.name)) {
-                    plan.total[i] += milli(*x);
-                }
-            }
-        }
-        // The role tree: node 0 is the virtual root.
+        // The role tree: node 0 is the virtual root. Nodes' per-name vectors are sized once
+        // all scalar names are known, after the agents' pass.
         plan.nodes.push(plan.new_node("", NONE, 0));
         for role in view.roles.keys() {
             plan.intern(role);
@@ -547,12 +543,52 @@ impl<'a> Plan<'a> {
                 plan.intern(role);
             }
         }
+        // Agents, each read once (their resources are scattered in memory): scalar names, the
+        // cluster total, the available items and their reservation roles.
+        plan.items
+            .reserve(view.agents.iter().map(|a| a.available.len()).sum());
         for agent in view.agents {
-            for r in agent.available.iter() {
-                if r.role != DEFAULT_ROLE {
-                    plan.intern(&r.role);
+            for r in agent.total.iter() {
+                if let Value::Scalar(x) = r.value {
+                    let i = plan.name_index_or_add(&r.name);
+                    plan.total[i] += milli(x);
                 }
             }
+            let start = plan.items.len();
+            let mut reserved = false;
+            for r in agent.available.iter() {
+                let (k, left) = match r.value {
+                    Value::Scalar(x) => (plan.name_index_or_add(&r.name) as u32, milli(x)),
+                    _ => (NONE, 1),
+                };
+                let owner = if r.role == DEFAULT_ROLE {
+                    NONE
+                } else {
+                    reserved = true;
+                    plan.intern(&r.role) as u32
+                };
+                plan.items.push(Item {
+                    res: r,
+                    k,
+                    owner,
+                    left,
+                    orig: left,
+                });
+            }
+            plan.spans.push((start, plan.items.len()));
+            plan.reserved_on.push(reserved);
+        }
+        let k = plan.names.len();
+        plan.free = vec![0; k];
+        plan.required = vec![0; k];
+        plan.caps = vec![0; k];
+        plan.sums = vec![0; k];
+        for node in &mut plan.nodes {
+            node.guarantee = vec![None; k];
+            node.limit = vec![None; k];
+            node.alloc = vec![0; k];
+            node.own_alloc = vec![0; k];
+            node.consumed = vec![0; k];
         }
         let mut by_name: Vec<usize> = (0..plan.nodes.len()).collect();
         by_name.sort_by(|&a, &b| plan.nodes[a].name.cmp(plan.nodes[b].name));
@@ -579,40 +615,17 @@ impl<'a> Plan<'a> {
             plan.has_guarantees |= plan.nodes[n].has_guarantee;
             plan.unbounded &= !plan.nodes[n].has_guarantee && !plan.nodes[n].has_limit;
         }
-        // Agents' items: free unreserved, unallocated reservations (consumed quota).
-        for agent in view.agents {
-            let start = plan.items.len();
-            for r in agent.available.iter() {
-                let (k, left) = match r.value {
-                    Value::Scalar(x) => match plan.name_index(&r.name) {
-                        Some(i) => (i as u32, milli(x)),
-                        None => continue,
-                    },
-                    _ => (NONE, 1),
-                };
-                let owner = if r.role == DEFAULT_ROLE {
-                    if k != NONE {
-                        plan.free[k as usize] += left;
-                    }
-                    NONE
-                } else {
-                    let owner = plan.index.get(r.role.as_str()).copied().unwrap_or(0);
-                    if k != NONE {
-                        plan.add_one_consumed(owner, k as usize, left);
-                    }
-                    owner as u32
-                };
-                plan.items.push(Item {
-                    res: r,
-                    k,
-                    owner,
-                    left,
-                    orig: left,
-                });
+        // Free unreserved scalars, and unallocated reservations (consumed quota).
+        for idx in 0..plan.items.len() {
+            let Item { k, owner, left, .. } = plan.items[idx];
+            if k == NONE {
+                continue;
             }
-            plan.spans.push((start, plan.items.len()));
-            let reserved = plan.items[start..].iter().any(|i| i.owner != NONE);
-            plan.reserved_on.push(reserved);
+            if owner == NONE {
+                plan.free[k as usize] += left;
+            } else {
+                plan.add_one_consumed(owner as usize, k as usize, left);
+            }
         }
         // Frameworks' allocations and eligible slots.
         let mut by_id: Vec<usize> = (0..view.frameworks.len()).collect();
@@ -685,21 +698,88 @@ impl<'a> Plan<'a> {
         plan
     }
 
+    /// Indexes the frameworks' live refuse filters by agent (see `filters`), so that trying a
+    /// framework on an agent looks in a short sorted list rather than hashing the agent's id
+    /// into the framework's map.
+    fn index_filters(&mut self) {
+        let view = self.view;
+        let mut agent_index: FastMap<&str, u32> = FastMap::default();
+        agent_index.reserve(view.agents.len());
+        for (a, agent) in view.agents.iter().enumerate() {
+            if agent_index.insert(agent.id.as_str(), a as u32).is_some() {
+                return;
+            }
+        }
+        let mut tried = vec![false; view.frameworks.len()];
+        for slot in &self.slots {
+            tried[slot.framework as usize] = true;
+        }
+        // (agent, framework, resources), by framework; then a counting sort by agent keeps
+        // each agent's list in framework order.
+        let most = (0..view.frameworks.len())
+            .filter(|&f| tried[f])
+            .map(|f| view.frameworks[f].filters.len())
+            .sum();
+        let mut live: Vec<(u32, u32, &'a [Resource])> = Vec::with_capacity(most);
+        for (f, fw) in view.frameworks.iter().enumerate() {
+            if !tried[f] {
+                continue;
+            }
+            for (agent, filter) in fw.filters.iter() {
+                if view.now < filter.expires {
+                    if let Some(&a) = agent_index.get(agent.as_str()) {
+                        live.push((a, f as u32, filter.resources.as_slice()));
+                    }
+                }
+            }
+        }
+        let mut start = vec![0u32; view.agents.len() + 1];
+        for &(a, _, _) in &live {
+            start[a as usize + 1] += 1;
+        }
+        for a in 0..view.agents.len() {
+            start[a + 1] += start[a];
+        }
+        if let Some(&(_, _, any)) = live.first() {
+            let mut next = start.clone();
+            self.filters = vec![(u32::MAX, any); live.len()];
+            for &(a, f, res) in &live {
+                let at = &mut next[a as usize];
+                self.filters[*at as usize] = (f, res);
+                *at += 1;
+            }
+        }
+        self.filter_start = start;
+        self.lazy_filters = false;
+    }
+
+    /// The resources of framework `f`'s live refuse filter on agent `a`, if any.
+    fn live_filter(&self, a: usize, f: usize) -> Option<&'a [Resource]> {
+        let view = self.view;
+        if self.lazy_filters {
+            let filter = view.frameworks[f].filters.get(&view.agents[a].id)?;
+            return (view.now < filter.expires).then_some(filter.resources.as_slice());
+        }
+        let list = &self.filters[self.filter_start[a] as usize..self.filter_start[a + 1] as usize];
+        let i = list.binary_search_by_key(&(f as u32), |e| e.0).ok()?;
+        Some(list[i].1)
+    }
+
+    /// A node with empty per-name vectors ([`Plan::new`] sizes them).
     fn new_node(&self, name: &'a str, parent: u32, depth: u32) -> Node<'a> {
-        let k = self.names.len();
         Node {
             name,
             parent,
             depth,
             rank: 0,
             weight: 1.0,
-            guarantee: vec![None; k],
-            limit: vec![None; k],
+            guarantee: Vec::new(),
+            limit: Vec::new(),
             has_guarantee: false,
             has_limit: false,
-            alloc: vec![0; k],
-            own_alloc: vec![0; k],
-            consumed: vec![0; k],
+            alloc: Vec::new(),
+            own_alloc: Vec::new(),
+            consumed: Vec::new(),
             key: (0, 0, 0),
             own_key: (0, 0, 0),
             in_tree: false,
@@ -728,6 +808,18 @@ impl<'a> Plan<'a> {
 
     fn name_index(&self, name: &str) -> Option<usize> {
         self.names.iter().position(|n| short_eq(n, name))
+    }
+
+    /// The index of scalar name `name`, added (with a zero total) when new.
+    fn name_index_or_add(&mut self, name: &'a str) -> usize {
+        match self.name_index(name) {
+            Some(i) => i,
+            None => {
+                self.names.push(name);
+                self.total.push(0);
+                self.names.len() - 1
+            }
+        }
     }
 
     /// Scalar quantities per name (roles ignored); names outside the cluster dropped.
@@ -915,11 +1007,8 @@ impl<'a> Plan<'a> {
         } else if let Some(done) = self.build_offer(a, node, stage1, shared, start, end) {
             return done;
         }
-        let view = self.view;
-        let agent = &view.agents[a];
-        let fw = &view.frameworks[self.slots[s].framework as usize];
-        if let Some(filter) = fw.filters.get(&agent.id) {
-            if view.now < filter.expires && self.filter_covers(&filter.resources) {
+        if let Some(filter) = self.live_filter(a, self.slots[s].framework as usize) {
+            if self.filter_covers(filter) {
                 return false;
             }
         }
@@ -1043,7 +1132,10 @@ impl<'a> Plan<'a> {
                 self.deferred_delta[d0 + ki] += m;
                 if owner == NONE {
                     self.free[ki] -= m;
-                    self.add_one_consumed(node, ki, m);
+                    // Consumed quota is read only for guarantees and limits.
+                    if !self.unbounded {
+                        self.add_one_consumed(node, ki, m);
+                    }
                 }
             }
         }
@@ -1067,7 +1159,7 @@ impl<'a> Plan<'a> {
     }
 
     /// Whether a filter's resources cover the current offer (as [`Resources::contains`]).
-    fn filter_covers(&self, filter: &Resources) -> bool {
+    fn filter_covers(&self, filter: &[Resource]) -> bool {
         use std::cmp::Ordering;
         // Both are sorted by (name, role): one merge walk. The offer's side of each comparison
         // reads the interned name and role (hot in cache) rather than the agent's strings.
@@ -1703,6 +1795,24 @@ mod tests {
             .unwrap()
             .resources = res("cpus:8;mem:4096;ports:[30000-32000]");
         assert!(run_at(&agents, &[f], &[], now).is_empty());
+    }
+
+    #[test]
+    fn filters_hold_when_agent_ids_repeat() {
+        // Not something the master builds, but the filter of an id applies to each agent of
+        // that id (the per-agent filter index gives way to a lookup per try).
+        let now = Instant::now();
+        let agents = [agent("a1", "cpus:1;mem:64"), agent("a1", "cpus:1;mem:64")];
+        let mut f = fw("f1", &["*"]);
+        std::sync::Arc::make_mut(&mut f.filters).insert(
+            AgentId::new("a1").unwrap(),
+            RefuseFilter {
+                resources: res("cpus:1;mem:64"),
+                expires: now + Duration::from_secs(5),
+            },
+        );
+        let out = run_at(&agents, &[f, fw("f2", &["*"])], &[], now);
+        assert_eq!(who(&out), [("a1", "f2"), ("a1", "f2")]);
     }
 
     #[test]

@@ -297,6 +297,11 @@ impl Resources {
         self.items.len()
     }
 
+    /// The items, sorted by (name, role).
+    pub fn as_slice(&self) -> &[Resource] {
+        &self.items
+    }
+
     /// Adds `other` in: scalars sum, ranges and sets unite, per (name, role, disk info); a
     /// persistent volume already here stays as it is.
     pub fn add(&mut self, other: &Resources) {
