@@ -63,8 +63,9 @@ pub enum Msg {
         framework_id: Option<String>,
         reply: Reply<Result<(FrameworkId, AgentId), OperatorKillError>>,
     },
+    /// `/state`, serialized on the actor ([`Master::state_json_bytes`]).
     GetState {
-        reply: Reply<serde_json::Value>,
+        reply: Reply<Vec<u8>>,
     },
     /// An operator's request about roles, reservations or maintenance.
     Operator {
@@ -285,7 +286,7 @@ fn handle(master: &mut Master, msg: Msg, now: Instant, deferred: &mut Deferred) 
             let _ = reply.send(master.operator_kill(&task_id, framework_id.as_deref()));
         }
         Msg::GetState { reply } => {
-            let _ = reply.send(master.state_json());
+            let _ = reply.send(master.state_json_bytes());
         }
         Msg::Operator { call, reply } => {
             // A change is answered once the registry holding it is committed.

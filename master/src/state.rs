@@ -2011,5 +2011,6 @@ impl Master {
 #[path = "state_tests.rs"]
 mod tests;
 
+mod json;
 mod operations;
 pub use operations::{MachineId, Operation, OperatorError};
