@@ -567,21 +567,46 @@ impl Serialize for JsonEntry {
 impl Serialize for ResourcesJson<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let res = self.0;
-        let names = res.names();
-        let mut entries: Vec<(&str, JsonEntry)> = Vec::with_capacity(names.len() + 4);
-        for name in names {
-            let Some(first) = res.named(name).next() else {
-                continue;
-            };
+        // One pass over the items, which are sorted by name: each run of one name is what
+        // `scalar`, `ranges` or `set` would gather for it.
+        let items = &self.0.items;
+        let mut entries: Vec<(&str, JsonEntry)> = Vec::with_capacity(items.len() + 4);
+        let mut start = 0;
+        while let Some(first) = items.get(start) {
+            let name = first.name.as_str();
+            let end = start + items[start..].iter().take_while(|r| r.name == name).count();
+            let run = &items[start..end];
             let value = match first.value {
-                Value::Scalar(_) => JsonEntry::Scalar(res.scalar(name)),
+                Value::Scalar(_) => JsonEntry::Scalar(from_milli(
+                    run.iter()
+                        .filter_map(|r| to_milli_value(&r.value))
+                        .fold(0i64, i64::saturating_add),
+                )),
                 Value::Ranges(_) => {
-                    JsonEntry::Text(format_ranges(&res.ranges(name), JSON_SEPARATOR))
+                    let all = run
+                        .iter()
+                        .filter_map(|r| match &r.value {
+                            Value::Ranges(ranges) => Some(ranges.iter().copied()),
+                            _ => None,
+                        })
+                        .flatten()
+                        .collect();
+                    JsonEntry::Text(format_ranges(&coalesce(all), JSON_SEPARATOR))
                 }
-                Value::Set(_) => JsonEntry::Text(format_set(&res.set(name), JSON_SEPARATOR)),
+                Value::Set(_) => {
+                    let set: BTreeSet<String> = run
+                        .iter()
+                        .filter_map(|r| match &r.value {
+                            Value::Set(set) => Some(set.iter().cloned()),
+                            _ => None,
+                        })
+                        .flatten()
+                        .collect();
+                    JsonEntry::Text(format_set(&set, JSON_SEPARATOR))
+                }
             };
             entries.push((name, value));
+            start = end;
         }
         for name in ["cpus", "mem", "disk", "gpus"] {
             if !entries.iter().any(|(n, _)| *n == name) {
@@ -589,7 +614,7 @@ impl Serialize for ResourcesJson<'_> {
             }
         }
         // `to_json`'s object keeps its keys sorted.
-        entries.sort_by(|a, b| a.0.cmp(b.0));
+        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut map = serializer.serialize_map(Some(entries.len()))?;
         for (name, value) in &entries {
             map.serialize_entry(name, value)?;
@@ -1799,6 +1824,7 @@ mod tests {
             "cpus:0.1;mem:32",
             "cpus:4;mem:8192;ports:[31000-32000,40000-40010];disks:{a,b};cpus(ops):0.5",
             "aaa:1;zzz:2;gpus(x):1;disk:10",
+            "ports:[1-2,7-9];ports(ops):[3-5];disks:{a};disks(ops):{b,c};mem(ops):1.5;mem:2.25",
         ] {
             let x = res(text);
             assert_eq!(

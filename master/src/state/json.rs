@@ -53,7 +53,24 @@ struct TaskJson<'a> {
     resources: ResourcesJson<'a>,
     slave_id: &'a str,
     state: TaskState,
-    statuses: Seq<Box<dyn Iterator<Item = StatusJson<'a>> + 'a>>,
+    statuses: StatusesJson<'a>,
+}
+
+/// A task's `statuses`.
+struct StatusesJson<'a>(&'a [(TaskState, f64, String)]);
+
+impl Serialize for StatusesJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for (state, timestamp, message) in self.0 {
+            seq.serialize_element(&StatusJson {
+                message,
+                state: *state,
+                timestamp: *timestamp,
+            })?;
+        }
+        seq.end()
+    }
 }
 
 fn task(task: &Task) -> TaskJson<'_> {
@@ -69,13 +86,7 @@ fn task(task: &Task) -> TaskJson<'_> {
         resources: task.info.resources.json(),
         slave_id: task.info.agent_id.as_str(),
         state: task.state,
-        statuses: Seq::new(Box::new(task.statuses.iter().map(|(state, timestamp, message)| {
-            StatusJson {
-                message,
-                state: *state,
-                timestamp: *timestamp,
-            }
-        }))),
+        statuses: StatusesJson(&task.statuses),
     }
 }
 
@@ -228,55 +239,149 @@ fn serialize_agent<S: Serializer>(
     .serialize(serializer)
 }
 
-/// `slaves`: the agents sorted by id.
-struct AgentsJson<'a>(&'a Master, Vec<&'a Agent>);
+/// Writes a JSON object's fields in the order they are given.
+struct Object<'a> {
+    out: &'a mut Vec<u8>,
+    empty: bool,
+}
 
-impl Serialize for AgentsJson<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        struct One<'a>(&'a Master, &'a Agent);
-        impl Serialize for One<'_> {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serialize_agent(self.0, self.1, serializer)
-            }
+impl<'a> Object<'a> {
+    fn start(out: &'a mut Vec<u8>) -> Self {
+        out.push(b'{');
+        Object { out, empty: true }
+    }
+
+    fn key(&mut self, key: &str) -> serde_json::Result<()> {
+        if !self.empty {
+            self.out.push(b',');
         }
-        let mut seq = serializer.serialize_seq(Some(self.1.len()))?;
-        for a in &self.1 {
-            seq.serialize_element(&One(self.0, a))?;
-        }
-        seq.end()
+        self.empty = false;
+        serde_json::to_writer(&mut *self.out, key)?;
+        self.out.push(b':');
+        Ok(())
+    }
+
+    fn field(&mut self, key: &str, value: &impl Serialize) -> serde_json::Result<()> {
+        self.key(key)?;
+        serde_json::to_writer(&mut *self.out, value)
+    }
+
+    fn end(self) {
+        self.out.push(b'}');
     }
 }
 
-type Frameworks<'a> = Seq<Box<dyn Iterator<Item = FrameworkJson<'a>> + 'a>>;
+/// Writes `items` as a JSON array, each item by `write`; with `threads` > 1 and enough weight,
+/// contiguous parts of about equal `weight` are written on threads of their own and joined in
+/// order.
+fn write_array<T: Sync>(
+    out: &mut Vec<u8>,
+    items: &[T],
+    threads: usize,
+    weight: impl Fn(&T) -> usize,
+    write: impl Fn(&T, &mut Vec<u8>) -> serde_json::Result<()> + Sync,
+) -> serde_json::Result<()> {
+    let write_part = |part: &[T], buf: &mut Vec<u8>| -> serde_json::Result<()> {
+        for (i, item) in part.iter().enumerate() {
+            if i > 0 {
+                buf.push(b',');
+            }
+            write(item, buf)?;
+        }
+        Ok(())
+    };
+    out.push(b'[');
+    let total: usize = items.iter().map(&weight).sum();
+    if threads <= 1 || items.len() < 2 || total < PARALLEL_ABOVE {
+        write_part(items, out)?;
+        out.push(b']');
+        return Ok(());
+    }
+    // Cut where the running weight passes each thread's share.
+    let share = total.div_ceil(threads).max(1);
+    let mut parts: Vec<&[T]> = Vec::with_capacity(threads);
+    let (mut from, mut sum) = (0, 0);
+    for (i, item) in items.iter().enumerate() {
+        sum += weight(item);
+        if sum >= share * (parts.len() + 1) && parts.len() + 1 < threads {
+            parts.push(&items[from..=i]);
+            from = i + 1;
+        }
+    }
+    if from < items.len() {
+        parts.push(&items[from..]);
+    }
+    let written: Vec<serde_json::Result<Vec<u8>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .iter()
+            .skip(1)
+            .map(|part| {
+                scope.spawn(|| {
+                    let mut buf = Vec::with_capacity(part.len() * 512);
+                    write_part(part, &mut buf).map(|()| buf)
+                })
+            })
+            .collect();
+        // The first part on this thread, meanwhile.
+        let mut first = Vec::new();
+        let mut all = vec![parts
+            .first()
+            .map_or(Ok(()), |part| write_part(part, &mut first))
+            .map(|()| first)];
+        for handle in handles {
+            all.push(handle.join().unwrap_or_else(|_| {
+                Err(serde::ser::Error::custom("a /state writer thread panicked"))
+            }));
+        }
+        all
+    });
+    let mut wrote_any = false;
+    for part in written {
+        let part = part?;
+        if part.is_empty() {
+            continue;
+        }
+        if wrote_any {
+            out.push(b',');
+        }
+        out.extend_from_slice(&part);
+        wrote_any = true;
+    }
+    out.push(b']');
+    Ok(())
+}
 
-#[derive(Serialize)]
-struct StateJson<'a> {
-    activated_slaves: usize,
-    completed_frameworks: Frameworks<'a>,
-    deactivated_slaves: usize,
-    elected_time: f64,
-    frameworks: Frameworks<'a>,
-    free_resources: ResourcesJson<'a>,
-    hostname: &'a str,
-    id: &'a str,
-    maintenance_status: Json,
-    offered_resources: ResourcesJson<'a>,
-    pid: String,
-    port: u16,
-    quota: Json,
-    slaves: AgentsJson<'a>,
-    start_time: f64,
-    total_resources: ResourcesJson<'a>,
-    unreachable_slaves: usize,
-    used_resources: ResourcesJson<'a>,
-    version: &'a str,
-    weights: Json,
+/// Below this many tasks and agents an array is written on the actor's thread alone.
+const PARALLEL_ABOVE: usize = 20_000;
+
+/// Threads that write a large `/state`: the actor's and up to three more.
+fn writer_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 
 impl Master {
     /// The `/state` document of [`Master::state_json`], serialized: the same bytes as
-    /// `serde_json::to_vec(&self.state_json())`, without building the `Value` tree.
+    /// `serde_json::to_vec(&self.state_json())`, without building the `Value` tree. The
+    /// frameworks (by their tasks) and the agents of a large cluster are written by several
+    /// threads, each borrowing the state while the actor waits.
     pub fn state_json_bytes(&self) -> Vec<u8> {
+        let task_count: usize = self
+            .frameworks
+            .values()
+            .chain(self.completed_frameworks.iter())
+            .map(|f| f.tasks.len() + f.completed_tasks.len())
+            .sum();
+        // About 400 bytes a task and 1 KB an agent: one allocation for most documents.
+        let mut out = Vec::with_capacity(64 * 1024 + task_count * 400 + self.agents.len() * 1024);
+        // Writing borrowed data into a Vec fails only if a map had a non-string key.
+        if let Err(err) = self.write_state(&mut out) {
+            tracing::error!(cause = %err, "failed to serialize /state");
+            out.clear();
+        }
+        out
+    }
+
+    fn write_state(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
         let mut agents: Vec<&Agent> = self.agents.values().collect();
         agents.sort_by(|a, b| a.id.cmp(&b.id));
         let mut frameworks: Vec<&Framework> = self.frameworks.values().collect();
@@ -293,51 +398,55 @@ impl Master {
             used.add(&a.used);
             offered.add(&a.offered);
         }
-        let free = total.saturating_sub(&used);
-        let task_count: usize = self
-            .frameworks
-            .values()
-            .chain(self.completed_frameworks.iter())
-            .map(|f| f.tasks.len() + f.completed_tasks.len())
-            .sum();
-        let state = StateJson {
-            activated_slaves: count(AgentState::Active),
-            completed_frameworks: Seq::new(Box::new(
-                self.completed_frameworks
-                    .iter()
-                    .map(|f| framework(f, false)),
-            )),
-            deactivated_slaves: count(AgentState::Disconnected),
-            elected_time: self.start_time,
-            frameworks: Seq::new(Box::new(frameworks.into_iter().map(|f| framework(f, true)))),
-            free_resources: free.json(),
-            hostname: &self.info.hostname,
-            id: &self.info.id,
-            maintenance_status: self.maintenance_json(),
-            offered_resources: offered.json(),
-            pid: format!("master@{}:{}", self.info.ip, self.info.port),
-            port: self.info.port,
-            quota: self
+        let threads = writer_threads();
+        let framework_weight = |f: &&Framework| 1 + f.tasks.len() + f.completed_tasks.len();
+        let mut o = Object::start(out);
+        o.field("activated_slaves", &count(AgentState::Active))?;
+        o.key("completed_frameworks")?;
+        let completed: Vec<&Framework> = self.completed_frameworks.iter().collect();
+        write_array(o.out, &completed, threads, framework_weight, |f, buf| {
+            serde_json::to_writer(buf, &framework(f, false))
+        })?;
+        o.field("deactivated_slaves", &count(AgentState::Disconnected))?;
+        o.field("elected_time", &self.start_time)?;
+        o.key("frameworks")?;
+        write_array(o.out, &frameworks, threads, framework_weight, |f, buf| {
+            serde_json::to_writer(buf, &framework(f, true))
+        })?;
+        o.field("free_resources", &total.saturating_sub(&used).json())?;
+        o.field("hostname", &self.info.hostname)?;
+        o.field("id", &self.info.id)?;
+        o.field("maintenance_status", &self.maintenance_json())?;
+        o.field("offered_resources", &offered.json())?;
+        o.field(
+            "pid",
+            &format!("master@{}:{}", self.info.ip, self.info.port),
+        )?;
+        o.field("port", &self.info.port)?;
+        o.field(
+            "quota",
+            &self
                 .quota_json()
                 .as_object_mut()
                 .and_then(|q| q.remove("configs"))
                 .unwrap_or_default(),
-            slaves: AgentsJson(self, agents),
-            start_time: self.start_time,
-            total_resources: total.json(),
-            unreachable_slaves: count(AgentState::Unreachable),
-            used_resources: used.json(),
-            version: &self.info.version,
-            weights: self.weights_json(),
-        };
-        // About 400 bytes a task and 1 KB an agent: one allocation for most documents.
-        let mut out = Vec::with_capacity(64 * 1024 + task_count * 400 + self.agents.len() * 1024);
-        // Serializing borrowed data into a Vec fails only if a map had a non-string key.
-        if let Err(err) = serde_json::to_writer(&mut out, &state) {
-            tracing::error!(cause = %err, "failed to serialize /state");
-            out.clear();
-        }
-        out
+        )?;
+        o.key("slaves")?;
+        write_array(
+            o.out,
+            &agents,
+            threads,
+            |_| 10,
+            |a, buf| serialize_agent(self, a, &mut serde_json::Serializer::new(buf)),
+        )?;
+        o.field("start_time", &self.start_time)?;
+        o.field("total_resources", &total.json())?;
+        o.field("unreachable_slaves", &count(AgentState::Unreachable))?;
+        o.field("used_resources", &used.json())?;
+        o.field("version", &self.info.version)?;
+        o.field("weights", &self.weights_json())?;
+        o.end();
+        Ok(())
     }
 }
 
