@@ -358,6 +358,9 @@ pub async fn run(
     // thousand agents re-registering with a new leader) then costs a few allocations over all
     // agents instead of one per batch.
     let mut last_allocation = Instant::now() - MIN_ALLOCATION_GAP;
+    // The gap after the last allocation: longer when allocating is slow (many agents), so that
+    // under a stream of events the actor spends most of its time on the events.
+    let mut allocation_gap = MIN_ALLOCATION_GAP;
     let mut allocate_soon: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     loop {
         tokio::select! {
@@ -417,12 +420,13 @@ pub async fn run(
         commit(&mut master, &mut store).await?;
         if master.needs_allocation() {
             let now = Instant::now();
-            if now.duration_since(last_allocation) >= MIN_ALLOCATION_GAP {
+            if now.duration_since(last_allocation) >= allocation_gap {
                 master.allocate(now);
                 last_allocation = now;
+                allocation_gap = gap_after(now.elapsed());
             } else if allocate_soon.is_none() {
                 allocate_soon = Some(Box::pin(tokio::time::sleep_until(
-                    (last_allocation + MIN_ALLOCATION_GAP).into(),
+                    (last_allocation + allocation_gap).into(),
                 )));
             }
         }
@@ -432,3 +436,11 @@ pub async fn run(
 
 /// The shortest time between two event-driven allocations.
 const MIN_ALLOCATION_GAP: Duration = Duration::from_millis(10);
+
+/// The gap (start to start) after an event-driven allocation that took `took`: at least
+/// [`MIN_ALLOCATION_GAP`], and five times the allocation's own time, so that allocating takes at
+/// most a fifth of the actor's time however many agents there are (ten thousand agents take
+/// milliseconds an allocation).
+fn gap_after(took: Duration) -> Duration {
+    MIN_ALLOCATION_GAP.max(took.saturating_mul(5))
+}
