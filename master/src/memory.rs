@@ -1,17 +1,17 @@
 //! Hands the memory the master freed back to the kernel. glibc's malloc keeps freed chunks in
 //! its arenas and returns only the free top of the main heap by itself; after a burst (a hundred
 //! thousand tasks finishing at once, with their updates queued for the frameworks) the master's
-//! RSS would stay at the burst's peak for good. A thread checks every few seconds how much is
+//! RSS would stay at the burst's peak for good. A thread checks every two seconds how much is
 //! free inside malloc and, past a threshold, asks glibc to release it (`malloc_trim`, which
 //! returns free pages from every arena, not only the top of the heap).
 
 use std::time::Duration;
 
 /// How often the free memory inside malloc is looked at.
-const PERIOD: Duration = Duration::from_secs(5);
+const PERIOD: Duration = Duration::from_secs(2);
 
 /// Trimmed when more than this is free inside malloc.
-const FREE_ABOVE: usize = 64 << 20;
+const FREE_ABOVE: usize = 32 << 20;
 
 /// Starts the trimming thread (once per process; no-op where malloc is not glibc's).
 pub fn spawn_trimmer() {
