@@ -63,8 +63,9 @@ pub enum Msg {
         framework_id: Option<String>,
         reply: Reply<Result<(FrameworkId, AgentId), OperatorKillError>>,
     },
+    /// `/state`, serialized on the actor ([`Master::state_json_bytes`]).
     GetState {
-        reply: Reply<serde_json::Value>,
+        reply: Reply<Vec<u8>>,
     },
     /// An operator's request about roles, reservations or maintenance.
     Operator {
@@ -285,7 +286,7 @@ fn handle(master: &mut Master, msg: Msg, now: Instant, deferred: &mut Deferred) 
             let _ = reply.send(master.operator_kill(&task_id, framework_id.as_deref()));
         }
         Msg::GetState { reply } => {
-            let _ = reply.send(master.state_json());
+            let _ = reply.send(master.state_json_bytes());
         }
         Msg::Operator { call, reply } => {
             // A change is answered once the registry holding it is committed.
@@ -357,6 +358,9 @@ pub async fn run(
     // thousand agents re-registering with a new leader) then costs a few allocations over all
     // agents instead of one per batch.
     let mut last_allocation = Instant::now() - MIN_ALLOCATION_GAP;
+    // The gap after the last allocation: longer when allocating is slow (many agents), so that
+    // under a stream of events the actor spends most of its time on the events.
+    let mut allocation_gap = MIN_ALLOCATION_GAP;
     let mut allocate_soon: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     loop {
         tokio::select! {
@@ -416,12 +420,13 @@ pub async fn run(
         commit(&mut master, &mut store).await?;
         if master.needs_allocation() {
             let now = Instant::now();
-            if now.duration_since(last_allocation) >= MIN_ALLOCATION_GAP {
+            if now.duration_since(last_allocation) >= allocation_gap {
                 master.allocate(now);
                 last_allocation = now;
+                allocation_gap = gap_after(now.elapsed());
             } else if allocate_soon.is_none() {
                 allocate_soon = Some(Box::pin(tokio::time::sleep_until(
-                    (last_allocation + MIN_ALLOCATION_GAP).into(),
+                    (last_allocation + allocation_gap).into(),
                 )));
             }
         }
@@ -431,3 +436,11 @@ pub async fn run(
 
 /// The shortest time between two event-driven allocations.
 const MIN_ALLOCATION_GAP: Duration = Duration::from_millis(10);
+
+/// The gap (start to start) after an event-driven allocation that took `took`: at least
+/// [`MIN_ALLOCATION_GAP`], and five times the allocation's own time, so that allocating takes at
+/// most a fifth of the actor's time however many agents there are (ten thousand agents take
+/// milliseconds an allocation).
+fn gap_after(took: Duration) -> Duration {
+    MIN_ALLOCATION_GAP.max(took.saturating_mul(5))
+}

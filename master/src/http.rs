@@ -87,7 +87,8 @@ async fn state(State(actor): State<Actor>) -> Response {
         return unavailable();
     }
     match answer.await {
-        Ok(state) => Json(state).into_response(),
+        // Already JSON: sent as it is, not parsed into a tree and written again.
+        Ok(state) => ([(header::CONTENT_TYPE, "application/json")], state).into_response(),
         Err(_) => unavailable(),
     }
 }

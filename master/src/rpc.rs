@@ -21,6 +21,10 @@ pub const TRAVERSAL_LIMIT_WORDS: usize = 64 * 1024 * 1024;
 
 type Actor = mpsc::UnboundedSender<Msg>;
 
+/// The read and write buffers of one connection (futures' default is 8 KiB each): every agent
+/// holds a connection, and most messages are far smaller; larger ones bypass the buffers.
+const CONNECTION_BUFFER: usize = 4 * 1024;
+
 fn gone() -> capnp::Error {
     capnp::Error::failed("the master is shutting down".to_string())
 }
@@ -75,8 +79,8 @@ fn serve(
     let mut options = capnp::message::ReaderOptions::new();
     options.traversal_limit_in_words(Some(TRAVERSAL_LIMIT_WORDS));
     let network = twoparty::VatNetwork::new(
-        futures::io::BufReader::new(reader),
-        futures::io::BufWriter::new(writer),
+        futures::io::BufReader::with_capacity(CONNECTION_BUFFER, reader),
+        futures::io::BufWriter::with_capacity(CONNECTION_BUFFER, writer),
         rpc_twoparty_capnp::Side::Server,
         options,
     );
@@ -207,6 +211,26 @@ impl master::Server for MasterImpl {
     }
 }
 
+/// Calls a driver keeps outstanding on one agent's or one scheduler's capability at most; the
+/// events after them wait in the actor's channel, as they came (a few hundred bytes each), rather
+/// than as built Cap'n Proto messages (8 KiB each) queued on a peer that reads slowly.
+const AGENT_WINDOW: usize = 128;
+const SCHEDULER_WINDOW: usize = 1024;
+
+/// Like [`spawn_call`], holding `permit` of its driver's window until the call is answered.
+fn spawn_call_in<T: 'static>(
+    permit: tokio::sync::OwnedSemaphorePermit,
+    what: &'static str,
+    promise: capnp::capability::Promise<T, capnp::Error>,
+) {
+    tokio::task::spawn_local(async move {
+        if let Err(err) = promise.await {
+            debug!(call = what, cause = %err, "call failed");
+        }
+        drop(permit);
+    });
+}
+
 /// Logs the failure of a one-way call.
 fn spawn_call<T: 'static>(
     what: &'static str,
@@ -229,7 +253,11 @@ async fn drive_agent(
     // by dropping its link: then this connection is closed, so that an agent cut off by a
     // partition sees it end when the network heals, and registers again.
     let _close_on_exit = CloseOnDrop(closer);
+    let window = std::sync::Arc::new(tokio::sync::Semaphore::new(AGENT_WINDOW));
     while let Some(cmd) = commands.recv().await {
+        let Ok(permit) = std::sync::Arc::clone(&window).acquire_owned().await else {
+            return;
+        };
         match cmd {
             AgentCommand::Ping { agent_id, seq } => {
                 let promise = client.ping_request().send().promise;
@@ -245,7 +273,7 @@ async fn drive_agent(
                 let mut b = req.get();
                 wire::set_framework(b.reborrow().init_framework(), &framework);
                 wire::set_task(b.init_task(), &task);
-                spawn_call("launch", req.send().promise);
+                spawn_call_in(permit, "launch", req.send().promise);
             }
             AgentCommand::Kill {
                 framework_id,
@@ -269,7 +297,7 @@ async fn drive_agent(
                 b.set_framework_id(framework_id.as_str());
                 b.set_task_id(task_id.as_str());
                 b.set_uuid(&uuid.0[..]);
-                spawn_call("acknowledge", req.send().promise);
+                spawn_call_in(permit, "acknowledge", req.send().promise);
             }
             AgentCommand::Shutdown { reason } => {
                 let mut req = client.shutdown_request();
@@ -294,7 +322,11 @@ async fn drive_scheduler(
     client: scheduler::Client,
     mut events: mpsc::UnboundedReceiver<SchedulerEvent>,
 ) {
+    let window = std::sync::Arc::new(tokio::sync::Semaphore::new(SCHEDULER_WINDOW));
     while let Some(event) = events.recv().await {
+        let Ok(permit) = std::sync::Arc::clone(&window).acquire_owned().await else {
+            return;
+        };
         match event {
             SchedulerEvent::Subscribed {
                 framework_id,
@@ -332,7 +364,7 @@ async fn drive_scheduler(
                         &o.attributes,
                     );
                 }
-                spawn_call("offers", req.send().promise);
+                spawn_call_in(permit, "offers", req.send().promise);
             }
             SchedulerEvent::Rescind(offer_id) => {
                 let mut req = client.rescind_request();
@@ -342,7 +374,7 @@ async fn drive_scheduler(
             SchedulerEvent::Update(status) => {
                 let mut req = client.update_request();
                 wire::set_status(req.get().init_status(), &status);
-                spawn_call("update", req.send().promise);
+                spawn_call_in(permit, "update", req.send().promise);
             }
             SchedulerEvent::Error(message) => {
                 let mut req = client.error_request();

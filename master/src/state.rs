@@ -293,6 +293,15 @@ impl Framework {
         }
     }
 
+    /// Gives back most of the live tasks' table once it is mostly empty: a burst of tasks that
+    /// finished would otherwise keep its slots (hundreds of bytes each) for good. Amortized
+    /// constant: the table is rebuilt only after it lost three quarters of its capacity.
+    fn shrink_tasks(&mut self) {
+        if self.tasks.capacity() > 64 && self.tasks.len() * 4 < self.tasks.capacity() {
+            self.tasks.shrink_to(self.tasks.len() * 2);
+        }
+    }
+
     fn send(&self, event: SchedulerEvent) {
         if let Some(link) = &self.link {
             let _ = link.send(event);
@@ -366,6 +375,8 @@ pub struct Master {
     /// Tasks the master gave up on (reported TASK_LOST) that a returning agent was told to
     /// kill: their agent updates are acknowledged here, not forwarded again.
     given_up: HashSet<(FrameworkId, TaskId)>,
+    /// The allocator's view of the agents, recomputed only where an agent changed.
+    agent_views: views::AgentViews,
     /// What follows from registry changes not committed yet, done by [`Master::after_commit`]:
     /// agents marked unreachable (their tasks' updates) and removed frameworks (their shutdown
     /// on agents). A master that cannot commit exits before any of it reaches anyone.
@@ -419,6 +430,7 @@ impl Master {
             registry: Registry::default(),
             registry_dirty: false,
             given_up: HashSet::new(),
+            agent_views: views::AgentViews::default(),
             pending: Vec::new(),
         }
     }
@@ -1635,6 +1647,7 @@ impl Master {
                     while fw.completed_tasks.len() > self.config.max_completed_tasks_per_framework {
                         fw.completed_tasks.pop_front();
                     }
+                    fw.shrink_tasks();
                 }
                 self.dirty = true;
             }
@@ -1776,6 +1789,11 @@ impl Master {
             })
             .collect();
         agents.sort_by(|a, b| a.id.cmp(&b.id));
+        (agents, self.framework_views())
+    }
+
+    /// The allocator's view of every framework, sorted by id.
+    fn framework_views(&self) -> Vec<FrameworkView> {
         let mut frameworks: Vec<FrameworkView> = self
             .frameworks
             .values()
@@ -1789,21 +1807,26 @@ impl Master {
             })
             .collect();
         frameworks.sort_by(|a, b| a.id.cmp(&b.id));
-        (agents, frameworks)
+        frameworks
     }
 
     /// Runs the allocator and sends the resulting offers.
     pub fn allocate(&mut self, now: Instant) {
         self.dirty = false;
-        let (agents, frameworks) = self.allocator_views();
+        let mut views = std::mem::take(&mut self.agent_views);
+        let agents = views.refresh(self);
+        #[cfg(debug_assertions)]
+        views::assert_same(agents, &self.allocator_views().0);
+        let frameworks = self.framework_views();
         let roles = self.role_configs();
         let allocations = allocator::allocate(&allocator::View {
-            agents: &agents,
+            agents,
             frameworks: &frameworks,
             roles: &roles,
             min_allocatable: &self.config.min_allocatable,
             now,
         });
+        self.agent_views = views;
         let mut by_framework: HashMap<FrameworkId, Vec<OfferEvent>> = HashMap::new();
         for alloc in allocations {
             self.next_offer += 1;
@@ -2011,5 +2034,7 @@ impl Master {
 #[path = "state_tests.rs"]
 mod tests;
 
+mod json;
 mod operations;
+mod views;
 pub use operations::{MachineId, Operation, OperatorError};

@@ -484,6 +484,12 @@ impl Resources {
         serde_json::Value::Object(object)
     }
 
+    /// [`Resources::to_json`] as a borrowing [`Serialize`]: the same object (keys in order), written
+    /// straight to a serializer without building a `serde_json::Value`.
+    pub fn json(&self) -> ResourcesJson<'_> {
+        ResourcesJson(self)
+    }
+
     /// Mesos' `Resource` JSON of every item, as in an offer or a task's `resources`: see
     /// [`Resource::to_mesos_json`].
     pub fn to_mesos_json(&self) -> serde_json::Value {
@@ -544,6 +550,84 @@ impl Resources {
 
 /// Prints the `--resources` syntax that [`Resources::parse`] reads back:
 /// `cpus:4;cpus(ops):0.5;mem:8192;ports:[31000-32000]`.
+/// What [`Resources::json`] returns.
+#[derive(Debug, Clone, Copy)]
+pub struct ResourcesJson<'a>(&'a Resources);
+
+/// One value of [`ResourcesJson`]: a scalar, or ranges and sets as Mesos prints them.
+enum JsonEntry {
+    Scalar(f64),
+    Text(String),
+}
+
+impl Serialize for JsonEntry {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            JsonEntry::Scalar(x) => serializer.serialize_f64(*x),
+            JsonEntry::Text(text) => serializer.serialize_str(text),
+        }
+    }
+}
+
+impl Serialize for ResourcesJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        // One pass over the items, which are sorted by name: each run of one name is what
+        // `scalar`, `ranges` or `set` would gather for it.
+        let items = &self.0.items;
+        let mut entries: Vec<(&str, JsonEntry)> = Vec::with_capacity(items.len() + 4);
+        let mut start = 0;
+        while let Some(first) = items.get(start) {
+            let name = first.name.as_str();
+            let end = start + items[start..].iter().take_while(|r| r.name == name).count();
+            let run = &items[start..end];
+            let value = match first.value {
+                Value::Scalar(_) => JsonEntry::Scalar(from_milli(
+                    run.iter()
+                        .filter_map(|r| to_milli_value(&r.value))
+                        .fold(0i64, i64::saturating_add),
+                )),
+                Value::Ranges(_) => {
+                    let all = run
+                        .iter()
+                        .filter_map(|r| match &r.value {
+                            Value::Ranges(ranges) => Some(ranges.iter().copied()),
+                            _ => None,
+                        })
+                        .flatten()
+                        .collect();
+                    JsonEntry::Text(format_ranges(&coalesce(all), JSON_SEPARATOR))
+                }
+                Value::Set(_) => {
+                    let set: BTreeSet<String> = run
+                        .iter()
+                        .filter_map(|r| match &r.value {
+                            Value::Set(set) => Some(set.iter().cloned()),
+                            _ => None,
+                        })
+                        .flatten()
+                        .collect();
+                    JsonEntry::Text(format_set(&set, JSON_SEPARATOR))
+                }
+            };
+            entries.push((name, value));
+            start = end;
+        }
+        for name in ["cpus", "mem", "disk", "gpus"] {
+            if !entries.iter().any(|(n, _)| *n == name) {
+                entries.push((name, JsonEntry::Scalar(0.0)));
+            }
+        }
+        // `to_json`'s object keeps its keys sorted.
+        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut map = serializer.serialize_map(Some(entries.len()))?;
+        for (name, value) in &entries {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
 impl fmt::Display for Resources {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, resource) in self.items.iter().enumerate() {
@@ -1736,6 +1820,24 @@ mod tests {
             serde_json::json!({"cpus": 0.0, "mem": 0.0, "disk": 0.0, "gpus": 0.0})
         );
         assert!(Resources::new().to_json()["cpus"].is_f64());
+    }
+
+    #[test]
+    fn borrowed_json_writes_what_to_json_builds() {
+        for text in [
+            "",
+            "cpus:0.1;mem:32",
+            "cpus:4;mem:8192;ports:[31000-32000,40000-40010];disks:{a,b};cpus(ops):0.5",
+            "aaa:1;zzz:2;gpus(x):1;disk:10",
+            "ports:[1-2,7-9];ports(ops):[3-5];disks:{a};disks(ops):{b,c};mem(ops):1.5;mem:2.25",
+        ] {
+            let x = res(text);
+            assert_eq!(
+                serde_json::to_string(&x.json()).unwrap(),
+                serde_json::to_string(&x.to_json()).unwrap(),
+                "{text:?}"
+            );
+        }
     }
 
     fn volume(role: &str, id: &str, path: &str, read_only: bool, size: f64) -> Resource {

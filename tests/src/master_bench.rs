@@ -665,6 +665,14 @@ fn measure(master: &MasterProcess, opts: &Options) -> Result<Report> {
         .and_then(|t| *t)
         .context("no last TASK_FINISHED")?;
     report.finish_wall = last_finished.duration_since(finish_started);
+    // As with every task live: the acknowledgements of the TASK_FINISHED updates drain first,
+    // so the figure is what the master keeps, not the tail of the burst in flight.
+    wait(
+        "acknowledgements of TASK_FINISHED",
+        Duration::from_secs(60),
+        || sim_counts(&sims).2 >= 2 * opts.tasks as u64,
+        status,
+    )?;
     report.rss_finished = master.rss()?;
     let _ = stop.send(true);
     for h in handles {

@@ -621,7 +621,7 @@ fn master(tasks: usize) -> Result<()> {
         verdict(loaded < Duration::from_millis(200))
     );
     println!(
-        "  all {tasks} TASK_FINISHED (asked of the agents at once) in {:.2} s = {:.0} tasks/s; master RSS after: {}",
+        "  all {tasks} TASK_FINISHED (asked of the agents at once) in {:.2} s = {:.0} tasks/s; master RSS after (acknowledgements drained): {}",
         r.finish_wall.as_secs_f64(),
         tasks as f64 / r.finish_wall.as_secs_f64().max(1e-9),
         mb(r.rss_finished)

@@ -1,0 +1,628 @@
+//! `/state` written straight to bytes: [`Master::state_json_bytes`] serializes structs that borrow
+//! from the state, with the document [`Master::state_json`] builds as a `serde_json::Value`
+//! (same fields, same key order: a `serde_json::Map` keeps its keys sorted, so the fields of each
+//! struct here are declared in that order). A large cluster's `/state` then costs one pass over
+//! the state and one buffer, not a tree of small allocations built on the actor and walked again.
+
+use super::{Agent, AgentState, Framework, Master, Task};
+use serde::ser::{SerializeSeq, Serializer};
+use serde::Serialize;
+use serde_json::Value as Json;
+use std::collections::BTreeMap;
+use strata_schema::resources::ResourcesJson;
+use strata_schema::{Resources, TaskState};
+
+/// Serializes the items of an iterator as a JSON array without collecting them.
+struct Seq<I>(std::cell::Cell<Option<I>>);
+
+impl<I> Seq<I> {
+    fn new(items: I) -> Self {
+        Seq(std::cell::Cell::new(Some(items)))
+    }
+}
+
+impl<I> Serialize for Seq<I>
+where
+    I: Iterator,
+    I::Item: Serialize,
+{
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(None)?;
+        if let Some(items) = self.0.take() {
+            for item in items {
+                seq.serialize_element(&item)?;
+            }
+        }
+        seq.end()
+    }
+}
+
+#[derive(Serialize)]
+struct StatusJson<'a> {
+    message: &'a str,
+    state: TaskState,
+    timestamp: f64,
+}
+
+#[derive(Serialize)]
+struct TaskJson<'a> {
+    container_id: Option<&'a str>,
+    framework_id: &'a str,
+    id: &'a str,
+    name: &'a str,
+    resources: ResourcesJson<'a>,
+    slave_id: &'a str,
+    state: TaskState,
+    statuses: StatusesJson<'a>,
+}
+
+/// A task's `statuses`.
+struct StatusesJson<'a>(&'a [(TaskState, f64, String)]);
+
+impl Serialize for StatusesJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for (state, timestamp, message) in self.0 {
+            seq.serialize_element(&StatusJson {
+                message,
+                state: *state,
+                timestamp: *timestamp,
+            })?;
+        }
+        seq.end()
+    }
+}
+
+fn task(task: &Task) -> TaskJson<'_> {
+    TaskJson {
+        container_id: task
+            .latest
+            .as_ref()
+            .and_then(|s| s.container_id.as_ref())
+            .map(|c| c.as_str()),
+        framework_id: task.framework_id.as_str(),
+        id: task.info.task_id.as_str(),
+        name: &task.info.name,
+        resources: task.info.resources.json(),
+        slave_id: task.info.agent_id.as_str(),
+        state: task.state,
+        statuses: StatusesJson(&task.statuses),
+    }
+}
+
+#[derive(Serialize)]
+struct OfferIdJson<'a> {
+    id: &'a str,
+}
+
+type Tasks<'a> = Seq<Box<dyn Iterator<Item = TaskJson<'a>> + 'a>>;
+
+#[derive(Serialize)]
+struct FrameworkJson<'a> {
+    active: bool,
+    completed_tasks: Tasks<'a>,
+    connected: bool,
+    failover_timeout: f64,
+    hostname: &'a str,
+    id: &'a str,
+    name: &'a str,
+    offered_resources: ResourcesJson<'a>,
+    offers: Seq<Box<dyn Iterator<Item = OfferIdJson<'a>> + 'a>>,
+    registered_time: f64,
+    role: String,
+    roles: Vec<String>,
+    tasks: Tasks<'a>,
+    used_resources: ResourcesJson<'a>,
+    user: &'a str,
+}
+
+fn framework(fw: &Framework, active: bool) -> FrameworkJson<'_> {
+    let roles = fw.info.effective_roles();
+    FrameworkJson {
+        active: active && fw.active(),
+        completed_tasks: Seq::new(Box::new(fw.completed_tasks.iter().map(task))),
+        connected: fw.active(),
+        failover_timeout: fw.info.failover_timeout_secs,
+        hostname: &fw.info.hostname,
+        id: fw.id.as_str(),
+        name: &fw.info.name,
+        offered_resources: fw.offered.json(),
+        offers: Seq::new(Box::new(
+            fw.offers.iter().map(|id| OfferIdJson { id: id.as_str() }),
+        )),
+        registered_time: fw.registered_time,
+        role: roles.first().cloned().unwrap_or_default(),
+        roles,
+        tasks: Seq::new(Box::new(fw.tasks.values().map(task))),
+        used_resources: fw.used.json(),
+        user: &fw.info.user,
+    }
+}
+
+#[derive(Serialize)]
+struct DrainConfigJson {
+    mark_gone: bool,
+    max_grace_period: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct DrainInfoJson {
+    config: DrainConfigJson,
+    state: &'static str,
+}
+
+/// What an agent's JSON computes from its resources (owned, borrowed by [`AgentJson`]).
+struct AgentResources {
+    total: Resources,
+    free: Resources,
+    unreserved: Resources,
+    reserved: Vec<(String, Resources)>,
+}
+
+#[derive(Serialize)]
+struct AgentJson<'a> {
+    active: bool,
+    attributes: Json,
+    deactivated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drain_info: Option<DrainInfoJson>,
+    dynamic_reservations: String,
+    free_resources: ResourcesJson<'a>,
+    hostname: &'a str,
+    id: &'a str,
+    maintenance: &'static str,
+    offered_resources: ResourcesJson<'a>,
+    pid: String,
+    port: u16,
+    registered_time: f64,
+    reserved_resources: BTreeMap<&'a str, ResourcesJson<'a>>,
+    resources: ResourcesJson<'a>,
+    state: &'static str,
+    unreserved_resources: ResourcesJson<'a>,
+    used_resources: ResourcesJson<'a>,
+}
+
+/// One agent's entry of `slaves`, written to `serializer`.
+fn serialize_agent<S: Serializer>(
+    master: &Master,
+    a: &Agent,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let total = a.total();
+    let mut reserved: Vec<(String, Resources)> = Vec::new();
+    for role in total
+        .iter()
+        .map(|r| r.role.as_str())
+        .filter(|r| *r != strata_schema::DEFAULT_ROLE)
+    {
+        if !reserved.iter().any(|(r, _)| r == role) {
+            reserved.push((role.to_string(), total.reserved(role)));
+        }
+    }
+    let owned = AgentResources {
+        free: total.saturating_sub(&a.used),
+        unreserved: total.unreserved(),
+        total,
+        reserved,
+    };
+    let service = master.agent_service(&a.id);
+    AgentJson {
+        active: a.state == AgentState::Active,
+        attributes: a.info.attributes.to_json(),
+        deactivated: a.drain.is_some() || a.down,
+        drain_info: a.drain.as_ref().map(|drain| DrainInfoJson {
+            config: DrainConfigJson {
+                mark_gone: drain.mark_gone,
+                max_grace_period: drain.max_grace_period_secs,
+            },
+            state: service,
+        }),
+        dynamic_reservations: a.reservations.to_string(),
+        free_resources: owned.free.json(),
+        hostname: &a.info.hostname,
+        id: a.id.as_str(),
+        maintenance: service,
+        offered_resources: a.offered.json(),
+        pid: format!("slave(1)@{}:{}", a.info.hostname, a.info.port),
+        port: a.info.port,
+        registered_time: a.registered_time,
+        reserved_resources: owned
+            .reserved
+            .iter()
+            .map(|(role, res)| (role.as_str(), res.json()))
+            .collect(),
+        resources: owned.total.json(),
+        state: a.state.name(),
+        unreserved_resources: owned.unreserved.json(),
+        used_resources: a.used.json(),
+    }
+    .serialize(serializer)
+}
+
+/// Writes a JSON object's fields in the order they are given.
+struct Object<'a> {
+    out: &'a mut Vec<u8>,
+    empty: bool,
+}
+
+impl<'a> Object<'a> {
+    fn start(out: &'a mut Vec<u8>) -> Self {
+        out.push(b'{');
+        Object { out, empty: true }
+    }
+
+    fn key(&mut self, key: &str) -> serde_json::Result<()> {
+        if !self.empty {
+            self.out.push(b',');
+        }
+        self.empty = false;
+        serde_json::to_writer(&mut *self.out, key)?;
+        self.out.push(b':');
+        Ok(())
+    }
+
+    fn field(&mut self, key: &str, value: &impl Serialize) -> serde_json::Result<()> {
+        self.key(key)?;
+        serde_json::to_writer(&mut *self.out, value)
+    }
+
+    fn end(self) {
+        self.out.push(b'}');
+    }
+}
+
+/// Writes `items` as a JSON array, each item by `write`; with `threads` > 1 and enough weight,
+/// contiguous parts of about equal `weight` are written on threads of their own and joined in
+/// order.
+fn write_array<T: Sync>(
+    out: &mut Vec<u8>,
+    items: &[T],
+    threads: usize,
+    weight: impl Fn(&T) -> usize,
+    write: impl Fn(&T, &mut Vec<u8>) -> serde_json::Result<()> + Sync,
+) -> serde_json::Result<()> {
+    let write_part = |part: &[T], buf: &mut Vec<u8>| -> serde_json::Result<()> {
+        for (i, item) in part.iter().enumerate() {
+            if i > 0 {
+                buf.push(b',');
+            }
+            write(item, buf)?;
+        }
+        Ok(())
+    };
+    out.push(b'[');
+    let total: usize = items.iter().map(&weight).sum();
+    if threads <= 1 || items.len() < 2 || total < PARALLEL_ABOVE {
+        write_part(items, out)?;
+        out.push(b']');
+        return Ok(());
+    }
+    // Cut where the running weight passes each thread's share.
+    let share = total.div_ceil(threads).max(1);
+    let mut parts: Vec<&[T]> = Vec::with_capacity(threads);
+    let (mut from, mut sum) = (0, 0);
+    for (i, item) in items.iter().enumerate() {
+        sum += weight(item);
+        if sum >= share * (parts.len() + 1) && parts.len() + 1 < threads {
+            parts.push(&items[from..=i]);
+            from = i + 1;
+        }
+    }
+    if from < items.len() {
+        parts.push(&items[from..]);
+    }
+    let written: Vec<serde_json::Result<Vec<u8>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .iter()
+            .skip(1)
+            .map(|part| {
+                scope.spawn(|| {
+                    let mut buf = Vec::with_capacity(part.len() * 512);
+                    write_part(part, &mut buf).map(|()| buf)
+                })
+            })
+            .collect();
+        // The first part on this thread, meanwhile.
+        let mut first = Vec::new();
+        let mut all = vec![parts
+            .first()
+            .map_or(Ok(()), |part| write_part(part, &mut first))
+            .map(|()| first)];
+        for handle in handles {
+            all.push(handle.join().unwrap_or_else(|_| {
+                Err(serde::ser::Error::custom("a /state writer thread panicked"))
+            }));
+        }
+        all
+    });
+    let mut wrote_any = false;
+    for part in written {
+        let part = part?;
+        if part.is_empty() {
+            continue;
+        }
+        if wrote_any {
+            out.push(b',');
+        }
+        out.extend_from_slice(&part);
+        wrote_any = true;
+    }
+    out.push(b']');
+    Ok(())
+}
+
+/// Below this many tasks and agents an array is written on the actor's thread alone.
+const PARALLEL_ABOVE: usize = 20_000;
+
+/// Threads that write a large `/state`: the actor's and up to three more.
+fn writer_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
+impl Master {
+    /// The `/state` document of [`Master::state_json`], serialized: the same bytes as
+    /// `serde_json::to_vec(&self.state_json())`, without building the `Value` tree. The
+    /// frameworks (by their tasks) and the agents of a large cluster are written by several
+    /// threads, each borrowing the state while the actor waits.
+    pub fn state_json_bytes(&self) -> Vec<u8> {
+        let task_count: usize = self
+            .frameworks
+            .values()
+            .chain(self.completed_frameworks.iter())
+            .map(|f| f.tasks.len() + f.completed_tasks.len())
+            .sum();
+        // About 400 bytes a task and 1 KB an agent: one allocation for most documents.
+        let mut out = Vec::with_capacity(64 * 1024 + task_count * 400 + self.agents.len() * 1024);
+        // Writing borrowed data into a Vec fails only if a map had a non-string key.
+        if let Err(err) = self.write_state(&mut out) {
+            tracing::error!(cause = %err, "failed to serialize /state");
+            out.clear();
+        }
+        out
+    }
+
+    fn write_state(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        let mut agents: Vec<&Agent> = self.agents.values().collect();
+        agents.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut frameworks: Vec<&Framework> = self.frameworks.values().collect();
+        frameworks.sort_by(|a, b| a.id.cmp(&b.id));
+        let count = |s| self.agents.values().filter(|a| a.state == s).count();
+        let (mut total, mut used, mut offered) =
+            (Resources::new(), Resources::new(), Resources::new());
+        for a in self
+            .agents
+            .values()
+            .filter(|a| a.state != AgentState::Unreachable)
+        {
+            total.add(&a.total());
+            used.add(&a.used);
+            offered.add(&a.offered);
+        }
+        let threads = writer_threads();
+        let framework_weight = |f: &&Framework| 1 + f.tasks.len() + f.completed_tasks.len();
+        let mut o = Object::start(out);
+        o.field("activated_slaves", &count(AgentState::Active))?;
+        o.key("completed_frameworks")?;
+        let completed: Vec<&Framework> = self.completed_frameworks.iter().collect();
+        write_array(o.out, &completed, threads, framework_weight, |f, buf| {
+            serde_json::to_writer(buf, &framework(f, false))
+        })?;
+        o.field("deactivated_slaves", &count(AgentState::Disconnected))?;
+        o.field("elected_time", &self.start_time)?;
+        o.key("frameworks")?;
+        write_array(o.out, &frameworks, threads, framework_weight, |f, buf| {
+            serde_json::to_writer(buf, &framework(f, true))
+        })?;
+        o.field("free_resources", &total.saturating_sub(&used).json())?;
+        o.field("hostname", &self.info.hostname)?;
+        o.field("id", &self.info.id)?;
+        o.field("maintenance_status", &self.maintenance_json())?;
+        o.field("offered_resources", &offered.json())?;
+        o.field(
+            "pid",
+            &format!("master@{}:{}", self.info.ip, self.info.port),
+        )?;
+        o.field("port", &self.info.port)?;
+        o.field(
+            "quota",
+            &self
+                .quota_json()
+                .as_object_mut()
+                .and_then(|q| q.remove("configs"))
+                .unwrap_or_default(),
+        )?;
+        o.key("slaves")?;
+        write_array(
+            o.out,
+            &agents,
+            threads,
+            |_| 10,
+            |a, buf| serialize_agent(self, a, &mut serde_json::Serializer::new(buf)),
+        )?;
+        o.field("start_time", &self.start_time)?;
+        o.field("total_resources", &total.json())?;
+        o.field("unreachable_slaves", &count(AgentState::Unreachable))?;
+        o.field("used_resources", &used.json())?;
+        o.field("version", &self.info.version)?;
+        o.field("weights", &self.weights_json())?;
+        o.end();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::super::{AgentCommand, ConnId, Operation, SchedulerEvent, StateConfig};
+    use super::*;
+    use crate::registry::{DrainConfig, MaintenanceWindow, QuotaConfig};
+    use std::time::Instant;
+    use strata_schema::{
+        AgentId, AgentInfo, Attributes, CommandInfo, FrameworkId, FrameworkInfo, MasterInfo,
+        StatusSource, TaskId, TaskInfo, TaskStatus, UpdateUuid,
+    };
+    use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+
+    fn res(text: &str) -> Resources {
+        Resources::parse(text).unwrap()
+    }
+
+    fn master() -> Master {
+        let info = MasterInfo {
+            id: "m".into(),
+            hostname: "h".into(),
+            ip: "127.0.0.1".into(),
+            port: 5050,
+            version: "0".into(),
+        };
+        Master::new(info, StateConfig::default())
+    }
+
+    fn agent(
+        m: &mut Master,
+        conn: ConnId,
+        host: &str,
+        text: &str,
+    ) -> (AgentId, UnboundedReceiver<AgentCommand>) {
+        let (tx, rx) = unbounded_channel();
+        let info = AgentInfo {
+            hostname: host.into(),
+            port: 5051,
+            resources: res(text),
+            attributes: "rack:r1;u:2;zone:{a,b}".parse::<Attributes>().unwrap(),
+            ..Default::default()
+        };
+        (m.register_agent(conn, info, tx, vec![]).unwrap(), rx)
+    }
+
+    fn framework(
+        m: &mut Master,
+        conn: ConnId,
+        roles: &[&str],
+    ) -> (FrameworkId, UnboundedReceiver<SchedulerEvent>) {
+        let (tx, rx) = unbounded_channel();
+        let info = FrameworkInfo {
+            name: format!("f{conn}"),
+            user: "root".into(),
+            hostname: "fh".into(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            ..Default::default()
+        };
+        (m.subscribe(conn, info, tx).unwrap(), rx)
+    }
+
+    fn offers(rx: &mut UnboundedReceiver<SchedulerEvent>) -> Vec<super::super::OfferEvent> {
+        let mut out = Vec::new();
+        while let Ok(e) = rx.try_recv() {
+            if let SchedulerEvent::Offers(o) = e {
+                out.extend(o);
+            }
+        }
+        out
+    }
+
+    fn task(id: &str, agent: &AgentId, text: &str) -> TaskInfo {
+        TaskInfo {
+            task_id: TaskId::new(id).unwrap(),
+            name: format!("task \"{id}\"\n"),
+            agent_id: agent.clone(),
+            resources: res(text),
+            command: CommandInfo::shell("true"),
+            kill_grace_period_secs: None,
+            hostname: None,
+            container: None,
+        }
+    }
+
+    fn status(fw: &FrameworkId, agent: &AgentId, id: &str, state: TaskState) -> TaskStatus {
+        TaskStatus {
+            task_id: TaskId::new(id).unwrap(),
+            state,
+            message: format!("now {state}: \u{e9}\t"),
+            source: StatusSource::Executor,
+            reason: None,
+            agent_id: Some(agent.clone()),
+            framework_id: Some(fw.clone()),
+            container_id: Some(strata_schema::ContainerId::new(format!("c-{id}")).unwrap()),
+            timestamp: 1.5,
+            uuid: Some(UpdateUuid::random()),
+            exit_code: None,
+        }
+    }
+
+    fn assert_same(m: &Master) {
+        let built = serde_json::to_string(&m.state_json()).unwrap();
+        let written = String::from_utf8(m.state_json_bytes()).unwrap();
+        assert_eq!(written, built);
+    }
+
+    #[test]
+    fn bytes_are_those_of_the_value() {
+        let mut m = master();
+        let now = Instant::now();
+        assert_same(&m);
+        let (a, _arx) = agent(&mut m, 1, "a", "cpus:4;mem:1024;ports:[31000-32000]");
+        let (b, _brx) = agent(&mut m, 2, "b", "cpus:2;mem:512;disk:100;gpus:1");
+        let (c, _crx) = agent(&mut m, 3, "c", "cpus:1;mem:64");
+        m.operator_reserve(&b, res("cpus(ops):1;mem(ops):128"))
+            .unwrap();
+        m.set_weights(vec![("ops".into(), 2.0)]).unwrap();
+        m.set_quota(
+            "ops",
+            QuotaConfig {
+                guarantees: res("cpus:1"),
+                limits: res("cpus:3;mem:1024"),
+            },
+        )
+        .unwrap();
+        m.set_schedule(vec![MaintenanceWindow {
+            machines: vec!["c".into()],
+            start: 10.0,
+            duration: Some(60.0),
+        }])
+        .unwrap();
+        let (f, mut frx) = framework(&mut m, 10, &[]);
+        let (g, mut grx) = framework(&mut m, 11, &["ops", "eng"]);
+        m.allocate(now);
+        assert_same(&m);
+        // f launches two tasks on what it was offered; one finishes.
+        let fo = offers(&mut frx);
+        let on_a = fo.iter().find(|o| o.agent_id == a).map(|o| o.id.clone());
+        if let Some(offer) = on_a {
+            m.accept(
+                10,
+                &f,
+                &[offer],
+                vec![Operation::Launch(vec![
+                    task("t1", &a, "cpus:1;mem:128;ports:[31000-31001]"),
+                    task("t2", &a, "cpus:1;mem:128"),
+                ])],
+                0.0,
+                now,
+            )
+            .unwrap();
+            for (id, state) in [
+                ("t1", TaskState::Running),
+                ("t2", TaskState::Running),
+                ("t2", TaskState::Finished),
+            ] {
+                m.status_update(1, &a, status(&f, &a, id, state)).unwrap();
+            }
+        }
+        let _ = offers(&mut grx);
+        assert_same(&m);
+        m.drain_agent(
+            &c,
+            DrainConfig {
+                max_grace_period_secs: Some(5.0),
+                mark_gone: true,
+            },
+        )
+        .unwrap();
+        m.connection_closed(2, now);
+        assert_same(&m);
+        m.teardown(11, &g).unwrap();
+        m.allocate(now);
+        assert_same(&m);
+    }
+}
