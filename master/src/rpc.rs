@@ -4,7 +4,7 @@
 //! issued in order on the peer's capability.
 
 use crate::actor::{Call, Msg};
-use crate::state::{AgentCommand, CallError, ConnId, Operation, ReportedTask, SchedulerEvent};
+use crate::state::{AgentCommand, CallError, ConnId, ReportedTask, SchedulerEvent};
 use capnp::capability::Rc;
 use capnp_rpc::{rpc_twoparty_capnp, twoparty, RpcSystem};
 use futures::AsyncReadExt;

@@ -531,6 +531,9 @@ mod tests {
             kill_grace_period_secs: None,
             hostname: None,
             container: None,
+            executor: None,
+            data: Vec::new(),
+            labels: Vec::new(),
         }
     }
 
