@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use strata_ha::registry::Store;
 use strata_ha::zk::Leadership;
 use strata_schema::{
-    AgentId, AgentInfo, FrameworkId, FrameworkInfo, MasterInfo, OfferId, Resources, TaskId,
-    TaskStatus, UpdateUuid,
+    AgentId, AgentInfo, ExecutorId, FrameworkId, FrameworkInfo, MasterInfo, OfferId, Resources,
+    TaskId, TaskStatus, UpdateUuid,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::info;
@@ -57,6 +57,23 @@ pub enum Msg {
     },
     ConnectionClosed {
         conn: ConnId,
+    },
+    /// An executor's message for its framework, relayed by its agent.
+    ExecutorMessage {
+        conn: ConnId,
+        agent_id: AgentId,
+        framework_id: FrameworkId,
+        executor_id: ExecutorId,
+        data: Vec<u8>,
+    },
+    /// A custom executor ended (its agent tells; its tasks' updates come on their own).
+    ExecutorExited {
+        conn: ConnId,
+        agent_id: AgentId,
+        framework_id: FrameworkId,
+        executor_id: ExecutorId,
+        /// The wait status, as Mesos' `Event.Failure.status`.
+        status: Option<i32>,
     },
     OperatorKill {
         task_id: String,
@@ -179,6 +196,21 @@ pub enum Call {
         roles: Vec<String>,
     },
     Teardown,
+    /// A framework message for one of its executors (Mesos' MESSAGE).
+    Message {
+        agent_id: AgentId,
+        executor_id: ExecutorId,
+        data: Vec<u8>,
+    },
+    /// Stop one of the framework's executors and its tasks (Mesos' SHUTDOWN).
+    Shutdown {
+        agent_id: AgentId,
+        executor_id: ExecutorId,
+    },
+    /// Change the framework's info without failing over (Mesos' UPDATE_FRAMEWORK).
+    UpdateFramework {
+        info: Box<FrameworkInfo>,
+    },
 }
 
 /// Timer periods of the actor.
@@ -274,10 +306,34 @@ fn handle(master: &mut Master, msg: Msg, now: Instant, deferred: &mut Deferred) 
                 Call::Revive { roles } => master.revive(conn, &id, roles),
                 Call::Suppress { roles } => master.suppress(conn, &id, roles),
                 Call::Teardown => master.teardown(conn, &id),
+                Call::Message {
+                    agent_id,
+                    executor_id,
+                    data,
+                } => master.framework_message(conn, &id, &agent_id, &executor_id, data),
+                Call::Shutdown {
+                    agent_id,
+                    executor_id,
+                } => master.shutdown_executor(conn, &id, &agent_id, &executor_id),
+                Call::UpdateFramework { info } => master.update_framework(conn, &id, *info),
             };
             let _ = reply.send(result);
         }
         Msg::ConnectionClosed { conn } => master.connection_closed(conn, now),
+        Msg::ExecutorMessage {
+            conn,
+            agent_id,
+            framework_id,
+            executor_id,
+            data,
+        } => master.executor_message(conn, &agent_id, &framework_id, executor_id, data),
+        Msg::ExecutorExited {
+            conn,
+            agent_id,
+            framework_id,
+            executor_id,
+            status,
+        } => master.executor_exited(conn, &agent_id, &framework_id, executor_id, status),
         Msg::OperatorKill {
             task_id,
             framework_id,

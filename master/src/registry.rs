@@ -23,6 +23,10 @@ pub struct RegisteredAgent {
     /// Its persistent volumes (CREATE), carved out of reserved disk.
     #[serde(default, skip_serializing_if = "Resources::is_empty")]
     pub volumes: Resources,
+    /// Persistent volumes destroyed while the agent was not connected: their data is deleted
+    /// when it comes back (and their ids cannot be used again before).
+    #[serde(default, skip_serializing_if = "Resources::is_empty")]
+    pub destroyed: Resources,
     /// Set while it is being drained (no offers; its tasks killed) or drained.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drain: Option<DrainConfig>,
@@ -112,6 +116,7 @@ mod tests {
                 unreachable_since: Some(12.5),
                 reservations: Resources::parse("cpus(ops):2").unwrap(),
                 volumes: Resources::parse("disk(ops)[v1:data]:64").unwrap(),
+                destroyed: Resources::parse("disk(ops)[v0:old]:8").unwrap(),
                 drain: Some(DrainConfig {
                     max_grace_period_secs: Some(3.0),
                     mark_gone: false,

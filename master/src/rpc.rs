@@ -314,6 +314,43 @@ async fn drive_agent(
                 wire::set_resources(req.get().init_volumes(wire::len(&volumes)), &volumes);
                 spawn_call("destroyVolumes", req.send().promise);
             }
+            AgentCommand::LaunchGroup {
+                framework,
+                executor,
+                tasks,
+            } => {
+                let mut req = client.launch_group_request();
+                let mut b = req.get();
+                wire::set_framework(b.reborrow().init_framework(), &framework);
+                wire::set_executor(b.reborrow().init_executor(), &executor);
+                let mut list = b.init_tasks(tasks.len() as u32);
+                for (i, task) in tasks.iter().enumerate() {
+                    wire::set_task(list.reborrow().get(i as u32), task);
+                }
+                spawn_call_in(permit, "launchGroup", req.send().promise);
+            }
+            AgentCommand::FrameworkMessage {
+                framework_id,
+                executor_id,
+                data,
+            } => {
+                let mut req = client.framework_message_request();
+                let mut b = req.get();
+                b.set_framework_id(framework_id.as_str());
+                b.set_executor_id(executor_id.as_str());
+                b.set_data(&data);
+                spawn_call_in(permit, "frameworkMessage", req.send().promise);
+            }
+            AgentCommand::ShutdownExecutor {
+                framework_id,
+                executor_id,
+            } => {
+                let mut req = client.shutdown_executor_request();
+                let mut b = req.get();
+                b.set_framework_id(framework_id.as_str());
+                b.set_executor_id(executor_id.as_str());
+                spawn_call("shutdownExecutor", req.send().promise);
+            }
         }
     }
 }
@@ -384,6 +421,31 @@ async fn drive_scheduler(
             SchedulerEvent::Heartbeat => {
                 spawn_call("heartbeat", client.heartbeat_request().send().promise)
             }
+            SchedulerEvent::Message {
+                agent_id,
+                executor_id,
+                data,
+            } => {
+                let mut req = client.message_request();
+                let mut b = req.get();
+                b.set_agent_id(agent_id.as_str());
+                b.set_executor_id(executor_id.as_str());
+                b.set_data(&data);
+                spawn_call_in(permit, "message", req.send().promise);
+            }
+            SchedulerEvent::Failure {
+                agent_id,
+                executor_id,
+                status,
+            } => {
+                let mut req = client.failure_request();
+                let mut b = req.get();
+                b.set_agent_id(agent_id.as_ref().map_or("", |a| a.as_str()));
+                b.set_executor_id(executor_id.as_ref().map_or("", |e| e.as_str()));
+                b.set_has_status(status.is_some());
+                b.set_status(status.unwrap_or(0));
+                spawn_call("failure", req.send().promise);
+            }
         }
     }
 }
@@ -425,6 +487,40 @@ impl agent_session::Server for AgentSessionImpl {
             .send(Msg::UnregisterAgent {
                 conn: self.conn,
                 agent_id: self.agent_id.clone(),
+            })
+            .map_err(|_| gone())
+    }
+
+    async fn framework_message(
+        self: Rc<Self>,
+        params: agent_session::FrameworkMessageParams,
+        _results: agent_session::FrameworkMessageResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        self.actor
+            .send(Msg::ExecutorMessage {
+                conn: self.conn,
+                agent_id: self.agent_id.clone(),
+                framework_id: wire::framework_id(p.get_framework_id())?,
+                executor_id: wire::executor_id(p.get_executor_id())?,
+                data: p.get_data()?.to_vec(),
+            })
+            .map_err(|_| gone())
+    }
+
+    async fn executor_exited(
+        self: Rc<Self>,
+        params: agent_session::ExecutorExitedParams,
+        _results: agent_session::ExecutorExitedResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        self.actor
+            .send(Msg::ExecutorExited {
+                conn: self.conn,
+                agent_id: self.agent_id.clone(),
+                framework_id: wire::framework_id(p.get_framework_id())?,
+                executor_id: wire::executor_id(p.get_executor_id())?,
+                status: Some(p.get_status()),
             })
             .map_err(|_| gone())
     }
@@ -571,5 +667,44 @@ impl scheduler_session::Server for SchedulerSessionImpl {
         _results: scheduler_session::TeardownResults,
     ) -> Result<(), capnp::Error> {
         self.call(Call::Teardown).await
+    }
+
+    async fn message(
+        self: Rc<Self>,
+        params: scheduler_session::MessageParams,
+        _results: scheduler_session::MessageResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        self.call(Call::Message {
+            agent_id: wire::agent_id(p.get_agent_id())?,
+            executor_id: wire::executor_id(p.get_executor_id())?,
+            data: p.get_data()?.to_vec(),
+        })
+        .await
+    }
+
+    async fn shutdown(
+        self: Rc<Self>,
+        params: scheduler_session::ShutdownParams,
+        _results: scheduler_session::ShutdownResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        self.call(Call::Shutdown {
+            agent_id: wire::agent_id(p.get_agent_id())?,
+            executor_id: wire::executor_id(p.get_executor_id())?,
+        })
+        .await
+    }
+
+    async fn update_framework(
+        self: Rc<Self>,
+        params: scheduler_session::UpdateFrameworkParams,
+        _results: scheduler_session::UpdateFrameworkResults,
+    ) -> Result<(), capnp::Error> {
+        let info = wire::framework(params.get()?.get_framework()?)?;
+        self.call(Call::UpdateFramework {
+            info: Box::new(info),
+        })
+        .await
     }
 }

@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use strata_schema::{
-    AgentId, AgentInfo, FrameworkId, FrameworkInfo, MasterInfo, OfferId, Resources, StatusSource,
-    TaskId, TaskInfo, TaskState, TaskStatus, UpdateUuid,
+    AgentId, AgentInfo, ExecutorId, ExecutorInfo, FrameworkId, FrameworkInfo, MasterInfo, OfferId,
+    Resources, StatusSource, TaskId, TaskInfo, TaskState, TaskStatus, UpdateUuid,
 };
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -50,6 +50,23 @@ pub enum AgentCommand {
     DestroyVolumes {
         volumes: Resources,
     },
+    /// Launch a group of tasks under one executor (LAUNCH_GROUP; Mesos' RunTaskGroup).
+    LaunchGroup {
+        framework: Box<FrameworkInfo>,
+        executor: Box<ExecutorInfo>,
+        tasks: Vec<TaskInfo>,
+    },
+    /// A framework's message for one of its executors on this agent.
+    FrameworkMessage {
+        framework_id: FrameworkId,
+        executor_id: ExecutorId,
+        data: Vec<u8>,
+    },
+    /// Stop one executor of a framework, and its tasks (SHUTDOWN).
+    ShutdownExecutor {
+        framework_id: FrameworkId,
+        executor_id: ExecutorId,
+    },
 }
 pub type AgentLink = mpsc::UnboundedSender<AgentCommand>;
 
@@ -81,6 +98,18 @@ pub enum SchedulerEvent {
     Update(TaskStatus),
     Error(String),
     Heartbeat,
+    /// An executor's message (Mesos' Event.Message).
+    Message {
+        agent_id: AgentId,
+        executor_id: ExecutorId,
+        data: Vec<u8>,
+    },
+    /// An executor ended, or an agent was removed (Mesos' Event.Failure).
+    Failure {
+        agent_id: Option<AgentId>,
+        executor_id: Option<ExecutorId>,
+        status: Option<i32>,
+    },
 }
 pub type SchedulerLink = mpsc::UnboundedSender<SchedulerEvent>;
 
@@ -563,6 +592,7 @@ impl Master {
             unreachable_since: None,
             reservations: kept.map(|e| e.reservations.clone()).unwrap_or_default(),
             volumes: kept.map(|e| e.volumes.clone()).unwrap_or_default(),
+            destroyed: kept.map(|e| e.destroyed.clone()).unwrap_or_default(),
             drain: kept.and_then(|e| e.drain.clone()),
             down: kept.is_some_and(|e| e.down),
         };
@@ -652,6 +682,7 @@ impl Master {
             info!(agent_id = %id, "an unreachable agent came back");
         }
         self.reconcile_agent_tasks(&id, running, reregistered, was_unreachable);
+        self.destroy_left_volumes(&id);
         self.dirty = true;
         Ok(id)
     }
@@ -1094,6 +1125,118 @@ impl Master {
                 Err(CallError::Removed(id.clone()))
             }
             None => Err(CallError::UnknownFramework(id.clone())),
+        }
+    }
+
+    /// MESSAGE: relays `data` to one of the framework's executors on `agent_id`. Like Mesos,
+    /// delivery is best effort: a message for an agent that is not connected is dropped.
+    pub fn framework_message(
+        &mut self,
+        conn: ConnId,
+        id: &FrameworkId,
+        agent_id: &AgentId,
+        executor_id: &ExecutorId,
+        data: Vec<u8>,
+    ) -> Result<(), CallError> {
+        self.caller(conn, id)?;
+        let agent = self
+            .agents
+            .get(agent_id)
+            .ok_or_else(|| CallError::Invalid(format!("unknown agent {agent_id}")))?;
+        match &agent.link {
+            Some(link) => {
+                let _ = link.send(AgentCommand::FrameworkMessage {
+                    framework_id: id.clone(),
+                    executor_id: executor_id.clone(),
+                    data,
+                });
+            }
+            None => {
+                warn!(framework_id = %id, agent_id = %agent_id, "framework message dropped: the agent is not connected")
+            }
+        }
+        Ok(())
+    }
+
+    /// SHUTDOWN: asks `agent_id` to stop one of the framework's executors (its tasks end
+    /// TASK_KILLED, reported by the agent as usual).
+    pub fn shutdown_executor(
+        &mut self,
+        conn: ConnId,
+        id: &FrameworkId,
+        agent_id: &AgentId,
+        executor_id: &ExecutorId,
+    ) -> Result<(), CallError> {
+        self.caller(conn, id)?;
+        let agent = self
+            .agents
+            .get(agent_id)
+            .ok_or_else(|| CallError::Invalid(format!("unknown agent {agent_id}")))?;
+        if let Some(link) = &agent.link {
+            let _ = link.send(AgentCommand::ShutdownExecutor {
+                framework_id: id.clone(),
+                executor_id: executor_id.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// UPDATE_FRAMEWORK: not implemented yet (refused with a message).
+    pub fn update_framework(
+        &mut self,
+        conn: ConnId,
+        id: &FrameworkId,
+        _info: FrameworkInfo,
+    ) -> Result<(), CallError> {
+        self.caller(conn, id)?;
+        Err(CallError::Invalid(
+            "UPDATE_FRAMEWORK is not supported yet".into(),
+        ))
+    }
+
+    /// An executor's message, relayed to its framework if the agent speaking is that agent.
+    pub fn executor_message(
+        &mut self,
+        conn: ConnId,
+        agent_id: &AgentId,
+        framework_id: &FrameworkId,
+        executor_id: ExecutorId,
+        data: Vec<u8>,
+    ) {
+        if self.agents.get(agent_id).and_then(|a| a.conn) != Some(conn) {
+            warn!(agent_id = %agent_id, "executor message from a stale agent connection dropped");
+            return;
+        }
+        match self.frameworks.get(framework_id) {
+            Some(fw) => fw.send(SchedulerEvent::Message {
+                agent_id: agent_id.clone(),
+                executor_id,
+                data,
+            }),
+            None => {
+                warn!(framework_id = %framework_id, "executor message for an unknown framework dropped")
+            }
+        }
+    }
+
+    /// A custom executor ended: its framework hears a FAILURE event.
+    pub fn executor_exited(
+        &mut self,
+        conn: ConnId,
+        agent_id: &AgentId,
+        framework_id: &FrameworkId,
+        executor_id: ExecutorId,
+        status: Option<i32>,
+    ) {
+        if self.agents.get(agent_id).and_then(|a| a.conn) != Some(conn) {
+            return;
+        }
+        if let Some(fw) = self.frameworks.get(framework_id) {
+            fw.send(SchedulerEvent::Failure {
+                agent_id: Some(agent_id.clone()),
+                executor_id: Some(executor_id),
+                status,
+            });
         }
     }
 

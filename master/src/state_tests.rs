@@ -1606,6 +1606,40 @@ fn operator_volumes_need_reserved_unused_disk() {
 }
 
 #[test]
+fn volumes_destroyed_while_their_agent_is_away_are_deleted_when_it_returns() {
+    let mut m = master();
+    let now = Instant::now();
+    let (a, _arx) = agent(&mut m, 1, "cpus:2;mem:1024;disk:100");
+    let volume = res("disk(ops)[v1:data]:64");
+    m.operator_reserve(&a, res("disk(ops):64")).unwrap();
+    m.operator_create_volumes(&a, volume.clone()).unwrap();
+    m.connection_closed(1, now);
+    m.operator_destroy_volumes(&a, volume.clone()).unwrap();
+    // Kept in the registry, so a new leader deletes the data too.
+    let committed = commit(&mut m).unwrap();
+    assert_eq!(committed.agents[&a].destroyed, volume);
+    assert!(committed.agents[&a].volumes.is_empty());
+    // The id cannot be used again before the data is gone.
+    let err = m.operator_create_volumes(&a, volume.clone()).unwrap_err();
+    assert!(err.to_string().contains("destroyed while"), "{err}");
+    // The agent comes back: it is told to delete the data, and the id is free again.
+    let info = AgentInfo {
+        id: Some(a.clone()),
+        hostname: "h1".into(),
+        port: 5051,
+        resources: res("cpus:2;mem:1024;disk:100"),
+        ..AgentInfo::default()
+    };
+    let (link, mut arx) = tokio::sync::mpsc::unbounded_channel();
+    m.register_agent(3, info, link, vec![]).unwrap();
+    assert!(drain(&mut arx)
+        .iter()
+        .any(|c| matches!(c, AgentCommand::DestroyVolumes { volumes } if *volumes == volume)));
+    assert!(commit(&mut m).unwrap().agents[&a].destroyed.is_empty());
+    m.operator_create_volumes(&a, volume).unwrap();
+}
+
+#[test]
 fn a_new_guarantee_takes_back_outstanding_offers_and_is_met_first() {
     let mut m = master();
     let now = Instant::now();

@@ -422,7 +422,7 @@ pub enum Operation {
     Destroy(crate::Resources),
     /// Launch a task group (Mesos' LAUNCH_GROUP): all of the tasks or none, with one executor.
     LaunchGroup {
-        executor: ExecutorInfo,
+        executor: Box<ExecutorInfo>,
         tasks: Vec<TaskInfo>,
     },
 }

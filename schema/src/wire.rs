@@ -384,7 +384,7 @@ pub fn operation(
                 return Err(invalid("LAUNCH_GROUP", "it has no executor"));
             }
             Operation::LaunchGroup {
-                executor: executor(group.get_executor()?)?,
+                executor: Box::new(executor(group.get_executor()?)?),
                 tasks: tasks(group.get_tasks())?,
             }
         }

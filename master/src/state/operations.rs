@@ -291,6 +291,17 @@ impl Master {
                     disk.persistence_id, r.role
                 ));
             }
+            let left = self.registry.agents.get(agent_id).is_some_and(|e| {
+                e.destroyed
+                    .volumes()
+                    .any(|(v, d)| v.role == r.role && d.persistence_id == disk.persistence_id)
+            });
+            if left {
+                return Err(format!(
+                    "volume {:?} of role {:?} was destroyed while agent {agent_id} was away and its data is not deleted yet; use another id or wait for the agent",
+                    disk.persistence_id, r.role
+                ));
+            }
         }
         Ok(())
     }
@@ -320,9 +331,30 @@ impl Master {
                 let _ = link.send(AgentCommand::DestroyVolumes { volumes });
             }
             None => {
-                tracing::warn!(agent_id = %agent_id, volumes = %volumes, "the agent is not connected: the volumes' data stays on it")
+                info!(agent_id = %agent_id, volumes = %volumes, "the agent is not connected: the volumes' data is deleted when it comes back");
+                if let Some(entry) = self.registry.agents.get_mut(agent_id) {
+                    entry.destroyed.add(&volumes);
+                    self.registry_dirty = true;
+                }
             }
         }
+    }
+
+    /// Sends a (re-)registered agent the volumes destroyed while it was away.
+    pub(super) fn destroy_left_volumes(&mut self, agent_id: &AgentId) {
+        let Some(link) = self.agents.get(agent_id).and_then(|a| a.link.clone()) else {
+            return;
+        };
+        let Some(entry) = self.registry.agents.get_mut(agent_id) else {
+            return;
+        };
+        if entry.destroyed.is_empty() {
+            return;
+        }
+        let volumes = std::mem::take(&mut entry.destroyed);
+        self.registry_dirty = true;
+        info!(agent_id = %agent_id, volumes = %volumes, "deleting the data of volumes destroyed while the agent was away");
+        let _ = link.send(AgentCommand::DestroyVolumes { volumes });
     }
 
     /// Changes an agent's persistent volumes, here and in the registry.
