@@ -20,6 +20,7 @@ pub mod images;
 pub mod isolation;
 pub mod master_bench;
 pub mod network_bench;
+pub mod python;
 pub mod registry;
 pub mod sim_agent;
 pub mod zookeeper;

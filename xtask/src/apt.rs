@@ -22,6 +22,12 @@ pub const CI_PACKAGES: &[&str] = &[
     // The image tests' local registry (`tests/src/registry.rs`) and its TLS and token keys.
     "docker-registry",
     "openssl",
+    // pymesos' dependencies from Debian (tests/src/python.rs): PyPI's http-parser does not
+    // build on Python 3.11.
+    "python3-venv",
+    "python3-http-parser",
+    "python3-six",
+    "python3-kazoo",
 ];
 
 /// Whether dpkg reports `package` as installed.
