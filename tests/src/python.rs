@@ -25,7 +25,10 @@ pub fn pymesos_python() -> Result<PathBuf> {
     let done = dir.join(".complete");
     std::fs::create_dir_all(crate::bin_dir())?;
     let lock = std::fs::File::create(crate::bin_dir().join("pymesos-venv.lock"))?;
-    lock.lock().context("locking pymesos-venv.lock")?;
+    // SAFETY: flock on a descriptor this function owns; released when `lock` is closed.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("locking pymesos-venv.lock");
+    }
     if done.exists() {
         return Ok(python);
     }
