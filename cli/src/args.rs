@@ -16,10 +16,9 @@ pub const DEFAULT_MASTER: &str = "127.0.0.1:5050";
 #[command(name = "strata", version = strata_schema::VERSION, propagate_version = true)]
 pub struct Cli {
     /// The master's address, as host:port, or zk://host:port[,host:port]/path to use whichever
-    /// master leads
-    #[arg(long, global = true, env = "STRATA_MASTER", default_value = DEFAULT_MASTER,
-          value_parser = parse_master)]
-    pub master: String,
+    /// master leads [default: `master` in /etc/strata/cli.toml, else 127.0.0.1:5050]
+    #[arg(long, global = true, env = "STRATA_MASTER", value_parser = parse_master)]
+    pub master: Option<String>,
 
     /// Log to stderr (-v info, -vv debug, -vvv trace; RUST_LOG overrides)
     #[arg(short, long, global = true, action = ArgAction::Count)]
@@ -38,9 +37,18 @@ pub enum Command {
     /// Run one command as a task and follow its output; exits with the task's exit status
     Run(RunArgs),
     /// List tasks
+    #[command(visible_alias = "ps")]
     Tasks(TasksArgs),
     /// List agents
     Agents(AgentsArgs),
+    /// List frameworks: roles, state, tasks, resources used and offered
+    Frameworks(FrameworksArgs),
+    /// Print a task's stdout and stderr from its sandbox; -f follows them until the task ends
+    Logs(LogsArgs),
+    /// Live per-task usage (CPU, memory, network), refreshed in the terminal
+    Top(TopArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions(CompletionsArgs),
     /// Kill a task
     Kill(KillArgs),
     /// List the images in the agents' image stores, or prune the unused ones
@@ -301,6 +309,67 @@ pub struct TasksArgs {
     /// Print the master's task objects as JSON
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FrameworksArgs {
+    /// Also list completed (torn down) frameworks
+    #[arg(long)]
+    pub all: bool,
+
+    /// Print the master's framework objects as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The task's id
+    #[arg(value_parser = parse_task_id)]
+    pub task_id: TaskId,
+
+    /// The task's framework, when several frameworks have a task of that id
+    #[arg(long, value_parser = parse_framework_id)]
+    pub framework: Option<FrameworkId>,
+
+    /// Keep printing what the task writes until it ends (Ctrl-C stops)
+    #[arg(short, long)]
+    pub follow: bool,
+
+    /// Only stdout
+    #[arg(long, conflicts_with = "stderr")]
+    pub stdout: bool,
+
+    /// Only stderr
+    #[arg(long)]
+    pub stderr: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// Seconds between refreshes
+    #[arg(long, value_name = "SECS", default_value = "2", value_parser = parse_interval)]
+    pub interval: Duration,
+
+    /// Print one sample (measured over --interval) as a plain table and exit
+    #[arg(long)]
+    pub once: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell
+    pub shell: clap_complete::Shell,
+}
+
+/// A refresh interval: seconds, at least 0.1.
+pub fn parse_interval(text: &str) -> Result<Duration, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if (0.1..=3600.0).contains(&secs) => Ok(Duration::from_secs_f64(secs)),
+        _ => Err(format!(
+            "`{text}` is not a number of seconds between 0.1 and 3600"
+        )),
+    }
 }
 
 #[derive(Debug, Args)]

@@ -1,8 +1,8 @@
 //! `strata tasks`, `strata agents` and `strata kill`: operator calls on the master's HTTP API.
 
-use crate::args::{AgentsArgs, KillArgs, TasksArgs};
+use crate::args::{AgentsArgs, FrameworksArgs, KillArgs, TasksArgs};
 use crate::master::{self, server_error_text};
-use crate::tables::{self, array, text, AGENT_HEADERS, TASK_HEADERS};
+use crate::tables::{self, array, text, AGENT_HEADERS, FRAMEWORK_HEADERS, TASK_HEADERS};
 use anyhow::Context;
 use serde_json::Value;
 use strata_client::http::{self, HttpError};
@@ -32,6 +32,26 @@ pub async fn agents(addr: &str, args: AgentsArgs) -> anyhow::Result<u8> {
         print!(
             "{}",
             tables::render(&AGENT_HEADERS, &tables::agent_rows(&state))
+        );
+    }
+    Ok(0)
+}
+
+pub async fn frameworks(addr: &str, args: FrameworksArgs) -> anyhow::Result<u8> {
+    let state = master::state(addr).await?;
+    if args.json {
+        let mut list = array(&state, "frameworks").to_vec();
+        if args.all {
+            list.extend(array(&state, "completed_frameworks").iter().cloned());
+        }
+        print_json(&Value::Array(list))?;
+    } else {
+        print!(
+            "{}",
+            tables::render(
+                &FRAMEWORK_HEADERS,
+                &tables::framework_rows(&state, args.all)
+            )
         );
     }
     Ok(0)

@@ -10,15 +10,18 @@
 
 pub mod allocation;
 pub mod args;
+pub mod config;
 pub mod daemons;
 pub mod images;
 pub mod inspect;
 pub mod launch;
+pub mod logs;
 pub mod master;
 pub mod output;
 pub mod run;
 pub mod signals;
 pub mod tables;
+pub mod top;
 pub mod units;
 pub mod up;
 
@@ -38,7 +41,21 @@ pub fn main(cli: Cli) -> u8 {
             return 1;
         }
     };
-    let given = cli.master;
+    if let Command::Completions(args) = &cli.command {
+        let mut command = <Cli as clap::CommandFactory>::command();
+        clap_complete::generate(args.shell, &mut command, "strata", &mut std::io::stdout());
+        return 0;
+    }
+    let given = match cli.master {
+        Some(master) => master,
+        None => match config::default_master() {
+            Ok(master) => master,
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                return 2;
+            }
+        },
+    };
     let result = runtime.block_on(async move {
         let master = resolve_master(&given).await?;
         match cli.command {
@@ -48,6 +65,10 @@ pub fn main(cli: Cli) -> u8 {
             Command::Run(args) => run::run(&given, &master, args).await,
             Command::Tasks(args) => inspect::tasks(&master, args).await,
             Command::Agents(args) => inspect::agents(&master, args).await,
+            Command::Frameworks(args) => inspect::frameworks(&master, args).await,
+            Command::Logs(args) => logs::logs(&given, &master, args).await,
+            Command::Top(args) => top::top(&master, args).await,
+            Command::Completions(_) => Ok(0),
             Command::Kill(args) => inspect::kill(&master, args).await,
             Command::Images(args) => images::images(&master, args).await,
             Command::Roles(args) => allocation::roles(&master, args).await,

@@ -39,7 +39,8 @@ impl Follower {
                 framework_id,
                 task_id,
             };
-            if let Err(err) = follow(&target, done_rx).await {
+            let streams = [Stream::Stdout, Stream::Stderr];
+            if let Err(err) = follow(&target, &streams, done_rx).await {
                 eprintln!(
                     "strata: warning: cannot show the output of task {}: {err}",
                     target.task_id
@@ -60,27 +61,44 @@ impl Follower {
     }
 }
 
-struct Target {
+/// A task whose sandbox is read.
+pub struct Target {
     /// `--master` as given: `host:port` or `zk://…`.
-    master: String,
-    agent_id: AgentId,
-    framework_id: FrameworkId,
-    task_id: TaskId,
+    pub master: String,
+    pub agent_id: AgentId,
+    pub framework_id: FrameworkId,
+    pub task_id: TaskId,
 }
 
-#[derive(Clone, Copy)]
-enum Stream {
+/// A sandbox file copied to the same stream of this process.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Stream {
     Stdout,
     Stderr,
 }
 
-async fn follow(target: &Target, mut done: watch::Receiver<bool>) -> Result<(), String> {
+impl Stream {
+    fn file(self) -> &'static str {
+        match self {
+            Self::Stdout => "stdout",
+            Self::Stderr => "stderr",
+        }
+    }
+}
+
+/// Copies the task's `streams` from their start, then what is appended, until `done` is true
+/// (after which what is left is copied once more).
+pub async fn follow(
+    target: &Target,
+    streams: &[Stream],
+    mut done: watch::Receiver<bool>,
+) -> Result<(), String> {
     let (agent, directory) = locate(target, &mut done).await?;
     tracing::debug!(agent = %agent, directory = %directory, "following the sandbox");
-    let mut files = [
-        (format!("{directory}/stdout"), 0u64, Stream::Stdout),
-        (format!("{directory}/stderr"), 0u64, Stream::Stderr),
-    ];
+    let mut files: Vec<(String, u64, Stream)> = streams
+        .iter()
+        .map(|stream| (format!("{directory}/{}", stream.file()), 0u64, *stream))
+        .collect();
     loop {
         let ending = *done.borrow();
         for (path, offset, stream) in &mut files {

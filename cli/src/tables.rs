@@ -125,6 +125,62 @@ pub fn agent_rows(state: &Value) -> Vec<Vec<String>> {
         .collect()
 }
 
+pub const FRAMEWORK_HEADERS: [&str; 8] = [
+    "ID", "NAME", "USER", "ROLES", "STATE", "TASKS", "CPUS", "MEM",
+];
+
+/// Rows for [`FRAMEWORK_HEADERS`] from `/state`; with `all`, completed frameworks too. CPUS
+/// and MEM are used (+ offered).
+pub fn framework_rows(state: &Value, all: bool) -> Vec<Vec<String>> {
+    let mut frameworks: Vec<(&Value, bool)> = array(state, "frameworks")
+        .iter()
+        .map(|f| (f, false))
+        .collect();
+    if all {
+        frameworks.extend(
+            array(state, "completed_frameworks")
+                .iter()
+                .map(|f| (f, true)),
+        );
+    }
+    frameworks
+        .into_iter()
+        .map(|(fw, completed)| {
+            let used = fw.get("used_resources").unwrap_or(&Value::Null);
+            let offered = fw.get("offered_resources").unwrap_or(&Value::Null);
+            let with_offered = |key: &str, format: fn(f64) -> String| {
+                let (u, o) = (number(used, key), number(offered, key));
+                if o > 0.0 {
+                    format!("{} (+{} offered)", format(u), format(o))
+                } else {
+                    format(u)
+                }
+            };
+            let roles: Vec<&str> = array(fw, "roles")
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            let state = if completed {
+                "completed"
+            } else if fw.get("active").and_then(Value::as_bool) == Some(true) {
+                "active"
+            } else {
+                "disconnected"
+            };
+            vec![
+                cell(text(fw, "id")),
+                cell(text(fw, "name")),
+                cell(text(fw, "user")),
+                cell(&roles.join(",")),
+                state.to_string(),
+                array(fw, "tasks").len().to_string(),
+                with_offered("cpus", format_cpus),
+                with_offered("mem", format_mem),
+            ]
+        })
+        .collect()
+}
+
 pub const ROLE_HEADERS: [&str; 8] = [
     "NAME",
     "WEIGHT",

@@ -28,6 +28,8 @@ pub const CI_PACKAGES: &[&str] = &[
     "python3-http-parser",
     "python3-six",
     "python3-kazoo",
+    // `strata top` is checked in a terminal (tests/tests/it/cli.rs).
+    "tmux",
 ];
 
 /// Whether dpkg reports `package` as installed.

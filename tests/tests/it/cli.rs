@@ -221,3 +221,201 @@ fn quota_weights_roles_reservations_and_draining_from_the_cli() {
     assert_eq!(state["quota"], serde_json::json!([]), "{state}");
     assert_eq!(state["slaves"][0]["deactivated"], false, "{state}");
 }
+
+/// `strata` without `--master`: from `STRATA_CLI_CONFIG` (the tests' stand-in for
+/// `/etc/strata/cli.toml`) only.
+fn strata_configured(config: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(bin("strata"))
+        .env_remove("STRATA_MASTER")
+        .env("STRATA_CLI_CONFIG", config)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ps_frameworks_logs_and_top_of_a_running_task() {
+    let cluster = Cluster::start("cpus:2;mem:1024").unwrap();
+    let m = cluster.master.addr();
+    let mut fw = TestFramework::subscribe(&m, "cli-watch").await.unwrap();
+    let offer = fw
+        .offer_with("cpus:1", Duration::from_secs(30))
+        .await
+        .unwrap();
+    let talker = "i=0; while true; do echo line$i; echo err$i >&2; i=$((i+1)); sleep 0.2; done";
+    fw.launch(
+        &offer,
+        vec![task("talker", &offer.agent_id, "cpus:0.5;mem:64", talker)],
+    )
+    .await
+    .unwrap();
+    fw.wait_for("talker", Duration::from_secs(30), |s| {
+        s == TaskState::Running
+    })
+    .await
+    .unwrap();
+    let run = |args: Vec<&'static str>| {
+        let m = m.clone();
+        tokio::task::spawn_blocking(move || strata(&m, &args))
+    };
+    let out = run(vec!["ps"]).await.unwrap();
+    assert!(
+        text(&out.stdout).contains("talker"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let out = run(vec!["frameworks"]).await.unwrap();
+    let listing = text(&out.stdout);
+    let line = listing
+        .lines()
+        .find(|l| l.contains("cli-watch"))
+        .unwrap_or_else(|| panic!("{listing}"));
+    assert!(line.contains("active") && line.contains("0.5"), "{listing}");
+    let out = run(vec!["frameworks", "--json"]).await.unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list[0]["name"], "cli-watch", "{list}");
+
+    // Logs so far; one stream only.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let out = run(vec!["logs", "talker"]).await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("line0\nline1\n"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        text(&out.stderr).starts_with("err0\n"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(vec!["logs", "--stderr", "talker"]).await.unwrap();
+    assert!(out.stdout.is_empty() && text(&out.stderr).contains("err1"));
+    let out = run(vec!["logs", "nosuchtask"]).await.unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no task has id nosuchtask"));
+
+    // Usage: one sample as a table, and live in a terminal.
+    let out = run(vec!["top", "--once", "--interval", "0.5"])
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    assert!(table.starts_with("TASK"), "{table}");
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("talker"))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(row.contains("64 MiB"), "the memory limit: {table}");
+    let session = format!("strata-top-{}", std::process::id());
+    let tmux = |args: &[&str]| {
+        Command::new("tmux")
+            .args(args)
+            .output()
+            .expect("tmux (apt-get install tmux; cargo xtask ci installs it)")
+    };
+    let started = tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "160",
+        "-y",
+        "40",
+        &format!(
+            "{} --master {m} top --interval 0.5",
+            bin("strata").display()
+        ),
+    ]);
+    assert!(started.status.success(), "{}", text(&started.stderr));
+    let mut screen = String::new();
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        screen = text(&tmux(&["capture-pane", "-p", "-t", &session]).stdout);
+        if screen.contains("talker") {
+            break;
+        }
+    }
+    tmux(&["send-keys", "-t", &session, "C-c"]);
+    let mut ended = false;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if !tmux(&["has-session", "-t", &session]).status.success() {
+            ended = true;
+            break;
+        }
+    }
+    if !ended {
+        tmux(&["kill-session", "-t", &session]);
+    }
+    assert!(
+        screen.contains("strata top") && screen.contains("talker") && screen.contains("CPU"),
+        "{screen}"
+    );
+    assert!(ended, "Ctrl-C ends strata top");
+
+    // Following: new lines keep coming until the task ends, then it returns by itself.
+    let m2 = m.clone();
+    let follower = tokio::task::spawn_blocking(move || {
+        Command::new(bin("strata"))
+            .args(["--master", &m2, "logs", "-f", "--stdout", "talker"])
+            .output()
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let out = run(vec!["kill", "talker"]).await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = tokio::time::timeout(Duration::from_secs(30), follower)
+        .await
+        .expect("logs -f returns once the task ended")
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines = text(&out.stdout).lines().count();
+    assert!(
+        lines >= 10,
+        "followed for 2 s at 5 lines/s: {}",
+        text(&out.stdout)
+    );
+    // Logs of the ended task stay readable.
+    let out = run(vec!["logs", "talker"]).await.unwrap();
+    assert!(text(&out.stdout).lines().count() >= lines);
+}
+
+#[test]
+fn completions_and_the_cli_config_file() {
+    let out = Command::new(bin("strata"))
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let script = text(&out.stdout);
+    assert!(
+        script.contains("_strata") && script.contains("logs"),
+        "{script}"
+    );
+    let out = Command::new(bin("strata"))
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("tcsh"));
+
+    let cluster = Cluster::start("cpus:1;mem:256").unwrap();
+    let state = cluster.wait_agents(1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("cli.toml");
+    std::fs::write(&config, format!("master = \"{}\"\n", cluster.master.addr())).unwrap();
+    let out = strata_configured(&config, &["agents"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(state["slaves"][0]["id"].as_str().unwrap()));
+    std::fs::write(&config, "master = \"https://example\"\n").unwrap();
+    let out = strata_configured(&config, &["agents"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("cli.toml") && err.contains("master"), "{err}");
+    let out = strata_configured(&dir.path().join("missing.toml"), &["agents"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("missing.toml"));
+}

@@ -1,0 +1,91 @@
+//! `/etc/strata/cli.toml`: the CLI's defaults for a machine (today the master's address), read
+//! when neither `--master` nor `STRATA_MASTER` gives one. `STRATA_CLI_CONFIG` names another file.
+
+use crate::args::{parse_master, DEFAULT_MASTER};
+use anyhow::{bail, Context};
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_PATH: &str = "/etc/strata/cli.toml";
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    master: Option<String>,
+}
+
+/// The file to read: `STRATA_CLI_CONFIG`, else [`DEFAULT_PATH`].
+pub fn path() -> PathBuf {
+    std::env::var_os("STRATA_CLI_CONFIG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_PATH))
+}
+
+/// The master to use when none was given: the file's `master`, else [`DEFAULT_MASTER`]. A
+/// missing file is no error (unless `STRATA_CLI_CONFIG` named it); a malformed one is, naming
+/// the file and the key.
+pub fn default_master() -> anyhow::Result<String> {
+    let named = std::env::var_os("STRATA_CLI_CONFIG").is_some();
+    master_from(&path(), named)
+}
+
+fn master_from(path: &Path, must_exist: bool) -> anyhow::Result<String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound && !must_exist => {
+            return Ok(DEFAULT_MASTER.to_string())
+        }
+        Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let file: File = toml::from_str(&text)
+        .map_err(|err| anyhow::anyhow!("{}: {}", path.display(), err.message()))?;
+    match file.master {
+        None => Ok(DEFAULT_MASTER.to_string()),
+        Some(master) => match parse_master(&master) {
+            Ok(master) => Ok(master),
+            Err(err) => bail!("{}: invalid `master`: {err}", path.display()),
+        },
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), text).unwrap();
+        f
+    }
+
+    #[test]
+    fn the_file_names_the_master() {
+        let f = file("master = \"10.0.0.1\"\n");
+        assert_eq!(master_from(f.path(), true).unwrap(), "10.0.0.1:5050");
+        let f = file("# nothing set\n");
+        assert_eq!(master_from(f.path(), true).unwrap(), DEFAULT_MASTER);
+    }
+
+    #[test]
+    fn a_missing_file_is_the_default_unless_named() {
+        let missing = Path::new("/nonexistent/strata-cli.toml");
+        assert_eq!(master_from(missing, false).unwrap(), DEFAULT_MASTER);
+        let err = master_from(missing, true).unwrap_err();
+        assert!(format!("{err:#}").contains("/nonexistent/strata-cli.toml"));
+    }
+
+    #[test]
+    fn bad_files_name_the_file_and_key() {
+        let f = file("master = \"https://x\"\n");
+        let err = format!("{:#}", master_from(f.path(), true).unwrap_err());
+        assert!(
+            err.contains("invalid `master`") && err.contains("https"),
+            "{err}"
+        );
+        let f = file("mastr = \"x\"\n");
+        let err = format!("{:#}", master_from(f.path(), true).unwrap_err());
+        assert!(err.contains("mastr"), "{err}");
+        let f = file("master = [1]\n");
+        assert!(master_from(f.path(), true).is_err());
+    }
+}
