@@ -252,6 +252,20 @@ pub struct RunArgs {
     #[arg(short, long)]
     pub quiet: bool,
 
+    /// Ask for N ports of the agent's `ports` resource; the task sees them as PORT0…PORT<N-1>
+    /// and PORTS (comma-separated), and may bind only those
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=1000))]
+    pub ports: u16,
+
+    /// Return once the task runs, leaving it running (`strata logs -f`, `strata kill` later);
+    /// its framework is kept for a week without this command
+    #[arg(short, long, conflicts_with = "attach")]
+    pub detach: bool,
+
+    /// Stay attached, copying the task's stdout and stderr live until it ends (the default)
+    #[arg(long)]
+    pub attach: bool,
+
     /// Run the task in this image: a registry reference (`registry:5000/repo:tag`,
     /// `…@sha256:…`), `oci:DIR[:REF]`, `oci-archive:FILE[:REF]` or `docker-archive:FILE[:TAG]`;
     /// without a command it runs the image's entrypoint and cmd

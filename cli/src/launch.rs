@@ -56,6 +56,42 @@ pub fn resources_text(cpus: f64, mem: f64) -> String {
 }
 
 /// The first offer (given as its free cpus and mem) that holds what the task needs.
+/// The `n` lowest ports of `ranges`, or `None` when they hold fewer.
+pub fn pick_ports(ranges: &[strata_schema::Range], n: usize) -> Option<Vec<u64>> {
+    let mut sorted = ranges.to_vec();
+    sorted.sort_by_key(|r| r.begin);
+    let ports: Vec<u64> = sorted
+        .iter()
+        .flat_map(|r| r.begin..=r.end)
+        .take(n)
+        .collect();
+    (ports.len() == n).then_some(ports)
+}
+
+/// `ports` as ranges of consecutive ports.
+pub fn port_ranges(ports: &[u64]) -> Vec<strata_schema::Range> {
+    let mut ranges: Vec<strata_schema::Range> = Vec::new();
+    for &port in ports {
+        match ranges.last_mut() {
+            Some(last) if last.end + 1 == port => last.end = port,
+            _ => ranges.push(strata_schema::Range::new(port, port)),
+        }
+    }
+    ranges
+}
+
+/// The environment a task with `ports` gets: PORT0…, and PORTS, as Marathon and Aurora set.
+pub fn port_environment(ports: &[u64]) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, port)| (format!("PORT{i}"), port.to_string()))
+        .collect();
+    let all: Vec<String> = ports.iter().map(u64::to_string).collect();
+    env.push(("PORTS".to_string(), all.join(",")));
+    env
+}
+
 pub fn pick_offer(offers: &[(f64, f64)], cpus: f64, mem: f64) -> Option<usize> {
     // Offers carry floating-point sums; allow for rounding in the last decimal Mesos keeps.
     const EPSILON: f64 = 1e-4;
@@ -170,6 +206,27 @@ mod tests {
     fn resources() {
         assert_eq!(resources_text(0.5, 64.0), "cpus:0.5;mem:64");
         assert_eq!(resources_text(2.0, 1536.5), "cpus:2;mem:1536.5");
+    }
+
+    #[test]
+    fn ports() {
+        use strata_schema::Range;
+        let ranges = [Range::new(31005, 31006), Range::new(31000, 31001)];
+        assert_eq!(pick_ports(&ranges, 3), Some(vec![31000, 31001, 31005]));
+        assert_eq!(pick_ports(&ranges, 5), None);
+        assert_eq!(pick_ports(&[], 0), Some(vec![]));
+        assert_eq!(
+            port_ranges(&[31000, 31001, 31005]),
+            vec![Range::new(31000, 31001), Range::new(31005, 31005)]
+        );
+        assert_eq!(
+            port_environment(&[80, 81]),
+            vec![
+                ("PORT0".to_string(), "80".to_string()),
+                ("PORT1".to_string(), "81".to_string()),
+                ("PORTS".to_string(), "80,81".to_string())
+            ]
+        );
     }
 
     #[test]

@@ -29,6 +29,9 @@ const TEARDOWN_WAIT: Duration = Duration::from_secs(5);
 /// How long the master keeps the framework of a `strata run` that follows the leader through
 /// ZooKeeper while it fails over to a new one (a standalone master's is removed at once).
 const FAILOVER_TIMEOUT_SECS: f64 = 60.0;
+/// How long the master keeps the framework of a `strata run --detach` (and so its task)
+/// after the command returned.
+const DETACHED_FAILOVER_TIMEOUT_SECS: f64 = 7.0 * 24.0 * 3600.0;
 
 /// Runs one task. `given` is the `--master` as given: with `zk://…` the framework follows the
 /// leading master across failovers; `master` is the leader's `host:port` found at start, for the
@@ -44,7 +47,9 @@ pub async fn run(given: &str, master: &str, args: RunArgs) -> anyhow::Result<u8>
         name: "strata-run".to_string(),
         user,
         // Re-subscribing with a new leader needs a framework the master keeps meanwhile.
-        failover_timeout_secs: if follows_leader {
+        failover_timeout_secs: if args.detach {
+            DETACHED_FAILOVER_TIMEOUT_SECS
+        } else if follows_leader {
             FAILOVER_TIMEOUT_SECS
         } else {
             0.0
@@ -71,8 +76,14 @@ pub async fn run(given: &str, master: &str, args: RunArgs) -> anyhow::Result<u8>
         plan,
         quiet: args.quiet,
         offer_timeout: Duration::from_secs(args.offer_timeout),
+        detach: args.detach,
+        detached: std::cell::Cell::new(false),
     };
     let result = session.drive(&mut events, &mut interrupts).await;
+    if session.detached.get() {
+        // The framework stays registered (its failover timeout) and its task runs on.
+        return result;
+    }
     match tokio::time::timeout(TEARDOWN_WAIT, driver.teardown()).await {
         Ok(Ok(())) => {}
         Ok(Err(err)) => tracing::warn!(cause = %err, "teardown failed"),
@@ -88,6 +99,8 @@ struct Plan {
     cpus: f64,
     mem: f64,
     resources: Resources,
+    /// `--ports`: how many ports to take from the offer.
+    ports: usize,
     command: strata_schema::CommandInfo,
     container: Option<strata_schema::ContainerInfo>,
 }
@@ -136,6 +149,7 @@ impl Plan {
             cpus: args.cpus,
             mem: args.mem,
             resources,
+            ports: usize::from(args.ports),
             command,
             container,
         })
@@ -158,6 +172,10 @@ struct Session<'a> {
     plan: Plan,
     quiet: bool,
     offer_timeout: Duration,
+    /// `--detach`: return once the task runs.
+    detach: bool,
+    /// Set when it did.
+    detached: std::cell::Cell<bool>,
 }
 
 impl Session<'_> {
@@ -220,9 +238,18 @@ impl Session<'_> {
 
     /// Accepts the first fitting offer with the task and declines the rest.
     async fn take(&self, offers: Vec<Offer>) -> anyhow::Result<Option<Launched>> {
+        // An offer without enough ports fits nothing.
+        let ports: Vec<Option<Vec<u64>>> = offers
+            .iter()
+            .map(|o| launch::pick_ports(&o.resources.ranges("ports"), self.plan.ports))
+            .collect();
         let free: Vec<(f64, f64)> = offers
             .iter()
-            .map(|o| (o.resources.cpus(), o.resources.mem()))
+            .zip(&ports)
+            .map(|(o, ports)| match ports {
+                Some(_) => (o.resources.cpus(), o.resources.mem()),
+                None => (0.0, 0.0),
+            })
             .collect();
         let chosen = launch::pick_offer(&free, self.plan.cpus, self.plan.mem);
         let mut declined = Vec::new();
@@ -232,12 +259,21 @@ impl Session<'_> {
                 declined.push(offer.id);
                 continue;
             }
+            let mut resources = self.plan.resources.clone();
+            let mut command = self.plan.command.clone();
+            if let Some(ports) = ports.get(i).cloned().flatten().filter(|p| !p.is_empty()) {
+                resources.add(&Resources::ranges_resource(
+                    "ports",
+                    launch::port_ranges(&ports),
+                ));
+                command.environment.extend(launch::port_environment(&ports));
+            }
             let task = TaskInfo {
                 task_id: self.plan.task_id.clone(),
                 name: self.plan.name.clone(),
                 agent_id: offer.agent_id.clone(),
-                resources: self.plan.resources.clone(),
-                command: self.plan.command.clone(),
+                resources,
+                command,
                 kill_grace_period_secs: None,
                 hostname: None,
                 container: self.plan.container.clone(),
@@ -346,7 +382,7 @@ impl Session<'_> {
                 last_state = Some(status.state);
                 self.say(&state_line(&status, &launched.hostname));
             }
-            if follower.is_none() && launch::has_sandbox(status.state) {
+            if follower.is_none() && !self.detach && launch::has_sandbox(status.state) {
                 let agent_id = status
                     .agent_id
                     .clone()
@@ -357,6 +393,17 @@ impl Session<'_> {
                     self.driver.framework_id().clone(),
                     task_id.clone(),
                 ));
+            }
+            if self.detach && status.state == TaskState::Running {
+                finish(follower).await;
+                println!("{task_id}");
+                self.say(&format!(
+                    "strata: task {task_id} runs on {}; `strata logs -f {task_id}` follows its \
+                     output, `strata kill {task_id}` stops it",
+                    launched.hostname
+                ));
+                self.detached.set(true);
+                return Ok(0);
             }
             let Some(outcome) = launch::outcome(&status) else {
                 continue;

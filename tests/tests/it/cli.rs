@@ -419,3 +419,63 @@ fn completions_and_the_cli_config_file() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("missing.toml"));
 }
+
+#[test]
+fn run_detached_with_ports_then_logs_and_kill() {
+    let cluster = Cluster::start("cpus:2;mem:1024;ports:[31000-31009]").unwrap();
+    let m = cluster.master.addr();
+    let out = strata(
+        &m,
+        &[
+            "run",
+            "--detach",
+            "--ports",
+            "3",
+            "--name",
+            "served",
+            "--",
+            "echo ports $PORT0 $PORT2 $PORTS; sleep 1000",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let task_id = text(&out.stdout).trim().to_string();
+    assert!(task_id.starts_with("served-"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("strata logs -f"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Still running after the command returned, with its ports.
+    let state = cluster
+        .wait_state(Duration::from_secs(10), |s| {
+            s["frameworks"][0]["tasks"][0]["state"] == "TASK_RUNNING"
+        })
+        .unwrap();
+    let task = &state["frameworks"][0]["tasks"][0];
+    assert_eq!(task["id"], task_id.as_str());
+    assert_eq!(task["resources"]["ports"], "[31000-31002]", "{task}");
+    let mut logs = String::new();
+    for _ in 0..50 {
+        logs = text(&strata(&m, &["logs", &task_id]).stdout);
+        if !logs.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(logs, "ports 31000 31002 31000,31001,31002\n");
+    let out = strata(&m, &["kill", &task_id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    cluster
+        .wait_state(Duration::from_secs(30), |s| {
+            s["frameworks"][0]["completed_tasks"][0]["state"] == "TASK_KILLED"
+        })
+        .unwrap();
+    // More ports than any agent has: nothing fits.
+    let out = strata(
+        &m,
+        &["run", "--ports", "11", "--offer-timeout", "2", "--", "true"],
+    );
+    assert!(!out.status.success());
+    let out = strata(&m, &["run", "--detach", "--attach", "--", "true"]);
+    assert_eq!(out.status.code(), Some(2));
+}
