@@ -207,6 +207,12 @@ pub enum Call {
         agent_id: AgentId,
         executor_id: ExecutorId,
     },
+    /// Answer inverse offers: ACCEPT_INVERSE_OFFERS (`accept`) or DECLINE_INVERSE_OFFERS.
+    AnswerInverseOffers {
+        offer_ids: Vec<OfferId>,
+        accept: bool,
+        refuse_seconds: f64,
+    },
     /// Change the framework's info without failing over (Mesos' UPDATE_FRAMEWORK).
     UpdateFramework {
         info: Box<FrameworkInfo>,
@@ -316,6 +322,13 @@ fn handle(master: &mut Master, msg: Msg, now: Instant, deferred: &mut Deferred) 
                     executor_id,
                 } => master.shutdown_executor(conn, &id, &agent_id, &executor_id),
                 Call::UpdateFramework { info } => master.update_framework(conn, &id, *info),
+                Call::AnswerInverseOffers {
+                    offer_ids,
+                    accept,
+                    refuse_seconds,
+                } => {
+                    master.answer_inverse_offers(conn, &id, &offer_ids, accept, refuse_seconds, now)
+                }
             };
             let _ = reply.send(result);
         }

@@ -104,6 +104,9 @@ pub enum SchedulerEvent {
         executor_id: ExecutorId,
         data: Vec<u8>,
     },
+    /// Inverse offers: agents the framework is asked to leave for maintenance.
+    InverseOffers(Vec<InverseOfferEvent>),
+    RescindInverseOffer(OfferId),
     /// An executor ended, or an agent was removed (Mesos' Event.Failure).
     Failure {
         agent_id: Option<AgentId>,
@@ -410,6 +413,8 @@ pub struct Master {
     /// agents marked unreachable (their tasks' updates) and removed frameworks (their shutdown
     /// on agents). A master that cannot commit exits before any of it reaches anyone.
     pending: Vec<Pending>,
+    /// Inverse offers outstanding and frameworks' answers (`inverse.rs`).
+    inverse: inverse::InverseOffers,
 }
 
 /// An effect held until the registry change it follows from is committed.
@@ -461,6 +466,7 @@ impl Master {
             given_up: HashSet::new(),
             agent_views: views::AgentViews::default(),
             pending: Vec::new(),
+            inverse: inverse::InverseOffers::default(),
         }
     }
 
@@ -1253,6 +1259,7 @@ impl Master {
         if self.registry.frameworks.remove(id).is_some() {
             self.registry_dirty = true;
         }
+        self.drop_inverse_offers_of(id);
         let Some(fw) = self.frameworks.get(id) else {
             return;
         };
@@ -2018,6 +2025,7 @@ impl Master {
                 fw.send(SchedulerEvent::Offers(offers));
             }
         }
+        self.reconcile_inverse_offers(now);
     }
 
     /// When the earliest refuse filter expires (so the actor can allocate again then).
@@ -2025,6 +2033,7 @@ impl Master {
         self.frameworks
             .values()
             .flat_map(|f| f.filters.values().map(|x| x.expires))
+            .chain(self.next_inverse_expiry())
             .min()
     }
 
@@ -2051,6 +2060,7 @@ impl Master {
                 self.dirty = true;
             }
         }
+        self.expire_inverse_filters(now);
     }
 
     // ---- views --------------------------------------------------------------------------------
@@ -2177,7 +2187,9 @@ impl Master {
 #[path = "state_tests.rs"]
 mod tests;
 
+mod inverse;
 mod json;
 mod operations;
 mod views;
+pub use inverse::InverseOfferEvent;
 pub use operations::{MachineId, Operation, OperatorError};

@@ -1705,3 +1705,123 @@ fn roles_sum_their_subtree_and_quota_counts_idle_reservations() {
     assert_eq!(role(&m, "eng")["allocated"]["cpus"], offered);
     assert_eq!(role(&m, "eng")["quota"]["consumed"]["cpus"], offered);
 }
+
+fn inverse_offers(
+    rx: &mut UnboundedReceiver<SchedulerEvent>,
+) -> (Vec<InverseOfferEvent>, Vec<OfferId>) {
+    let mut offered = Vec::new();
+    let mut rescinded = Vec::new();
+    for e in drain(rx) {
+        match e {
+            SchedulerEvent::InverseOffers(o) => offered.extend(o),
+            SchedulerEvent::RescindInverseOffer(id) => rescinded.push(id),
+            _ => {}
+        }
+    }
+    (offered, rescinded)
+}
+
+#[test]
+fn frameworks_with_tasks_on_a_scheduled_machine_get_inverse_offers_and_answer_them() {
+    use crate::registry::MaintenanceWindow;
+    let mut m = master();
+    let now = Instant::now();
+    let (a, _arx) = agent(&mut m, 1, "cpus:2;mem:1024");
+    let (f1, mut f1rx) = framework(&mut m, 2, false);
+    let (f2, mut f2rx) = framework(&mut m, 3, false);
+    m.allocate(now);
+    let o = offers(&mut f1rx);
+    let o = if o.is_empty() { offers(&mut f2rx) } else { o };
+    let owner = o[0].framework_id.clone();
+    let (user, mut user_rx, other, mut other_rx, user_conn, other_conn) = if owner == f1 {
+        (f1, f1rx, f2, f2rx, 2, 3)
+    } else {
+        (f2, f2rx, f1, f1rx, 3, 2)
+    };
+    m.accept(
+        user_conn,
+        &user,
+        &[o[0].id.clone()],
+        vec![Operation::Launch(vec![task("t1", &a, "cpus:1;mem:128")])],
+        0.0,
+        now,
+    )
+    .unwrap();
+    let window = MaintenanceWindow {
+        machines: vec!["a".into()],
+        start: 1000.0,
+        duration: Some(60.0),
+    };
+    m.set_schedule(vec![window.clone()]).unwrap();
+    m.allocate(now);
+    let (inv, _) = inverse_offers(&mut user_rx);
+    assert_eq!(inv.len(), 1, "the framework with a task there is asked");
+    assert_eq!(inv[0].agent_id, a);
+    assert_eq!(inv[0].framework_id, user);
+    assert_eq!(inv[0].hostname, "a");
+    assert_eq!(inv[0].unavailability, window);
+    assert!(inverse_offers(&mut other_rx).0.is_empty(), "no tasks there");
+    // Outstanding: not sent twice; UNKNOWN in the status.
+    m.allocate(now);
+    assert!(inverse_offers(&mut user_rx).0.is_empty());
+    let answers = &m.maintenance_json()["draining_machines"][0]["statuses"];
+    assert_eq!(answers[0]["status"], "UNKNOWN", "{answers}");
+    assert_eq!(answers[0]["framework_id"]["value"], user.as_str());
+    // Only the holder may answer, only outstanding ids.
+    assert!(m
+        .answer_inverse_offers(other_conn, &other, &[inv[0].id.clone()], true, 5.0, now)
+        .is_err());
+    let bogus: OfferId = "nope".parse().unwrap();
+    assert!(m
+        .answer_inverse_offers(user_conn, &user, &[bogus], false, 5.0, now)
+        .is_err());
+    // A decline is recorded and filters for refuse_seconds.
+    m.answer_inverse_offers(user_conn, &user, &[inv[0].id.clone()], false, 10.0, now)
+        .unwrap();
+    let answers = &m.maintenance_json()["draining_machines"][0]["statuses"];
+    assert_eq!(answers[0]["status"], "DECLINE", "{answers}");
+    assert!(answers[0]["timestamp"]["nanoseconds"].as_i64().unwrap() > 0);
+    m.allocate(now + Duration::from_secs(5));
+    assert!(inverse_offers(&mut user_rx).0.is_empty(), "filtered");
+    assert_eq!(
+        m.next_filter_expiry(),
+        Some(now + Duration::from_secs(10)),
+        "the actor wakes when the filter ends"
+    );
+    m.expire_filters(now + Duration::from_secs(11));
+    m.allocate(now + Duration::from_secs(11));
+    let (again, _) = inverse_offers(&mut user_rx);
+    assert_eq!(again.len(), 1, "asked again once the filter ended");
+    assert_ne!(again[0].id, inv[0].id);
+    m.answer_inverse_offers(user_conn, &user, &[again[0].id.clone()], true, 5.0, now)
+        .unwrap();
+    assert_eq!(
+        m.maintenance_json()["draining_machines"][0]["statuses"][0]["status"],
+        "ACCEPT"
+    );
+    // The machine leaves the schedule: outstanding inverse offers are rescinded, answers
+    // forgotten.
+    m.expire_filters(now + Duration::from_secs(30));
+    m.allocate(now + Duration::from_secs(30));
+    let (third, _) = inverse_offers(&mut user_rx);
+    assert_eq!(third.len(), 1);
+    m.set_schedule(vec![]).unwrap();
+    m.allocate(now + Duration::from_secs(31));
+    let (offered, rescinded) = inverse_offers(&mut user_rx);
+    assert!(offered.is_empty());
+    assert_eq!(rescinded, vec![third[0].id.clone()]);
+    // The task ending rescinds too.
+    m.set_schedule(vec![window]).unwrap();
+    m.allocate(now + Duration::from_secs(32));
+    let (fourth, _) = inverse_offers(&mut user_rx);
+    assert_eq!(fourth.len(), 1, "answers were forgotten with the schedule");
+    m.status_update(1, &a, status(&user, &a, "t1", TaskState::Finished))
+        .unwrap();
+    m.allocate(now + Duration::from_secs(33));
+    let (_, rescinded) = inverse_offers(&mut user_rx);
+    assert_eq!(rescinded, vec![fourth[0].id.clone()]);
+    assert_eq!(
+        m.maintenance_json()["draining_machines"][0]["statuses"],
+        json!([])
+    );
+}

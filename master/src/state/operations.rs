@@ -1045,6 +1045,7 @@ impl Master {
                 "DRAINING" | "DRAINED" => {
                     let mut m = machine;
                     m["state"] = json!(self.agent_service(id));
+                    m["statuses"] = json!(self.inverse_statuses(id));
                     draining.push(m);
                 }
                 _ => {}
