@@ -44,7 +44,7 @@ fn err<T>(field: &str, why: impl Into<String>) -> Result<T> {
     })
 }
 
-fn join(path: &str, key: &str) -> String {
+pub fn join(path: &str, key: &str) -> String {
     if path.is_empty() {
         key.to_string()
     } else {
@@ -73,16 +73,16 @@ pub fn object<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>> {
 }
 
 /// The field `key` of the object `v`, absent when missing or null.
-fn field<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+pub fn field<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
     v.get(key).filter(|f| !f.is_null())
 }
 
 /// A required field.
-fn required<'a>(v: &'a Value, path: &str, key: &str) -> Result<&'a Value> {
+pub fn required<'a>(v: &'a Value, path: &str, key: &str) -> Result<&'a Value> {
     field(v, key).map_or_else(|| err(&join(path, key), "missing"), Ok)
 }
 
-fn opt_str<'a>(v: &'a Value, path: &str, key: &str) -> Result<Option<&'a str>> {
+pub fn opt_str<'a>(v: &'a Value, path: &str, key: &str) -> Result<Option<&'a str>> {
     match field(v, key) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -93,11 +93,11 @@ fn opt_str<'a>(v: &'a Value, path: &str, key: &str) -> Result<Option<&'a str>> {
     }
 }
 
-fn req_str<'a>(v: &'a Value, path: &str, key: &str) -> Result<&'a str> {
+pub fn req_str<'a>(v: &'a Value, path: &str, key: &str) -> Result<&'a str> {
     opt_str(v, path, key)?.map_or_else(|| err(&join(path, key), "missing"), Ok)
 }
 
-fn opt_bool(v: &Value, path: &str, key: &str) -> Result<Option<bool>> {
+pub fn opt_bool(v: &Value, path: &str, key: &str) -> Result<Option<bool>> {
     match field(v, key) {
         None => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
@@ -109,7 +109,7 @@ fn opt_bool(v: &Value, path: &str, key: &str) -> Result<Option<bool>> {
 }
 
 /// A finite number (the JSON mapping may also write 64-bit numbers as strings).
-fn opt_f64(v: &Value, path: &str, key: &str) -> Result<Option<f64>> {
+pub fn opt_f64(v: &Value, path: &str, key: &str) -> Result<Option<f64>> {
     let x = match field(v, key) {
         None => return Ok(None),
         Some(Value::Number(n)) => n.as_f64(),
@@ -127,7 +127,7 @@ fn opt_f64(v: &Value, path: &str, key: &str) -> Result<Option<f64>> {
     }
 }
 
-fn opt_list<'a>(v: &'a Value, path: &str, key: &str) -> Result<&'a [Value]> {
+pub fn opt_list<'a>(v: &'a Value, path: &str, key: &str) -> Result<&'a [Value]> {
     match field(v, key) {
         None => Ok(&[]),
         Some(Value::Array(items)) => Ok(items),
@@ -138,7 +138,7 @@ fn opt_list<'a>(v: &'a Value, path: &str, key: &str) -> Result<&'a [Value]> {
     }
 }
 
-fn string_list(v: &Value, path: &str, key: &str) -> Result<Vec<String>> {
+pub fn string_list(v: &Value, path: &str, key: &str) -> Result<Vec<String>> {
     opt_list(v, path, key)?
         .iter()
         .enumerate()
@@ -166,7 +166,7 @@ pub fn encode_bytes(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-fn opt_bytes(v: &Value, path: &str, key: &str) -> Result<Vec<u8>> {
+pub fn opt_bytes(v: &Value, path: &str, key: &str) -> Result<Vec<u8>> {
     match opt_str(v, path, key)? {
         None => Ok(Vec::new()),
         Some(text) => decode_bytes(text, &join(path, key)),
@@ -179,7 +179,7 @@ fn id_value<'a>(v: &'a Value, path: &str) -> Result<&'a str> {
     req_str(v, path, "value")
 }
 
-fn id_json(value: &str) -> Value {
+pub fn id_json(value: &str) -> Value {
     json!({ "value": value })
 }
 
