@@ -479,6 +479,21 @@ impl Drop for StreamGuard {
     }
 }
 
+/// A SUBSCRIBE's connection before its stream exists: closed (for the actor) when dropped
+/// while `conn` is still set.
+struct PendingConn {
+    actor: Actor,
+    conn: Option<ConnId>,
+}
+
+impl Drop for PendingConn {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn {
+            let _ = self.actor.send(Msg::ConnectionClosed { conn });
+        }
+    }
+}
+
 async fn subscribe(
     api: Api,
     call: &Value,
@@ -507,6 +522,12 @@ async fn subscribe(
         Err(err) => return bad_request(err),
     };
     let conn = api.conns.next();
+    // Should the client go away before the master answers (this future is then dropped), the
+    // master still hears that the connection closed.
+    let mut pending = PendingConn {
+        actor: api.actor.clone(),
+        conn: Some(conn),
+    };
     let (link, events) = mpsc::unbounded_channel();
     let (reply, answer) = oneshot::channel();
     if api
@@ -526,6 +547,8 @@ async fn subscribe(
         Ok(Err(err)) => return call_error(err),
         Err(_) => return unavailable(),
     };
+    // From here the stream's guard tells the actor when it ends.
+    pending.conn = None;
     let stream_id = uuid::Uuid::new_v4().to_string();
     lock(&api.subscriptions).insert(
         framework_id.clone(),

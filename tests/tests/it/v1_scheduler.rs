@@ -616,3 +616,32 @@ pub fn run_pymesos(master: &str, tasks: usize, cluster: &Cluster) {
         "{stdout}\n{stderr}"
     );
 }
+
+#[test]
+fn v1_standby_redirects_and_pymesos_finds_the_leader_in_zookeeper() {
+    let zk = strata_tests::zookeeper::ZooKeeper::start().unwrap();
+    let url = zk.url(&format!("/strata-{}-v1sched", std::process::id()));
+    let cluster = Cluster::start_ha(&url, 2, &["cpus:2;mem:1024"], &[]).unwrap();
+    let standby = cluster.standbys[0].addr();
+    let subscribe = json!({
+        "type": "SUBSCRIBE",
+        "subscribe": {"framework_info": framework_info("v1-ha", 0.0)},
+    })
+    .to_string();
+    let redirected = recordio::post(&standby, &JSON, &subscribe).unwrap();
+    assert_eq!(redirected.status, 307, "{redirected:?}");
+    assert_eq!(
+        redirected.header("location"),
+        Some(&*format!(
+            "http://{}/api/v1/scheduler",
+            cluster.master.addr()
+        ))
+    );
+    // A call other than SUBSCRIBE is redirected the same way.
+    let call = json!({"type": "REVIVE", "framework_id": {"value": "x"}}).to_string();
+    assert_eq!(recordio::post(&standby, &JSON, &call).unwrap().status, 307);
+    // pymesos follows the redirect from the standby, and finds the leader through ZooKeeper
+    // (the masters' `json.info_` znodes) from a zk:// URL.
+    run_pymesos(&standby, 2, &cluster);
+    run_pymesos(&url, 2, &cluster);
+}
