@@ -764,6 +764,44 @@ mod tests {
     }
 
     #[test]
+    fn events_use_mesos_names() {
+        let agent = strata_schema::AgentId::new("a").unwrap();
+        let executor = strata_schema::ExecutorId::new("e").unwrap();
+        let message = event_json(&SchedulerEvent::Message {
+            agent_id: agent.clone(),
+            executor_id: executor.clone(),
+            data: b"hi".to_vec(),
+        });
+        assert_eq!(
+            message,
+            json!({"type": "MESSAGE", "message": {
+                "agent_id": {"value": "a"}, "executor_id": {"value": "e"}, "data": "aGk="}})
+        );
+        let failure = event_json(&SchedulerEvent::Failure {
+            agent_id: Some(agent),
+            executor_id: Some(executor),
+            status: Some(9),
+        });
+        assert_eq!(
+            failure,
+            json!({"type": "FAILURE", "failure": {
+                "agent_id": {"value": "a"}, "executor_id": {"value": "e"}, "status": 9}})
+        );
+        let error = event_json(&SchedulerEvent::Error("gone".into()));
+        assert_eq!(
+            error,
+            json!({"type": "ERROR", "error": {"message": "gone"}})
+        );
+        let rescind = event_json(&SchedulerEvent::Rescind(
+            strata_schema::OfferId::new("o").unwrap(),
+        ));
+        assert_eq!(
+            rescind,
+            json!({"type": "RESCIND", "rescind": {"offer_id": {"value": "o"}}})
+        );
+    }
+
+    #[test]
     fn records_are_length_prefixed_single_lines() {
         let r = record(&event_json(&SchedulerEvent::Heartbeat));
         assert_eq!(&r[..], b"20\n{\"type\":\"HEARTBEAT\"}");

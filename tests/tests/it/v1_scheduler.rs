@@ -645,3 +645,70 @@ fn v1_standby_redirects_and_pymesos_finds_the_leader_in_zookeeper() {
     run_pymesos(&standby, 2, &cluster);
     run_pymesos(&url, 2, &cluster);
 }
+
+#[test]
+fn v1_rescind_roles_update_message_and_shutdown() {
+    let cluster = Cluster::start_with(
+        &["cpus:1;mem:256;cpus(ops):1"],
+        &["--offer-timeout", "1secs"],
+    )
+    .unwrap();
+    let addr = cluster.master.addr();
+    let mut sub = Subscription::open(&addr, framework_info("v1-rescind", 0.0), None)
+        .unwrap()
+        .unwrap();
+    let offer = sub.next_of("OFFERS", T).unwrap()["offers"]["offers"][0].clone();
+    assert_eq!(offer["allocation_info"]["role"], "*");
+    // The offer times out: RESCIND names it.
+    let rescind = sub.next_of("RESCIND", T).unwrap();
+    assert_eq!(keys(&rescind), set(&["type", "rescind"]));
+    assert_eq!(keys(&rescind["rescind"]), set(&["offer_id"]));
+    assert_eq!(rescind["rescind"]["offer_id"], offer["id"]);
+
+    // UPDATE_FRAMEWORK into role ops: the allocator offers the ops reservation to it.
+    let mut info = framework_info("v1-rescind", 0.0);
+    info["roles"] = json!(["ops"]);
+    sub.call_ok(json!({"type": "UPDATE_FRAMEWORK", "update_framework": {"framework_info": info}}))
+        .unwrap();
+    let ops = sub
+        .next_matching(T, |e| {
+            e["type"] == "OFFERS" && e["offers"]["offers"][0]["allocation_info"]["role"] == "ops"
+        })
+        .unwrap();
+    let reserved = ops["offers"]["offers"][0]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "cpus" && r["role"] == "ops")
+        .unwrap_or_else(|| panic!("no cpus(ops) in {ops}"))
+        .clone();
+    assert_eq!(reserved["reservations"][0]["role"], "ops", "{reserved}");
+    assert_eq!(reserved["allocation_info"]["role"], "ops");
+    let fw = framework_state(&cluster, &sub.framework_id).unwrap();
+    assert_eq!(fw["roles"], json!(["ops"]));
+
+    // MESSAGE and SHUTDOWN go to the agent (best effort, as Mesos); an unknown agent is a 400.
+    let agent_id = ops["offers"]["offers"][0]["agent_id"].clone();
+    sub.call_ok(json!({"type": "MESSAGE", "message": {
+        "agent_id": agent_id, "executor_id": {"value": "none"}, "data": "aGVsbG8=",
+    }}))
+    .unwrap();
+    sub.call_ok(json!({"type": "SHUTDOWN", "shutdown": {
+        "agent_id": agent_id, "executor_id": {"value": "none"},
+    }}))
+    .unwrap();
+    let unknown = sub
+        .call(json!({"type": "MESSAGE", "message": {
+            "agent_id": {"value": "no-such-agent"}, "executor_id": {"value": "e"}, "data": "",
+        }}))
+        .unwrap();
+    assert_eq!(unknown.status, 400, "{unknown:?}");
+    assert!(unknown.body.contains("no-such-agent"), "{}", unknown.body);
+    let bad_data = sub
+        .call(json!({"type": "MESSAGE", "message": {
+            "agent_id": agent_id, "executor_id": {"value": "e"}, "data": "***",
+        }}))
+        .unwrap();
+    assert_eq!(bad_data.status, 400);
+    assert!(bad_data.body.contains("message.data"), "{}", bad_data.body);
+}
