@@ -619,9 +619,15 @@ pub fn run_pymesos(master: &str, tasks: usize, cluster: &Cluster) {
 
 #[test]
 fn v1_standby_redirects_and_pymesos_finds_the_leader_in_zookeeper() {
-    let zk = strata_tests::zookeeper::ZooKeeper::start().unwrap();
+    let mut zk = strata_tests::zookeeper::ZooKeeper::start().unwrap();
     let url = zk.url(&format!("/strata-{}-v1sched", std::process::id()));
-    let cluster = Cluster::start_ha(&url, 2, &["cpus:2;mem:1024"], &[]).unwrap();
+    let cluster = Cluster::start_ha(
+        &url,
+        2,
+        &["cpus:2;mem:1024"],
+        &["--zk-session-timeout", "2000ms"],
+    )
+    .unwrap();
     let standby = cluster.standbys[0].addr();
     let subscribe = json!({
         "type": "SUBSCRIBE",
@@ -644,6 +650,24 @@ fn v1_standby_redirects_and_pymesos_finds_the_leader_in_zookeeper() {
     // (the masters' `json.info_` znodes) from a zk:// URL.
     run_pymesos(&standby, 2, &cluster);
     run_pymesos(&url, 2, &cluster);
+
+    // Without ZooKeeper nobody leads: the standby answers 503 once its session is gone.
+    zk.stop();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let answer = recordio::post(&standby, &JSON, &subscribe).unwrap();
+        if answer.status == 503 {
+            assert!(answer.body.contains("no leading master"), "{answer:?}");
+            break;
+        }
+        assert_eq!(answer.status, 307, "{answer:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the standby still redirects with ZooKeeper down\n{}",
+            cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[test]
