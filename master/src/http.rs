@@ -1,6 +1,6 @@
 //! The master's HTTP endpoints: `/state` (Mesos' shape, also at `/master/state`), `/health`,
 //! `/version`, the operator's `POST /tasks/kill`, and (in [`operator`]) roles, quotas, weights,
-//! reservations and maintenance.
+//! reservations and maintenance, and (in [`scheduler`]) Mesos' v1 scheduler API.
 
 use crate::actor::Msg;
 use crate::state::OperatorKillError;
@@ -18,17 +18,23 @@ use strata_ha::zk::Leadership;
 use tokio::sync::{mpsc, oneshot, watch};
 
 mod operator;
+mod scheduler;
 
 type Actor = mpsc::UnboundedSender<Msg>;
 
-pub fn router(actor: Actor, leadership: watch::Receiver<Leadership>) -> Router {
+pub fn router(
+    actor: Actor,
+    leadership: watch::Receiver<Leadership>,
+    conns: crate::net::ConnIds,
+) -> Router {
     Router::new()
         .route("/state", get(state))
         .route("/master/state", get(state))
         .route("/state.json", get(state))
         .route("/tasks/kill", post(kill))
         .merge(operator::routes())
-        .with_state(actor)
+        .with_state(actor.clone())
+        .merge(scheduler::routes(actor, conns))
         .layer(axum::middleware::from_fn_with_state(
             leadership,
             leader_only,
