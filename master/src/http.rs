@@ -18,16 +18,22 @@ use strata_ha::zk::Leadership;
 use tokio::sync::{mpsc, oneshot, watch};
 
 mod operator;
+mod v0;
+mod v1_operator;
+pub use v0::Flags;
 
 type Actor = mpsc::UnboundedSender<Msg>;
 
-pub fn router(actor: Actor, leadership: watch::Receiver<Leadership>) -> Router {
+pub fn router(actor: Actor, leadership: watch::Receiver<Leadership>, flags: Flags) -> Router {
+    let redirect_to = (leadership.clone(), actor.clone());
     Router::new()
         .route("/state", get(state))
         .route("/master/state", get(state))
         .route("/state.json", get(state))
         .route("/tasks/kill", post(kill))
         .merge(operator::routes())
+        .merge(v0::routes())
+        .merge(v1_operator::routes())
         .with_state(actor)
         .layer(axum::middleware::from_fn_with_state(
             leadership,
@@ -37,6 +43,16 @@ pub fn router(actor: Actor, leadership: watch::Receiver<Leadership>) -> Router {
         .route("/health", get(|| async { StatusCode::OK }))
         .route("/master/health", get(|| async { StatusCode::OK }))
         .route("/version", get(version))
+        .route("/flags", get(v0::flags))
+        .route("/master/flags", get(v0::flags))
+        .route(
+            "/master/redirect",
+            get(move |uri: axum::http::Uri| async move {
+                let (leadership, actor) = redirect_to;
+                v0::redirect(leadership, actor, uri.path()).await
+            }),
+        )
+        .layer(axum::Extension(flags))
 }
 
 /// On a standby, every endpoint but health and version redirects to the leader (307, same

@@ -166,7 +166,11 @@ impl Master {
                 connections: http_rx,
                 local,
             },
-            http::router(actor_tx, leadership.clone()),
+            http::router(
+                actor_tx,
+                leadership.clone(),
+                std::sync::Arc::new(self.config.flags()),
+            ),
         )
         .with_graceful_shutdown(async move {
             let _ = stop_http.wait_for(|s| *s).await;

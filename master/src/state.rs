@@ -410,6 +410,8 @@ pub struct Master {
     /// agents marked unreachable (their tasks' updates) and removed frameworks (their shutdown
     /// on agents). A master that cannot commit exits before any of it reaches anyone.
     pending: Vec<Pending>,
+    /// The operator API's event streams (v1 SUBSCRIBE; see `events.rs`).
+    operator_subscribers: Vec<events::OperatorLink>,
 }
 
 /// An effect held until the registry change it follows from is committed.
@@ -461,6 +463,7 @@ impl Master {
             given_up: HashSet::new(),
             agent_views: views::AgentViews::default(),
             pending: Vec::new(),
+            operator_subscribers: Vec::new(),
         }
     }
 
@@ -575,6 +578,7 @@ impl Master {
             }
         }
         self.pending.push(Pending::Unreachable(id.clone()));
+        self.emit_agent_removed(id);
     }
 
     fn registry_admit_agent(&mut self, id: &AgentId, info: &AgentInfo) {
@@ -683,6 +687,7 @@ impl Master {
         }
         self.reconcile_agent_tasks(&id, running, reregistered, was_unreachable);
         self.destroy_left_volumes(&id);
+        self.emit_agent_added(&id);
         self.dirty = true;
         Ok(id)
     }
@@ -882,6 +887,7 @@ impl Master {
             if self.registry.agents.remove(id).is_some() {
                 self.registry_dirty = true;
             }
+            self.emit_agent_removed(id);
         }
     }
 
@@ -1034,6 +1040,7 @@ impl Master {
             }
         };
         info.id = Some(id.clone());
+        let added = !self.frameworks.contains_key(&id);
         let subscribed = SchedulerEvent::Subscribed {
             framework_id: id.clone(),
             heartbeat_interval_secs: self.config.heartbeat_interval.as_secs_f64(),
@@ -1079,6 +1086,7 @@ impl Master {
         if let Some(info) = info {
             self.registry_admit_framework(&id, &info);
         }
+        self.emit_framework(&id, added);
         self.dirty = true;
         Ok(id)
     }
@@ -1288,6 +1296,7 @@ impl Master {
         while fw.completed_tasks.len() > self.config.max_completed_tasks_per_framework {
             fw.completed_tasks.pop_front();
         }
+        self.emit_framework_removed(id, &fw.info);
         self.completed_frameworks.push_back(fw);
         while self.completed_frameworks.len() > self.config.max_completed_frameworks {
             self.completed_frameworks.pop_front();
@@ -1593,6 +1602,7 @@ impl Master {
                 task: Box::new(task.clone()),
             });
         }
+        let task_id = task.task_id.clone();
         fw.tasks.insert(
             task.task_id.clone(),
             Task {
@@ -1604,6 +1614,7 @@ impl Master {
                 latest: None,
             },
         );
+        self.emit_task_added(fw_id, &task_id);
     }
 
     // ---- tasks --------------------------------------------------------------------------------
@@ -1796,6 +1807,7 @@ impl Master {
             }
         }
         fw.send(SchedulerEvent::Update(status.clone()));
+        self.emit_task_updated(status);
     }
 
     pub fn acknowledge(
@@ -2177,7 +2189,11 @@ impl Master {
 #[path = "state_tests.rs"]
 mod tests;
 
+mod events;
 mod json;
 mod operations;
+mod operator_view;
 mod views;
+pub use events::OperatorLink;
 pub use operations::{MachineId, Operation, OperatorError};
+pub use operator_view::TasksQuery;
