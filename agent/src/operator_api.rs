@@ -290,28 +290,6 @@ fn file_info(e: &FileEntry) -> Value {
     })
 }
 
-/// Standard base64 (READ_FILE's `data` is protobuf `bytes`).
-fn base64(bytes: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 async fn containers(api: &Api) -> Result<Value, Response> {
     let (reply, answer) = oneshot::channel();
     if api.actor.send(Msg::Usage { reply }).is_err() {
@@ -469,9 +447,10 @@ async fn call(State(api): State<Api>, headers: HeaderMap, body: String) -> Respo
             })
             .await;
             match read {
-                Ok(Ok((size, data))) => {
-                    answer(&kind, json!({ "size": size, "data": base64(&data) }))
-                }
+                Ok(Ok((size, data))) => answer(
+                    &kind,
+                    json!({ "size": size, "data": strata_schema::v1::encode_bytes(&data) }),
+                ),
                 Ok(Err(err)) => error(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     format!("failed to read {path}: {err}"),
@@ -545,14 +524,5 @@ mod tests {
         );
         let f = get_frameworks(&state());
         assert_eq!(f["frameworks"][0]["framework_info"]["id"]["value"], "f1");
-    }
-
-    #[test]
-    fn base64_of_bytes() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"hello\n"), "aGVsbG8K");
     }
 }

@@ -1,6 +1,6 @@
 //! The master's HTTP endpoints: `/state` (Mesos' shape, also at `/master/state`), `/health`,
 //! `/version`, the operator's `POST /tasks/kill`, and (in [`operator`]) roles, quotas, weights,
-//! reservations and maintenance.
+//! reservations and maintenance, and (in [`scheduler`]) Mesos' v1 scheduler API.
 
 use crate::actor::Msg;
 use crate::state::OperatorKillError;
@@ -18,13 +18,19 @@ use strata_ha::zk::Leadership;
 use tokio::sync::{mpsc, oneshot, watch};
 
 mod operator;
+mod scheduler;
 mod v0;
 mod v1_operator;
 pub use v0::Flags;
 
 type Actor = mpsc::UnboundedSender<Msg>;
 
-pub fn router(actor: Actor, leadership: watch::Receiver<Leadership>, flags: Flags) -> Router {
+pub fn router(
+    actor: Actor,
+    leadership: watch::Receiver<Leadership>,
+    conns: crate::net::ConnIds,
+    flags: Flags,
+) -> Router {
     let redirect_to = (leadership.clone(), actor.clone());
     Router::new()
         .route("/state", get(state))
@@ -34,7 +40,8 @@ pub fn router(actor: Actor, leadership: watch::Receiver<Leadership>, flags: Flag
         .merge(operator::routes())
         .merge(v0::routes())
         .merge(v1_operator::routes())
-        .with_state(actor)
+        .with_state(actor.clone())
+        .merge(scheduler::routes(actor, conns))
         .layer(axum::middleware::from_fn_with_state(
             leadership,
             leader_only,

@@ -421,6 +421,33 @@ enum Pending {
     ShutdownFramework(AgentId, FrameworkId),
 }
 
+/// Why a framework's info cannot be accepted (SUBSCRIBE, UPDATE_FRAMEWORK), if it cannot.
+fn validate_framework_info(info: &FrameworkInfo) -> Result<(), CallError> {
+    if info.name.trim().is_empty() {
+        return Err(CallError::Invalid(
+            "the framework's name is empty".to_string(),
+        ));
+    }
+    for role in &info.roles {
+        if role.is_empty()
+            || role.starts_with('/')
+            || role.ends_with('/')
+            || role.contains(char::is_whitespace)
+            || role == "."
+            || role == ".."
+        {
+            return Err(CallError::Invalid(format!("invalid role {role:?}")));
+        }
+    }
+    if !info.failover_timeout_secs.is_finite() || info.failover_timeout_secs < 0.0 {
+        return Err(CallError::Invalid(format!(
+            "invalid failover timeout {}",
+            info.failover_timeout_secs
+        )));
+    }
+    Ok(())
+}
+
 fn master_status(
     task: &TaskInfo,
     fw: &FrameworkId,
@@ -1011,22 +1038,7 @@ impl Master {
         mut info: FrameworkInfo,
         link: SchedulerLink,
     ) -> Result<FrameworkId, CallError> {
-        if info.name.trim().is_empty() {
-            return Err(CallError::Invalid(
-                "the framework's name is empty".to_string(),
-            ));
-        }
-        for role in &info.roles {
-            if role.is_empty()
-                || role.starts_with('/')
-                || role.ends_with('/')
-                || role.contains(char::is_whitespace)
-                || role == "."
-                || role == ".."
-            {
-                return Err(CallError::Invalid(format!("invalid role {role:?}")));
-            }
-        }
+        validate_framework_info(&info)?;
         if let Some(id) = &info.id {
             if self.completed_frameworks.iter().any(|f| f.id == *id) {
                 return Err(CallError::Removed(id.clone()));
@@ -1189,17 +1201,69 @@ impl Master {
         Ok(())
     }
 
-    /// UPDATE_FRAMEWORK: not implemented yet (refused with a message).
+    /// UPDATE_FRAMEWORK: replaces the framework's info without a failover, as Mesos does: the
+    /// name, roles, capabilities, labels, hostname, webui_url and failover timeout may change;
+    /// `user`, `principal` and `checkpoint` may not (refused naming the field). Offers allocated
+    /// to a role the framework left are rescinded, and its suppression of such roles forgotten;
+    /// the allocator sees the new roles at its next run.
     pub fn update_framework(
         &mut self,
         conn: ConnId,
         id: &FrameworkId,
-        _info: FrameworkInfo,
+        mut info: FrameworkInfo,
     ) -> Result<(), CallError> {
         self.caller(conn, id)?;
-        Err(CallError::Invalid(
-            "UPDATE_FRAMEWORK is not supported yet".into(),
-        ))
+        match &info.id {
+            Some(given) if given != id => {
+                return Err(CallError::Invalid(format!(
+                    "framework_info.id {given} is not the framework's id {id}"
+                )))
+            }
+            _ => info.id = Some(id.clone()),
+        }
+        validate_framework_info(&info)?;
+        let Some(fw) = self.frameworks.get_mut(id) else {
+            return Err(CallError::UnknownFramework(id.clone()));
+        };
+        let old = &fw.info;
+        if info.user != old.user {
+            return Err(CallError::Invalid(format!(
+                "framework_info.user cannot be changed (it is {:?}, not {:?})",
+                old.user, info.user
+            )));
+        }
+        if info.principal != old.principal {
+            return Err(CallError::Invalid(format!(
+                "framework_info.principal cannot be changed (it is {:?})",
+                old.principal.as_deref().unwrap_or("")
+            )));
+        }
+        if info.checkpoint != old.checkpoint {
+            return Err(CallError::Invalid(format!(
+                "framework_info.checkpoint cannot be changed (it is {})",
+                old.checkpoint
+            )));
+        }
+        let roles = info.effective_roles();
+        fw.suppressed_roles.retain(|r| roles.contains(r));
+        info!(framework_id = %id, name = %info.name, roles = ?roles, "framework updated");
+        fw.info = info.clone();
+        let left: Vec<OfferId> = fw
+            .offers
+            .iter()
+            .filter(|o| {
+                self.offers
+                    .get(*o)
+                    .is_some_and(|offer| !roles.contains(&offer.role))
+            })
+            .cloned()
+            .collect();
+        for offer in left {
+            self.rescind(&offer);
+        }
+        self.registry_admit_framework(id, &info);
+        self.dirty = true;
+        Ok(())
     }
 
     /// An executor's message, relayed to its framework if the agent speaking is that agent.

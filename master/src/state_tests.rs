@@ -1705,3 +1705,91 @@ fn roles_sum_their_subtree_and_quota_counts_idle_reservations() {
     assert_eq!(role(&m, "eng")["allocated"]["cpus"], offered);
     assert_eq!(role(&m, "eng")["quota"]["consumed"]["cpus"], offered);
 }
+
+#[test]
+fn update_framework_changes_roles_name_and_keeps_user_principal_checkpoint() {
+    let mut m = master();
+    let (_agent, _arx) = agent(&mut m, 1, "cpus:4;mem:1024;cpus(ops):2");
+    let (fw, mut rx) = framework(&mut m, 2, false);
+    commit(&mut m);
+    m.allocate(Instant::now());
+    // Role `*` only: the ops reservation is not offered.
+    let first = offers(&mut rx);
+    assert_eq!(first.len(), 1);
+    assert!(first[0].resources.reserved("ops").is_empty());
+    assert_eq!(first[0].role, "*");
+
+    let mut info = m.frameworks[&fw].info.clone();
+    info.name = "renamed".into();
+    info.roles = vec!["ops".into()];
+    info.webui_url = Some("http://ui".into());
+    info.failover_timeout_secs = 30.0;
+    info.capabilities = vec!["MULTI_ROLE".into()];
+    info.labels = vec![("k".into(), "v".into())];
+    // From another connection: refused as stale.
+    assert!(matches!(
+        m.update_framework(9, &fw, info.clone()),
+        Err(CallError::StaleSession(_))
+    ));
+    m.update_framework(2, &fw, info.clone()).unwrap();
+    // The offer for the role it left is rescinded.
+    let events = drain(&mut rx);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, SchedulerEvent::Rescind(id) if *id == first[0].id)),
+        "{events:?}"
+    );
+    assert_eq!(
+        commit(&mut m).unwrap().frameworks[&fw].name,
+        "renamed",
+        "the registry holds the new info"
+    );
+    m.allocate(Instant::now());
+    let next = offers(&mut rx);
+    assert_eq!(next.len(), 1, "{next:?}");
+    assert_eq!(next[0].role, "ops");
+    assert_eq!(next[0].resources.reserved("ops").cpus(), 2.0);
+    let state = m.state_json();
+    let f = &state["frameworks"][0];
+    assert_eq!(f["name"], "renamed");
+    assert_eq!(f["roles"], json!(["ops"]));
+    assert_eq!(f["failover_timeout"], 30.0);
+
+    for (field, change) in [
+        (
+            "user",
+            Box::new(|i: &mut FrameworkInfo| i.user = "other".into())
+                as Box<dyn Fn(&mut FrameworkInfo)>,
+        ),
+        (
+            "principal",
+            Box::new(|i: &mut FrameworkInfo| i.principal = Some("p".into())),
+        ),
+        (
+            "checkpoint",
+            Box::new(|i: &mut FrameworkInfo| i.checkpoint = true),
+        ),
+    ] {
+        let mut bad = info.clone();
+        change(&mut bad);
+        match m.update_framework(2, &fw, bad) {
+            Err(CallError::Invalid(msg)) => {
+                assert!(msg.contains(&format!("framework_info.{field}")), "{msg}")
+            }
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+    let mut bad = info.clone();
+    bad.id = Some(FrameworkId::new("other").unwrap());
+    assert!(matches!(
+        m.update_framework(2, &fw, bad),
+        Err(CallError::Invalid(_))
+    ));
+    let mut bad = info;
+    bad.roles = vec!["/x".into()];
+    assert!(matches!(
+        m.update_framework(2, &fw, bad),
+        Err(CallError::Invalid(_))
+    ));
+}

@@ -6,7 +6,7 @@
 
 use super::{Agent, AgentState, Framework, Master, Task};
 use serde_json::{json, Map, Value as Json};
-use strata_schema::{FrameworkId, FrameworkInfo, Resources, TaskState, TaskStatus};
+use strata_schema::{v1, FrameworkId, FrameworkInfo, Resources, TaskState, TaskStatus};
 
 /// `/master/tasks`' query (Mesos' names): `limit` (default 100), `offset`, `order` (`asc` or
 /// `desc`, the default: newest first), and the `framework_id` and `task_id` filters.
@@ -288,34 +288,14 @@ impl Master {
 
     // ---- v1 -------------------------------------------------------------------------------
 
+    /// Mesos' v1 `FrameworkInfo` ([`v1::framework_info_to_json`]), with its id.
     pub(super) fn framework_info_v1(info: &FrameworkInfo, id: &FrameworkId) -> Json {
-        let roles = info.effective_roles();
-        let mut capabilities: Vec<Json> = info
-            .capabilities
-            .iter()
-            .map(|c| json!({ "type": c }))
-            .collect();
-        if !info.capabilities.iter().any(|c| c == "MULTI_ROLE") {
-            capabilities.push(json!({ "type": "MULTI_ROLE" }));
+        if info.id.as_ref() == Some(id) {
+            return v1::framework_info_to_json(info);
         }
-        let mut v = json!({
-            "id": value(id),
-            "name": info.name,
-            "user": info.user,
-            "roles": roles,
-            "failover_timeout": info.failover_timeout_secs,
-            "checkpoint": info.checkpoint,
-            "hostname": info.hostname,
-            "capabilities": capabilities,
-            "labels": {"labels": info.labels.iter().map(|(k, v)| json!({"key": k, "value": v})).collect::<Vec<_>>()},
-        });
-        if let Some(p) = &info.principal {
-            v["principal"] = json!(p);
-        }
-        if let Some(u) = &info.webui_url {
-            v["webui_url"] = json!(u);
-        }
-        v
+        let mut info = info.clone();
+        info.id = Some(id.clone());
+        v1::framework_info_to_json(&info)
     }
 
     pub(super) fn task_v1(task: &Task) -> Json {
@@ -360,25 +340,7 @@ impl Master {
 
     /// A v1 `TaskStatus` of an update (TASK_UPDATED's `status`).
     pub(super) fn status_v1(status: &TaskStatus) -> Json {
-        let mut s = json!({
-            "task_id": value(&status.task_id),
-            "state": status.state.mesos_name(),
-            "timestamp": status.timestamp,
-            "source": status.source,
-        });
-        if !status.message.is_empty() {
-            s["message"] = json!(status.message);
-        }
-        if let Some(r) = &status.reason {
-            s["reason"] = json!(r);
-        }
-        if let Some(a) = &status.agent_id {
-            s["agent_id"] = value(a);
-        }
-        if let Some(c) = &status.container_id {
-            s["container_status"] = json!({ "container_id": value(c) });
-        }
-        s
+        v1::task_status_to_json(&v1::StatusJson::from(status.clone()))
     }
 
     pub(super) fn framework_v1(fw: &Framework, active: bool) -> Json {
@@ -395,25 +357,13 @@ impl Master {
     }
 
     pub(super) fn agent_v1(&self, a: &Agent) -> Json {
-        let attributes: Vec<Json> = a
-            .info
-            .attributes
-            .to_json()
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(name, v)| match v.as_f64() {
-                Some(x) => json!({"name": name, "type": "SCALAR", "scalar": {"value": x}}),
-                None => json!({"name": name, "type": "TEXT", "text": {"value": v.as_str().unwrap_or_default()}}),
-            })
-            .collect();
         let mut v = json!({
             "agent_info": {
                 "id": value(&a.id),
                 "hostname": a.info.hostname,
                 "port": a.info.port,
                 "resources": a.info.resources.to_mesos_json(),
-                "attributes": attributes,
+                "attributes": v1::attributes_to_json(&a.info.attributes),
             },
             "active": a.state == AgentState::Active,
             "deactivated": a.drain.is_some() || a.down,
@@ -513,13 +463,7 @@ impl Master {
                 }
                 executors.push(json!({
                     "agent_id": value(&t.info.agent_id),
-                    "executor_info": {
-                        "executor_id": value(&e.executor_id),
-                        "framework_id": value(&fw.id),
-                        "name": e.name,
-                        "type": e.kind.mesos_name(),
-                        "resources": e.resources.to_mesos_json(),
-                    },
+                    "executor_info": v1::executor_info_to_json(e, Some(&fw.id)),
                 }));
             }
         }
@@ -538,23 +482,10 @@ impl Master {
 
     /// GET_MASTER's answer.
     pub fn get_master_v1(&self) -> Json {
-        let ip = self
-            .info
-            .ip
-            .parse::<std::net::Ipv4Addr>()
-            // Mesos' MasterInfo.ip: the IPv4 address in network order, read as a little-endian
-            // integer.
-            .map_or(0, |ip| u32::from_le_bytes(ip.octets()));
+        let mut info = v1::master_info_to_json(&self.info);
+        info["pid"] = json!(format!("master@{}:{}", self.info.ip, self.info.port));
         json!({
-            "master_info": {
-                "id": self.info.id,
-                "ip": ip,
-                "port": self.info.port,
-                "pid": format!("master@{}:{}", self.info.ip, self.info.port),
-                "hostname": self.info.hostname,
-                "version": self.info.version,
-                "address": {"hostname": self.info.hostname, "ip": self.info.ip, "port": self.info.port},
-            },
+            "master_info": info,
             "start_time": self.start_time,
             "elected_time": self.start_time,
         })
