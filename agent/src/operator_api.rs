@@ -38,6 +38,8 @@ pub fn router<S>(
 ) -> Router<S> {
     Router::new()
         .route("/api/v1", post(call))
+        // pymesos' agent driver posts here.
+        .route("/api/v1/operator", post(call))
         .route("/metrics/snapshot", get(snapshot))
         .with_state(Api {
             actor,

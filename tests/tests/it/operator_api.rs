@@ -510,3 +510,56 @@ async fn agent_operator_api_metrics_and_browse() {
     let (code, v) = call(&agent, json!({"type": "READ_FILE", "read_file": {}}));
     assert_eq!(code, 400, "{v}");
 }
+
+/// pymesos 0.3.15's operator clients (`MesosOperatorMasterDriver`, `MesosOperatorAgentDriver`):
+/// GET_* calls, UPDATE_WEIGHTS, the SUBSCRIBE stream seeing the operator's TEARDOWN, and the
+/// agent's GET_STATE, GET_CONTAINERS, LIST_FILES and READ_FILE (`tests/python/operator.py`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pymesos_operator_clients() {
+    let cluster = Cluster::start("cpus:2;mem:1024").unwrap();
+    let mut fw = TestFramework::subscribe(&cluster.master.addr(), "py-ops")
+        .await
+        .unwrap();
+    let offer = fw.offer_with("cpus:1;mem:128", T).await.unwrap();
+    let a = offer.agent_id.clone();
+    fw.launch(
+        &offer,
+        vec![task("py", &a, "cpus:0.5;mem:64", "echo hello; sleep 300")],
+    )
+    .await
+    .unwrap();
+    fw.wait_for("py", T, |s| s == TaskState::Running)
+        .await
+        .unwrap();
+    let fw_id = fw.driver.framework_id().to_string();
+    let stdout = crate::sandbox_file(&cluster, 0, &fw_id, "py", "stdout").unwrap();
+    let deadline = Instant::now() + T;
+    while std::fs::read_to_string(&stdout).unwrap_or_default() != "hello\n" {
+        assert!(Instant::now() < deadline, "the task wrote nothing");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut cmd = strata_tests::python::script("operator.py").unwrap();
+    cmd.args([
+        cluster.master.addr(),
+        cluster.agent(0).addr(),
+        fw_id.clone(),
+        "py".to_string(),
+        stdout.display().to_string(),
+    ]);
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("OK"),
+        "operator.py failed ({}):\n{stdout}\n{stderr}\n{}",
+        out.status,
+        cluster.logs()
+    );
+    // The operator's TEARDOWN removed the framework.
+    cluster
+        .wait_state(T, |s| s["completed_frameworks"][0]["id"] == fw_id.as_str())
+        .unwrap();
+}
