@@ -1,5 +1,5 @@
 //! The agent's HTTP endpoints: `/state` (Mesos' shape, also `/slave(1)/state`), `/health`,
-//! Mesos' `/files/read` and `/files/download` for sandbox files and `/monitor/statistics` for
+//! Mesos' `/files/read`, `/files/download` and `/files/browse` for sandbox files and `/monitor/statistics` for
 //! container usage, `/metrics` (Prometheus), and the Strata extension
 //! `POST /containers/update` (live resource updates).
 
