@@ -1,6 +1,7 @@
 //! The master's HTTP endpoints: `/state` (Mesos' shape, also at `/master/state`), `/health`,
 //! `/version`, the operator's `POST /tasks/kill`, and (in [`operator`]) roles, quotas, weights,
-//! reservations and maintenance, and (in [`scheduler`]) Mesos' v1 scheduler API.
+//! reservations and maintenance, (in [`scheduler`]) Mesos' v1 scheduler API, (in [`v0`]) Mesos'
+//! other v0 reads and `/metrics/snapshot`, and (in [`v1_operator`]) the v1 operator API.
 
 use crate::actor::Msg;
 use crate::state::OperatorKillError;
