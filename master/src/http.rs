@@ -33,6 +33,7 @@ pub fn router(
     flags: Flags,
 ) -> Router {
     let redirect_to = (leadership.clone(), actor.clone());
+    let metrics_of = (leadership.clone(), actor.clone(), std::time::Instant::now());
     Router::new()
         .route("/state", get(state))
         .route("/master/state", get(state))
@@ -58,6 +59,13 @@ pub fn router(
             get(move |uri: axum::http::Uri| async move {
                 let (leadership, actor) = redirect_to;
                 v0::redirect(leadership, actor, uri.path()).await
+            }),
+        )
+        .route(
+            "/metrics/snapshot",
+            get(move || async move {
+                let (leadership, actor, started) = metrics_of;
+                v0::metrics(leadership, actor, started).await
             }),
         )
         .layer(axum::Extension(flags))

@@ -30,7 +30,6 @@ pub fn routes() -> Router<Actor> {
         .route("/master/tasks", get(tasks))
         .route("/tasks", get(tasks))
         .route("/master/tasks.json", get(tasks))
-        .route("/metrics/snapshot", get(metrics))
 }
 
 /// Reads `view` on the actor.
@@ -109,8 +108,22 @@ async fn tasks(State(actor): State<Actor>, Query(q): Query<HashMap<String, Strin
     }
 }
 
-async fn metrics(State(actor): State<Actor>) -> Response {
-    answer(&actor, View::Metrics).await
+/// `/metrics/snapshot`: every master answers. The leader's metrics come from its state; a
+/// standby's are `master/elected` 0 and its uptime, as a Mesos standby's.
+pub async fn metrics(
+    leadership: watch::Receiver<Leadership>,
+    actor: Actor,
+    started: std::time::Instant,
+) -> Response {
+    let leading = matches!(*leadership.borrow(), Leadership::Leading);
+    if leading {
+        return answer(&actor, View::Metrics).await;
+    }
+    Json(json!({
+        "master/elected": 0.0,
+        "master/uptime_secs": started.elapsed().as_secs_f64(),
+    }))
+    .into_response()
 }
 
 /// `/flags`: `{"flags": {"name": "value"}}`; every master answers it about itself.

@@ -563,3 +563,40 @@ async fn pymesos_operator_clients() {
         .wait_state(T, |s| s["completed_frameworks"][0]["id"] == fw_id.as_str())
         .unwrap();
 }
+
+/// With a standby: `/metrics/snapshot` says who is elected, `/master/redirect` leads to the
+/// leader from either master, and a standby redirects the operator API to the leader.
+#[test]
+fn standby_metrics_and_redirects() {
+    let zk = strata_tests::zookeeper::ZooKeeper::start().unwrap();
+    let url = zk.url(&format!("/strata-ops-{}", std::process::id()));
+    let cluster = Cluster::start_ha(&url, 2, &[], &[]).unwrap();
+    let leader = cluster.master.addr();
+    let standby = cluster.standbys[0].addr();
+    let m = http_get(&leader, "/metrics/snapshot").unwrap();
+    assert_eq!(m["master/elected"], 1.0, "{m}");
+    let m = http_get(&standby, "/metrics/snapshot").unwrap();
+    assert_eq!(m["master/elected"], 0.0, "{m}");
+    assert!(m["master/uptime_secs"].as_f64().unwrap() > 0.0);
+    // The leader is known to the standby once it saw the election.
+    let deadline = Instant::now() + T;
+    loop {
+        let (code, headers, body) = http_response(&standby, "GET", "/master/redirect").unwrap();
+        if code == 307 {
+            let location = headers.iter().find(|(k, _)| k == "location").unwrap();
+            assert_eq!(location.1, format!("http://{leader}"));
+            break;
+        }
+        assert!(Instant::now() < deadline, "{code}: {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, headers, _) = http_response(&leader, "GET", "/master/redirect").unwrap();
+    assert_eq!(code, 307);
+    assert!(headers
+        .iter()
+        .any(|(k, v)| k == "location" && *v == format!("http://{leader}")));
+    let (code, body) =
+        http_send(&standby, "POST", "/api/v1", &json!({"type": "GET_HEALTH"})).unwrap();
+    assert_eq!(code, 307, "{body}");
+    assert!(body.contains(&leader), "{body}");
+}
