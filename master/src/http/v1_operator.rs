@@ -268,7 +268,7 @@ async fn call(
                 Err(m) => bad(m),
             }
         }
-        "SUBSCRIBE" => subscribe(actor).await,
+        "SUBSCRIBE" => subscribe(actor, HEARTBEAT).await,
         other => error(
             StatusCode::BAD_REQUEST,
             format!("unsupported operator call type {other:?}"),
@@ -297,7 +297,7 @@ pub(crate) fn record(event: &Value) -> Bytes {
     Bytes::from(format!("{}\n{json}", json.len()))
 }
 
-async fn subscribe(actor: Actor) -> Response {
+async fn subscribe(actor: Actor, every: Duration) -> Response {
     let (link, events) = mpsc::unbounded_channel();
     let (reply, answer) = oneshot::channel();
     if actor
@@ -313,8 +313,7 @@ async fn subscribe(actor: Actor) -> Response {
         Ok(Ok(s)) => s,
         _ => return unavailable(),
     };
-    let mut heartbeat =
-        tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+    let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stream = futures::stream::unfold(
         (Some(subscribed), events, heartbeat),
@@ -375,6 +374,44 @@ mod tests {
         assert!(check_json(&h).is_none());
         h.insert(header::ACCEPT, "application/x-protobuf".parse().unwrap());
         assert_eq!(check_json(&h).unwrap().status(), StatusCode::NOT_ACCEPTABLE);
+    }
+
+    /// The stream: SUBSCRIBED first, then the events the actor sends on the link, with
+    /// heartbeats between; it ends when the actor drops the link.
+    #[tokio::test]
+    async fn subscription_stream() {
+        use futures::StreamExt;
+        let (actor, mut mailbox) = mpsc::unbounded_channel();
+        let fake = tokio::spawn(async move {
+            let Some(Msg::Operator {
+                call: OperatorCall::Subscribe(link),
+                reply,
+            }) = mailbox.recv().await
+            else {
+                panic!("not a subscription");
+            };
+            let _ = reply.send(Ok(json!({"type": "SUBSCRIBED", "subscribed": {}})));
+            link.send(json!({"type": "AGENT_REMOVED", "agent_removed": {}}))
+                .unwrap();
+            // Long enough for a heartbeat, then the link is dropped.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        });
+        let response = subscribe(actor, Duration::from_millis(100)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let mut body = response.into_body().into_data_stream();
+        let mut kinds = Vec::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.unwrap();
+            let text = std::str::from_utf8(&chunk).unwrap();
+            let (len, json) = text.split_once('\n').unwrap();
+            assert_eq!(len.parse::<usize>().unwrap(), json.len());
+            let v: Value = serde_json::from_str(json).unwrap();
+            kinds.push(v["type"].as_str().unwrap().to_string());
+        }
+        fake.await.unwrap();
+        assert_eq!(kinds[..2], ["SUBSCRIBED", "AGENT_REMOVED"]);
+        assert!(kinds[2..].iter().all(|k| k == "HEARTBEAT"), "{kinds:?}");
+        assert!(kinds.len() >= 3, "no heartbeat: {kinds:?}");
     }
 
     #[test]
