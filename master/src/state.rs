@@ -1115,6 +1115,7 @@ impl Master {
         for offer in offers {
             self.remove_offer(&offer);
         }
+        self.emit_framework(id, false);
         self.failover_tick(now);
     }
 
@@ -1262,6 +1263,7 @@ impl Master {
             self.rescind(&offer);
         }
         self.registry_admit_framework(id, &info);
+        self.emit_framework(id, false);
         self.dirty = true;
         Ok(())
     }

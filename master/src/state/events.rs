@@ -167,6 +167,7 @@ mod tests {
         let fw_info = FrameworkInfo {
             name: "f".into(),
             user: "root".into(),
+            failover_timeout_secs: 60.0,
             ..Default::default()
         };
         let fw = m.subscribe(2, fw_info, ftx).unwrap();
@@ -250,6 +251,12 @@ mod tests {
             events[3]["task_updated"]["status"]["source"],
             "SOURCE_EXECUTOR"
         );
+        // The framework's connection drops: it is updated (inactive).
+        m.connection_closed(2, Instant::now());
+        let events = drain(&mut rx);
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0]["type"], "FRAMEWORK_UPDATED");
+        assert_eq!(events[0]["framework_updated"]["framework"]["active"], false);
         // The operator tears the framework down; a dropped subscriber is forgotten.
         m.operator_teardown(&fw).unwrap();
         assert_eq!(types(&mut rx), ["FRAMEWORK_REMOVED"]);
