@@ -5,10 +5,13 @@
 //! FRAMEWORK_ADDED, FRAMEWORK_UPDATED, FRAMEWORK_REMOVED, and HEARTBEAT every 15 seconds.
 //! JSON only: a protobuf body is refused with 415, a protobuf answer with 406.
 
-use super::operator::{mesos_resources, operator, parse_drain, parse_quota, parse_weights};
+use super::operator::{
+    mesos_resources, operator, parse_drain, parse_quota, parse_schedule, parse_weights,
+};
 use super::v0::{view, Flags};
 use super::{unavailable, Actor};
 use crate::actor::{Msg, OperatorCall, View};
+use crate::state::MachineId;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -143,36 +146,78 @@ async fn call(
         "GET_TASKS" => read(View::V1Tasks).await,
         "GET_ROLES" => read(View::V1Roles).await,
         "GET_MASTER" => read(View::V1Master).await,
-        "GET_QUOTA" => {
-            let (reply, rx) = oneshot::channel();
-            if actor
-                .send(Msg::Operator {
-                    call: OperatorCall::Quota,
-                    reply,
-                })
-                .is_err()
-            {
-                return unavailable();
+        "GET_QUOTA" => match read_call(&actor, OperatorCall::Quota).await {
+            Ok(q) => answer(&kind, json!({ "status": q })),
+            Err(r) => r,
+        },
+        "GET_WEIGHTS" => match read_call(&actor, OperatorCall::Weights).await {
+            Ok(w) => answer(&kind, json!({ "weight_infos": w })),
+            Err(r) => r,
+        },
+        "GET_MAINTENANCE_STATUS" => match read_call(&actor, OperatorCall::Maintenance).await {
+            Ok(m) => {
+                // Mesos' ClusterStatus: down machines are MachineIDs.
+                let down: Vec<Value> = m["down_machines"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|d| d["id"].clone())
+                    .collect();
+                let status = json!({
+                    "draining_machines": m["draining_machines"],
+                    "down_machines": down,
+                });
+                answer(&kind, json!({ "status": status }))
             }
-            match rx.await {
-                Ok(Ok(q)) => answer(&kind, json!({ "status": q })),
-                _ => unavailable(),
+            Err(r) => r,
+        },
+        "GET_MAINTENANCE_SCHEDULE" => match read_call(&actor, OperatorCall::Schedule).await {
+            Ok(s) => answer(&kind, json!({ "schedule": s })),
+            Err(r) => r,
+        },
+        "UPDATE_MAINTENANCE_SCHEDULE" => {
+            let schedule = inner.get("schedule").cloned().unwrap_or(Value::Null);
+            match parse_schedule(&schedule) {
+                Ok(windows) => {
+                    operator(&actor, OperatorCall::SetSchedule(windows), StatusCode::OK).await
+                }
+                Err(m) => bad(m),
             }
         }
-        "GET_WEIGHTS" => {
-            let (reply, rx) = oneshot::channel();
-            if actor
-                .send(Msg::Operator {
-                    call: OperatorCall::Weights,
-                    reply,
-                })
-                .is_err()
-            {
-                return unavailable();
+        "START_MAINTENANCE" | "STOP_MAINTENANCE" => {
+            let machines = inner.get("machines").cloned().unwrap_or(Value::Null);
+            match serde_json::from_value::<Vec<MachineId>>(machines) {
+                Ok(m) if !m.is_empty() => {
+                    let call = if kind == "START_MAINTENANCE" {
+                        OperatorCall::MachinesDown(m)
+                    } else {
+                        OperatorCall::MachinesUp(m)
+                    };
+                    operator(&actor, call, StatusCode::OK).await
+                }
+                Ok(_) => bad("machines is empty".into()),
+                Err(e) => bad(format!(
+                    "machines must be a list of {{\"hostname\": .., \"ip\": ..}}: {e}"
+                )),
             }
-            match rx.await {
-                Ok(Ok(w)) => answer(&kind, json!({ "weight_infos": w })),
-                _ => unavailable(),
+        }
+        "CREATE_VOLUMES" | "DESTROY_VOLUMES" => {
+            let parsed = agent_id(&inner, &kind).and_then(|agent_id| {
+                let volumes = inner
+                    .get("volumes")
+                    .ok_or_else(|| "no volumes".to_string())?;
+                Ok((agent_id, mesos_resources(volumes)?))
+            });
+            match parsed {
+                Ok((agent_id, volumes)) => {
+                    let call = if kind == "CREATE_VOLUMES" {
+                        OperatorCall::CreateVolumes { agent_id, volumes }
+                    } else {
+                        OperatorCall::DestroyVolumes { agent_id, volumes }
+                    };
+                    operator(&actor, call, StatusCode::ACCEPTED).await
+                }
+                Err(m) => bad(m),
             }
         }
         "UPDATE_WEIGHTS" => {
@@ -273,6 +318,19 @@ async fn call(
             StatusCode::BAD_REQUEST,
             format!("unsupported operator call type {other:?}"),
         ),
+    }
+}
+
+/// Answers an operator read (`/quota`, `/weights`, `/maintenance/...`) from the actor.
+async fn read_call(actor: &Actor, call: OperatorCall) -> Result<Value, Response> {
+    let (reply, rx) = oneshot::channel();
+    if actor.send(Msg::Operator { call, reply }).is_err() {
+        return Err(unavailable());
+    }
+    match rx.await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(err)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, err.to_string())),
+        Err(_) => Err(unavailable()),
     }
 }
 

@@ -254,6 +254,10 @@ async fn master_endpoints_v1_calls_and_events() {
     let agents = get(&master, "GET_AGENTS");
     let agent = &agents["agents"][0];
     assert_eq!(agent["agent_info"]["id"]["value"], agent_id.as_str());
+    let hostname = agent["agent_info"]["hostname"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(agent["active"], true);
     assert!(agent["registered_time"]["nanoseconds"].as_i64().unwrap() > 0);
     assert!(agent["total_resources"]
@@ -349,6 +353,20 @@ async fn master_endpoints_v1_calls_and_events() {
     );
     assert_eq!(code, 400, "{v}");
     assert!(v["error"].as_str().unwrap().contains("agent_id"), "{v}");
+    let volume = json!([{"name": "disk", "type": "SCALAR", "scalar": {"value": 8},
+        "reservations": [{"type": "DYNAMIC", "role": "ops"}],
+        "disk": {"persistence": {"id": "v1"}, "volume": {"container_path": "data", "mode": "RW"}}}]);
+    let (code, v) = call(
+        &master,
+        json!({"type": "CREATE_VOLUMES", "create_volumes": {"agent_id": {"value": "no-such-agent"}, "volumes": volume}}),
+    );
+    assert_eq!(code, 404, "{v}");
+    let (code, v) = call(
+        &master,
+        json!({"type": "DESTROY_VOLUMES", "destroy_volumes": {"agent_id": {"value": agent_id}}}),
+    );
+    assert_eq!(code, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("volumes"), "{v}");
 
     // ---- TEARDOWN by the operator ----
     let (code, v) = call(
@@ -371,6 +389,45 @@ async fn master_endpoints_v1_calls_and_events() {
         assert!(Instant::now() < deadline, "the task's container still runs");
         std::thread::sleep(Duration::from_millis(100));
     }
+
+    // ---- maintenance ----
+    let machine = json!({"hostname": hostname, "ip": "127.0.0.1"});
+    let schedule = json!({"windows": [{"machine_ids": [machine],
+        "unavailability": {"start": {"nanoseconds": 1_000_000_000u64}}}]});
+    let (code, v) = call(
+        &master,
+        json!({"type": "UPDATE_MAINTENANCE_SCHEDULE", "update_maintenance_schedule": {"schedule": schedule}}),
+    );
+    assert_eq!(code, 200, "{v}");
+    let got = get(&master, "GET_MAINTENANCE_SCHEDULE");
+    assert_eq!(
+        got["schedule"]["windows"][0]["machine_ids"][0]["hostname"],
+        hostname.as_str(),
+        "{got}"
+    );
+    let (code, v) = call(
+        &master,
+        json!({"type": "START_MAINTENANCE", "start_maintenance": {"machines": [machine]}}),
+    );
+    assert_eq!(code, 200, "{v}");
+    let status = get(&master, "GET_MAINTENANCE_STATUS");
+    assert_eq!(
+        status["status"]["down_machines"][0]["hostname"],
+        hostname.as_str(),
+        "{status}"
+    );
+    let (code, v) = call(
+        &master,
+        json!({"type": "STOP_MAINTENANCE", "stop_maintenance": {"machines": [machine]}}),
+    );
+    assert_eq!(code, 200, "{v}");
+    let status = get(&master, "GET_MAINTENANCE_STATUS");
+    assert_eq!(status["status"]["down_machines"], json!([]), "{status}");
+    let (code, v) = call(
+        &master,
+        json!({"type": "START_MAINTENANCE", "start_maintenance": {"machines": "h"}}),
+    );
+    assert_eq!(code, 400, "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
