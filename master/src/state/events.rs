@@ -282,6 +282,11 @@ mod tests {
         assert_eq!(summary["slaves"][0]["TASK_RUNNING"], 1);
         assert_eq!(summary["slaves"][0]["framework_ids"][0], fw.as_str());
         assert_eq!(summary["frameworks"][0]["slave_ids"][0], agent.as_str());
+        assert_eq!(
+            summary["frameworks"][0]["capabilities"],
+            json!(["MULTI_ROLE"])
+        );
+        assert_eq!(summary["slaves"][0]["version"], "0");
         let q = |q: TasksQuery| m.tasks_json(&q)["tasks"].as_array().unwrap().len();
         assert_eq!(q(TasksQuery::default()), 1);
         assert_eq!(

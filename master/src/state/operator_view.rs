@@ -181,6 +181,7 @@ impl Master {
                     .map(|f| f.id.as_str())
                     .collect();
                 entry.insert("framework_ids".into(), json!(frameworks));
+                entry.insert("version".into(), json!(self.info.version));
             }
             slaves.push(agent);
         }
@@ -199,6 +200,16 @@ impl Master {
             entry.insert("connected".into(), json!(fw.active()));
             entry.insert("role".into(), json!(fw.info.effective_roles().first()));
             entry.insert("webui_url".into(), json!(fw.info.webui_url));
+            entry.insert("recovered".into(), json!(false));
+            entry.insert(
+                "capabilities".into(),
+                Self::framework_info_v1(&fw.info, &fw.id)["capabilities"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|c| c["type"].clone())
+                    .collect(),
+            );
             entry.insert("used_resources".into(), fw.used.to_json());
             entry.insert("offered_resources".into(), fw.offered.to_json());
             counts(&mut Self::tasks_of(fw), &mut entry);
