@@ -13,6 +13,7 @@ pub mod http;
 pub mod image_container;
 pub mod images_http;
 pub mod monitor;
+pub mod operator_api;
 pub mod paths;
 pub mod rpc;
 pub mod status;
@@ -178,7 +179,12 @@ impl AgentDaemon {
         let mut stop_http = stop_rx.clone();
         let server = axum::serve(
             self.listener,
-            http::router(actor_tx, sandbox_root, http_containerizer),
+            http::router(
+                actor_tx,
+                sandbox_root,
+                http_containerizer,
+                operator_api::flags(&config),
+            ),
         )
         .with_graceful_shutdown(async move {
             let _ = stop_http.wait_for(|s| *s).await;

@@ -130,6 +130,48 @@ pub enum OperatorCall {
     },
     MachinesDown(Vec<MachineId>),
     MachinesUp(Vec<MachineId>),
+    /// The Mesos operator endpoints' reads (`state/operator_view.rs`).
+    View(View),
+    /// The operator's TEARDOWN of a framework.
+    Teardown(FrameworkId),
+    /// The v1 operator SUBSCRIBE: answers SUBSCRIBED; the events follow on the link.
+    Subscribe(crate::state::OperatorLink),
+}
+
+/// What the Mesos operator endpoints read (v0 and v1).
+#[derive(Debug, Clone)]
+pub enum View {
+    Summary,
+    Frameworks(Option<String>),
+    Agents(Option<String>),
+    Tasks(crate::state::TasksQuery),
+    Metrics,
+    State,
+    V1Agents,
+    V1Frameworks,
+    V1Tasks,
+    V1Executors,
+    V1Master,
+    V1Roles,
+}
+
+impl View {
+    fn read(self, master: &Master) -> serde_json::Value {
+        match self {
+            Self::Summary => master.state_summary_json(),
+            Self::Frameworks(id) => master.frameworks_json(id.as_deref()),
+            Self::Agents(id) => master.agents_json(id.as_deref()),
+            Self::Tasks(q) => master.tasks_json(&q),
+            Self::Metrics => master.metrics_json(),
+            Self::State => master.get_state_v1(),
+            Self::V1Agents => master.get_agents_v1(),
+            Self::V1Frameworks => master.get_frameworks_v1(),
+            Self::V1Tasks => master.get_tasks_v1(),
+            Self::V1Executors => master.get_executors_v1(),
+            Self::V1Master => master.get_master_v1(),
+            Self::V1Roles => master.get_roles_v1(),
+        }
+    }
 }
 
 impl OperatorCall {
@@ -163,6 +205,9 @@ impl OperatorCall {
             Self::Reactivate { agent_id } => done(master.reactivate_agent(&agent_id)),
             Self::MachinesDown(machines) => done(master.machines_down(&machines)),
             Self::MachinesUp(machines) => done(master.machines_up(&machines)),
+            Self::View(view) => Ok(view.read(master)),
+            Self::Teardown(id) => done(master.operator_teardown(&id)),
+            Self::Subscribe(link) => Ok(master.operator_subscribe(link)),
         }
     }
 }

@@ -167,7 +167,12 @@ impl Master {
                 connections: http_rx,
                 local,
             },
-            http::router(actor_tx, leadership.clone(), conns),
+            http::router(
+                actor_tx,
+                leadership.clone(),
+                conns,
+                std::sync::Arc::new(self.config.flags()),
+            ),
         )
         .with_graceful_shutdown(async move {
             let _ = stop_http.wait_for(|s| *s).await;

@@ -415,6 +415,8 @@ pub struct Master {
     pending: Vec<Pending>,
     /// Inverse offers outstanding and frameworks' answers (`inverse.rs`).
     inverse: inverse::InverseOffers,
+    /// The operator API's event streams (v1 SUBSCRIBE; see `events.rs`).
+    operator_subscribers: Vec<events::OperatorLink>,
 }
 
 /// An effect held until the registry change it follows from is committed.
@@ -494,6 +496,7 @@ impl Master {
             agent_views: views::AgentViews::default(),
             pending: Vec::new(),
             inverse: inverse::InverseOffers::default(),
+            operator_subscribers: Vec::new(),
         }
     }
 
@@ -608,6 +611,7 @@ impl Master {
             }
         }
         self.pending.push(Pending::Unreachable(id.clone()));
+        self.emit_agent_removed(id);
     }
 
     fn registry_admit_agent(&mut self, id: &AgentId, info: &AgentInfo) {
@@ -716,6 +720,7 @@ impl Master {
         }
         self.reconcile_agent_tasks(&id, running, reregistered, was_unreachable);
         self.destroy_left_volumes(&id);
+        self.emit_agent_added(&id);
         self.dirty = true;
         Ok(id)
     }
@@ -915,6 +920,7 @@ impl Master {
             if self.registry.agents.remove(id).is_some() {
                 self.registry_dirty = true;
             }
+            self.emit_agent_removed(id);
         }
     }
 
@@ -1052,6 +1058,7 @@ impl Master {
             }
         };
         info.id = Some(id.clone());
+        let added = !self.frameworks.contains_key(&id);
         let subscribed = SchedulerEvent::Subscribed {
             framework_id: id.clone(),
             heartbeat_interval_secs: self.config.heartbeat_interval.as_secs_f64(),
@@ -1097,6 +1104,7 @@ impl Master {
         if let Some(info) = info {
             self.registry_admit_framework(&id, &info);
         }
+        self.emit_framework(&id, added);
         self.dirty = true;
         Ok(id)
     }
@@ -1113,6 +1121,7 @@ impl Master {
         for offer in offers {
             self.remove_offer(&offer);
         }
+        self.emit_framework(id, false);
         self.failover_tick(now);
     }
 
@@ -1260,6 +1269,7 @@ impl Master {
             self.rescind(&offer);
         }
         self.registry_admit_framework(id, &info);
+        self.emit_framework(id, false);
         self.dirty = true;
         Ok(())
     }
@@ -1359,6 +1369,7 @@ impl Master {
         while fw.completed_tasks.len() > self.config.max_completed_tasks_per_framework {
             fw.completed_tasks.pop_front();
         }
+        self.emit_framework_removed(id, &fw.info);
         self.completed_frameworks.push_back(fw);
         while self.completed_frameworks.len() > self.config.max_completed_frameworks {
             self.completed_frameworks.pop_front();
@@ -1664,6 +1675,7 @@ impl Master {
                 task: Box::new(task.clone()),
             });
         }
+        let task_id = task.task_id.clone();
         fw.tasks.insert(
             task.task_id.clone(),
             Task {
@@ -1675,6 +1687,7 @@ impl Master {
                 latest: None,
             },
         );
+        self.emit_task_added(fw_id, &task_id);
     }
 
     // ---- tasks --------------------------------------------------------------------------------
@@ -1867,6 +1880,7 @@ impl Master {
             }
         }
         fw.send(SchedulerEvent::Update(status.clone()));
+        self.emit_task_updated(status);
     }
 
     pub fn acknowledge(
@@ -2252,8 +2266,12 @@ impl Master {
 mod tests;
 
 mod inverse;
+mod events;
 mod json;
 mod operations;
+mod operator_view;
 mod views;
 pub use inverse::InverseOfferEvent;
+pub use events::OperatorLink;
 pub use operations::{MachineId, Operation, OperatorError};
+pub use operator_view::TasksQuery;

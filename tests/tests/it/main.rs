@@ -10,6 +10,7 @@ mod ha;
 mod images;
 mod isolation;
 mod network;
+mod operator_api;
 mod recovery;
 mod tasks;
 mod v1_scheduler;
