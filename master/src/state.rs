@@ -83,6 +83,9 @@ pub struct OfferEvent {
     pub hostname: String,
     pub resources: Resources,
     pub attributes: strata_schema::Attributes,
+    /// The agent's dynamic reservations and volumes (from the registry): what of `resources`
+    /// they cover is a DYNAMIC reservation, the rest of the reserved resources STATIC.
+    pub dynamic: Resources,
 }
 
 /// Events for one framework's callback capability, delivered in order.
@@ -2042,6 +2045,12 @@ impl Master {
                 .agents
                 .get(&alloc.agent)
                 .and_then(|a| self.window_of(&a.info.hostname));
+            let dynamic = self
+                .registry
+                .agents
+                .get(&alloc.agent)
+                .map(|a| a.reservations.clone())
+                .unwrap_or_default();
             let Some(agent) = self.agents.get_mut(&alloc.agent) else {
                 continue;
             };
@@ -2065,6 +2074,7 @@ impl Master {
                     hostname: agent.info.hostname.clone(),
                     resources: alloc.resources.clone(),
                     attributes: agent.info.attributes.clone(),
+                    dynamic,
                 });
             self.offers.insert(
                 offer_id,

@@ -618,7 +618,7 @@ fn event_json(event: &SchedulerEvent) -> Value {
         SchedulerEvent::Offers(offers) => json!({
             "type": "OFFERS",
             "offers": {
-                "offers": offers.iter().map(|o| v1::offer_to_json(&v1::OfferJson {
+                "offers": offers.iter().map(|o| v1::offer_to_json_with_dynamic(&v1::OfferJson {
                     id: &o.id,
                     framework_id: &o.framework_id,
                     agent_id: &o.agent_id,
@@ -627,7 +627,7 @@ fn event_json(event: &SchedulerEvent) -> Value {
                     resources: &o.resources,
                     attributes: &o.attributes,
                     unavailability: o.unavailability.as_ref().map(|w| (w.start, w.duration)),
-                })).collect::<Vec<_>>(),
+                }, &o.dynamic)).collect::<Vec<_>>(),
             },
         }),
         SchedulerEvent::Rescind(offer_id) => json!({

@@ -716,6 +716,8 @@ fn v1_rescind_roles_update_message_and_shutdown() {
         .unwrap_or_else(|| panic!("no cpus(ops) in {ops}"))
         .clone();
     assert_eq!(reserved["reservations"][0]["role"], "ops", "{reserved}");
+    // From the agent's --resources: a static reservation.
+    assert_eq!(reserved["reservations"][0]["type"], "STATIC", "{reserved}");
     assert_eq!(reserved["allocation_info"]["role"], "ops");
     let fw = framework_state(&cluster, &sub.framework_id).unwrap();
     assert_eq!(fw["roles"], json!(["ops"]));
@@ -791,6 +793,14 @@ fn v1_reserve_create_launch_destroy_unreserve() {
         ]}}]),
     );
     let offer = updates.next_offer(&mut sub);
+    for name in ["cpus", "disk"] {
+        let reserved = items(&offer, name, "ops");
+        assert_eq!(
+            reserved[0]["reservations"],
+            json!([{"type": "DYNAMIC", "role": "ops"}]),
+            "a RESERVE makes a dynamic reservation: {offer}"
+        );
+    }
     assert_eq!(
         items(&offer, "cpus", "ops")[0]["scalar"]["value"],
         1.0,
