@@ -9,7 +9,9 @@
 //! of the framework) the actor hears `ConnectionClosed`, so the failover timeout runs.
 //!
 //! Status codes, as Mesos: 400 for a body that is not a valid call (the message names the
-//! field), a missing or wrong stream id, or a call the master refused as invalid; 403 for a
+//! field), a missing or wrong stream id, or a call the master refused as invalid (but a
+//! well-formed ACCEPT is 202 whatever became of it, as with Mesos: invalid offers are reported as
+//! TASK_DROPPED updates of its launches); 403 for a
 //! framework that is not subscribed on a stream here (or was torn down); 405 for another method
 //! than POST; 406 when `Accept` allows no JSON; 415 for a body that is not `application/json`.
 
@@ -230,12 +232,13 @@ async fn scheduler(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> R
         }
         Some(_) => {}
     }
+    let accept = matches!(parsed, Call::Accept { .. });
     let (reply, answer) = oneshot::channel();
     if api
         .actor
         .send(Msg::Call {
             conn: subscription.conn,
-            framework_id,
+            framework_id: framework_id.clone(),
             call: parsed,
             reply,
         })
@@ -245,6 +248,13 @@ async fn scheduler(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> R
     }
     match answer.await {
         Ok(Ok(())) => StatusCode::ACCEPTED.into_response(),
+        // As Mesos: a well-formed ACCEPT is answered 202 whatever became of it. Its launches
+        // on invalid offers come back as TASK_DROPPED updates; an operation the offers could
+        // not hold is dropped (Mesos reports those only to frameworks that give operation ids).
+        Ok(Err(err @ (CallError::InvalidOffers(_) | CallError::Invalid(_)))) if accept => {
+            info!(%framework_id, cause = %err, "scheduler API ACCEPT partly or wholly dropped");
+            StatusCode::ACCEPTED.into_response()
+        }
         Ok(Err(err)) => call_error(err),
         Err(_) => unavailable(),
     }

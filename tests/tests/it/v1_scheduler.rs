@@ -449,8 +449,24 @@ fn v1_error_codes() {
     .unwrap();
     assert_eq!(stranger.status, 403, "{stranger:?}");
 
-    let sub = Subscription::open(&addr, info, None).unwrap().unwrap();
+    let mut sub = Subscription::open(&addr, info, None).unwrap().unwrap();
     let call = json!({"type": "REVIVE", "framework_id": {"value": sub.framework_id}}).to_string();
+    // An ACCEPT of an offer that does not exist is accepted (202), as Mesos does; its launch
+    // comes back TASK_DROPPED. A DECLINE of it is a no-op.
+    let task = command_task("ghost", &json!({"value": "no-agent"}), "true");
+    sub.call_ok(json!({"type": "ACCEPT", "accept": {
+        "offer_ids": [{"value": "no-such-offer"}],
+        "operations": [{"type": "LAUNCH", "launch": {"task_infos": [task]}}],
+    }}))
+    .unwrap();
+    let dropped = sub.next_of("UPDATE", T).unwrap();
+    let status = &dropped["update"]["status"];
+    assert_eq!(status["task_id"]["value"], "ghost", "{dropped}");
+    assert_eq!(status["state"], "TASK_DROPPED", "{dropped}");
+    assert_eq!(status["reason"], "REASON_INVALID_OFFERS", "{dropped}");
+    assert_eq!(status["source"], "SOURCE_MASTER", "{dropped}");
+    sub.call_ok(json!({"type": "DECLINE", "decline": {"offer_ids": [{"value": "no-such-offer"}]}}))
+        .unwrap();
     let no_stream = recordio::post(&addr, &JSON, &call).unwrap();
     assert_eq!(no_stream.status, 400);
     assert!(
