@@ -1755,6 +1755,9 @@ fn update_framework_changes_roles_name_and_keeps_user_principal_checkpoint() {
     assert_eq!(f["name"], "renamed");
     assert_eq!(f["roles"], json!(["ops"]));
     assert_eq!(f["failover_timeout"], 30.0);
+    assert_eq!(f["webui_url"], "http://ui");
+    assert_eq!(f["capabilities"], json!(["MULTI_ROLE"]));
+    assert_eq!(f["labels"], json!([{"key": "k", "value": "v"}]));
 
     for (field, change) in [
         (

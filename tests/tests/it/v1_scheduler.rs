@@ -342,11 +342,15 @@ fn v1_subscribe_launch_reconcile_kill_filters_update_and_teardown() {
     // UPDATE_FRAMEWORK: a new name and failover timeout; the user cannot change.
     let mut info = framework_info("v1-renamed", 30.0);
     info["id"] = json!({"value": fw_id});
+    info["webui_url"] = json!("http://ui.example:8080");
+    info["labels"] = json!({"labels": [{"key": "team", "value": "infra"}]});
     sub.call_ok(json!({"type": "UPDATE_FRAMEWORK", "update_framework": {"framework_info": info}}))
         .unwrap();
     let fw = framework_state(&cluster, &fw_id).unwrap();
     assert_eq!(fw["name"], "v1-renamed");
     assert_eq!(fw["failover_timeout"], 30.0);
+    assert_eq!(fw["webui_url"], "http://ui.example:8080");
+    assert_eq!(fw["labels"], json!([{"key": "team", "value": "infra"}]));
     let mut other_user = info.clone();
     other_user["user"] = json!("nobody");
     let refused = sub
