@@ -1200,12 +1200,14 @@ impl Master {
     /// name, roles, capabilities, labels, hostname, webui_url and failover timeout may change;
     /// `user`, `principal` and `checkpoint` may not (refused naming the field). Offers allocated
     /// to a role the framework left are rescinded, and its suppression of such roles forgotten;
-    /// the allocator sees the new roles at its next run.
+    /// `suppressed_roles` (a subset of the roles), when given, become the suppressed roles and
+    /// the others are revived. The allocator sees the new roles at its next run.
     pub fn update_framework(
         &mut self,
         conn: ConnId,
         id: &FrameworkId,
         mut info: FrameworkInfo,
+        suppressed_roles: Option<Vec<String>>,
     ) -> Result<(), CallError> {
         self.caller(conn, id)?;
         match &info.id {
@@ -1240,7 +1242,19 @@ impl Master {
             )));
         }
         let roles = info.effective_roles();
-        fw.suppressed_roles.retain(|r| roles.contains(r));
+        if let Some(role) = suppressed_roles
+            .iter()
+            .flatten()
+            .find(|r| !roles.contains(r))
+        {
+            return Err(CallError::Invalid(format!(
+                "suppressed_roles: {role:?} is not one of the framework's roles {roles:?}"
+            )));
+        }
+        match suppressed_roles {
+            Some(suppressed) => fw.suppressed_roles = suppressed.into_iter().collect(),
+            None => fw.suppressed_roles.retain(|r| roles.contains(r)),
+        }
         info!(framework_id = %id, name = %info.name, roles = ?roles, "framework updated");
         fw.info = info.clone();
         let left: Vec<OfferId> = fw
@@ -1383,6 +1397,15 @@ impl Master {
         }
         self.dirty = true;
         Ok(())
+    }
+
+    /// Makes `roles` the framework's suppressed roles (Mesos' `suppressed_roles` of SUBSCRIBE):
+    /// the others are revived. The caller checked that they are among its roles.
+    pub fn set_suppressed_roles(&mut self, id: &FrameworkId, roles: Vec<String>) {
+        if let Some(fw) = self.frameworks.get_mut(id) {
+            fw.suppressed_roles = roles.into_iter().collect();
+        }
+        self.dirty = true;
     }
 
     pub fn suppress(

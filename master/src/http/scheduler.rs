@@ -320,6 +320,25 @@ fn offer_ids(section: &Value, path: &str) -> Result<Vec<strata_schema::OfferId>,
         .collect()
 }
 
+/// `suppressed_roles` must be among the framework's roles (as Mesos checks).
+fn check_suppressed(
+    info: &strata_schema::FrameworkInfo,
+    suppressed: &[String],
+    field: &str,
+) -> Result<(), V1Error> {
+    let roles = info.effective_roles();
+    match suppressed.iter().position(|r| !roles.contains(r)) {
+        Some(i) => Err(V1Error {
+            field: format!("{field}[{i}]"),
+            why: format!(
+                "{:?} is not one of the framework's roles {roles:?}",
+                suppressed[i]
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// A call other than SUBSCRIBE, as the actor's [`Call`].
 fn parse_call(kind: &str, call: &Value, framework_id: &FrameworkId) -> Result<Call, V1Error> {
     let unsupported = |why: &str| {
@@ -438,14 +457,12 @@ fn parse_call(kind: &str, call: &Value, framework_id: &FrameworkId) -> Result<Ca
                 }
                 _ => info.id = Some(framework_id.clone()),
             }
-            if !v1::opt_list(update, "update_framework", "suppressed_roles")?.is_empty() {
-                return Err(V1Error {
-                    field: "update_framework.suppressed_roles".into(),
-                    why: "is not supported by Strata: SUPPRESS after the update".into(),
-                });
-            }
+            let suppressed = v1::string_list(update, "update_framework", "suppressed_roles")?;
+            check_suppressed(&info, &suppressed, "update_framework.suppressed_roles")?;
             Call::UpdateFramework {
                 info: Box::new(info),
+                // Mesos: the listed roles are suppressed, every other is not.
+                suppressed_roles: Some(suppressed),
             }
         }
         "REQUEST" => return unsupported(" (Mesos deprecated it)"),
@@ -525,10 +542,12 @@ async fn subscribe(
             (Some(call_id), None) => info.id = Some(call_id),
             _ => {}
         }
-        Ok(info)
+        let suppressed = v1::string_list(subscribe, "subscribe", "suppressed_roles")?;
+        check_suppressed(&info, &suppressed, "subscribe.suppressed_roles")?;
+        Ok((info, suppressed))
     })();
-    let info = match parsed {
-        Ok(info) => info,
+    let (info, suppressed_roles) = match parsed {
+        Ok(parsed) => parsed,
         Err(err) => return bad_request(err),
     };
     let conn = api.conns.next();
@@ -546,6 +565,8 @@ async fn subscribe(
             conn,
             info,
             link,
+            // Mesos: a subscription is suppressed in exactly the listed roles.
+            suppressed_roles: Some(suppressed_roles),
             reply,
         })
         .is_err()

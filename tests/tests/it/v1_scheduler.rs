@@ -440,6 +440,23 @@ fn v1_error_codes() {
         "{}",
         no_user.body
     );
+    let bad_suppressed = recordio::post(
+        &addr,
+        &JSON,
+        &json!({"type": "SUBSCRIBE", "subscribe": {
+            "framework_info": framework_info("x", 0.0), "suppressed_roles": ["web"],
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    assert_eq!(bad_suppressed.status, 400);
+    assert!(
+        bad_suppressed
+            .body
+            .contains("subscribe.suppressed_roles[0]"),
+        "{}",
+        bad_suppressed.body
+    );
     let unknown = recordio::post(&addr, &JSON, &json!({"type": "FLY"}).to_string()).unwrap();
     assert_eq!(unknown.status, 400);
     assert!(unknown.body.contains("framework_id"), "{}", unknown.body);
@@ -766,6 +783,26 @@ fn v1_rescind_roles_update_message_and_shutdown() {
         .unwrap();
     assert_eq!(bad_data.status, 400);
     assert!(bad_data.body.contains("message.data"), "{}", bad_data.body);
+
+    // A framework subscribing suppressed in `*` gets no offers until an UPDATE_FRAMEWORK
+    // without suppressed_roles revives it (Mesos' semantics: the listed roles are suppressed).
+    let info = framework_info("v1-suppressed", 0.0);
+    let body = json!({"type": "SUBSCRIBE", "subscribe": {
+        "framework_info": info, "suppressed_roles": ["*"],
+    }});
+    let mut quiet = Subscription::open_with(&addr, &JSON, &body.to_string())
+        .unwrap()
+        .unwrap();
+    let mut updates = Updates::new();
+    let got = updates.offers_within(&mut quiet, Duration::from_millis(2500));
+    assert!(
+        got.is_empty(),
+        "offered while subscribed suppressed: {got:?}"
+    );
+    quiet
+        .call_ok(json!({"type": "UPDATE_FRAMEWORK", "update_framework": {"framework_info": info}}))
+        .unwrap();
+    updates.next_offer(&mut quiet);
 }
 
 fn scalar(name: &str, value: f64, role: Option<&str>) -> Value {
