@@ -47,6 +47,10 @@ pub enum Msg {
         conn: ConnId,
         info: FrameworkInfo,
         link: SchedulerLink,
+        /// The roles the framework subscribes suppressed in (Mesos' `subscribe.suppressed_roles`;
+        /// a subset of its roles, checked by the front end); the others are not suppressed.
+        /// `None`: a re-subscription keeps what was suppressed.
+        suppressed_roles: Option<Vec<String>>,
         reply: Reply<Result<FrameworkId, CallError>>,
     },
     Call {
@@ -261,6 +265,9 @@ pub enum Call {
     /// Change the framework's info without failing over (Mesos' UPDATE_FRAMEWORK).
     UpdateFramework {
         info: Box<FrameworkInfo>,
+        /// Mesos' `update_framework.suppressed_roles`: the roles suppressed from now on (the
+        /// others are revived); `None` keeps the suppression as it is.
+        suppressed_roles: Option<Vec<String>>,
     },
 }
 
@@ -324,9 +331,14 @@ fn handle(master: &mut Master, msg: Msg, now: Instant, deferred: &mut Deferred) 
             conn,
             info,
             link,
+            suppressed_roles,
             reply,
         } => {
             let result = master.subscribe(conn, info, link);
+            // In the same batch: no allocation runs between the two.
+            if let (Ok(id), Some(roles)) = (&result, suppressed_roles) {
+                master.set_suppressed_roles(id, roles);
+            }
             deferred.push(Box::new(move || {
                 let _ = reply.send(result);
             }));
@@ -366,7 +378,10 @@ fn handle(master: &mut Master, msg: Msg, now: Instant, deferred: &mut Deferred) 
                     agent_id,
                     executor_id,
                 } => master.shutdown_executor(conn, &id, &agent_id, &executor_id),
-                Call::UpdateFramework { info } => master.update_framework(conn, &id, *info),
+                Call::UpdateFramework {
+                    info,
+                    suppressed_roles,
+                } => master.update_framework(conn, &id, *info, suppressed_roles),
                 Call::AnswerInverseOffers {
                     offer_ids,
                     accept,

@@ -195,6 +195,7 @@ impl master::Server for MasterImpl {
                 conn: self.conn,
                 info,
                 link,
+                suppressed_roles: None,
                 reply,
             })
             .map_err(|_| gone())?;
@@ -751,6 +752,7 @@ impl scheduler_session::Server for SchedulerSessionImpl {
         let info = wire::framework(params.get()?.get_framework()?)?;
         self.call(Call::UpdateFramework {
             info: Box::new(info),
+            suppressed_roles: None,
         })
         .await
     }

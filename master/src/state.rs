@@ -83,6 +83,9 @@ pub struct OfferEvent {
     pub hostname: String,
     pub resources: Resources,
     pub attributes: strata_schema::Attributes,
+    /// The agent's dynamic reservations and volumes (from the registry): what of `resources`
+    /// they cover is a DYNAMIC reservation, the rest of the reserved resources STATIC.
+    pub dynamic: Resources,
 }
 
 /// Events for one framework's callback capability, delivered in order.
@@ -1212,12 +1215,14 @@ impl Master {
     /// name, roles, capabilities, labels, hostname, webui_url and failover timeout may change;
     /// `user`, `principal` and `checkpoint` may not (refused naming the field). Offers allocated
     /// to a role the framework left are rescinded, and its suppression of such roles forgotten;
-    /// the allocator sees the new roles at its next run.
+    /// `suppressed_roles` (a subset of the roles), when given, become the suppressed roles and
+    /// the others are revived. The allocator sees the new roles at its next run.
     pub fn update_framework(
         &mut self,
         conn: ConnId,
         id: &FrameworkId,
         mut info: FrameworkInfo,
+        suppressed_roles: Option<Vec<String>>,
     ) -> Result<(), CallError> {
         self.caller(conn, id)?;
         match &info.id {
@@ -1252,7 +1257,19 @@ impl Master {
             )));
         }
         let roles = info.effective_roles();
-        fw.suppressed_roles.retain(|r| roles.contains(r));
+        if let Some(role) = suppressed_roles
+            .iter()
+            .flatten()
+            .find(|r| !roles.contains(r))
+        {
+            return Err(CallError::Invalid(format!(
+                "suppressed_roles: {role:?} is not one of the framework's roles {roles:?}"
+            )));
+        }
+        match suppressed_roles {
+            Some(suppressed) => fw.suppressed_roles = suppressed.into_iter().collect(),
+            None => fw.suppressed_roles.retain(|r| roles.contains(r)),
+        }
         info!(framework_id = %id, name = %info.name, roles = ?roles, "framework updated");
         fw.info = info.clone();
         let left: Vec<OfferId> = fw
@@ -1398,6 +1415,15 @@ impl Master {
         }
         self.dirty = true;
         Ok(())
+    }
+
+    /// Makes `roles` the framework's suppressed roles (Mesos' `suppressed_roles` of SUBSCRIBE):
+    /// the others are revived. The caller checked that they are among its roles.
+    pub fn set_suppressed_roles(&mut self, id: &FrameworkId, roles: Vec<String>) {
+        if let Some(fw) = self.frameworks.get_mut(id) {
+            fw.suppressed_roles = roles.into_iter().collect();
+        }
+        self.dirty = true;
     }
 
     pub fn suppress(
@@ -2063,6 +2089,12 @@ impl Master {
                 .agents
                 .get(&alloc.agent)
                 .and_then(|a| self.window_of(&a.info.hostname));
+            let dynamic = self
+                .registry
+                .agents
+                .get(&alloc.agent)
+                .map(|a| a.reservations.clone())
+                .unwrap_or_default();
             let Some(agent) = self.agents.get_mut(&alloc.agent) else {
                 continue;
             };
@@ -2086,6 +2118,7 @@ impl Master {
                     hostname: agent.info.hostname.clone(),
                     resources: alloc.resources.clone(),
                     attributes: agent.info.attributes.clone(),
+                    dynamic,
                 });
             self.offers.insert(
                 offer_id,
@@ -2165,6 +2198,11 @@ impl Master {
             "roles": fw.info.effective_roles(),
             "hostname": fw.info.hostname,
             "failover_timeout": fw.info.failover_timeout_secs,
+            "checkpoint": fw.info.checkpoint,
+            "principal": fw.info.principal,
+            "webui_url": fw.info.webui_url,
+            "capabilities": fw.info.capabilities,
+            "labels": fw.info.labels.iter().map(|(k, v)| json!({"key": k, "value": v})).collect::<Vec<_>>(),
             "active": active && fw.active(),
             "connected": fw.active(),
             "registered_time": fw.registered_time,
@@ -2265,13 +2303,13 @@ impl Master {
 #[path = "state_tests.rs"]
 mod tests;
 
-mod inverse;
 mod events;
+mod inverse;
 mod json;
 mod operations;
 mod operator_view;
 mod views;
-pub use inverse::InverseOfferEvent;
 pub use events::OperatorLink;
+pub use inverse::InverseOfferEvent;
 pub use operations::{MachineId, Operation, OperatorError};
 pub use operator_view::TasksQuery;

@@ -1848,10 +1848,10 @@ fn update_framework_changes_roles_name_and_keeps_user_principal_checkpoint() {
     info.labels = vec![("k".into(), "v".into())];
     // From another connection: refused as stale.
     assert!(matches!(
-        m.update_framework(9, &fw, info.clone()),
+        m.update_framework(9, &fw, info.clone(), None),
         Err(CallError::StaleSession(_))
     ));
-    m.update_framework(2, &fw, info.clone()).unwrap();
+    m.update_framework(2, &fw, info.clone(), None).unwrap();
     // The offer for the role it left is rescinded.
     let events = drain(&mut rx);
     assert!(
@@ -1875,6 +1875,9 @@ fn update_framework_changes_roles_name_and_keeps_user_principal_checkpoint() {
     assert_eq!(f["name"], "renamed");
     assert_eq!(f["roles"], json!(["ops"]));
     assert_eq!(f["failover_timeout"], 30.0);
+    assert_eq!(f["webui_url"], "http://ui");
+    assert_eq!(f["capabilities"], json!(["MULTI_ROLE"]));
+    assert_eq!(f["labels"], json!([{"key": "k", "value": "v"}]));
 
     for (field, change) in [
         (
@@ -1893,7 +1896,7 @@ fn update_framework_changes_roles_name_and_keeps_user_principal_checkpoint() {
     ] {
         let mut bad = info.clone();
         change(&mut bad);
-        match m.update_framework(2, &fw, bad) {
+        match m.update_framework(2, &fw, bad, None) {
             Err(CallError::Invalid(msg)) => {
                 assert!(msg.contains(&format!("framework_info.{field}")), "{msg}")
             }
@@ -1903,13 +1906,52 @@ fn update_framework_changes_roles_name_and_keeps_user_principal_checkpoint() {
     let mut bad = info.clone();
     bad.id = Some(FrameworkId::new("other").unwrap());
     assert!(matches!(
-        m.update_framework(2, &fw, bad),
+        m.update_framework(2, &fw, bad, None),
         Err(CallError::Invalid(_))
     ));
     let mut bad = info;
     bad.roles = vec!["/x".into()];
     assert!(matches!(
-        m.update_framework(2, &fw, bad),
+        m.update_framework(2, &fw, bad, None),
         Err(CallError::Invalid(_))
     ));
+}
+
+#[test]
+fn suppressed_roles_of_subscribe_and_update_framework() {
+    let mut m = master();
+    let (_agent, _arx) = agent(&mut m, 1, "cpus:4;mem:1024;cpus(ops):2");
+    let (tx, mut rx) = unbounded_channel();
+    let info = FrameworkInfo {
+        name: "f".into(),
+        user: "root".into(),
+        roles: vec!["*".into(), "ops".into()],
+        ..Default::default()
+    };
+    let fw = m.subscribe(2, info.clone(), tx).unwrap();
+    m.set_suppressed_roles(&fw, vec!["*".into()]);
+    commit(&mut m);
+    m.allocate(Instant::now());
+    let got = offers(&mut rx);
+    assert!(
+        !got.is_empty() && got.iter().all(|o| o.role == "ops"),
+        "{got:?}"
+    );
+    // UPDATE_FRAMEWORK: the listed roles are suppressed, the others revived.
+    m.update_framework(2, &fw, info.clone(), Some(vec!["ops".into()]))
+        .unwrap();
+    let outstanding: Vec<OfferId> = got.iter().map(|o| o.id.clone()).collect();
+    m.decline(2, &fw, &outstanding, 0.0, Instant::now())
+        .unwrap();
+    m.allocate(Instant::now());
+    let got = offers(&mut rx);
+    assert!(
+        !got.is_empty() && got.iter().all(|o| o.role == "*"),
+        "{got:?}"
+    );
+    // Only its own roles can be suppressed.
+    match m.update_framework(2, &fw, info, Some(vec!["web".into()])) {
+        Err(CallError::Invalid(msg)) => assert!(msg.contains("suppressed_roles"), "{msg}"),
+        other => panic!("{other:?}"),
+    }
 }

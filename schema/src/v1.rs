@@ -955,12 +955,45 @@ pub struct OfferJson<'a> {
     pub unavailability: Option<(f64, Option<f64>)>,
 }
 
+/// Mesos' `Resource` JSON list of `resources` where the part also in `dynamic` (an agent's
+/// dynamic reservations and volumes) is labelled a `DYNAMIC` reservation and the rest of the
+/// reserved items `STATIC`: a reserved item partly in `dynamic` becomes two items.
+pub fn resources_to_json(resources: &Resources, dynamic: &Resources) -> Value {
+    if dynamic.is_empty() {
+        return resources.to_mesos_json();
+    }
+    let dynamic_part = resources.saturating_sub(&resources.saturating_sub(dynamic));
+    let static_part = resources.saturating_sub(&dynamic_part);
+    let mut items = match static_part.to_mesos_json() {
+        Value::Array(items) => items,
+        _ => Vec::new(),
+    };
+    if let Value::Array(dynamic_items) = dynamic_part.to_mesos_json() {
+        for mut item in dynamic_items {
+            if let Some(reservations) = item.get_mut("reservations").and_then(Value::as_array_mut) {
+                for reservation in reservations {
+                    reservation["type"] = json!("DYNAMIC");
+                }
+            }
+            items.push(item);
+        }
+    }
+    Value::Array(items)
+}
+
 /// Mesos' `Offer`: `id`, `framework_id`, `agent_id`, `hostname`, `resources` (each with its
 /// `allocation_info`), `attributes`, `allocation_info.role`, and `unavailability` when the
-/// agent's machine is scheduled for maintenance.
+/// agent's machine is scheduled for maintenance. Every reservation is labelled `STATIC`; see
+/// [`offer_to_json_with_dynamic`].
 pub fn offer_to_json(offer: &OfferJson<'_>) -> Value {
+    offer_to_json_with_dynamic(offer, &Resources::new())
+}
+
+/// [`offer_to_json`] with the offered resources that are in `dynamic` (the agent's dynamic
+/// reservations) labelled `DYNAMIC` reservations ([`resources_to_json`]).
+pub fn offer_to_json_with_dynamic(offer: &OfferJson<'_>, dynamic: &Resources) -> Value {
     let allocation = json!({ "role": offer.role });
-    let resources = match offer.resources.to_mesos_json() {
+    let resources = match resources_to_json(offer.resources, dynamic) {
         Value::Array(items) => Value::Array(
             items
                 .into_iter()
@@ -1313,6 +1346,47 @@ mod tests {
         });
         assert_eq!(m["ip"], 16777226);
         assert_eq!(m["address"]["ip"], "10.0.0.1");
+    }
+
+    #[test]
+    fn dynamic_reservations_are_labelled() {
+        let offered =
+            Resources::parse("cpus:1;cpus(ops):3;disk(ops)[v:data]:8;mem(ops):64").unwrap();
+        let dynamic = Resources::parse("cpus(ops):2;disk(ops)[v:data]:8").unwrap();
+        let j = resources_to_json(&offered, &dynamic);
+        let kinds: Vec<(String, String, f64)> = j
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["name"].as_str().unwrap().to_string(),
+                    r["reservations"][0]["type"]
+                        .as_str()
+                        .unwrap_or("-")
+                        .to_string(),
+                    r["scalar"]["value"].as_f64().unwrap(),
+                )
+            })
+            .collect();
+        let mut kinds = kinds;
+        kinds.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        assert_eq!(
+            kinds,
+            [
+                ("cpus".to_string(), "-".to_string(), 1.0),
+                ("cpus".to_string(), "DYNAMIC".to_string(), 2.0),
+                ("cpus".to_string(), "STATIC".to_string(), 1.0),
+                ("disk".to_string(), "DYNAMIC".to_string(), 8.0),
+                ("mem".to_string(), "STATIC".to_string(), 64.0),
+            ]
+        );
+        // Read back, the split items add up again.
+        assert_eq!(Resources::from_mesos_json(&j).unwrap(), offered);
+        assert_eq!(
+            resources_to_json(&offered, &Resources::new()),
+            offered.to_mesos_json()
+        );
     }
 
     #[test]

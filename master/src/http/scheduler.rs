@@ -9,7 +9,9 @@
 //! of the framework) the actor hears `ConnectionClosed`, so the failover timeout runs.
 //!
 //! Status codes, as Mesos: 400 for a body that is not a valid call (the message names the
-//! field), a missing or wrong stream id, or a call the master refused as invalid; 403 for a
+//! field), a missing or wrong stream id, or a call the master refused as invalid (but a
+//! well-formed ACCEPT is 202 whatever became of it, as with Mesos: invalid offers are reported as
+//! TASK_DROPPED updates of its launches); 403 for a
 //! framework that is not subscribed on a stream here (or was torn down); 405 for another method
 //! than POST; 406 when `Accept` allows no JSON; 415 for a body that is not `application/json`.
 
@@ -230,12 +232,13 @@ async fn scheduler(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> R
         }
         Some(_) => {}
     }
+    let accept = matches!(parsed, Call::Accept { .. });
     let (reply, answer) = oneshot::channel();
     if api
         .actor
         .send(Msg::Call {
             conn: subscription.conn,
-            framework_id,
+            framework_id: framework_id.clone(),
             call: parsed,
             reply,
         })
@@ -245,6 +248,13 @@ async fn scheduler(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> R
     }
     match answer.await {
         Ok(Ok(())) => StatusCode::ACCEPTED.into_response(),
+        // As Mesos: a well-formed ACCEPT is answered 202 whatever became of it. Its launches
+        // on invalid offers come back as TASK_DROPPED updates; an operation the offers could
+        // not hold is dropped (Mesos reports those only to frameworks that give operation ids).
+        Ok(Err(err @ (CallError::InvalidOffers(_) | CallError::Invalid(_)))) if accept => {
+            info!(%framework_id, cause = %err, "scheduler API ACCEPT partly or wholly dropped");
+            StatusCode::ACCEPTED.into_response()
+        }
         Ok(Err(err)) => call_error(err),
         Err(_) => unavailable(),
     }
@@ -313,6 +323,25 @@ fn ids_of(section: &Value, path: &str, key: &str) -> Result<Vec<strata_schema::O
             })
         })
         .collect()
+}
+
+/// `suppressed_roles` must be among the framework's roles (as Mesos checks).
+fn check_suppressed(
+    info: &strata_schema::FrameworkInfo,
+    suppressed: &[String],
+    field: &str,
+) -> Result<(), V1Error> {
+    let roles = info.effective_roles();
+    match suppressed.iter().position(|r| !roles.contains(r)) {
+        Some(i) => Err(V1Error {
+            field: format!("{field}[{i}]"),
+            why: format!(
+                "{:?} is not one of the framework's roles {roles:?}",
+                suppressed[i]
+            ),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// A call other than SUBSCRIBE, as the actor's [`Call`].
@@ -442,14 +471,12 @@ fn parse_call(kind: &str, call: &Value, framework_id: &FrameworkId) -> Result<Ca
                 }
                 _ => info.id = Some(framework_id.clone()),
             }
-            if !v1::opt_list(update, "update_framework", "suppressed_roles")?.is_empty() {
-                return Err(V1Error {
-                    field: "update_framework.suppressed_roles".into(),
-                    why: "is not supported by Strata: SUPPRESS after the update".into(),
-                });
-            }
+            let suppressed = v1::string_list(update, "update_framework", "suppressed_roles")?;
+            check_suppressed(&info, &suppressed, "update_framework.suppressed_roles")?;
             Call::UpdateFramework {
                 info: Box::new(info),
+                // Mesos: the listed roles are suppressed, every other is not.
+                suppressed_roles: Some(suppressed),
             }
         }
         "REQUEST" => return unsupported(" (Mesos deprecated it)"),
@@ -526,10 +553,12 @@ async fn subscribe(
             (Some(call_id), None) => info.id = Some(call_id),
             _ => {}
         }
-        Ok(info)
+        let suppressed = v1::string_list(subscribe, "subscribe", "suppressed_roles")?;
+        check_suppressed(&info, &suppressed, "subscribe.suppressed_roles")?;
+        Ok((info, suppressed))
     })();
-    let info = match parsed {
-        Ok(info) => info,
+    let (info, suppressed_roles) = match parsed {
+        Ok(parsed) => parsed,
         Err(err) => return bad_request(err),
     };
     let conn = api.conns.next();
@@ -547,6 +576,8 @@ async fn subscribe(
             conn,
             info,
             link,
+            // Mesos: a subscription is suppressed in exactly the listed roles.
+            suppressed_roles: Some(suppressed_roles),
             reply,
         })
         .is_err()
@@ -629,7 +660,7 @@ fn event_json(event: &SchedulerEvent) -> Value {
         SchedulerEvent::Offers(offers) => json!({
             "type": "OFFERS",
             "offers": {
-                "offers": offers.iter().map(|o| v1::offer_to_json(&v1::OfferJson {
+                "offers": offers.iter().map(|o| v1::offer_to_json_with_dynamic(&v1::OfferJson {
                     id: &o.id,
                     framework_id: &o.framework_id,
                     agent_id: &o.agent_id,
@@ -638,7 +669,7 @@ fn event_json(event: &SchedulerEvent) -> Value {
                     resources: &o.resources,
                     attributes: &o.attributes,
                     unavailability: o.unavailability.as_ref().map(|w| (w.start, w.duration)),
-                })).collect::<Vec<_>>(),
+                }, &o.dynamic)).collect::<Vec<_>>(),
             },
         }),
         SchedulerEvent::Rescind(offer_id) => json!({

@@ -54,6 +54,8 @@ const TASK_STATUS_FIELDS: [&str; 16] = [
 struct Updates {
     states: HashMap<String, Vec<String>>,
     statuses: Vec<Value>,
+    /// Offers read but not taken yet (by [`offer_where`]).
+    offers: std::collections::VecDeque<Value>,
 }
 
 impl Updates {
@@ -61,11 +63,17 @@ impl Updates {
         Self {
             states: HashMap::new(),
             statuses: Vec::new(),
+            offers: Default::default(),
         }
     }
 
     /// Handles one event if it is an UPDATE.
     fn handle(&mut self, sub: &Subscription, event: &Value) {
+        if event["type"] == "OFFERS" {
+            for offer in event["offers"]["offers"].as_array().unwrap() {
+                self.offers.push_back(offer.clone());
+            }
+        }
         if event["type"] != "UPDATE" {
             return;
         }
@@ -139,8 +147,9 @@ impl Updates {
         }
     }
 
-    /// The next OFFERS event's first offer.
+    /// The next OFFERS event's first offer (offers read before are forgotten).
     fn next_offer(&mut self, sub: &mut Subscription) -> Value {
+        self.offers.clear();
         let deadline = Instant::now() + T;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -333,11 +342,15 @@ fn v1_subscribe_launch_reconcile_kill_filters_update_and_teardown() {
     // UPDATE_FRAMEWORK: a new name and failover timeout; the user cannot change.
     let mut info = framework_info("v1-renamed", 30.0);
     info["id"] = json!({"value": fw_id});
+    info["webui_url"] = json!("http://ui.example:8080");
+    info["labels"] = json!({"labels": [{"key": "team", "value": "infra"}]});
     sub.call_ok(json!({"type": "UPDATE_FRAMEWORK", "update_framework": {"framework_info": info}}))
         .unwrap();
     let fw = framework_state(&cluster, &fw_id).unwrap();
     assert_eq!(fw["name"], "v1-renamed");
     assert_eq!(fw["failover_timeout"], 30.0);
+    assert_eq!(fw["webui_url"], "http://ui.example:8080");
+    assert_eq!(fw["labels"], json!([{"key": "team", "value": "infra"}]));
     let mut other_user = info.clone();
     other_user["user"] = json!("nobody");
     let refused = sub
@@ -427,6 +440,23 @@ fn v1_error_codes() {
         "{}",
         no_user.body
     );
+    let bad_suppressed = recordio::post(
+        &addr,
+        &JSON,
+        &json!({"type": "SUBSCRIBE", "subscribe": {
+            "framework_info": framework_info("x", 0.0), "suppressed_roles": ["web"],
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    assert_eq!(bad_suppressed.status, 400);
+    assert!(
+        bad_suppressed
+            .body
+            .contains("subscribe.suppressed_roles[0]"),
+        "{}",
+        bad_suppressed.body
+    );
     let unknown = recordio::post(&addr, &JSON, &json!({"type": "FLY"}).to_string()).unwrap();
     assert_eq!(unknown.status, 400);
     assert!(unknown.body.contains("framework_id"), "{}", unknown.body);
@@ -440,8 +470,24 @@ fn v1_error_codes() {
     .unwrap();
     assert_eq!(stranger.status, 403, "{stranger:?}");
 
-    let sub = Subscription::open(&addr, info, None).unwrap().unwrap();
+    let mut sub = Subscription::open(&addr, info, None).unwrap().unwrap();
     let call = json!({"type": "REVIVE", "framework_id": {"value": sub.framework_id}}).to_string();
+    // An ACCEPT of an offer that does not exist is accepted (202), as Mesos does; its launch
+    // comes back TASK_DROPPED. A DECLINE of it is a no-op.
+    let task = command_task("ghost", &json!({"value": "no-agent"}), "true");
+    sub.call_ok(json!({"type": "ACCEPT", "accept": {
+        "offer_ids": [{"value": "no-such-offer"}],
+        "operations": [{"type": "LAUNCH", "launch": {"task_infos": [task]}}],
+    }}))
+    .unwrap();
+    let dropped = sub.next_of("UPDATE", T).unwrap();
+    let status = &dropped["update"]["status"];
+    assert_eq!(status["task_id"]["value"], "ghost", "{dropped}");
+    assert_eq!(status["state"], "TASK_DROPPED", "{dropped}");
+    assert_eq!(status["reason"], "REASON_INVALID_OFFERS", "{dropped}");
+    assert_eq!(status["source"], "SOURCE_MASTER", "{dropped}");
+    sub.call_ok(json!({"type": "DECLINE", "decline": {"offer_ids": [{"value": "no-such-offer"}]}}))
+        .unwrap();
     let no_stream = recordio::post(&addr, &JSON, &call).unwrap();
     assert_eq!(no_stream.status, 400);
     assert!(
@@ -707,6 +753,8 @@ fn v1_rescind_roles_update_message_and_shutdown() {
         .unwrap_or_else(|| panic!("no cpus(ops) in {ops}"))
         .clone();
     assert_eq!(reserved["reservations"][0]["role"], "ops", "{reserved}");
+    // From the agent's --resources: a static reservation.
+    assert_eq!(reserved["reservations"][0]["type"], "STATIC", "{reserved}");
     assert_eq!(reserved["allocation_info"]["role"], "ops");
     let fw = framework_state(&cluster, &sub.framework_id).unwrap();
     assert_eq!(fw["roles"], json!(["ops"]));
@@ -735,4 +783,189 @@ fn v1_rescind_roles_update_message_and_shutdown() {
         .unwrap();
     assert_eq!(bad_data.status, 400);
     assert!(bad_data.body.contains("message.data"), "{}", bad_data.body);
+
+    // A framework subscribing suppressed in `*` gets no offers until an UPDATE_FRAMEWORK
+    // without suppressed_roles revives it (Mesos' semantics: the listed roles are suppressed).
+    let info = framework_info("v1-suppressed", 0.0);
+    let body = json!({"type": "SUBSCRIBE", "subscribe": {
+        "framework_info": info, "suppressed_roles": ["*"],
+    }});
+    let mut quiet = Subscription::open_with(&addr, &JSON, &body.to_string())
+        .unwrap()
+        .unwrap();
+    let mut updates = Updates::new();
+    let got = updates.offers_within(&mut quiet, Duration::from_millis(2500));
+    assert!(
+        got.is_empty(),
+        "offered while subscribed suppressed: {got:?}"
+    );
+    quiet
+        .call_ok(json!({"type": "UPDATE_FRAMEWORK", "update_framework": {"framework_info": info}}))
+        .unwrap();
+    updates.next_offer(&mut quiet);
+}
+
+fn scalar(name: &str, value: f64, role: Option<&str>) -> Value {
+    let mut r = json!({"name": name, "type": "SCALAR", "scalar": {"value": value}});
+    if let Some(role) = role {
+        r["reservations"] = json!([{"type": "DYNAMIC", "role": role}]);
+    }
+    r
+}
+
+/// The offer's items named `name` in `role`.
+fn items<'a>(offer: &'a Value, name: &str, role: &str) -> Vec<&'a Value> {
+    offer["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["name"] == name && r["role"] == role)
+        .collect()
+}
+
+#[test]
+fn v1_reserve_create_launch_destroy_unreserve() {
+    let cluster = Cluster::start("cpus:2;mem:1024;disk:200").unwrap();
+    let addr = cluster.master.addr();
+    let mut info = framework_info("v1-volumes", 0.0);
+    info["roles"] = json!(["ops"]);
+    let mut sub = Subscription::open(&addr, info, None).unwrap().unwrap();
+    let mut updates = Updates::new();
+    let accept = |sub: &Subscription, offer: &Value, operations: Value| {
+        sub.call_ok(json!({"type": "ACCEPT", "accept": {
+            "offer_ids": [offer["id"]],
+            "operations": operations,
+            "filters": {"refuse_seconds": 0},
+        }}))
+        .unwrap();
+    };
+    let offer = updates.next_offer(&mut sub);
+    assert_eq!(offer["allocation_info"]["role"], "ops");
+    accept(
+        &sub,
+        &offer,
+        json!([{"type": "RESERVE", "reserve": {"resources": [
+            scalar("cpus", 1.0, Some("ops")),
+            scalar("disk", 100.0, Some("ops")),
+        ]}}]),
+    );
+    let offer = updates.next_offer(&mut sub);
+    for name in ["cpus", "disk"] {
+        let reserved = items(&offer, name, "ops");
+        assert_eq!(
+            reserved[0]["reservations"],
+            json!([{"type": "DYNAMIC", "role": "ops"}]),
+            "a RESERVE makes a dynamic reservation: {offer}"
+        );
+    }
+    assert_eq!(
+        items(&offer, "cpus", "ops")[0]["scalar"]["value"],
+        1.0,
+        "{offer}"
+    );
+    assert_eq!(
+        items(&offer, "disk", "ops")[0]["scalar"]["value"],
+        100.0,
+        "{offer}"
+    );
+
+    // CREATE a volume and LAUNCH a task writing into it, in one ACCEPT.
+    let mut volume = scalar("disk", 64.0, Some("ops"));
+    volume["disk"] =
+        json!({"persistence": {"id": "vol1"}, "volume": {"container_path": "data", "mode": "RW"}});
+    let agent_id = offer["agent_id"].clone();
+    let mut writer = command_task("writer", &agent_id, "echo kept > data/f");
+    writer["resources"]
+        .as_array_mut()
+        .unwrap()
+        .push(volume.clone());
+    accept(
+        &sub,
+        &offer,
+        json!([
+            {"type": "CREATE", "create": {"volumes": [volume]}},
+            {"type": "LAUNCH", "launch": {"task_infos": [writer]}},
+        ]),
+    );
+    let end = updates.wait(&mut sub, "writer", "TASK_FINISHED");
+    assert_eq!(end["state"], "TASK_FINISHED", "{end}\n{}", cluster.logs());
+    let dir = cluster.agents[0].0.work_dir.join("volumes/roles/ops/vol1");
+    assert_eq!(std::fs::read_to_string(dir.join("f")).unwrap(), "kept\n");
+
+    // The volume is offered back, then DESTROYed: its data goes, the disk stays reserved.
+    let offer = offer_where(&mut sub, &mut updates, |o| {
+        items(o, "disk", "ops")
+            .iter()
+            .any(|r| r["disk"]["persistence"]["id"] == "vol1")
+    });
+    accept(
+        &sub,
+        &offer,
+        json!([{"type": "DESTROY", "destroy": {"volumes": [volume]}}]),
+    );
+    let deadline = Instant::now() + T;
+    while dir.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} is still there",
+            dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // UNRESERVE: everything is unreserved again.
+    let offer = offer_where(&mut sub, &mut updates, |o| {
+        items(o, "cpus", "ops")
+            .first()
+            .is_some_and(|r| r["scalar"]["value"] == 1.0)
+            && items(o, "disk", "ops")
+                .first()
+                .is_some_and(|r| r["scalar"]["value"] == 100.0 && r.get("disk").is_none())
+    });
+    accept(
+        &sub,
+        &offer,
+        json!([{"type": "UNRESERVE", "unreserve": {"resources": [
+            scalar("cpus", 1.0, Some("ops")),
+            scalar("disk", 100.0, Some("ops")),
+        ]}}]),
+    );
+    let offer = offer_where(&mut sub, &mut updates, |o| {
+        items(o, "cpus", "*")
+            .first()
+            .is_some_and(|r| r["scalar"]["value"] == 2.0)
+    });
+    assert!(items(&offer, "cpus", "ops").is_empty(), "{offer}");
+    assert!(items(&offer, "disk", "ops").is_empty(), "{offer}");
+    assert_eq!(
+        items(&offer, "disk", "*")[0]["scalar"]["value"],
+        200.0,
+        "{offer}"
+    );
+}
+
+/// The next offer `pred` accepts; the others are declined without a filter, so that the
+/// agent's resources come back together.
+fn offer_where(
+    sub: &mut Subscription,
+    updates: &mut Updates,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + T;
+    loop {
+        while let Some(offer) = updates.offers.pop_front() {
+            if pred(&offer) {
+                return offer;
+            }
+            sub.call_ok(json!({"type": "DECLINE", "decline": {
+                "offer_ids": [offer["id"]], "filters": {"refuse_seconds": 0},
+            }}))
+            .unwrap();
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "no such offer; seen {:?}", sub.seen);
+        if let Some(event) = sub.next_event(left).unwrap() {
+            updates.handle(sub, &event);
+        }
+    }
 }
