@@ -50,6 +50,7 @@ pub fn router(
         .route("/metrics", get(metrics))
         .route("/containers/update", post(update))
         .merge(crate::images_http::router(containerizer.clone()))
+        .merge(crate::executor_api::router(actor.clone()))
         .with_state(Ctx {
             actor,
             sandbox_root,
