@@ -410,6 +410,9 @@ pub struct Master {
     /// agents marked unreachable (their tasks' updates) and removed frameworks (their shutdown
     /// on agents). A master that cannot commit exits before any of it reaches anyone.
     pending: Vec<Pending>,
+    /// The custom executors launched on agents, with the role and resources charged for them
+    /// (released when the agent reports the executor's exit or the framework is removed).
+    executors: HashMap<(FrameworkId, AgentId, ExecutorId), (String, Resources)>,
 }
 
 /// An effect held until the registry change it follows from is committed.
@@ -461,6 +464,7 @@ impl Master {
             given_up: HashSet::new(),
             agent_views: views::AgentViews::default(),
             pending: Vec::new(),
+            executors: HashMap::new(),
         }
     }
 
@@ -1231,6 +1235,17 @@ impl Master {
         if self.agents.get(agent_id).and_then(|a| a.conn) != Some(conn) {
             return;
         }
+        let key = (framework_id.clone(), agent_id.clone(), executor_id.clone());
+        if let Some((role, res)) = self.executors.remove(&key) {
+            if let Some(agent) = self.agents.get_mut(agent_id) {
+                agent.used = agent.used.saturating_sub(&res);
+            }
+            if let Some(fw) = self.frameworks.get_mut(framework_id) {
+                fw.used = fw.used.saturating_sub(&res);
+                fw.release(&role, &res);
+            }
+            self.dirty = true;
+        }
         if let Some(fw) = self.frameworks.get(framework_id) {
             fw.send(SchedulerEvent::Failure {
                 agent_id: Some(agent_id.clone()),
@@ -1264,6 +1279,20 @@ impl Master {
             return;
         };
         let mut agents = HashSet::new();
+        let executors: Vec<_> = self
+            .executors
+            .keys()
+            .filter(|(f, _, _)| f == id)
+            .cloned()
+            .collect();
+        for key in executors {
+            if let Some((_, res)) = self.executors.remove(&key) {
+                agents.insert(key.1.clone());
+                if let Some(agent) = self.agents.get_mut(&key.1) {
+                    agent.used = agent.used.saturating_sub(&res);
+                }
+            }
+        }
         for (_, mut task) in fw.tasks.drain() {
             agents.insert(task.info.agent_id.clone());
             if let Some(agent) = self.agents.get_mut(&task.info.agent_id) {
@@ -1402,7 +1431,9 @@ impl Master {
         let launches: Vec<&TaskInfo> = operations
             .iter()
             .filter_map(|op| match op {
-                Operation::Launch(tasks) => Some(tasks.iter()),
+                Operation::Launch(tasks) | Operation::LaunchGroup { tasks, .. } => {
+                    Some(tasks.iter())
+                }
                 _ => None,
             })
             .flatten()
@@ -1490,6 +1521,34 @@ impl Master {
         for (n, operation) in operations.into_iter().enumerate() {
             let tasks = match operation {
                 Operation::Launch(tasks) => tasks,
+                Operation::LaunchGroup { executor, tasks } => {
+                    let ids: Vec<TaskId> = tasks.iter().map(|t| t.task_id.clone()).collect();
+                    match self
+                        .validate_group(id, &agent_id, &executor, &tasks, &remaining, &batch_ids)
+                    {
+                        Ok(needed) => {
+                            remaining = remaining.saturating_sub(&needed);
+                            self.launch_group(id, &agent_id, &role, *executor, tasks);
+                        }
+                        Err(message) => {
+                            warn!(framework_id = %id, executor_id = %executor.executor_id, %message, "task group refused");
+                            for task in &tasks {
+                                let status = master_status(
+                                    task,
+                                    id,
+                                    TaskState::Error,
+                                    "REASON_TASK_GROUP_INVALID",
+                                    message.clone(),
+                                );
+                                if let Some(fw) = self.frameworks.get(id) {
+                                    fw.send(SchedulerEvent::Update(status));
+                                }
+                            }
+                        }
+                    }
+                    batch_ids.extend(ids);
+                    continue;
+                }
                 other => {
                     let name = other.name();
                     match self.apply_operation(id, &agent_id, &role, other, &mut remaining) {
@@ -1554,10 +1613,22 @@ impl Master {
         if task.resources.is_empty() {
             return Some("the task uses no resources (give it cpus and mem)".to_string());
         }
-        if !remaining.contains(&task.resources) {
+        // A custom executor not running there yet needs its own resources too.
+        let mut needed = task.resources.clone();
+        if let Some(e) = task
+            .executor
+            .as_ref()
+            .filter(|e| e.kind == strata_schema::ExecutorKind::Custom)
+        {
+            let key = (fw_id.clone(), agent_id.clone(), e.executor_id.clone());
+            if !self.executors.contains_key(&key) {
+                needed.add(&e.resources);
+            }
+        }
+        if !remaining.contains(&needed) {
             return Some(format!(
                 "the task needs {} but the offers hold only {}",
-                task.resources, remaining
+                needed, remaining
             ));
         }
         if let Some(Err(why)) = task.container.as_ref().map(|c| c.validate()) {
@@ -1576,7 +1647,135 @@ impl Master {
         None
     }
 
+    /// Why a task group cannot launch (all of it or none), or what it takes of the offers: its
+    /// tasks' resources and, for a custom executor not running there yet, the executor's.
+    fn validate_group(
+        &self,
+        fw_id: &FrameworkId,
+        agent_id: &AgentId,
+        executor: &ExecutorInfo,
+        tasks: &[TaskInfo],
+        remaining: &Resources,
+        batch: &HashSet<TaskId>,
+    ) -> Result<Resources, String> {
+        executor
+            .validate()
+            .map_err(|why| format!("invalid executor: {why}"))?;
+        if tasks.is_empty() {
+            return Err("the task group holds no task".to_string());
+        }
+        let mut needed = Resources::new();
+        if executor.kind == strata_schema::ExecutorKind::Custom
+            && !self.executors.contains_key(&(
+                fw_id.clone(),
+                agent_id.clone(),
+                executor.executor_id.clone(),
+            ))
+        {
+            needed.add(&executor.resources);
+        }
+        let mut seen = batch.clone();
+        for task in tasks {
+            if task.executor.is_some() {
+                return Err(format!(
+                    "task {} names an executor: the tasks of a group run under the group's",
+                    task.task_id
+                ));
+            }
+            let left = remaining.saturating_sub(&needed);
+            if let Some(why) = self.validate_task(fw_id, agent_id, task, &left, &seen) {
+                return Err(format!("task {}: {why}", task.task_id));
+            }
+            seen.insert(task.task_id.clone());
+            needed.add(&task.resources);
+        }
+        if !remaining.contains(&needed) {
+            return Err(format!(
+                "the group needs {needed} but the offers hold only {remaining}"
+            ));
+        }
+        Ok(needed)
+    }
+
+    /// Charges a custom executor's resources the first time it is launched on an agent.
+    fn charge_executor(
+        &mut self,
+        fw_id: &FrameworkId,
+        agent_id: &AgentId,
+        role: &str,
+        executor: &ExecutorInfo,
+    ) {
+        if executor.kind != strata_schema::ExecutorKind::Custom {
+            return;
+        }
+        let key = (
+            fw_id.clone(),
+            agent_id.clone(),
+            executor.executor_id.clone(),
+        );
+        if self.executors.contains_key(&key) {
+            return;
+        }
+        let (Some(agent), Some(fw)) = (
+            self.agents.get_mut(agent_id),
+            self.frameworks.get_mut(fw_id),
+        ) else {
+            return;
+        };
+        agent.used.add(&executor.resources);
+        fw.used.add(&executor.resources);
+        fw.charge(role, &executor.resources);
+        self.executors
+            .insert(key, (role.to_string(), executor.resources.clone()));
+    }
+
+    /// LAUNCH_GROUP, validated: the tasks are recorded and charged, and the agent gets them in
+    /// one command.
+    fn launch_group(
+        &mut self,
+        fw_id: &FrameworkId,
+        agent_id: &AgentId,
+        role: &str,
+        executor: ExecutorInfo,
+        tasks: Vec<TaskInfo>,
+    ) {
+        self.charge_executor(fw_id, agent_id, role, &executor);
+        let Some(agent) = self.agents.get_mut(agent_id) else {
+            return;
+        };
+        let Some(fw) = self.frameworks.get_mut(fw_id) else {
+            return;
+        };
+        info!(framework_id = %fw_id, executor_id = %executor.executor_id, agent_id = %agent_id, tasks = tasks.len(), "launching task group");
+        for task in &tasks {
+            agent.used.add(&task.resources);
+            fw.used.add(&task.resources);
+            fw.charge(role, &task.resources);
+            fw.tasks.insert(
+                task.task_id.clone(),
+                Task {
+                    info: task.clone(),
+                    framework_id: fw_id.clone(),
+                    role: role.to_string(),
+                    state: TaskState::Staging,
+                    statuses: vec![(TaskState::Staging, TaskStatus::now(), String::new())],
+                    latest: None,
+                },
+            );
+        }
+        if let Some(link) = &agent.link {
+            let _ = link.send(AgentCommand::LaunchGroup {
+                framework: Box::new(fw.info.clone()),
+                executor: Box::new(executor),
+                tasks,
+            });
+        }
+    }
+
     fn launch(&mut self, fw_id: &FrameworkId, agent_id: &AgentId, role: &str, task: TaskInfo) {
+        if let Some(executor) = &task.executor {
+            self.charge_executor(fw_id, agent_id, role, executor);
+        }
         let Some(agent) = self.agents.get_mut(agent_id) else {
             return;
         };
