@@ -223,6 +223,24 @@ impl TestFramework {
         }
     }
 
+    /// Handles events until `pred` holds on what was received; `what` names it in the error.
+    pub async fn wait_until(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&Self) -> bool,
+    ) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !pred(self) {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                bail!("no {what} within {timeout:?}");
+            }
+            self.step(left).await?;
+        }
+        Ok(())
+    }
+
     /// Waits for `task`'s terminal update.
     pub async fn wait_terminal(&mut self, task: &str, timeout: Duration) -> Result<TaskStatus> {
         self.wait_for(task, timeout, TaskState::is_terminal).await
