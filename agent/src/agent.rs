@@ -223,6 +223,9 @@ pub struct Agent {
     /// The tasks of each LAUNCH_GROUP run by the default executor (one fails: the others are
     /// killed), by member.
     groups: HashMap<(FrameworkId, TaskId), Vec<TaskId>>,
+    /// Executor exits that happened while disconnected, told the master once registered (it
+    /// releases their resources then).
+    unreported_exits: Vec<ToMaster>,
 }
 
 /// The custom executor that runs `task`, if any (a DEFAULT one runs tasks as containers).
@@ -288,6 +291,7 @@ impl Agent {
             executors: HashMap::new(),
             executor_containers: HashMap::new(),
             groups: HashMap::new(),
+            unreported_exits: Vec::new(),
         }
     }
 
@@ -424,6 +428,15 @@ impl Agent {
                 self.containerizer.terminate(pid);
             }
             self.containerizer.kill_all(&executor.ckpt.container_id);
+            if let Some(framework_id) = executor.ckpt.framework.id.clone() {
+                if let Ok(executor_id) = ExecutorId::new(executor.ckpt.task.task_id.as_str()) {
+                    self.unreported_exits.push(ToMaster::ExecutorExited {
+                        framework_id,
+                        executor_id,
+                        status: libc::SIGKILL,
+                    });
+                }
+            }
             let containerizer = self.containerizer.clone();
             let resources = executor.ckpt.task.resources.clone();
             tokio::task::spawn_blocking(move || containerizer.destroy(&executor.ckpt, &resources));
@@ -806,6 +819,9 @@ impl Agent {
         self.agent_id = Some(agent_id);
         self.master = Some(master);
         self.connected = true;
+        for exited in std::mem::take(&mut self.unreported_exits) {
+            let _ = self.to_master.send(exited);
+        }
         for status in self.updates.heads() {
             self.send(status);
         }
@@ -1655,12 +1671,15 @@ impl Agent {
             self.update(id, status);
         }
         self.containerizer.kill_all(&e.ckpt.container_id);
+        let exited = ToMaster::ExecutorExited {
+            framework_id: key.0.clone(),
+            executor_id: key.1.clone(),
+            status: exec::wait_status(exit),
+        };
         if self.connected {
-            let _ = self.to_master.send(ToMaster::ExecutorExited {
-                framework_id: key.0.clone(),
-                executor_id: key.1.clone(),
-                status: exec::wait_status(exit),
-            });
+            let _ = self.to_master.send(exited);
+        } else {
+            self.unreported_exits.push(exited);
         }
         let containerizer = self.containerizer.clone();
         tokio::task::spawn_blocking(move || containerizer.destroy(&e.ckpt, &e.resources));

@@ -1683,7 +1683,15 @@ impl Master {
                 ));
             }
             let left = remaining.saturating_sub(&needed);
-            if let Some(why) = self.validate_task(fw_id, agent_id, task, &left, &seen) {
+            // A custom executor's task needs no command (its resources are counted above).
+            let mut probe = task.clone();
+            if executor.kind == strata_schema::ExecutorKind::Custom {
+                probe.executor = Some(ExecutorInfo {
+                    resources: Resources::new(),
+                    ..executor.clone()
+                });
+            }
+            if let Some(why) = self.validate_task(fw_id, agent_id, &probe, &left, &seen) {
                 return Err(format!("task {}: {why}", task.task_id));
             }
             seen.insert(task.task_id.clone());

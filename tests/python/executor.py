@@ -23,6 +23,7 @@ class TestExecutor(Executor):
         threading.Thread(target=self.run, args=(driver, task), daemon=True).start()
 
     def launchTaskGroup(self, driver, tasks):
+        print("group", ",".join(t["task_id"]["value"] for t in tasks), flush=True)
         for task in tasks:
             self.launchTask(driver, task)
 
@@ -56,8 +57,16 @@ class TestExecutor(Executor):
         print("shutdown", flush=True)
 
 
+class Driver(MesosExecutorDriver):
+    """Says which updates the agent acknowledged (the ACKNOWLEDGED event)."""
+
+    def on_acknowledged(self, event):
+        print("acknowledged", event["task_id"]["value"], flush=True)
+        super().on_acknowledged(event)
+
+
 if __name__ == "__main__":
-    driver = MesosExecutorDriver(TestExecutor(), use_addict=True)
+    driver = Driver(TestExecutor(), use_addict=True)
     status = driver.run()
     print("driver stopped", status, flush=True)
     sys.exit(0)

@@ -80,6 +80,18 @@ async fn executor_runs_tasks_relays_messages_and_shuts_down() {
     );
     assert_eq!(t1.message, "done by the executor");
     assert_eq!(fw.states("t1"), [TaskState::Running, TaskState::Finished]);
+    // The framework's acknowledgements reach the executor (ACKNOWLEDGED), one per update.
+    let fw_id = fw.driver.framework_id().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let acked = || {
+        read_sandbox(&cluster, 0, &fw_id, EXECUTOR, "stdout")
+            .matches("acknowledged t1")
+            .count()
+    };
+    while acked() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(acked(), 2, "{}", executor_log(&cluster, &fw));
 
     // The executor's resources stay charged while it runs: the next offer lacks them.
     let offer = fw.offer_with("cpus:0.5;mem:128", T).await.unwrap();
@@ -105,7 +117,6 @@ async fn executor_runs_tasks_relays_messages_and_shuts_down() {
     fw.wait_for("hang", T, |s| s == TaskState::Running)
         .await
         .unwrap();
-    let fw_id = fw.driver.framework_id().to_string();
     let stdout = read_sandbox(&cluster, 0, &fw_id, EXECUTOR, "stdout");
     assert_eq!(
         stdout.matches("registered").count(),
@@ -258,4 +269,105 @@ async fn default_executor_group_kills_the_others_when_one_fails() {
     let sleeper = fw.wait_terminal("sleeper", T).await.unwrap();
     assert_eq!(sleeper.state, TaskState::Killed, "{sleeper:?}");
     assert!(fw.states("sleeper").contains(&TaskState::Running));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_executor_gets_task_groups_in_one_event() {
+    let cluster = Cluster::start("cpus:2;mem:1024").unwrap();
+    let mut fw = TestFramework::subscribe(&cluster.master.addr(), "executor")
+        .await
+        .unwrap();
+    let executor = custom_executor(EXECUTOR);
+    let offer = fw.offer_with("cpus:1;mem:512", T).await.unwrap();
+    let a = offer.agent_id.clone();
+    let member = |id: &str| {
+        let mut t = executor_task(id, &a, &executor, "finish");
+        t.executor = None;
+        t
+    };
+    fw.driver
+        .accept(
+            vec![offer.id.clone()],
+            vec![Operation::LaunchGroup {
+                executor: Box::new(executor.clone()),
+                tasks: vec![member("g1"), member("g2")],
+            }],
+            0.0,
+        )
+        .await
+        .unwrap();
+    for t in ["g1", "g2"] {
+        let s = fw.wait_terminal(t, T).await.unwrap();
+        assert_eq!(
+            s.state,
+            TaskState::Finished,
+            "{s:?}\n{}",
+            executor_log(&cluster, &fw)
+        );
+    }
+    let fw_id = fw.driver.framework_id().to_string();
+    let stdout = read_sandbox(&cluster, 0, &fw_id, EXECUTOR, "stdout");
+    assert!(stdout.contains("group g1,g2"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_restart_kills_custom_executors_and_fails_their_tasks() {
+    let mut cluster = Cluster::start("cpus:2;mem:1024").unwrap();
+    let mut fw = TestFramework::subscribe(&cluster.master.addr(), "executor")
+        .await
+        .unwrap();
+    let executor = custom_executor(EXECUTOR);
+    let offer = fw.offer_with("cpus:1;mem:512", T).await.unwrap();
+    let a = offer.agent_id.clone();
+    fw.launch(&offer, vec![executor_task("hang", &a, &executor, "hang")])
+        .await
+        .unwrap();
+    fw.wait_for("hang", T, |s| s == TaskState::Running)
+        .await
+        .unwrap();
+    let pids = cluster.container_pids(0);
+    assert!(!pids.is_empty());
+    cluster.agent_mut(0).kill();
+    cluster.start_agent(0).unwrap();
+    // Not recovered, and said so: the task fails, the executor is killed and reported gone.
+    let hang = fw.wait_terminal("hang", T).await.unwrap();
+    assert_eq!(
+        hang.state,
+        TaskState::Failed,
+        "{hang:?}\n{}",
+        cluster.logs()
+    );
+    assert_eq!(hang.reason.as_deref(), Some("REASON_EXECUTOR_TERMINATED"));
+    assert!(
+        hang.message.contains("does not recover custom executors"),
+        "{}",
+        hang.message
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while pids.iter().any(|p| pid_alive(*p)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for pid in &pids {
+        assert!(!pid_alive(*pid), "executor process {pid} still alive");
+    }
+    fw.wait_until("executor failure", T, |f| !f.failures.is_empty())
+        .await
+        .unwrap();
+    cluster
+        .wait_state(T, |s| s["slaves"][0]["used_resources"]["cpus"] == 0.0)
+        .unwrap();
+    // The executor's checkpoint dir is gone; the agent's work dir holds no container.
+    let containers = cluster.agents[0].0.work_dir.join("meta/containers");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::read_dir(&containers).map_or(0, |d| d.count()) > 0
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        std::fs::read_dir(&containers).map_or(0, |d| d.count()),
+        0,
+        "{}",
+        cluster.logs()
+    );
 }
