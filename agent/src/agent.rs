@@ -1754,9 +1754,9 @@ impl Agent {
             .filter_map(|id| self.containers.get(id).map(|c| &c.ckpt.task))
             .collect();
         let event = if group {
-            exec::launch_group_event(&tasks, &key.0)
+            exec::launch_group_event(&tasks)
         } else {
-            exec::launch_event(tasks[0], &key.0)
+            exec::launch_event(tasks[0])
         };
         let Some(e) = self.executors.get_mut(key) else {
             return;

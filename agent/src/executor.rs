@@ -20,11 +20,11 @@
 //! unfinished tasks are reported TASK_FAILED (see `Agent::recover`).
 
 use crate::containerizer::TaskCheckpoint;
-use base64::Engine as _;
 use serde_json::{json, Map, Value as Json};
+use strata_schema::v1;
 use strata_schema::{
-    AgentInfo, ContainerId, ExecutorId, ExecutorInfo, ExecutorKind, FrameworkId, FrameworkInfo,
-    Resources, StatusSource, TaskId, TaskInfo, TaskState, TaskStatus, UpdateUuid,
+    AgentInfo, ContainerId, ExecutorId, ExecutorInfo, FrameworkId, FrameworkInfo, Resources,
+    TaskId, TaskInfo, TaskState, TaskStatus, UpdateUuid,
 };
 use tokio::sync::mpsc;
 
@@ -169,100 +169,11 @@ pub fn wait_status(exit: Option<&crate::supervisor::ExitStatus>) -> i32 {
 // ---- Mesos v1 JSON ---------------------------------------------------------------------------
 
 fn b64(data: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(data)
+    v1::encode_bytes(data)
 }
 
 fn value(v: &str) -> Json {
     json!({ "value": v })
-}
-
-fn command_json(c: &strata_schema::CommandInfo) -> Json {
-    let mut o = Map::new();
-    o.insert("shell".into(), json!(c.shell));
-    o.insert("value".into(), json!(c.value));
-    if !c.arguments.is_empty() {
-        o.insert("arguments".into(), json!(c.arguments));
-    }
-    if !c.environment.is_empty() {
-        let vars: Vec<Json> = c
-            .environment
-            .iter()
-            .map(|(n, v)| json!({"name": n, "type": "VALUE", "value": v}))
-            .collect();
-        o.insert("environment".into(), json!({ "variables": vars }));
-    }
-    if let Some(user) = &c.user {
-        o.insert("user".into(), json!(user));
-    }
-    Json::Object(o)
-}
-
-/// Mesos v1 `ExecutorInfo`.
-pub fn executor_info_json(e: &ExecutorInfo, framework_id: &FrameworkId) -> Json {
-    let mut o = Map::new();
-    o.insert("type".into(), json!(e.kind.mesos_name()));
-    o.insert("executor_id".into(), value(e.executor_id.as_str()));
-    o.insert("framework_id".into(), value(framework_id.as_str()));
-    if !e.name.is_empty() {
-        o.insert("name".into(), json!(e.name));
-    }
-    if e.kind == ExecutorKind::Custom {
-        o.insert("command".into(), command_json(&e.command));
-    }
-    o.insert("resources".into(), e.resources.to_mesos_json());
-    if !e.data.is_empty() {
-        o.insert("data".into(), json!(b64(&e.data)));
-    }
-    Json::Object(o)
-}
-
-/// Mesos v1 `TaskInfo` as an executor receives it.
-pub fn task_info_json(t: &TaskInfo, framework_id: &FrameworkId) -> Json {
-    let mut o = Map::new();
-    o.insert("name".into(), json!(t.name));
-    o.insert("task_id".into(), value(t.task_id.as_str()));
-    o.insert("agent_id".into(), value(t.agent_id.as_str()));
-    o.insert("resources".into(), t.resources.to_mesos_json());
-    if let Some(e) = &t.executor {
-        o.insert("executor".into(), executor_info_json(e, framework_id));
-    }
-    if !t.command.value.is_empty() || !t.command.arguments.is_empty() {
-        o.insert("command".into(), command_json(&t.command));
-    }
-    if !t.data.is_empty() {
-        o.insert("data".into(), json!(b64(&t.data)));
-    }
-    if !t.labels.is_empty() {
-        let labels: Vec<Json> = t
-            .labels
-            .iter()
-            .map(|(k, v)| json!({"key": k, "value": v}))
-            .collect();
-        o.insert("labels".into(), json!({ "labels": labels }));
-    }
-    Json::Object(o)
-}
-
-/// Mesos v1 `FrameworkInfo`.
-pub fn framework_info_json(f: &FrameworkInfo) -> Json {
-    let mut o = Map::new();
-    if let Some(id) = &f.id {
-        o.insert("id".into(), value(id.as_str()));
-    }
-    o.insert("name".into(), json!(f.name));
-    o.insert("user".into(), json!(f.user));
-    o.insert("roles".into(), json!(f.effective_roles()));
-    o.insert("checkpoint".into(), json!(f.checkpoint));
-    o.insert("failover_timeout".into(), json!(f.failover_timeout_secs));
-    if !f.hostname.is_empty() {
-        o.insert("hostname".into(), json!(f.hostname));
-    }
-    if let Some(p) = &f.principal {
-        o.insert("principal".into(), json!(p));
-    }
-    let caps: Vec<Json> = f.capabilities.iter().map(|c| json!({"type": c})).collect();
-    o.insert("capabilities".into(), json!(caps));
-    Json::Object(o)
 }
 
 /// Mesos v1 `AgentInfo`.
@@ -289,20 +200,20 @@ pub fn subscribed_event(
     json!({
         "type": "SUBSCRIBED",
         "subscribed": {
-            "executor_info": executor_info_json(executor, framework_id),
-            "framework_info": framework_info_json(framework),
+            "executor_info": v1::executor_info_to_json(executor, Some(framework_id)),
+            "framework_info": v1::framework_info_to_json(framework),
             "agent_info": agent_info_json(agent),
             "container_id": value(container_id.as_str()),
         }
     })
 }
 
-pub fn launch_event(task: &TaskInfo, fw: &FrameworkId) -> Json {
-    json!({"type": "LAUNCH", "launch": {"task": task_info_json(task, fw)}})
+pub fn launch_event(task: &TaskInfo) -> Json {
+    json!({"type": "LAUNCH", "launch": {"task": v1::task_info_to_json(task)}})
 }
 
-pub fn launch_group_event(tasks: &[&TaskInfo], fw: &FrameworkId) -> Json {
-    let tasks: Vec<Json> = tasks.iter().map(|t| task_info_json(t, fw)).collect();
+pub fn launch_group_event(tasks: &[&TaskInfo]) -> Json {
+    let tasks: Vec<Json> = tasks.iter().map(|t| v1::task_info_to_json(t)).collect();
     json!({"type": "LAUNCH_GROUP", "launch_group": {"task_group": {"tasks": tasks}}})
 }
 
@@ -399,9 +310,7 @@ fn string<'a>(v: &'a Json, path: &str) -> Result<&'a str, String> {
 }
 
 fn decode(v: &Json, path: &str) -> Result<Vec<u8>, String> {
-    base64::engine::general_purpose::STANDARD
-        .decode(string(v, path)?)
-        .map_err(|e| format!("'{path}' is not base64: {e}"))
+    v1::decode_bytes(string(v, path)?, path).map_err(|e| e.to_string())
 }
 
 /// Reads a call's JSON body (Mesos' `executor::Call`).
@@ -455,40 +364,23 @@ pub fn parse_call(body: &[u8]) -> Result<Call, String> {
     }
 }
 
-/// An executor's `TaskStatus`: task id, state and uuid are required (Mesos refuses an update
-/// without uuid, and TASK_STAGING from an executor).
+/// An executor's `TaskStatus` (Mesos v1 JSON, read by [`v1::task_status_from_json`]): a uuid
+/// is required and TASK_STAGING refused, as Mesos does.
 pub fn status_from_json(v: &Json) -> Result<TaskStatus, String> {
-    let task_id = TaskId::new(string(v, "task_id.value")?)
-        .map_err(|e| format!("invalid status.task_id: {e}"))?;
-    let state_name = string(v, "state")?;
-    let state: TaskState = serde_json::from_value(json!(state_name))
-        .map_err(|_| format!("'state': unknown task state {state_name:?}"))?;
-    if state == TaskState::Staging {
+    let status = v1::task_status_from_json(v, "update.status")
+        .map_err(|e| e.to_string())?
+        .status;
+    if status.state == TaskState::Staging {
         return Err("an executor cannot send TASK_STAGING".to_string());
     }
-    let uuid = decode(v, "uuid")?;
-    let uuid = UpdateUuid::from_slice(&uuid)
-        .ok_or_else(|| format!("'uuid' is {} bytes, not 16", uuid.len()))?;
-    let message = match v.get("message") {
-        None => String::new(),
-        Some(m) => m.as_str().ok_or("'message' is not a string")?.to_string(),
-    };
-    let reason = match v.get("reason") {
-        None => None,
-        Some(r) => Some(r.as_str().ok_or("'reason' is not a string")?.to_string()),
-    };
+    if status.uuid.is_none() {
+        return Err("'update.status.uuid' is missing (an executor's update needs one)".to_string());
+    }
     Ok(TaskStatus {
-        task_id,
-        state,
-        message,
-        source: StatusSource::Executor,
-        reason,
         agent_id: None,
         framework_id: None,
         container_id: None,
-        timestamp: TaskStatus::now(),
-        uuid: Some(uuid),
-        exit_code: None,
+        ..status
     })
 }
 
@@ -528,7 +420,7 @@ mod tests {
             Call::Update { status, .. } => {
                 assert_eq!(status.state, TaskState::Running);
                 assert_eq!(status.uuid, Some(UpdateUuid([7u8; 16])));
-                assert_eq!(status.source, StatusSource::Executor);
+                assert_eq!(status.source, strata_schema::StatusSource::Executor);
             }
             other => panic!("{other:?}"),
         }
@@ -559,17 +451,17 @@ mod tests {
         assert!(err(&status(
             r#"{"task_id":{"value":"t"},"state":"TASK_RUNNING"}"#
         ))
-        .contains("'uuid' is missing"));
+        .contains("update.status.uuid"));
         assert!(err(&status(
             r#"{"task_id":{"value":"t"},"state":"TASK_RUNNING","uuid":"AAAA"}"#
         ))
-        .contains("not 16"));
+        .contains("16 bytes"));
         assert!(err(&status(
             r#"{"task_id":{"value":"t"},"state":"TASK_NOPE","uuid":"AAAA"}"#
         ))
         .contains("TASK_NOPE"));
         assert!(err(&status(
-            r#"{"task_id":{"value":"t"},"state":"TASK_STAGING","uuid":"AAAA"}"#
+            r#"{"task_id":{"value":"t"},"state":"TASK_STAGING","uuid":"AAAAAAAAAAAAAAAAAAAAAA=="}"#
         ))
         .contains("TASK_STAGING"));
     }
