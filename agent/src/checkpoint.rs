@@ -829,6 +829,27 @@ mod tests {
     }
 
     #[test]
+    fn executor_containers_are_told_from_tasks() {
+        let (_tmp, paths) = paths();
+        let (dir, _) = checkpoint(&paths, "c1");
+        std::fs::write(dir.join(crate::executor::EXECUTOR_FILE), b"{}").unwrap();
+        std::fs::write(dir.join(SUPERVISOR_PID_FILE), b"1").unwrap();
+        // An executor whose launch stopped before its task.json is removed.
+        let (half, _) = checkpoint(&paths, "c2");
+        std::fs::remove_file(half.join(TASK_FILE)).unwrap();
+        std::fs::write(half.join(crate::executor::EXECUTOR_FILE), b"{}").unwrap();
+        let recovered = load(&paths).unwrap();
+        assert!(recovered.containers.is_empty());
+        let [e] = recovered.executors.as_slice() else {
+            panic!("one executor expected")
+        };
+        assert_eq!(e.ckpt.container_id.as_str(), "c1");
+        assert_eq!(e.supervisor_pid, Some(1));
+        assert!(!e.alive, "pid 1 is not its supervisor");
+        assert!(!half.exists());
+    }
+
+    #[test]
     fn load_reads_what_was_checkpointed() {
         let (_tmp, paths) = paths();
         write_atomic(&paths.agent_id_file(), b"agent-S1").unwrap();

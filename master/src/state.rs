@@ -976,6 +976,24 @@ impl Master {
         reason: &str,
         message: &str,
     ) {
+        // The agent's executors are gone with it: their resources come back.
+        let executors: Vec<_> = self
+            .executors
+            .keys()
+            .filter(|(_, a, _)| a == id)
+            .cloned()
+            .collect();
+        for key in executors {
+            if let Some((role, res)) = self.executors.remove(&key) {
+                if let Some(agent) = self.agents.get_mut(id) {
+                    agent.used = agent.used.saturating_sub(&res);
+                }
+                if let Some(fw) = self.frameworks.get_mut(&key.0) {
+                    fw.used = fw.used.saturating_sub(&res);
+                    fw.release(&role, &res);
+                }
+            }
+        }
         let mut updates = Vec::new();
         for fw in self.frameworks.values() {
             for task in fw.tasks.values() {

@@ -1839,3 +1839,39 @@ fn custom_executors_are_charged_once_and_released_when_they_exit() {
     )));
     check_invariants(&m);
 }
+
+#[test]
+fn a_removed_agent_gives_its_executors_resources_back() {
+    let mut m = master();
+    let now = Instant::now();
+    let (a, mut arx) = agent(&mut m, 1, "cpus:2;mem:1024");
+    let (f, mut frx) = framework(&mut m, 2, false);
+    drain(&mut frx);
+    m.allocate(now);
+    let o = offers(&mut frx);
+    let mut t = task("t", &a, "cpus:0.5");
+    t.command = CommandInfo::default();
+    t.executor = Some(executor(ExecutorKind::Custom, "e", "cpus:0.5;mem:64"));
+    m.accept(
+        2,
+        &f,
+        &[o[0].id.clone()],
+        vec![Operation::Launch(vec![t])],
+        0.0,
+        now,
+    )
+    .unwrap();
+    assert_eq!(drain(&mut arx).len(), 1);
+    assert_eq!(
+        m.frameworks[&f].used,
+        Resources::parse("cpus:1;mem:64").unwrap()
+    );
+    m.unregister_agent(1, &a);
+    assert!(m.executors.is_empty());
+    assert!(
+        m.frameworks[&f].used.is_empty(),
+        "{}",
+        m.frameworks[&f].used
+    );
+    check_invariants(&m);
+}
