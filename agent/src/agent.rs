@@ -1212,7 +1212,43 @@ impl Agent {
     pub fn state_json(&self) -> Json {
         let mut frameworks: HashMap<String, (Json, Vec<Json>, Vec<Json>)> = HashMap::new();
         // Live containers go under "executors", completed ones under "completed_executors".
-        let live = self.containers.values().map(|c| (c, false));
+        // A running custom executor's tasks are listed under it, not as containers.
+        let under_executor = |c: &Container| {
+            custom_executor(&c.ckpt.task).is_some_and(|e| {
+                c.ckpt.framework.id.as_ref().is_some_and(|f| {
+                    self.executors
+                        .contains_key(&(f.clone(), e.executor_id.clone()))
+                })
+            })
+        };
+        let live = self
+            .containers
+            .values()
+            .filter(|c| !under_executor(c))
+            .map(|c| (c, false));
+        for (key, e) in &self.executors {
+            let fw = &e.ckpt.framework;
+            let entry = frameworks
+                .entry(key.0.to_string())
+                .or_insert_with(|| (json!({"name": fw.name, "user": fw.user}), vec![], vec![]));
+            let tasks: Vec<&Container> = e
+                .tasks
+                .iter()
+                .filter_map(|id| self.containers.get(id))
+                .collect();
+            entry.1.push(json!({
+                "id": key.1,
+                "name": e.info.name,
+                "type": e.info.kind.mesos_name(),
+                "container": e.ckpt.container_id,
+                "directory": e.ckpt.sandbox,
+                "framework_id": key.0,
+                "resources": e.resources.to_json(),
+                "subscribed": e.stream.is_some(),
+                "tasks": tasks.iter().filter(|c| !c.exited).map(|c| Self::task_json(c)).collect::<Vec<_>>(),
+                "completed_tasks": tasks.iter().filter(|c| c.exited).map(|c| Self::task_json(c)).collect::<Vec<_>>(),
+            }));
+        }
         for (c, completed) in live.chain(self.completed.iter().map(|c| (c, true))) {
             let fw = &c.ckpt.framework;
             let id = fw.id.as_ref().map(|i| i.to_string()).unwrap_or_default();
@@ -1228,6 +1264,9 @@ impl Agent {
         let mut used = Resources::new();
         for c in self.containers.values().filter(|c| !c.exited) {
             used.add(&c.ckpt.task.resources);
+        }
+        for e in self.executors.values() {
+            used.add(&e.info.resources);
         }
         json!({
             "version": strata_schema::VERSION,
@@ -1642,11 +1681,21 @@ impl Agent {
             (None, None) => "its supervisor exited without reporting its status".to_string(),
         };
         info!(executor_id = %key.1, framework_id = %key.0, %how, "executor terminated");
+        let queued: Vec<&ContainerId> = e
+            .queued
+            .iter()
+            .flat_map(|p| match p {
+                Pending::Task(id) => std::slice::from_ref(id),
+                Pending::Group(ids) => ids.as_slice(),
+            })
+            .collect();
         for id in &e.tasks {
             let Some(c) = self.containers.get(id) else {
                 continue;
             };
-            if c.exited {
+            // A task whose checkpoint is still being written is ended by
+            // `executor_tasks_ready` once it is (its update needs the log).
+            if c.exited || !(c.delivered || queued.contains(&id)) {
                 continue;
             }
             let state = if c.kill_requested || e.shutting_down {
@@ -1698,6 +1747,7 @@ impl Agent {
             Pending::Group(ids) => ids.clone(),
         };
         let running = self.executors.get(key).is_some_and(|e| !e.shutting_down);
+        let shut_down = self.executors.get(key).is_some_and(|e| e.shutting_down);
         for id in &ids {
             let Some(c) = self.containers.get(id) else {
                 continue;
@@ -1715,6 +1765,11 @@ impl Agent {
                     TaskState::Killed,
                     "killed before its executor received it".to_string(),
                     None,
+                )),
+                Ok(()) if shut_down => Some((
+                    TaskState::Killed,
+                    format!("executor {} was shut down", key.1),
+                    Some("REASON_EXECUTOR_TERMINATED"),
                 )),
                 Ok(()) if !running => Some((
                     TaskState::Failed,
@@ -1882,26 +1937,23 @@ impl Agent {
         }
         info!(executor_id = %key.1, framework_id = %key.0, "shutting down the executor");
         e.shutting_down = true;
-        e.queued.clear();
+        // Tasks waiting for it to subscribe end now (those still being checkpointed end in
+        // `executor_tasks_ready`).
+        let undelivered: Vec<ContainerId> = std::mem::take(&mut e.queued)
+            .into_iter()
+            .flat_map(|p| match p {
+                Pending::Task(id) => vec![id],
+                Pending::Group(ids) => ids,
+            })
+            .collect();
         if !e.send(exec::shutdown_event()) {
             if let Some(pid) = e.supervisor_pid {
                 self.containerizer.terminate(pid);
             }
         }
-        // Tasks it was never handed end now.
-        let undelivered: Vec<ContainerId> = e
-            .tasks
-            .iter()
-            .filter(|id| {
-                self.containers
-                    .get(id)
-                    .is_some_and(|c| !c.exited && !c.delivered)
-            })
-            .cloned()
-            .collect();
         self.schedule_executor_escalation(key);
         for id in undelivered {
-            if let Some(c) = self.containers.get(&id) {
+            if let Some(c) = self.containers.get(&id).filter(|c| !c.exited) {
                 let mut status = Self::status(
                     c,
                     TaskState::Killed,

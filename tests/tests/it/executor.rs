@@ -117,6 +117,20 @@ async fn executor_runs_tasks_relays_messages_and_shuts_down() {
     fw.wait_for("hang", T, |s| s == TaskState::Running)
         .await
         .unwrap();
+    // The agent's /state lists the executor with its running task.
+    let state = strata_tests::http_get(&cluster.agent(0).addr(), "/state").unwrap();
+    let executors = state["frameworks"][0]["executors"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let entry = executors
+        .iter()
+        .find(|e| e["id"] == EXECUTOR)
+        .unwrap_or_else(|| panic!("no executor entry in {state}"));
+    assert_eq!(entry["type"], "CUSTOM");
+    assert_eq!(entry["subscribed"], true);
+    assert_eq!(entry["tasks"][0]["id"], "hang", "{entry}");
+    assert_eq!(entry["tasks"][0]["executor_id"], EXECUTOR);
     let stdout = read_sandbox(&cluster, 0, &fw_id, EXECUTOR, "stdout");
     assert_eq!(
         stdout.matches("registered").count(),
