@@ -131,6 +131,26 @@ async fn executor_runs_tasks_relays_messages_and_shuts_down() {
     assert_eq!(entry["subscribed"], true);
     assert_eq!(entry["tasks"][0]["id"], "hang", "{entry}");
     assert_eq!(entry["tasks"][0]["executor_id"], EXECUTOR);
+    // An update for a task the executor does not have is refused, naming it.
+    let update = serde_json::json!({
+        "type": "UPDATE",
+        "framework_id": {"value": fw_id},
+        "executor_id": {"value": EXECUTOR},
+        "update": {"status": {
+            "task_id": {"value": "nope"},
+            "state": "TASK_RUNNING",
+            "uuid": "AAAAAAAAAAAAAAAAAAAAAA==",
+        }},
+    });
+    let (code, body) = strata_tests::http_send(
+        &cluster.agent(0).addr(),
+        "POST",
+        "/api/v1/executor",
+        &update,
+    )
+    .unwrap();
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("task nope"), "{body}");
     let stdout = read_sandbox(&cluster, 0, &fw_id, EXECUTOR, "stdout");
     assert_eq!(
         stdout.matches("registered").count(),
