@@ -1592,6 +1592,17 @@ impl Master {
                     continue;
                 }
                 remaining = remaining.saturating_sub(&task.resources);
+                // A custom executor started by this task takes its own resources too.
+                if let Some(e) = task
+                    .executor
+                    .as_ref()
+                    .filter(|e| e.kind == strata_schema::ExecutorKind::Custom)
+                {
+                    let key = (id.clone(), agent_id.clone(), e.executor_id.clone());
+                    if !self.executors.contains_key(&key) {
+                        remaining = remaining.saturating_sub(&e.resources);
+                    }
+                }
                 self.launch(id, &agent_id, &role, task);
             }
         }

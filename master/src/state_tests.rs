@@ -1798,9 +1798,12 @@ fn custom_executors_are_charged_once_and_released_when_they_exit() {
     assert!(u[0].message.contains("cpus:2.25"), "{}", u[0].message);
     m.allocate(now);
     let o = offers(&mut frx);
+    // The executor is counted once against the offer: a third task that would only fit
+    // without it is refused.
     let tasks = vec![
         on_executor("t1", "cpus:0.25"),
         on_executor("t2", "cpus:0.25"),
+        on_executor("t3", "cpus:1.25"),
     ];
     m.accept(
         2,
@@ -1812,6 +1815,12 @@ fn custom_executors_are_charged_once_and_released_when_they_exit() {
     )
     .unwrap();
     assert_eq!(drain(&mut arx).len(), 2);
+    let u = updates(&mut frx);
+    assert_eq!(u.len(), 1);
+    assert_eq!(
+        (u[0].task_id.as_str(), u[0].state),
+        ("t3", TaskState::Error)
+    );
     // The executor once, the tasks each.
     assert_eq!(
         m.agents[&a].used,
