@@ -59,6 +59,7 @@ pub fn router(
             containerizer.clone(),
             flags,
         ))
+        .merge(crate::executor_api::router(actor.clone()))
         .with_state(Ctx {
             actor,
             sandbox_root,

@@ -9,6 +9,8 @@ pub mod cleanup;
 pub mod config;
 pub mod containerizer;
 pub mod detect;
+pub mod executor;
+pub mod executor_api;
 pub mod http;
 pub mod image_container;
 pub mod images_http;
@@ -165,6 +167,12 @@ impl AgentDaemon {
             containerizer,
             to_master,
             to_self: actor_tx.clone(),
+            // Executors run on this host: an unspecified address is reached on loopback.
+            endpoint: if local.ip().is_unspecified() {
+                format!("127.0.0.1:{}", local.port())
+            } else {
+                local.to_string()
+            },
         });
         state.recover(self.recovered);
         let sandbox_root = state.sandbox_root();

@@ -420,6 +420,9 @@ pub struct Master {
     inverse: inverse::InverseOffers,
     /// The operator API's event streams (v1 SUBSCRIBE; see `events.rs`).
     operator_subscribers: Vec<events::OperatorLink>,
+    /// The custom executors launched on agents, with the role and resources charged for them
+    /// (released when the agent reports the executor's exit or the framework is removed).
+    executors: HashMap<(FrameworkId, AgentId, ExecutorId), (String, Resources)>,
 }
 
 /// An effect held until the registry change it follows from is committed.
@@ -500,6 +503,7 @@ impl Master {
             pending: Vec::new(),
             inverse: inverse::InverseOffers::default(),
             operator_subscribers: Vec::new(),
+            executors: HashMap::new(),
         }
     }
 
@@ -1014,6 +1018,24 @@ impl Master {
         reason: &str,
         message: &str,
     ) {
+        // The agent's executors are gone with it: their resources come back.
+        let executors: Vec<_> = self
+            .executors
+            .keys()
+            .filter(|(_, a, _)| a == id)
+            .cloned()
+            .collect();
+        for key in executors {
+            if let Some((role, res)) = self.executors.remove(&key) {
+                if let Some(agent) = self.agents.get_mut(id) {
+                    agent.used = agent.used.saturating_sub(&res);
+                }
+                if let Some(fw) = self.frameworks.get_mut(&key.0) {
+                    fw.used = fw.used.saturating_sub(&res);
+                    fw.release(&role, &res);
+                }
+            }
+        }
         let mut updates = Vec::new();
         for fw in self.frameworks.values() {
             for task in fw.tasks.values() {
@@ -1328,6 +1350,17 @@ impl Master {
         if self.agents.get(agent_id).and_then(|a| a.conn) != Some(conn) {
             return;
         }
+        let key = (framework_id.clone(), agent_id.clone(), executor_id.clone());
+        if let Some((role, res)) = self.executors.remove(&key) {
+            if let Some(agent) = self.agents.get_mut(agent_id) {
+                agent.used = agent.used.saturating_sub(&res);
+            }
+            if let Some(fw) = self.frameworks.get_mut(framework_id) {
+                fw.used = fw.used.saturating_sub(&res);
+                fw.release(&role, &res);
+            }
+            self.dirty = true;
+        }
         if let Some(fw) = self.frameworks.get(framework_id) {
             fw.send(SchedulerEvent::Failure {
                 agent_id: Some(agent_id.clone()),
@@ -1362,6 +1395,20 @@ impl Master {
             return;
         };
         let mut agents = HashSet::new();
+        let executors: Vec<_> = self
+            .executors
+            .keys()
+            .filter(|(f, _, _)| f == id)
+            .cloned()
+            .collect();
+        for key in executors {
+            if let Some((_, res)) = self.executors.remove(&key) {
+                agents.insert(key.1.clone());
+                if let Some(agent) = self.agents.get_mut(&key.1) {
+                    agent.used = agent.used.saturating_sub(&res);
+                }
+            }
+        }
         for (_, mut task) in fw.tasks.drain() {
             agents.insert(task.info.agent_id.clone());
             if let Some(agent) = self.agents.get_mut(&task.info.agent_id) {
@@ -1510,7 +1557,9 @@ impl Master {
         let launches: Vec<&TaskInfo> = operations
             .iter()
             .filter_map(|op| match op {
-                Operation::Launch(tasks) => Some(tasks.iter()),
+                Operation::Launch(tasks) | Operation::LaunchGroup { tasks, .. } => {
+                    Some(tasks.iter())
+                }
                 _ => None,
             })
             .flatten()
@@ -1598,6 +1647,34 @@ impl Master {
         for (n, operation) in operations.into_iter().enumerate() {
             let tasks = match operation {
                 Operation::Launch(tasks) => tasks,
+                Operation::LaunchGroup { executor, tasks } => {
+                    let ids: Vec<TaskId> = tasks.iter().map(|t| t.task_id.clone()).collect();
+                    match self
+                        .validate_group(id, &agent_id, &executor, &tasks, &remaining, &batch_ids)
+                    {
+                        Ok(needed) => {
+                            remaining = remaining.saturating_sub(&needed);
+                            self.launch_group(id, &agent_id, &role, *executor, tasks);
+                        }
+                        Err(message) => {
+                            warn!(framework_id = %id, executor_id = %executor.executor_id, %message, "task group refused");
+                            for task in &tasks {
+                                let status = master_status(
+                                    task,
+                                    id,
+                                    TaskState::Error,
+                                    "REASON_TASK_GROUP_INVALID",
+                                    message.clone(),
+                                );
+                                if let Some(fw) = self.frameworks.get(id) {
+                                    fw.send(SchedulerEvent::Update(status));
+                                }
+                            }
+                        }
+                    }
+                    batch_ids.extend(ids);
+                    continue;
+                }
                 other => {
                     let name = other.name();
                     match self.apply_operation(id, &agent_id, &role, other, &mut remaining) {
@@ -1623,6 +1700,17 @@ impl Master {
                     continue;
                 }
                 remaining = remaining.saturating_sub(&task.resources);
+                // A custom executor started by this task takes its own resources too.
+                if let Some(e) = task
+                    .executor
+                    .as_ref()
+                    .filter(|e| e.kind == strata_schema::ExecutorKind::Custom)
+                {
+                    let key = (id.clone(), agent_id.clone(), e.executor_id.clone());
+                    if !self.executors.contains_key(&key) {
+                        remaining = remaining.saturating_sub(&e.resources);
+                    }
+                }
                 self.launch(id, &agent_id, &role, task);
             }
         }
@@ -1662,10 +1750,22 @@ impl Master {
         if task.resources.is_empty() {
             return Some("the task uses no resources (give it cpus and mem)".to_string());
         }
-        if !remaining.contains(&task.resources) {
+        // A custom executor not running there yet needs its own resources too.
+        let mut needed = task.resources.clone();
+        if let Some(e) = task
+            .executor
+            .as_ref()
+            .filter(|e| e.kind == strata_schema::ExecutorKind::Custom)
+        {
+            let key = (fw_id.clone(), agent_id.clone(), e.executor_id.clone());
+            if !self.executors.contains_key(&key) {
+                needed.add(&e.resources);
+            }
+        }
+        if !remaining.contains(&needed) {
             return Some(format!(
                 "the task needs {} but the offers hold only {}",
-                task.resources, remaining
+                needed, remaining
             ));
         }
         if let Some(Err(why)) = task.container.as_ref().map(|c| c.validate()) {
@@ -1684,7 +1784,147 @@ impl Master {
         None
     }
 
+    /// Why a task group cannot launch (all of it or none), or what it takes of the offers: its
+    /// tasks' resources and, for a custom executor not running there yet, the executor's.
+    fn validate_group(
+        &self,
+        fw_id: &FrameworkId,
+        agent_id: &AgentId,
+        executor: &ExecutorInfo,
+        tasks: &[TaskInfo],
+        remaining: &Resources,
+        batch: &HashSet<TaskId>,
+    ) -> Result<Resources, String> {
+        executor
+            .validate()
+            .map_err(|why| format!("invalid executor: {why}"))?;
+        if tasks.is_empty() {
+            return Err("the task group holds no task".to_string());
+        }
+        let mut needed = Resources::new();
+        if executor.kind == strata_schema::ExecutorKind::Custom
+            && !self.executors.contains_key(&(
+                fw_id.clone(),
+                agent_id.clone(),
+                executor.executor_id.clone(),
+            ))
+        {
+            needed.add(&executor.resources);
+        }
+        let mut seen = batch.clone();
+        for task in tasks {
+            if task.executor.is_some() {
+                return Err(format!(
+                    "task {} names an executor: the tasks of a group run under the group's",
+                    task.task_id
+                ));
+            }
+            let left = remaining.saturating_sub(&needed);
+            // A custom executor's task needs no command (its resources are counted above).
+            let mut probe = task.clone();
+            if executor.kind == strata_schema::ExecutorKind::Custom {
+                probe.executor = Some(ExecutorInfo {
+                    resources: Resources::new(),
+                    ..executor.clone()
+                });
+            }
+            if let Some(why) = self.validate_task(fw_id, agent_id, &probe, &left, &seen) {
+                return Err(format!("task {}: {why}", task.task_id));
+            }
+            seen.insert(task.task_id.clone());
+            needed.add(&task.resources);
+        }
+        if !remaining.contains(&needed) {
+            return Err(format!(
+                "the group needs {needed} but the offers hold only {remaining}"
+            ));
+        }
+        Ok(needed)
+    }
+
+    /// Charges a custom executor's resources the first time it is launched on an agent.
+    fn charge_executor(
+        &mut self,
+        fw_id: &FrameworkId,
+        agent_id: &AgentId,
+        role: &str,
+        executor: &ExecutorInfo,
+    ) {
+        if executor.kind != strata_schema::ExecutorKind::Custom {
+            return;
+        }
+        let key = (
+            fw_id.clone(),
+            agent_id.clone(),
+            executor.executor_id.clone(),
+        );
+        if self.executors.contains_key(&key) {
+            return;
+        }
+        let (Some(agent), Some(fw)) = (
+            self.agents.get_mut(agent_id),
+            self.frameworks.get_mut(fw_id),
+        ) else {
+            return;
+        };
+        agent.used.add(&executor.resources);
+        fw.used.add(&executor.resources);
+        fw.charge(role, &executor.resources);
+        self.executors
+            .insert(key, (role.to_string(), executor.resources.clone()));
+    }
+
+    /// LAUNCH_GROUP, validated: the tasks are recorded and charged, and the agent gets them in
+    /// one command.
+    fn launch_group(
+        &mut self,
+        fw_id: &FrameworkId,
+        agent_id: &AgentId,
+        role: &str,
+        executor: ExecutorInfo,
+        tasks: Vec<TaskInfo>,
+    ) {
+        self.charge_executor(fw_id, agent_id, role, &executor);
+        let Some(agent) = self.agents.get_mut(agent_id) else {
+            return;
+        };
+        let Some(fw) = self.frameworks.get_mut(fw_id) else {
+            return;
+        };
+        info!(framework_id = %fw_id, executor_id = %executor.executor_id, agent_id = %agent_id, tasks = tasks.len(), "launching task group");
+        for task in &tasks {
+            agent.used.add(&task.resources);
+            fw.used.add(&task.resources);
+            fw.charge(role, &task.resources);
+            fw.tasks.insert(
+                task.task_id.clone(),
+                Task {
+                    info: task.clone(),
+                    framework_id: fw_id.clone(),
+                    role: role.to_string(),
+                    state: TaskState::Staging,
+                    statuses: vec![(TaskState::Staging, TaskStatus::now(), String::new())],
+                    latest: None,
+                },
+            );
+        }
+        let ids: Vec<TaskId> = tasks.iter().map(|t| t.task_id.clone()).collect();
+        if let Some(link) = &agent.link {
+            let _ = link.send(AgentCommand::LaunchGroup {
+                framework: Box::new(fw.info.clone()),
+                executor: Box::new(executor),
+                tasks,
+            });
+        }
+        for task_id in &ids {
+            self.emit_task_added(fw_id, task_id);
+        }
+    }
+
     fn launch(&mut self, fw_id: &FrameworkId, agent_id: &AgentId, role: &str, task: TaskInfo) {
+        if let Some(executor) = &task.executor {
+            self.charge_executor(fw_id, agent_id, role, executor);
+        }
         let Some(agent) = self.agents.get_mut(agent_id) else {
             return;
         };

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use strata_schema::{CommandInfo, MasterInfo};
+use strata_schema::{CommandInfo, ExecutorKind, MasterInfo};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 fn master() -> Master {
@@ -1265,7 +1265,12 @@ fn check_invariants(m: &Master) {
                 used.add(&t.info.resources);
             }
         }
-        assert_eq!(used, agent.used, "agent {} tasks", agent.id);
+        for ((_, on, _), (_, res)) in &m.executors {
+            if *on == agent.id {
+                used.add(res);
+            }
+        }
+        assert_eq!(used, agent.used, "agent {} tasks and executors", agent.id);
         let mut held = used.clone();
         held.add(&offered);
         assert!(
@@ -1954,4 +1959,178 @@ fn suppressed_roles_of_subscribe_and_update_framework() {
         Err(CallError::Invalid(msg)) => assert!(msg.contains("suppressed_roles"), "{msg}"),
         other => panic!("{other:?}"),
     }
+}
+
+fn executor(kind: ExecutorKind, id: &str, res: &str) -> ExecutorInfo {
+    ExecutorInfo {
+        kind,
+        executor_id: ExecutorId::new(id).unwrap(),
+        name: String::new(),
+        command: if kind == ExecutorKind::Custom {
+            CommandInfo::shell("run-executor")
+        } else {
+            CommandInfo::default()
+        },
+        resources: Resources::parse(res).unwrap(),
+        container: None,
+        data: Vec::new(),
+    }
+}
+
+#[test]
+fn task_groups_launch_whole_or_not_at_all() {
+    let mut m = master();
+    let now = Instant::now();
+    let (a, mut arx) = agent(&mut m, 1, "cpus:2;mem:1024");
+    let (f, mut frx) = framework(&mut m, 2, false);
+    drain(&mut frx);
+    m.allocate(now);
+    let o = offers(&mut frx);
+    let group = |tasks| Operation::LaunchGroup {
+        executor: Box::new(executor(ExecutorKind::Default, "g", "")),
+        tasks,
+    };
+    // One task the offer cannot hold refuses the whole group.
+    let tasks = vec![task("g1", &a, "cpus:0.5"), task("g2", &a, "cpus:5")];
+    m.accept(2, &f, &[o[0].id.clone()], vec![group(tasks)], 0.0, now)
+        .unwrap();
+    assert!(drain(&mut arx).is_empty());
+    let u = updates(&mut frx);
+    assert_eq!(u.len(), 2);
+    for s in &u {
+        assert_eq!(s.state, TaskState::Error);
+        assert_eq!(s.reason.as_deref(), Some("REASON_TASK_GROUP_INVALID"));
+        assert!(s.message.contains("task g2"), "{}", s.message);
+    }
+    // A valid group reaches the agent in one command, and its tasks are charged.
+    m.allocate(now);
+    let o = offers(&mut frx);
+    let tasks = vec![task("g1", &a, "cpus:0.5"), task("g2", &a, "cpus:0.5")];
+    m.accept(2, &f, &[o[0].id.clone()], vec![group(tasks)], 0.0, now)
+        .unwrap();
+    match drain(&mut arx).as_slice() {
+        [AgentCommand::LaunchGroup { tasks, .. }] => assert_eq!(tasks.len(), 2),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(m.agents[&a].used, Resources::parse("cpus:1").unwrap());
+    check_invariants(&m);
+}
+
+#[test]
+fn custom_executors_are_charged_once_and_released_when_they_exit() {
+    let mut m = master();
+    let now = Instant::now();
+    let (a, mut arx) = agent(&mut m, 1, "cpus:2;mem:1024");
+    let (f, mut frx) = framework(&mut m, 2, false);
+    drain(&mut frx);
+    let custom = executor(ExecutorKind::Custom, "e", "cpus:0.5;mem:64");
+    let on_executor = |id: &str, res: &str| {
+        let mut t = task(id, &a, res);
+        t.command = CommandInfo::default();
+        t.executor = Some(custom.clone());
+        t
+    };
+    // The offer must hold the executor's resources besides the task's.
+    m.allocate(now);
+    let o = offers(&mut frx);
+    let tasks = vec![on_executor("too-big", "cpus:1.75")];
+    m.accept(
+        2,
+        &f,
+        &[o[0].id.clone()],
+        vec![Operation::Launch(tasks)],
+        0.0,
+        now,
+    )
+    .unwrap();
+    let u = updates(&mut frx);
+    assert_eq!(u[0].state, TaskState::Error);
+    assert!(u[0].message.contains("cpus:2.25"), "{}", u[0].message);
+    m.allocate(now);
+    let o = offers(&mut frx);
+    // The executor is counted once against the offer: a third task that would only fit
+    // without it is refused.
+    let tasks = vec![
+        on_executor("t1", "cpus:0.25"),
+        on_executor("t2", "cpus:0.25"),
+        on_executor("t3", "cpus:1.25"),
+    ];
+    m.accept(
+        2,
+        &f,
+        &[o[0].id.clone()],
+        vec![Operation::Launch(tasks)],
+        0.0,
+        now,
+    )
+    .unwrap();
+    assert_eq!(drain(&mut arx).len(), 2);
+    let u = updates(&mut frx);
+    assert_eq!(u.len(), 1);
+    assert_eq!(
+        (u[0].task_id.as_str(), u[0].state),
+        ("t3", TaskState::Error)
+    );
+    // The executor once, the tasks each.
+    assert_eq!(
+        m.agents[&a].used,
+        Resources::parse("cpus:1;mem:64").unwrap()
+    );
+    check_invariants(&m);
+    // Its tasks end; the executor still holds its own resources until it exits.
+    for t in ["t1", "t2"] {
+        m.status_update(1, &a, status(&f, &a, t, TaskState::Finished))
+            .unwrap();
+    }
+    assert_eq!(
+        m.agents[&a].used,
+        Resources::parse("cpus:0.5;mem:64").unwrap()
+    );
+    m.executor_exited(1, &a, &f, ExecutorId::new("e").unwrap(), Some(0));
+    assert!(m.agents[&a].used.is_empty(), "{}", m.agents[&a].used);
+    assert!(m.frameworks[&f].used.is_empty());
+    assert!(drain(&mut frx).iter().any(|e| matches!(
+        e,
+        SchedulerEvent::Failure {
+            status: Some(0),
+            ..
+        }
+    )));
+    check_invariants(&m);
+}
+
+#[test]
+fn a_removed_agent_gives_its_executors_resources_back() {
+    let mut m = master();
+    let now = Instant::now();
+    let (a, mut arx) = agent(&mut m, 1, "cpus:2;mem:1024");
+    let (f, mut frx) = framework(&mut m, 2, false);
+    drain(&mut frx);
+    m.allocate(now);
+    let o = offers(&mut frx);
+    let mut t = task("t", &a, "cpus:0.5");
+    t.command = CommandInfo::default();
+    t.executor = Some(executor(ExecutorKind::Custom, "e", "cpus:0.5;mem:64"));
+    m.accept(
+        2,
+        &f,
+        &[o[0].id.clone()],
+        vec![Operation::Launch(vec![t])],
+        0.0,
+        now,
+    )
+    .unwrap();
+    assert_eq!(drain(&mut arx).len(), 1);
+    assert_eq!(
+        m.frameworks[&f].used,
+        Resources::parse("cpus:1;mem:64").unwrap()
+    );
+    m.unregister_agent(1, &a);
+    assert!(m.executors.is_empty());
+    assert!(
+        m.frameworks[&f].used.is_empty(),
+        "{}",
+        m.frameworks[&f].used
+    );
+    check_invariants(&m);
 }

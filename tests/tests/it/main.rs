@@ -6,6 +6,7 @@
 mod allocation;
 mod bad_input;
 mod cli;
+mod executor;
 mod ha;
 mod images;
 mod isolation;
