@@ -457,9 +457,20 @@ impl Session<'_> {
                 tracing::debug!(%offer_id, "offer rescinded");
                 Ok(())
             }
+            Event::InverseOffers(offers) => {
+                // The task's agent is going into maintenance: say so; the operator decides.
+                for offer in offers {
+                    self.say(&format!(
+                        "strata: agent {} ({}) is scheduled for maintenance",
+                        offer.agent_id, offer.hostname
+                    ));
+                }
+                Ok(())
+            }
             Event::Heartbeat
             | Event::Offers(_)
             | Event::Update(_)
+            | Event::RescindInverseOffer(_)
             | Event::Message { .. }
             | Event::Failure { .. } => Ok(()),
         }

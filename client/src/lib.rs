@@ -5,4 +5,4 @@
 pub mod http;
 pub mod scheduler;
 
-pub use scheduler::{ClientError, Event, Offer, Operation, SchedulerDriver};
+pub use scheduler::{ClientError, Event, InverseOffer, Offer, Operation, SchedulerDriver};

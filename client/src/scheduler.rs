@@ -78,8 +78,24 @@ pub enum Event {
         executor_id: Option<ExecutorId>,
         status: Option<i32>,
     },
+    /// Agents the master asks the framework to leave for maintenance (Mesos' inverse offers);
+    /// answer with [`SchedulerDriver::accept_inverse_offers`] or `decline_inverse_offers`.
+    InverseOffers(Vec<InverseOffer>),
+    /// An inverse offer that no longer applies.
+    RescindInverseOffer(OfferId),
     /// The connection to the master is gone; no further events follow.
     Disconnected(String),
+}
+
+/// An agent the master wants back for a maintenance window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InverseOffer {
+    pub id: OfferId,
+    pub framework_id: FrameworkId,
+    pub agent_id: AgentId,
+    pub hostname: String,
+    /// (start, duration): seconds since the epoch and seconds (`None`: indefinitely).
+    pub unavailability: (f64, Option<f64>),
 }
 
 type Reply = oneshot::Sender<Result<(), ClientError>>;
@@ -129,6 +145,12 @@ enum Cmd {
     Shutdown {
         agent_id: AgentId,
         executor_id: ExecutorId,
+        reply: Reply,
+    },
+    AnswerInverseOffers {
+        ids: Vec<OfferId>,
+        accept: bool,
+        refuse_seconds: f64,
         reply: Reply,
     },
 }
@@ -278,6 +300,37 @@ impl SchedulerDriver {
             agent_id,
             executor_id,
             data,
+            reply,
+        })
+        .await
+    }
+
+    /// Agrees to leave the agents of these inverse offers in time for their maintenance
+    /// (ACCEPT_INVERSE_OFFERS); no new inverse offer for them before `refuse_seconds`.
+    pub async fn accept_inverse_offers(
+        &self,
+        ids: Vec<OfferId>,
+        refuse_seconds: f64,
+    ) -> Result<(), ClientError> {
+        self.call(|reply| Cmd::AnswerInverseOffers {
+            ids,
+            accept: true,
+            refuse_seconds,
+            reply,
+        })
+        .await
+    }
+
+    /// Refuses to leave the agents of these inverse offers (DECLINE_INVERSE_OFFERS).
+    pub async fn decline_inverse_offers(
+        &self,
+        ids: Vec<OfferId>,
+        refuse_seconds: f64,
+    ) -> Result<(), ClientError> {
+        self.call(|reply| Cmd::AnswerInverseOffers {
+            ids,
+            accept: false,
+            refuse_seconds,
             reply,
         })
         .await
@@ -578,6 +631,33 @@ fn issue(session: &scheduler_session::Client, cmd: Cmd) {
             b.set_executor_id(executor_id.as_str());
             finish(req.send().promise, reply);
         }
+        Cmd::AnswerInverseOffers {
+            ids,
+            accept,
+            refuse_seconds,
+            reply,
+        } => {
+            let texts: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+            if accept {
+                let mut req = session.accept_inverse_offers_request();
+                let mut b = req.get();
+                wire::set_text_list(
+                    b.reborrow().init_inverse_offer_ids(texts.len() as u32),
+                    &texts,
+                );
+                b.init_filters().set_refuse_seconds(refuse_seconds);
+                finish(req.send().promise, reply);
+            } else {
+                let mut req = session.decline_inverse_offers_request();
+                let mut b = req.get();
+                wire::set_text_list(
+                    b.reborrow().init_inverse_offer_ids(texts.len() as u32),
+                    &texts,
+                );
+                b.init_filters().set_refuse_seconds(refuse_seconds);
+                finish(req.send().promise, reply);
+            }
+        }
     }
 }
 
@@ -680,6 +760,39 @@ impl scheduler::Server for SchedulerImpl {
             executor_id: wire::executor_id(p.get_executor_id())?,
             data: p.get_data()?.to_vec(),
         })
+    }
+
+    async fn inverse_offers(
+        self: Rc<Self>,
+        params: scheduler::InverseOffersParams,
+        _: scheduler::InverseOffersResults,
+    ) -> Result<(), capnp::Error> {
+        let mut offers = Vec::new();
+        for o in params.get()?.get_offers()?.iter() {
+            let duration = o.get_unavailability_duration();
+            offers.push(InverseOffer {
+                id: OfferId::new(wire::text(o.get_id())?)
+                    .map_err(|e| capnp::Error::failed(e.to_string()))?,
+                framework_id: wire::framework_id(o.get_framework_id())?,
+                agent_id: wire::agent_id(o.get_agent_id())?,
+                hostname: wire::text(o.get_hostname())?,
+                unavailability: (
+                    o.get_unavailability_start(),
+                    (duration >= 0.0).then_some(duration),
+                ),
+            });
+        }
+        self.emit(Event::InverseOffers(offers))
+    }
+
+    async fn rescind_inverse_offer(
+        self: Rc<Self>,
+        params: scheduler::RescindInverseOfferParams,
+        _: scheduler::RescindInverseOfferResults,
+    ) -> Result<(), capnp::Error> {
+        let id = OfferId::new(wire::text(params.get()?.get_inverse_offer_id())?)
+            .map_err(|e| capnp::Error::failed(e.to_string()))?;
+        self.emit(Event::RescindInverseOffer(id))
     }
 
     async fn failure(

@@ -37,6 +37,8 @@ pub struct TestFramework {
     pub messages: Vec<(AgentId, ExecutorId, Vec<u8>)>,
     /// FAILURE events received: (agent, executor, wait status).
     pub failures: Vec<(AgentId, Option<ExecutorId>, Option<i32>)>,
+    /// Inverse offers received and not rescinded.
+    pub inverse_offers: Vec<strata_client::InverseOffer>,
 }
 
 /// A task description for `agent` (shell command).
@@ -87,6 +89,7 @@ impl TestFramework {
             latest: HashMap::new(),
             offers: Vec::new(),
             errors: Vec::new(),
+            inverse_offers: Vec::new(),
         })
     }
 
@@ -114,6 +117,8 @@ impl TestFramework {
             Event::Disconnected(why) => bail!("disconnected from the master: {why}"),
             Event::Subscribed { .. } => self.subscriptions += 1,
             Event::Heartbeat => {}
+            Event::InverseOffers(offers) => self.inverse_offers.extend(offers),
+            Event::RescindInverseOffer(id) => self.inverse_offers.retain(|o| o.id != id),
             Event::Message {
                 agent_id,
                 executor_id,

@@ -354,3 +354,79 @@ async fn a_persistent_volume_outlives_its_task_and_is_destroyed_on_request() {
     let offer = offer.unwrap_or_else(|e| panic!("{e}: {:?}\n{}", fw.offers, cluster.logs()));
     assert!(offer.resources.volumes().next().is_none(), "{offer:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_machine_sends_inverse_offers_and_records_the_answer() {
+    let cluster = Cluster::start("cpus:2;mem:1024").unwrap();
+    let addr = cluster.master.addr();
+    let mut fw = TestFramework::subscribe(&addr, "maint").await.unwrap();
+    let offer = fw.offer_with("cpus:1;mem:128", T).await.unwrap();
+    let a = offer.agent_id.clone();
+    fw.launch(
+        &offer,
+        vec![task("kept", &a, "cpus:1;mem:128", "sleep 600")],
+    )
+    .await
+    .unwrap();
+    fw.wait_for("kept", T, |s| s == TaskState::Running)
+        .await
+        .unwrap();
+    let hostname = offer.hostname.clone();
+    let (code, body) = http_send(
+        &addr,
+        "POST",
+        "/maintenance/schedule",
+        &json!({"windows": [{
+            "machine_ids": [{"hostname": hostname}],
+            "unavailability": {"start": {"nanoseconds": 4_000_000_000_000_000_000i64},
+                               "duration": {"nanoseconds": 3_600_000_000_000i64}}
+        }]}),
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{body}");
+    let deadline = std::time::Instant::now() + T;
+    while fw.inverse_offers.is_empty() && std::time::Instant::now() < deadline {
+        let _ = fw.step(Duration::from_millis(500)).await;
+    }
+    let inverse = fw.inverse_offers.first().cloned().unwrap_or_else(|| {
+        panic!(
+            "no inverse offer: {}\n{}",
+            strata_tests::http_get(&addr, "/maintenance/status").unwrap(),
+            cluster.logs()
+        )
+    });
+    assert_eq!(inverse.agent_id, a);
+    assert_eq!(inverse.unavailability, (4e9, Some(3600.0)));
+    let status = strata_tests::http_get(&addr, "/maintenance/status").unwrap();
+    assert_eq!(
+        status["draining_machines"][0]["statuses"][0]["status"], "UNKNOWN",
+        "{status}"
+    );
+    fw.driver
+        .accept_inverse_offers(vec![inverse.id.clone()], 3600.0)
+        .await
+        .unwrap();
+    let status = strata_tests::http_get(&addr, "/maintenance/status").unwrap();
+    let answer = &status["draining_machines"][0]["statuses"][0];
+    assert_eq!(answer["status"], "ACCEPT", "{status}");
+    assert_eq!(
+        answer["framework_id"]["value"],
+        fw.driver.framework_id().as_str()
+    );
+    // The task keeps running: an inverse offer asks, it does not kill.
+    assert_eq!(
+        fw.latest[&strata_schema::TaskId::new("kept").unwrap()].state,
+        TaskState::Running
+    );
+    // Out of the schedule: nothing outstanding, the answer forgotten.
+    let (code, body) = http_send(
+        &addr,
+        "POST",
+        "/maintenance/schedule",
+        &json!({"windows": []}),
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{body}");
+    let status = strata_tests::http_get(&addr, "/maintenance/status").unwrap();
+    assert_eq!(status["draining_machines"], json!([]), "{status}");
+}
