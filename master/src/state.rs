@@ -423,6 +423,9 @@ pub struct Master {
     /// The custom executors launched on agents, with the role and resources charged for them
     /// (released when the agent reports the executor's exit or the framework is removed).
     executors: HashMap<(FrameworkId, AgentId, ExecutorId), (String, Resources)>,
+    /// Tasks that reached each terminal state since this master started leading (the
+    /// `master/tasks_<state>` counters).
+    terminal_tasks: HashMap<TaskState, u64>,
 }
 
 /// An effect held until the registry change it follows from is committed.
@@ -503,6 +506,7 @@ impl Master {
             pending: Vec::new(),
             inverse: inverse::InverseOffers::default(),
             operator_subscribers: Vec::new(),
+            terminal_tasks: HashMap::new(),
             executors: HashMap::new(),
         }
     }
@@ -1420,6 +1424,7 @@ impl Master {
                 TaskStatus::now(),
                 "framework removed".to_string(),
             ));
+            *self.terminal_tasks.entry(TaskState::Killed).or_default() += 1;
             fw.completed_tasks.push_back(task);
         }
         for agent_id in agents {
@@ -2136,6 +2141,7 @@ impl Master {
                     if let Some(agent) = self.agents.get_mut(&task.info.agent_id) {
                         agent.used = agent.used.saturating_sub(&task.info.resources);
                     }
+                    *self.terminal_tasks.entry(status.state).or_default() += 1;
                     fw.completed_tasks.push_back(task);
                     while fw.completed_tasks.len() > self.config.max_completed_tasks_per_framework {
                         fw.completed_tasks.pop_front();

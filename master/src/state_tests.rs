@@ -2134,3 +2134,61 @@ fn a_removed_agent_gives_its_executors_resources_back() {
     );
     check_invariants(&m);
 }
+
+#[test]
+fn terminal_task_counters_outlive_the_completed_tasks_kept() {
+    let mut m = Master::new(
+        master().info.clone(),
+        StateConfig {
+            max_completed_tasks_per_framework: 1,
+            ..StateConfig::default()
+        },
+    );
+    let now = Instant::now();
+    let (a, _arx) = agent(&mut m, 1, "cpus:4;mem:1024");
+    let (f, mut frx) = framework(&mut m, 2, false);
+    for (i, end) in [TaskState::Finished, TaskState::Finished, TaskState::Failed]
+        .into_iter()
+        .enumerate()
+    {
+        m.allocate(now);
+        let o = offers(&mut frx);
+        let id = format!("t{i}");
+        m.accept(
+            2,
+            &f,
+            &[o[0].id.clone()],
+            vec![Operation::Launch(vec![task(&id, &a, "cpus:1;mem:64")])],
+            0.0,
+            now,
+        )
+        .unwrap();
+        m.status_update(1, &a, status(&f, &a, &id, TaskState::Running))
+            .unwrap();
+        m.status_update(1, &a, status(&f, &a, &id, end)).unwrap();
+    }
+    m.allocate(now);
+    let o = offers(&mut frx);
+    m.accept(
+        2,
+        &f,
+        &[o[0].id.clone()],
+        vec![Operation::Launch(vec![task("live", &a, "cpus:1;mem:64")])],
+        0.0,
+        now,
+    )
+    .unwrap();
+    m.status_update(1, &a, status(&f, &a, "live", TaskState::Running))
+        .unwrap();
+    let metrics = m.metrics_json();
+    assert_eq!(metrics["master/tasks_finished"], 2.0, "{metrics}");
+    assert_eq!(metrics["master/tasks_failed"], 1.0);
+    assert_eq!(metrics["master/tasks_running"], 1.0);
+    assert_eq!(
+        m.state_json()["frameworks"][0]["completed_tasks"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}

@@ -72,8 +72,8 @@ impl Master {
             .chain(self.completed_frameworks.iter())
     }
 
-    /// `/metrics/snapshot`: Mesos' `master/...` names, computed from the state. The counters of
-    /// terminal tasks count the completed tasks the master keeps.
+    /// `/metrics/snapshot`: Mesos' `master/...` names, computed from the state; the counters of
+    /// terminal tasks count every task that ended since this master began leading.
     pub fn metrics_json(&self) -> Json {
         let mut m = Map::new();
         let mut put = |name: &str, v: f64| {
@@ -116,12 +116,17 @@ impl Master {
             (self.frameworks.len() - connected) as f64,
         );
         put("master/outstanding_offers", self.offers.len() as f64);
+        // Live tasks by their state now; terminal ones counted as they ended.
+        let mut live: std::collections::HashMap<TaskState, u64> = Default::default();
+        for task in self.frameworks.values().flat_map(|f| f.tasks.values()) {
+            *live.entry(task.state).or_default() += 1;
+        }
         for state in ALL_STATES {
-            let n = self
-                .all_frameworks()
-                .flat_map(Self::tasks_of)
-                .filter(|t| t.state == state)
-                .count();
+            let n = if state.is_terminal() {
+                self.terminal_tasks.get(&state).copied().unwrap_or(0)
+            } else {
+                live.get(&state).copied().unwrap_or(0)
+            };
             put(&format!("master/{}", metric_name(state)), n as f64);
         }
         let (mut total, mut used) = (Resources::new(), Resources::new());
