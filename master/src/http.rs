@@ -18,6 +18,7 @@ use strata_ha::zk::Leadership;
 use tokio::sync::{mpsc, oneshot, watch};
 
 mod operator;
+mod webui;
 
 type Actor = mpsc::UnboundedSender<Msg>;
 
@@ -28,6 +29,7 @@ pub fn router(actor: Actor, leadership: watch::Receiver<Leadership>) -> Router {
         .route("/state.json", get(state))
         .route("/tasks/kill", post(kill))
         .merge(operator::routes())
+        .merge(webui::routes())
         .with_state(actor)
         .layer(axum::middleware::from_fn_with_state(
             leadership,

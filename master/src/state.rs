@@ -410,6 +410,8 @@ pub struct Master {
     /// agents marked unreachable (their tasks' updates) and removed frameworks (their shutdown
     /// on agents). A master that cannot commit exits before any of it reaches anyone.
     pending: Vec<Pending>,
+    /// The last hour of utilisation samples (`GET /master/utilization`).
+    utilization: utilization::Ring,
 }
 
 /// An effect held until the registry change it follows from is committed.
@@ -461,6 +463,7 @@ impl Master {
             given_up: HashSet::new(),
             agent_views: views::AgentViews::default(),
             pending: Vec::new(),
+            utilization: utilization::Ring::default(),
         }
     }
 
@@ -2179,5 +2182,6 @@ mod tests;
 
 mod json;
 mod operations;
+pub mod utilization;
 mod views;
 pub use operations::{MachineId, Operation, OperatorError};

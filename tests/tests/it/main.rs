@@ -12,6 +12,7 @@ mod isolation;
 mod network;
 mod recovery;
 mod tasks;
+mod webui;
 
 use std::path::PathBuf;
 use strata_tests::Cluster;
