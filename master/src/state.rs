@@ -2059,7 +2059,7 @@ impl Master {
     // ---- views --------------------------------------------------------------------------------
 
     fn task_json(task: &Task) -> Json {
-        json!({
+        let mut json = json!({
             "id": task.info.task_id,
             "name": task.info.name,
             "framework_id": task.framework_id,
@@ -2068,7 +2068,11 @@ impl Master {
             "resources": task.info.resources.to_json(),
             "statuses": task.statuses.iter().map(|(s, t, m)| json!({"state": s, "timestamp": t, "message": m})).collect::<Vec<_>>(),
             "container_id": task.latest.as_ref().and_then(|s| s.container_id.clone()),
-        })
+        });
+        if let Some(container) = &task.info.container {
+            json["container"] = json!(container);
+        }
+        json
     }
 
     fn framework_json(fw: &Framework, active: bool) -> Json {

@@ -133,7 +133,15 @@ function simplePage(render) {
 
 // ---- overview --------------------------------------------------------------------------------
 
-function chart(samples) {
+// The utilisation now, from /state, drawn after the master's samples (taken every 10 s).
+function liveSample(state) {
+  const s = { time: Date.now() / 1000 };
+  for (const n of SCALARS) { s[`${n}_total`] = state.total_resources[n] || 0; s[`${n}_used`] = state.used_resources[n] || 0; }
+  return s;
+}
+
+function chart(recorded, live) {
+  const samples = [...recorded, live];
   const W = 760, H = 200, P = 30;
   const now = Date.now() / 1000, from = now - 3600;
   const x = t => P + (W - 2 * P) * Math.max(0, (t - from) / 3600);
@@ -151,8 +159,8 @@ function chart(samples) {
   const ticks = [60, 45, 30, 15, 0].map(m =>
     `<text x="${x(now - m * 60) - 12}" y="${H - 8}" font-size="10" fill="#6b7385">${m ? `-${m}m` : 'now'}</text>`).join('');
   const legend = series.map(([n, c]) => `<span><i style="background:${c}"></i>${n}</span>`).join('');
-  return `<div class="chart"><svg id="utilization-chart" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" data-samples="${samples.length}">${grid}${ticks}${lines}</svg>
-    <div class="legend">${legend || '<span class="muted">no samples yet (one every 10 s)</span>'}</div></div>`;
+  return `<div class="chart"><svg id="utilization-chart" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" data-samples="${recorded.length}">${grid}${ticks}${lines}</svg>
+    <div class="legend">${legend || '<span class="muted">no resources yet</span>'} <span class="muted">${recorded.length} samples from the master (one every 10 s), and now</span></div></div>`;
 }
 
 pages.overview = simplePage(async () => {
@@ -181,7 +189,7 @@ pages.overview = simplePage(async () => {
     </div>
     <h2>Tasks by state</h2><div class="cards">${stateCards || '<span class="muted">no tasks</span>'}</div>
     <h2>Allocated vs total</h2><div class="bars">${bars}</div>
-    <h2>Utilisation, last hour</h2>${chart(util.samples || [])}
+    <h2>Utilisation, last hour</h2>${chart(util.samples || [], liveSample(state))}
     <p class="muted">Master ${esc(state.hostname)} (${esc(state.id)}), version ${esc(state.version)}, elected ${esc(new Date(state.elected_time * 1000).toLocaleString())}</p>`;
 });
 
@@ -237,7 +245,7 @@ function agentPage() {
         const fw = c.framework_id;
         return `<tr data-container="${esc(c.executor_id)}"><td>${link(`/tasks/${encodeURIComponent(fw)}/${encodeURIComponent(c.executor_id)}`, c.executor_id)}</td>
           <td>${esc(fw)}</td><td class="num">${rate === null ? '…' : rate.toFixed(3)} / ${num(st.cpus_limit)}</td>
-          <td class="num">${bytes(st.mem_rss_bytes ?? st.mem_total_bytes)} / ${st.mem_limit_bytes ? bytes(st.mem_limit_bytes) : '—'}</td>
+          <td class="num">${bytes(st.mem_rss_bytes || st.mem_total_bytes)} / ${st.mem_limit_bytes ? bytes(st.mem_limit_bytes) : '—'}</td>
           <td class="num">${st.net_rx_bytes == null ? '—' : bytes(st.net_rx_bytes)} / ${st.net_tx_bytes == null ? '—' : bytes(st.net_tx_bytes)}</td>
           <td class="num">${st.processes ?? '—'}</td><td class="muted">${esc(names[c.executor_id] ? names[c.executor_id].directory : '')}</td></tr>`;
       }).join('');
@@ -391,12 +399,12 @@ function taskPage() {
       const t = allTasks(state).find(x => x.id === taskId && x.framework_id === fwId);
       if (!t) { info.innerHTML = `<h1>Task ${esc(taskId)}</h1><div class="error-box">no such task of framework ${esc(fwId)}</div>`; return; }
       const slave = state.slaves.find(s => s.id === t.slave_id);
-      const image = t.container && (t.container.docker || t.container.mesos || {}).image;
+      const image = t.container && t.container.image ? `${t.container.image.name} (${t.container.image.type})` : null;
       const history = t.statuses.map(s => `<tr><td>${esc(new Date(s.timestamp * 1000).toLocaleString())}</td><td>${statePill(s.state)}</td><td>${esc(s.message)}</td></tr>`).join('');
       info.innerHTML = `<h1>Task ${esc(t.id)} ${statePill(t.state).replace('class="pill', 'id="task-state" class="pill')}</h1>
         <dl class="kv"><dt>Name</dt><dd>${esc(t.name)}</dd><dt>Framework</dt><dd>${esc(t.framework_name)} (${esc(t.framework_id)})</dd>
         <dt>Agent</dt><dd>${link(`/agents/${encodeURIComponent(t.slave_id)}`, t.slave_id)}</dd><dt>Container</dt><dd>${esc(t.container_id || '—')}</dd>
-        <dt>Image</dt><dd>${esc(typeof image === 'string' ? image : image ? JSON.stringify(image) : '— (command task)')}</dd>
+        <dt>Image</dt><dd id="task-image">${esc(image || '— (no image: the host\'s filesystem)')}</dd>
         <dt>Resources</dt><dd>${esc(resText(t.resources))}${t.resources.ports ? `, ports: ${esc(t.resources.ports)}` : ''}</dd><dt>Sandbox</dt><dd id="sandbox-path">${esc(sandbox || '…')}</dd></dl>
         <h2>Status history</h2><table id="status-history"><thead><tr><th>Time</th><th>State</th><th>Message</th></tr></thead><tbody>${history}</tbody></table>`;
       if (!slave) return;
@@ -418,7 +426,7 @@ function taskPage() {
           return `<tr data-file="${esc(name)}"><td>${isDir ? esc(name) + '/' : `<a href="#" data-file="${esc(name)}">${esc(name)}</a>`}</td><td>${esc(f.mode)}</td><td class="num">${bytes(f.size)}</td><td>${esc(time(f.mtime))}</td></tr>`;
         }).join('')}</tbody></table>`;
       } catch (e) {
-        files.innerHTML = `<span class="muted">file list unavailable (${esc(e.message)}); stdout and stderr below</span>`;
+        files.innerHTML = `<span class="muted">no file list (the agent's /files/browse: ${esc(e.message.replace(/^.*: /, ''))}); stdout and stderr below</span>`;
       }
       await readMore();
     },

@@ -390,6 +390,16 @@ async fn webui_pages_in_chromium() {
         .wait("the utilisation chart", "const s = document.querySelector('#utilization-chart'); return s ? Number(s.dataset.samples) : 0;", json!([]), |v| v.as_u64().unwrap_or(0) >= 1)
         .await
         .unwrap();
+    // A line each for cpus, mem and disk (the cluster has no gpus).
+    browser
+        .wait(
+            "the chart's lines",
+            &count_selector("#utilization-chart polyline"),
+            json!([]),
+            |v| v == 3,
+        )
+        .await
+        .unwrap();
     browser.screenshot("overview").await.unwrap();
 
     // Agents: the real agent id, and its page with the task's container usage read from the
@@ -522,6 +532,8 @@ async fn webui_pages_in_chromium() {
         (0..numbers.len() as u64).collect::<Vec<_>>(),
         "lines lost or repeated:\n{log}"
     );
+    let image = browser.text("#task-image").await.unwrap().unwrap();
+    assert!(image.starts_with("— (no image"), "{image}");
     let history = browser.text("#status-history").await.unwrap().unwrap();
     assert!(history.contains("TASK_RUNNING"), "{history}");
     // The sandbox's file list, where the agent serves /files/browse.
