@@ -63,6 +63,8 @@ struct Browser {
     session: String,
     http: reqwest::Client,
     shots: PathBuf,
+    /// Chromium's profile, removed after the processes are killed (fields drop after `drop`).
+    profile: tempfile::TempDir,
 }
 
 impl Drop for Browser {
@@ -116,6 +118,9 @@ impl Browser {
                 .timeout(Duration::from_secs(60))
                 .build()?,
             shots,
+            profile: tempfile::Builder::new()
+                .prefix("strata-webui-chromium-")
+                .tempdir()?,
         };
         let deadline = std::time::Instant::now() + T;
         loop {
@@ -137,8 +142,8 @@ impl Browser {
             "goog:chromeOptions": {
                 "binary": CHROMIUM,
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                         "--window-size=1400,1000", "--no-proxy-server", "--user-data-dir=/tmp/strata-webui-chromium-"
-                             .to_string() + &port.to_string()],
+                         "--window-size=1400,1000", "--no-proxy-server",
+                         format!("--user-data-dir={}", browser.profile.path().display())],
             },
         }}});
         let created = browser.call("POST", "/session", caps).await?;
@@ -463,7 +468,37 @@ async fn webui_pages_in_chromium() {
 
     // Tasks, filtered through the URL.
     browser
-        .goto(&format!("{ui}#/tasks?state=TASK_FINISHED"))
+        .goto(&format!("{ui}#/tasks?name=nomatch"))
+        .await
+        .unwrap();
+    browser
+        .wait_text("#task-count", |t| t == "0 tasks")
+        .await
+        .unwrap();
+    // Typing a filter puts it in the URL (shareable) and filters.
+    browser
+        .js(
+            "const i = document.querySelector('input[name=name]'); i.value = 'print'; \
+             i.dispatchEvent(new Event('input', {bubbles: true})); return null;",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    browser
+        .wait(
+            "the name filter in the URL",
+            "return location.hash;",
+            json!([]),
+            |v| v == "#/tasks?name=print",
+        )
+        .await
+        .unwrap();
+    browser
+        .wait_text("#task-count", |t| t == "1 tasks")
+        .await
+        .unwrap();
+    browser
+        .goto(&format!("{ui}#/tasks?agent={agent_id}&state=TASK_FINISHED"))
         .await
         .unwrap();
     browser
