@@ -22,6 +22,7 @@
 
 use crate::checkpoint::{self, Record, Recovered, RecoveredContainer};
 use crate::containerizer::{ContainerEvent, Containerizer, TaskCheckpoint};
+use crate::executor::{self as exec, ApiError, Executor, ExecutorKey, Pending};
 use crate::monitor::UsageTarget;
 use crate::paths::{write_atomic, Paths};
 use crate::status::StatusUpdates;
@@ -31,8 +32,9 @@ use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use strata_schema::{
-    AgentId, AgentInfo, Attributes, ContainerId, FrameworkId, FrameworkInfo, MasterInfo, Resources,
-    StatusSource, TaskId, TaskInfo, TaskState, TaskStatus, UpdateUuid,
+    AgentId, AgentInfo, Attributes, ContainerId, ExecutorId, ExecutorInfo, ExecutorKind,
+    FrameworkId, FrameworkInfo, MasterInfo, Resources, StatusSource, TaskId, TaskInfo, TaskState,
+    TaskStatus, UpdateUuid,
 };
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
@@ -113,6 +115,38 @@ pub enum Msg {
         volumes: Resources,
         reply: oneshot::Sender<Result<(), crate::volumes::VolumeError>>,
     },
+    /// LAUNCH_GROUP: all of `tasks` under `executor`.
+    LaunchGroup {
+        framework: Box<FrameworkInfo>,
+        executor: Box<ExecutorInfo>,
+        tasks: Vec<TaskInfo>,
+    },
+    /// A scheduler's message for one of its executors here.
+    FrameworkMessage {
+        framework_id: FrameworkId,
+        executor_id: ExecutorId,
+        data: Vec<u8>,
+    },
+    /// SHUTDOWN of one executor: a SHUTDOWN event, then a kill after the grace period.
+    ShutdownExecutor {
+        framework_id: FrameworkId,
+        executor_id: ExecutorId,
+    },
+    /// A call of `POST /api/v1/executor`; SUBSCRIBE is answered with the executor's events.
+    ExecutorCall {
+        call: exec::Call,
+        reply: oneshot::Sender<Result<Option<mpsc::UnboundedReceiver<Json>>, ApiError>>,
+    },
+    /// The task containers of an executor are checkpointed (or failed to be).
+    ExecutorTasksReady {
+        key: ExecutorKey,
+        pending: Pending,
+        result: Result<(), String>,
+    },
+    /// A shut-down executor's grace period is over.
+    ExecutorEscalate {
+        container_id: ContainerId,
+    },
 }
 
 /// Why a live update was refused or failed.
@@ -132,6 +166,18 @@ pub enum UpdateError {
 #[derive(Debug)]
 pub enum ToMaster {
     StatusUpdate(TaskStatus),
+    /// An executor's message for its scheduler.
+    FrameworkMessage {
+        framework_id: FrameworkId,
+        executor_id: ExecutorId,
+        data: Vec<u8>,
+    },
+    /// A custom executor's process ended (`status`: its wait status, -1 if unknown).
+    ExecutorExited {
+        framework_id: FrameworkId,
+        executor_id: ExecutorId,
+        status: i32,
+    },
 }
 
 #[derive(Debug)]
@@ -145,6 +191,8 @@ struct Container {
     launched: Instant,
     /// The container's resources: the task's, or those of the latest live update.
     resources: Resources,
+    /// A task of a custom executor: whether the executor was handed it (LAUNCH).
+    delivered: bool,
 }
 
 pub struct Agent {
@@ -166,6 +214,25 @@ pub struct Agent {
     containerizer: Containerizer,
     to_master: mpsc::UnboundedSender<ToMaster>,
     to_self: mpsc::UnboundedSender<Msg>,
+    /// `host:port` of this agent's HTTP API, for executors (`MESOS_AGENT_ENDPOINT`).
+    endpoint: String,
+    /// The custom executors running here.
+    executors: HashMap<ExecutorKey, Executor>,
+    /// The container of each executor.
+    executor_containers: HashMap<ContainerId, ExecutorKey>,
+    /// The tasks of each LAUNCH_GROUP run by the default executor (one fails: the others are
+    /// killed), by member.
+    groups: HashMap<(FrameworkId, TaskId), Vec<TaskId>>,
+    /// Executor exits that happened while disconnected, told the master once registered (it
+    /// releases their resources then).
+    unreported_exits: Vec<ToMaster>,
+}
+
+/// The custom executor that runs `task`, if any (a DEFAULT one runs tasks as containers).
+fn custom_executor(task: &TaskInfo) -> Option<&ExecutorInfo> {
+    task.executor
+        .as_ref()
+        .filter(|e| e.kind == ExecutorKind::Custom)
 }
 
 pub struct AgentSetup {
@@ -179,6 +246,8 @@ pub struct AgentSetup {
     pub containerizer: Containerizer,
     pub to_master: mpsc::UnboundedSender<ToMaster>,
     pub to_self: mpsc::UnboundedSender<Msg>,
+    /// `host:port` of the agent's HTTP API, as executors reach it.
+    pub endpoint: String,
 }
 
 fn exit_code(status: &ExitStatus) -> Option<i32> {
@@ -218,6 +287,11 @@ impl Agent {
             containerizer: setup.containerizer,
             to_master: setup.to_master,
             to_self: setup.to_self,
+            endpoint: setup.endpoint,
+            executors: HashMap::new(),
+            executor_containers: HashMap::new(),
+            groups: HashMap::new(),
+            unreported_exits: Vec::new(),
         }
     }
 
@@ -253,8 +327,22 @@ impl Agent {
         status.timestamp = TaskStatus::now();
         info!(task_id = %status.task_id, state = %status.state, message = %status.message, "task status");
         self.checkpoint_update(id, &status);
+        let failed = status.state.is_terminal() && status.state != TaskState::Finished;
+        let member = status
+            .framework_id
+            .clone()
+            .map(|fw| (fw, status.task_id.clone()));
         if let Some(send) = self.updates.push(status, Instant::now()) {
             self.send(send);
+        }
+        // The default executor's policy: a task of a group that fails takes the others down.
+        if let Some((fw, task)) = member.filter(|_| failed) {
+            if let Some(group) = self.groups.get(&(fw.clone(), task.clone())).cloned() {
+                for other in group.iter().filter(|t| **t != task) {
+                    info!(task_id = %other, failed = %task, "killing a task of a group whose other task failed");
+                    self.kill(&fw, other, 0.0);
+                }
+            }
         }
     }
 
@@ -310,6 +398,16 @@ impl Agent {
         }
     }
 
+    fn agent_info(&self) -> AgentInfo {
+        AgentInfo {
+            id: self.agent_id.clone(),
+            hostname: self.hostname.clone(),
+            port: self.port,
+            resources: self.resources.clone(),
+            attributes: self.attributes.clone(),
+        }
+    }
+
     /// Takes over what a previous run of the agent left (read and checked by
     /// [`checkpoint::load`]): adopts the containers whose supervisors still run, reports those
     /// that ended meanwhile, and queues every update not acknowledged yet (resent with its uuid
@@ -320,6 +418,29 @@ impl Agent {
             self.agent_id = recovered.agent_id;
         }
         self.frameworks = recovered.frameworks;
+        for executor in recovered.executors {
+            // Not recovered: the executor would need its event stream back, which the previous
+            // run held. Its container is killed and its unfinished tasks reported failed.
+            warn!(container_id = %executor.ckpt.container_id, executor_id = %executor.ckpt.task.task_id,
+                  framework_id = ?executor.ckpt.framework.id,
+                  "custom executors are not recovered across agent restarts: killing the executor's container");
+            if let Some(pid) = executor.supervisor_pid.filter(|_| executor.alive) {
+                self.containerizer.terminate(pid);
+            }
+            self.containerizer.kill_all(&executor.ckpt.container_id);
+            if let Some(framework_id) = executor.ckpt.framework.id.clone() {
+                if let Ok(executor_id) = ExecutorId::new(executor.ckpt.task.task_id.as_str()) {
+                    self.unreported_exits.push(ToMaster::ExecutorExited {
+                        framework_id,
+                        executor_id,
+                        status: libc::SIGKILL,
+                    });
+                }
+            }
+            let containerizer = self.containerizer.clone();
+            let resources = executor.ckpt.task.resources.clone();
+            tokio::task::spawn_blocking(move || containerizer.destroy(&executor.ckpt, &resources));
+        }
         let mut done = Vec::new();
         for container in recovered.containers {
             if let Some(id) = self.recover_container(container) {
@@ -370,6 +491,7 @@ impl Agent {
                 exited: stream.terminal(),
                 launched: Instant::now(),
                 resources,
+                delivered: false,
             },
         );
         if stream.terminal() && pending.is_empty() {
@@ -388,6 +510,25 @@ impl Agent {
             return None;
         }
         let c = self.containers.get(&id)?;
+        if let Some(e) = custom_executor(&c.ckpt.task) {
+            let mut status = Self::status(
+                c,
+                if stream.kill_requested {
+                    TaskState::Killed
+                } else {
+                    TaskState::Failed
+                },
+                StatusSource::Agent,
+                format!(
+                    "the agent restarted and does not recover custom executors: executor {} was \
+                     killed",
+                    e.executor_id
+                ),
+            );
+            status.reason = Some("REASON_EXECUTOR_TERMINATED".to_string());
+            self.update(&id, status);
+            return None;
+        }
         match supervisor_pid.filter(|_| alive) {
             Some(pid) => {
                 self.containerizer.recover(&c.ckpt, &c.resources);
@@ -468,7 +609,11 @@ impl Agent {
             Msg::ShutdownFramework { framework_id } => self.shutdown_framework(&framework_id),
             Msg::Shutdown { reason } => {
                 warn!(%reason, "the master asked this agent to shut down: killing every task");
-                let fws: Vec<FrameworkId> = self.by_task.keys().map(|(f, _)| f.clone()).collect();
+                let mut fws: Vec<FrameworkId> =
+                    self.by_task.keys().map(|(f, _)| f.clone()).collect();
+                fws.extend(self.executors.keys().map(|(f, _)| f.clone()));
+                fws.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+                fws.dedup();
                 for fw in fws {
                     self.shutdown_framework(&fw);
                 }
@@ -514,6 +659,34 @@ impl Agent {
                 reply,
             } => self.resources_updated(&container_id, resources, reply),
             Msg::DestroyVolumes { volumes, reply } => self.destroy_volumes(volumes, reply),
+            Msg::LaunchGroup {
+                framework,
+                executor,
+                tasks,
+            } => self.launch_group(*framework, *executor, tasks),
+            Msg::FrameworkMessage {
+                framework_id,
+                executor_id,
+                data,
+            } => self.framework_message((framework_id, executor_id), &data),
+            Msg::ShutdownExecutor {
+                framework_id,
+                executor_id,
+            } => self.shutdown_executor(&(framework_id, executor_id)),
+            Msg::ExecutorCall { call, reply } => {
+                let _ = reply.send(self.executor_call(call));
+            }
+            Msg::ExecutorTasksReady {
+                key,
+                pending,
+                result,
+            } => self.executor_tasks_ready(&key, pending, result),
+            Msg::ExecutorEscalate { container_id } => {
+                if self.executor_containers.contains_key(&container_id) {
+                    info!(container_id = %container_id, "executor shutdown grace period over: killing its container");
+                    self.containerizer.kill_all(&container_id);
+                }
+            }
             Msg::Usage { reply } => {
                 let targets = self
                     .containers
@@ -531,6 +704,27 @@ impl Agent {
 
     pub fn handle_container(&mut self, event: ContainerEvent) {
         match event {
+            ContainerEvent::Running {
+                container_id,
+                init_pid,
+            } if self.executor_containers.contains_key(&container_id) => {
+                if let Some(e) = self
+                    .executor_containers
+                    .get(&container_id)
+                    .and_then(|key| self.executors.get(key))
+                {
+                    info!(executor_id = %e.info.executor_id, init_pid, "executor running");
+                    self.containerizer.isolate(&e.ckpt, &e.resources, init_pid);
+                }
+            }
+            ContainerEvent::Exited {
+                container_id,
+                status,
+            } if self.executor_containers.contains_key(&container_id) => {
+                if let Some(key) = self.executor_containers.get(&container_id).cloned() {
+                    self.executor_terminated(&key, status.as_ref(), None);
+                }
+            }
             ContainerEvent::Running {
                 container_id,
                 init_pid,
@@ -625,6 +819,9 @@ impl Agent {
         self.agent_id = Some(agent_id);
         self.master = Some(master);
         self.connected = true;
+        for exited in std::mem::take(&mut self.unreported_exits) {
+            let _ = self.to_master.send(exited);
+        }
         for status in self.updates.heads() {
             self.send(status);
         }
@@ -677,6 +874,10 @@ impl Agent {
             warn!(task_id = %task.task_id, "duplicate launch ignored");
             return;
         }
+        if let Some(executor) = custom_executor(&task).cloned() {
+            self.launch_on_executor(framework, executor, vec![task], false);
+            return;
+        }
         let container_id = ContainerId::random();
         let sandbox: PathBuf =
             self.paths
@@ -700,6 +901,7 @@ impl Agent {
                 exited: false,
                 launched: Instant::now(),
                 resources,
+                delivered: false,
             },
         );
         let Some(c) = self.containers.get(&container_id) else {
@@ -734,6 +936,10 @@ impl Agent {
     }
 
     fn launched(&mut self, id: &ContainerId, result: Result<u32, String>) {
+        if let Some(key) = self.executor_containers.get(id).cloned() {
+            self.executor_launched(&key, result);
+            return;
+        }
         let Some(c) = self.containers.get_mut(id) else {
             return;
         };
@@ -788,6 +994,10 @@ impl Agent {
             return;
         }
         c.kill_requested = true;
+        if custom_executor(&c.ckpt.task).is_some() {
+            self.kill_on_executor(&id);
+            return;
+        }
         let grace = if grace_period_secs > 0.0 {
             Duration::from_secs_f64(grace_period_secs)
         } else {
@@ -853,9 +1063,21 @@ impl Agent {
 
     fn acknowledge(&mut self, fw: &FrameworkId, task: &TaskId, uuid: &UpdateUuid) {
         let (acked, next) = self.updates.acknowledge(fw, task, uuid, Instant::now());
-        if acked.is_some() {
-            if let Some(id) = self.by_task.get(&(fw.clone(), task.clone())) {
-                self.checkpoint_record(id, &Record::Ack(*uuid));
+        if let Some(status) = &acked {
+            if let Some(id) = self.by_task.get(&(fw.clone(), task.clone())).cloned() {
+                self.checkpoint_record(&id, &Record::Ack(*uuid));
+                // An executor's update: the executor hears that it was acknowledged.
+                let executor = self
+                    .containers
+                    .get(&id)
+                    .and_then(|c| custom_executor(&c.ckpt.task))
+                    .map(|e| (fw.clone(), e.executor_id.clone()));
+                if let Some(e) = executor
+                    .filter(|_| status.source == StatusSource::Executor)
+                    .and_then(|key| self.executors.get_mut(&key))
+                {
+                    e.send(exec::acknowledged_event(task, uuid));
+                }
             }
         }
         if let Some(next) = next {
@@ -871,8 +1093,32 @@ impl Agent {
     /// The container is over and its terminal update acknowledged: forget it.
     fn finish(&mut self, id: &ContainerId) {
         if let Some(c) = self.containers.remove(id) {
-            // Teardown may wait for a cgroup to empty: keep it off the actor, like launches.
+            if let Some(fw) = &c.ckpt.framework.id {
+                self.groups
+                    .remove(&(fw.clone(), c.ckpt.task.task_id.clone()));
+            }
             let containerizer = self.containerizer.clone();
+            if let Some(e) = custom_executor(&c.ckpt.task) {
+                // A task of an executor has only its checkpoint dir: the executor's container
+                // goes with the executor.
+                let key = c
+                    .ckpt
+                    .framework
+                    .id
+                    .clone()
+                    .map(|f| (f, e.executor_id.clone()));
+                if let Some(executor) = key.and_then(|k| self.executors.get_mut(&k)) {
+                    executor.tasks.retain(|t| t != id);
+                }
+                let id = id.clone();
+                tokio::task::spawn_blocking(move || containerizer.remove_checkpoint(&id));
+                self.completed.push_back(c);
+                while self.completed.len() > MAX_COMPLETED {
+                    self.completed.pop_front();
+                }
+                return;
+            }
+            // Teardown may wait for a cgroup to empty: keep it off the actor, like launches.
             let (ckpt, resources) = (c.ckpt.clone(), c.resources.clone());
             tokio::task::spawn_blocking(move || containerizer.destroy(&ckpt, &resources));
             self.completed.push_back(c);
@@ -885,6 +1131,17 @@ impl Agent {
     fn shutdown_framework(&mut self, fw: &FrameworkId) {
         info!(framework_id = %fw, "shutting down the framework's tasks");
         self.updates.drop_framework(fw);
+        // Its executors go at once; their exits end their tasks.
+        for (key, e) in self.executors.iter_mut().filter(|((f, _), _)| f == fw) {
+            if !e.shutting_down {
+                info!(executor_id = %key.1, "killing the framework's executor");
+                e.shutting_down = true;
+            }
+            if let Some(pid) = e.supervisor_pid {
+                self.containerizer.terminate(pid);
+            }
+            self.containerizer.kill_all(&e.ckpt.container_id);
+        }
         let ids: Vec<(TaskId, ContainerId)> = self
             .by_task
             .iter()
@@ -942,7 +1199,9 @@ impl Agent {
             "id": c.ckpt.task.task_id,
             "name": c.ckpt.task.name,
             "framework_id": c.ckpt.framework.id,
-            "executor_id": c.ckpt.task.task_id,
+            "executor_id": custom_executor(&c.ckpt.task)
+                .map(|e| e.executor_id.to_string())
+                .unwrap_or_else(|| c.ckpt.task.task_id.to_string()),
             "slave_id": c.ckpt.agent_id,
             "state": c.state,
             "resources": c.ckpt.task.resources.to_json(),
@@ -953,7 +1212,43 @@ impl Agent {
     pub fn state_json(&self) -> Json {
         let mut frameworks: HashMap<String, (Json, Vec<Json>, Vec<Json>)> = HashMap::new();
         // Live containers go under "executors", completed ones under "completed_executors".
-        let live = self.containers.values().map(|c| (c, false));
+        // A running custom executor's tasks are listed under it, not as containers.
+        let under_executor = |c: &Container| {
+            custom_executor(&c.ckpt.task).is_some_and(|e| {
+                c.ckpt.framework.id.as_ref().is_some_and(|f| {
+                    self.executors
+                        .contains_key(&(f.clone(), e.executor_id.clone()))
+                })
+            })
+        };
+        let live = self
+            .containers
+            .values()
+            .filter(|c| !under_executor(c))
+            .map(|c| (c, false));
+        for (key, e) in &self.executors {
+            let fw = &e.ckpt.framework;
+            let entry = frameworks
+                .entry(key.0.to_string())
+                .or_insert_with(|| (json!({"name": fw.name, "user": fw.user}), vec![], vec![]));
+            let tasks: Vec<&Container> = e
+                .tasks
+                .iter()
+                .filter_map(|id| self.containers.get(id))
+                .collect();
+            entry.1.push(json!({
+                "id": key.1,
+                "name": e.info.name,
+                "type": e.info.kind.mesos_name(),
+                "container": e.ckpt.container_id,
+                "directory": e.ckpt.sandbox,
+                "framework_id": key.0,
+                "resources": e.resources.to_json(),
+                "subscribed": e.stream.is_some(),
+                "tasks": tasks.iter().filter(|c| !c.exited).map(|c| Self::task_json(c)).collect::<Vec<_>>(),
+                "completed_tasks": tasks.iter().filter(|c| c.exited).map(|c| Self::task_json(c)).collect::<Vec<_>>(),
+            }));
+        }
         for (c, completed) in live.chain(self.completed.iter().map(|c| (c, true))) {
             let fw = &c.ckpt.framework;
             let id = fw.id.as_ref().map(|i| i.to_string()).unwrap_or_default();
@@ -969,6 +1264,9 @@ impl Agent {
         let mut used = Resources::new();
         for c in self.containers.values().filter(|c| !c.exited) {
             used.add(&c.ckpt.task.resources);
+        }
+        for e in self.executors.values() {
+            used.add(&e.info.resources);
         }
         json!({
             "version": strata_schema::VERSION,
@@ -1115,6 +1413,654 @@ impl Agent {
     /// Absolute roots under which `/files` may read.
     pub fn sandbox_root(&self) -> PathBuf {
         self.paths.work_dir.join("agents")
+    }
+}
+
+/// Custom executors and task groups (see [`crate::executor`]).
+impl Agent {
+    /// Hands `tasks` to the custom executor `info`, starting it first if it does not run here.
+    /// Each task gets a checkpoint dir of its own (no supervisor); once those are written the
+    /// tasks go to the executor (LAUNCH, or one LAUNCH_GROUP when `group`).
+    fn launch_on_executor(
+        &mut self,
+        framework: FrameworkInfo,
+        info: ExecutorInfo,
+        tasks: Vec<TaskInfo>,
+        group: bool,
+    ) {
+        let Some(fw_id) = framework.id.clone() else {
+            warn!(executor_id = %info.executor_id, "launch without a framework id ignored");
+            return;
+        };
+        let key: ExecutorKey = (fw_id.clone(), info.executor_id.clone());
+        let mut fresh = Vec::new();
+        for mut task in tasks {
+            if self
+                .by_task
+                .contains_key(&(fw_id.clone(), task.task_id.clone()))
+            {
+                warn!(task_id = %task.task_id, "duplicate launch ignored");
+                continue;
+            }
+            task.executor = Some(info.clone());
+            fresh.push(task);
+        }
+        let Some(first) = fresh.first() else {
+            return;
+        };
+        let agent_id = first.agent_id.clone();
+        let mut task_resources = Resources::new();
+        for task in &fresh {
+            task_resources.add(&task.resources);
+        }
+        // A framework new here (or with new info) is checkpointed before its tasks start.
+        let framework_ckpt =
+            (self.frameworks.get(&fw_id) != Some(&framework)).then(|| framework.clone());
+        if let Some(info) = &framework_ckpt {
+            self.frameworks.insert(fw_id.clone(), info.clone());
+        }
+        match self.executors.get_mut(&key) {
+            Some(e) => {
+                e.resources.add(&task_resources);
+                self.resize_executor(&key);
+            }
+            None => {
+                if let Err(err) =
+                    self.start_executor(&key, &info, &framework, &agent_id, &task_resources)
+                {
+                    warn!(executor_id = %info.executor_id, cause = %err, "cannot start the executor");
+                }
+            }
+        }
+        let sandbox = self
+            .executors
+            .get(&key)
+            .map(|e| e.ckpt.sandbox.clone())
+            .unwrap_or_else(|| {
+                let id = TaskId::new(info.executor_id.as_str())
+                    .unwrap_or_else(|_| first.task_id.clone());
+                self.paths
+                    .sandbox(&agent_id, &fw_id, &id, &ContainerId::random())
+            });
+        let mut ckpts = Vec::new();
+        for task in fresh {
+            let container_id = ContainerId::random();
+            let ckpt = TaskCheckpoint {
+                container_id: container_id.clone(),
+                agent_id: task.agent_id.clone(),
+                framework: framework.clone(),
+                task,
+                sandbox: sandbox.clone(),
+            };
+            self.by_task.insert(
+                (fw_id.clone(), ckpt.task.task_id.clone()),
+                container_id.clone(),
+            );
+            self.containers.insert(
+                container_id.clone(),
+                Container {
+                    ckpt: ckpt.clone(),
+                    state: TaskState::Staging,
+                    supervisor_pid: None,
+                    kill_requested: false,
+                    exited: false,
+                    launched: Instant::now(),
+                    resources: ckpt.task.resources.clone(),
+                    delivered: false,
+                },
+            );
+            if let Some(e) = self.executors.get_mut(&key) {
+                e.tasks.push(container_id);
+            }
+            ckpts.push(ckpt);
+        }
+        let ids: Vec<ContainerId> = ckpts.iter().map(|c| c.container_id.clone()).collect();
+        let pending = if group {
+            Pending::Group(ids)
+        } else {
+            Pending::Task(ids[0].clone())
+        };
+        let paths = self.paths.clone();
+        let to_self = self.to_self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut result = Ok(());
+            for ckpt in &ckpts {
+                result = checkpoint::prepare_launch(&paths, ckpt, framework_ckpt.as_ref())
+                    .and_then(|()| {
+                        checkpoint::ensure_task(&paths, ckpt)
+                            .map_err(|e| format!("failed to checkpoint the task: {e}"))
+                    });
+                if result.is_err() {
+                    break;
+                }
+            }
+            if result.is_err() {
+                for ckpt in &ckpts {
+                    if let Err(err) = checkpoint::ensure_task(&paths, ckpt) {
+                        error!(task_id = %ckpt.task.task_id, cause = %err, "failed to checkpoint the task");
+                    }
+                }
+            }
+            let _ = to_self.send(Msg::ExecutorTasksReady {
+                key,
+                pending,
+                result,
+            });
+        });
+    }
+
+    /// Starts an executor's container (off the actor); its pid comes back in `Msg::Launched`.
+    fn start_executor(
+        &mut self,
+        key: &ExecutorKey,
+        info: &ExecutorInfo,
+        framework: &FrameworkInfo,
+        agent_id: &AgentId,
+        task_resources: &Resources,
+    ) -> Result<(), String> {
+        let env = exec::executor_environment(&self.endpoint, framework);
+        let task = exec::executor_task(info, agent_id, task_resources, env)?;
+        let container_id = ContainerId::random();
+        let sandbox = self
+            .paths
+            .sandbox(agent_id, &key.0, &task.task_id, &container_id);
+        let ckpt = TaskCheckpoint {
+            container_id: container_id.clone(),
+            agent_id: agent_id.clone(),
+            framework: framework.clone(),
+            task,
+            sandbox,
+        };
+        info!(executor_id = %info.executor_id, framework_id = %key.0, container_id = %container_id, "starting executor");
+        self.executors.insert(
+            key.clone(),
+            Executor {
+                info: info.clone(),
+                resources: ckpt.task.resources.clone(),
+                ckpt: ckpt.clone(),
+                supervisor_pid: None,
+                stream: None,
+                queued: Vec::new(),
+                tasks: Vec::new(),
+                shutting_down: false,
+            },
+        );
+        self.executor_containers
+            .insert(container_id.clone(), key.clone());
+        let containerizer = self.containerizer.clone();
+        let to_self = self.to_self.clone();
+        let marker = self
+            .paths
+            .container_dir(&container_id)
+            .join(exec::EXECUTOR_FILE);
+        let info = info.clone();
+        tokio::task::spawn_blocking(move || {
+            // The marker first: a restarted agent must never take the executor for a task.
+            let data = serde_json::to_vec_pretty(&info).unwrap_or_default();
+            let result = write_atomic(&marker, &data)
+                .map_err(|e| format!("failed to write {}: {e}", marker.display()))
+                .and_then(|()| containerizer.launch(&ckpt).map_err(|e| e.to_string()));
+            let _ = to_self.send(Msg::Launched {
+                container_id: ckpt.container_id,
+                result,
+            });
+        });
+        Ok(())
+    }
+
+    /// Applies an executor's resources (its own and its tasks') to its running container.
+    fn resize_executor(&self, key: &ExecutorKey) {
+        let Some(e) = self.executors.get(key) else {
+            return;
+        };
+        if e.supervisor_pid.is_none() {
+            // Still launching: `executor_launched` resizes it once it runs.
+            return;
+        }
+        let (containerizer, ckpt, resources) = (
+            self.containerizer.clone(),
+            e.ckpt.clone(),
+            e.resources.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            if let Err(err) = containerizer.update(&ckpt, &resources) {
+                warn!(container_id = %ckpt.container_id, cause = %err, "failed to resize an executor's container");
+            }
+        });
+    }
+
+    fn executor_launched(&mut self, key: &ExecutorKey, result: Result<u32, String>) {
+        match result {
+            Ok(pid) => {
+                let Some(e) = self.executors.get_mut(key) else {
+                    return;
+                };
+                e.supervisor_pid = Some(pid as i32);
+                if e.shutting_down {
+                    self.containerizer.terminate(pid as i32);
+                    self.schedule_executor_escalation(key);
+                } else if e.resources != e.ckpt.task.resources {
+                    self.resize_executor(key);
+                }
+            }
+            Err(err) => {
+                warn!(executor_id = %key.1, cause = %err, "failed to launch the executor");
+                self.executor_terminated(key, None, Some(err));
+            }
+        }
+    }
+
+    fn schedule_executor_escalation(&self, key: &ExecutorKey) {
+        let Some(e) = self.executors.get(key) else {
+            return;
+        };
+        let to_self = self.to_self.clone();
+        let container_id = e.ckpt.container_id.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(exec::SHUTDOWN_GRACE).await;
+            let _ = to_self.send(Msg::ExecutorEscalate { container_id });
+        });
+    }
+
+    /// An executor is gone (or never started): its unfinished tasks end (TASK_FAILED, or
+    /// TASK_KILLED if it was shut down or they were being killed), the master hears of it, and
+    /// its container is removed.
+    fn executor_terminated(
+        &mut self,
+        key: &ExecutorKey,
+        exit: Option<&crate::supervisor::ExitStatus>,
+        launch_error: Option<String>,
+    ) {
+        let Some(e) = self.executors.remove(key) else {
+            return;
+        };
+        self.executor_containers.remove(&e.ckpt.container_id);
+        let how = match (&launch_error, exit) {
+            (Some(err), _) => format!("failed to launch: {err}"),
+            (None, Some(s)) => s.message.clone(),
+            (None, None) => "its supervisor exited without reporting its status".to_string(),
+        };
+        info!(executor_id = %key.1, framework_id = %key.0, %how, "executor terminated");
+        let queued: Vec<&ContainerId> = e
+            .queued
+            .iter()
+            .flat_map(|p| match p {
+                Pending::Task(id) => std::slice::from_ref(id),
+                Pending::Group(ids) => ids.as_slice(),
+            })
+            .collect();
+        for id in &e.tasks {
+            let Some(c) = self.containers.get(id) else {
+                continue;
+            };
+            // A task whose checkpoint is still being written is ended by
+            // `executor_tasks_ready` once it is (its update needs the log).
+            if c.exited || !(c.delivered || queued.contains(&id)) {
+                continue;
+            }
+            let state = if c.kill_requested || e.shutting_down {
+                TaskState::Killed
+            } else {
+                TaskState::Failed
+            };
+            let mut status = Self::status(
+                c,
+                state,
+                StatusSource::Agent,
+                format!("executor {} terminated: {how}", key.1),
+            );
+            status.reason = Some(
+                if launch_error.is_some() {
+                    "REASON_CONTAINER_LAUNCH_FAILED"
+                } else {
+                    "REASON_EXECUTOR_TERMINATED"
+                }
+                .to_string(),
+            );
+            self.update(id, status);
+        }
+        self.containerizer.kill_all(&e.ckpt.container_id);
+        let exited = ToMaster::ExecutorExited {
+            framework_id: key.0.clone(),
+            executor_id: key.1.clone(),
+            status: exec::wait_status(exit),
+        };
+        if self.connected {
+            let _ = self.to_master.send(exited);
+        } else {
+            self.unreported_exits.push(exited);
+        }
+        let containerizer = self.containerizer.clone();
+        tokio::task::spawn_blocking(move || containerizer.destroy(&e.ckpt, &e.resources));
+    }
+
+    /// The task containers of `pending` are checkpointed: hand them to their executor (or keep
+    /// them until it subscribes); end those killed meanwhile or without an executor.
+    fn executor_tasks_ready(
+        &mut self,
+        key: &ExecutorKey,
+        pending: Pending,
+        result: Result<(), String>,
+    ) {
+        let ids = match &pending {
+            Pending::Task(id) => vec![id.clone()],
+            Pending::Group(ids) => ids.clone(),
+        };
+        let running = self.executors.get(key).is_some_and(|e| !e.shutting_down);
+        let shut_down = self.executors.get(key).is_some_and(|e| e.shutting_down);
+        for id in &ids {
+            let Some(c) = self.containers.get(id) else {
+                continue;
+            };
+            if c.exited {
+                continue;
+            }
+            let ended = match &result {
+                Err(err) => Some((
+                    TaskState::Failed,
+                    format!("failed to checkpoint the task: {err}"),
+                    Some("REASON_CONTAINER_LAUNCH_FAILED"),
+                )),
+                Ok(()) if c.kill_requested => Some((
+                    TaskState::Killed,
+                    "killed before its executor received it".to_string(),
+                    None,
+                )),
+                Ok(()) if shut_down => Some((
+                    TaskState::Killed,
+                    format!("executor {} was shut down", key.1),
+                    Some("REASON_EXECUTOR_TERMINATED"),
+                )),
+                Ok(()) if !running => Some((
+                    TaskState::Failed,
+                    format!("executor {} is not running on this agent", key.1),
+                    Some("REASON_EXECUTOR_TERMINATED"),
+                )),
+                Ok(()) => None,
+            };
+            if let Some((state, message, reason)) = ended {
+                let mut status = Self::status(c, state, StatusSource::Agent, message);
+                status.reason = reason.map(str::to_string);
+                self.update(id, status);
+            }
+        }
+        if result.is_ok() && running {
+            self.deliver(key, pending);
+        }
+    }
+
+    /// Sends the tasks of `pending` still to run to the executor, or queues them until it
+    /// subscribes.
+    fn deliver(&mut self, key: &ExecutorKey, pending: Pending) {
+        let group = matches!(pending, Pending::Group(_));
+        let ids: Vec<ContainerId> = match pending {
+            Pending::Task(id) => vec![id],
+            Pending::Group(ids) => ids,
+        };
+        let ids: Vec<ContainerId> = ids
+            .into_iter()
+            .filter(|id| self.containers.get(id).is_some_and(|c| !c.exited))
+            .collect();
+        if ids.is_empty() {
+            return;
+        }
+        let tasks: Vec<&TaskInfo> = ids
+            .iter()
+            .filter_map(|id| self.containers.get(id).map(|c| &c.ckpt.task))
+            .collect();
+        let event = if group {
+            exec::launch_group_event(&tasks)
+        } else {
+            exec::launch_event(tasks[0])
+        };
+        let Some(e) = self.executors.get_mut(key) else {
+            return;
+        };
+        if e.send(event) {
+            for id in &ids {
+                if let Some(c) = self.containers.get_mut(id) {
+                    c.delivered = true;
+                }
+            }
+        } else {
+            e.queued.push(if group {
+                Pending::Group(ids)
+            } else {
+                Pending::Task(ids[0].clone())
+            });
+        }
+    }
+
+    /// A kill (already checkpointed as requested) of a task of a custom executor: a KILL event
+    /// if the executor has the task, else the task ends here.
+    fn kill_on_executor(&mut self, id: &ContainerId) {
+        self.checkpoint_record(id, &Record::Kill);
+        let Some(c) = self.containers.get(id) else {
+            return;
+        };
+        let task_id = c.ckpt.task.task_id.clone();
+        let delivered = c.delivered;
+        let key = custom_executor(&c.ckpt.task)
+            .zip(c.ckpt.framework.id.clone())
+            .map(|(e, f)| (f, e.executor_id.clone()));
+        info!(task_id = %task_id, "killing a task of an executor");
+        let Some(e) = key.as_ref().and_then(|k| self.executors.get_mut(k)) else {
+            if delivered {
+                // Its executor is gone and already ended its tasks.
+                return;
+            }
+            // Not checkpointed yet: `executor_tasks_ready` ends it.
+            return;
+        };
+        let mut queued = false;
+        for p in &mut e.queued {
+            match p {
+                Pending::Task(t) if t == id => queued = true,
+                Pending::Group(ids) if ids.contains(id) => {
+                    ids.retain(|t| t != id);
+                    queued = true;
+                }
+                _ => {}
+            }
+        }
+        e.queued.retain(|p| match p {
+            Pending::Task(t) => t != id,
+            Pending::Group(ids) => !ids.is_empty(),
+        });
+        if queued {
+            if let Some(c) = self.containers.get(id) {
+                let status = Self::status(
+                    c,
+                    TaskState::Killed,
+                    StatusSource::Agent,
+                    "killed before its executor received it".to_string(),
+                );
+                self.update(id, status);
+            }
+        } else if delivered && !e.send(exec::kill_event(&task_id)) {
+            warn!(task_id = %task_id, executor_id = %e.info.executor_id,
+                  "the executor is not connected: the kill waits for its exit or shutdown");
+        }
+    }
+
+    fn launch_group(
+        &mut self,
+        framework: FrameworkInfo,
+        executor: ExecutorInfo,
+        tasks: Vec<TaskInfo>,
+    ) {
+        match executor.kind {
+            ExecutorKind::Custom => self.launch_on_executor(framework, executor, tasks, true),
+            ExecutorKind::Default => {
+                // The default executor's semantics: each task in a container of its own; one
+                // failing kills the others.
+                let Some(fw_id) = framework.id.clone() else {
+                    warn!("launch group without a framework id ignored");
+                    return;
+                };
+                let ids: Vec<TaskId> = tasks.iter().map(|t| t.task_id.clone()).collect();
+                info!(executor_id = %executor.executor_id, tasks = ids.len(), "launching a task group with the default executor");
+                for task in &tasks {
+                    self.groups
+                        .insert((fw_id.clone(), task.task_id.clone()), ids.clone());
+                }
+                for task in tasks {
+                    self.launch(framework.clone(), task);
+                }
+            }
+        }
+    }
+
+    fn framework_message(&mut self, key: ExecutorKey, data: &[u8]) {
+        match self
+            .executors
+            .get_mut(&key)
+            .map(|e| e.send(exec::message_event(data)))
+        {
+            Some(true) => {}
+            Some(false) => {
+                warn!(executor_id = %key.1, framework_id = %key.0, "framework message dropped: the executor is not subscribed")
+            }
+            None => {
+                warn!(executor_id = %key.1, framework_id = %key.0, "framework message dropped: no such executor on this agent")
+            }
+        }
+    }
+
+    fn shutdown_executor(&mut self, key: &ExecutorKey) {
+        let Some(e) = self.executors.get_mut(key) else {
+            warn!(executor_id = %key.1, framework_id = %key.0, "shutdown of an unknown executor ignored");
+            return;
+        };
+        if e.shutting_down {
+            return;
+        }
+        info!(executor_id = %key.1, framework_id = %key.0, "shutting down the executor");
+        e.shutting_down = true;
+        // Tasks waiting for it to subscribe end now (those still being checkpointed end in
+        // `executor_tasks_ready`).
+        let undelivered: Vec<ContainerId> = std::mem::take(&mut e.queued)
+            .into_iter()
+            .flat_map(|p| match p {
+                Pending::Task(id) => vec![id],
+                Pending::Group(ids) => ids,
+            })
+            .collect();
+        if !e.send(exec::shutdown_event()) {
+            if let Some(pid) = e.supervisor_pid {
+                self.containerizer.terminate(pid);
+            }
+        }
+        self.schedule_executor_escalation(key);
+        for id in undelivered {
+            if let Some(c) = self.containers.get(&id).filter(|c| !c.exited) {
+                let mut status = Self::status(
+                    c,
+                    TaskState::Killed,
+                    StatusSource::Agent,
+                    format!("executor {} was shut down", key.1),
+                );
+                status.reason = Some("REASON_EXECUTOR_TERMINATED".to_string());
+                self.update(&id, status);
+            }
+        }
+    }
+
+    /// A call of the executor API, carried out: `Some(events)` for SUBSCRIBE.
+    fn executor_call(
+        &mut self,
+        call: exec::Call,
+    ) -> Result<Option<mpsc::UnboundedReceiver<Json>>, ApiError> {
+        let key = call.key();
+        if !self.executors.contains_key(&key) {
+            return Err(ApiError::Forbidden(format!(
+                "executor {} of framework {} is not running on this agent",
+                key.1, key.0
+            )));
+        }
+        match call {
+            exec::Call::Subscribe {
+                unacknowledged_tasks,
+                ..
+            } => {
+                let agent = self.agent_info();
+                let framework = self.frameworks.get(&key.0).cloned();
+                let Some(e) = self.executors.get_mut(&key) else {
+                    return Err(ApiError::Forbidden(format!("executor {} is gone", key.1)));
+                };
+                let framework = framework.unwrap_or_else(|| e.ckpt.framework.clone());
+                info!(executor_id = %key.1, framework_id = %key.0, resubscribe = e.stream.is_some(),
+                      unacknowledged_tasks = unacknowledged_tasks.len(), "executor subscribed");
+                // A new subscription replaces the old one (whose stream then ends).
+                let (tx, rx) = mpsc::unbounded_channel();
+                e.stream = Some(tx);
+                e.send(exec::subscribed_event(
+                    &e.info,
+                    &key.0,
+                    &framework,
+                    &agent,
+                    &e.ckpt.container_id,
+                ));
+                if e.shutting_down {
+                    e.send(exec::shutdown_event());
+                }
+                for pending in std::mem::take(&mut e.queued) {
+                    self.deliver(&key, pending);
+                }
+                Ok(Some(rx))
+            }
+            exec::Call::Update { status, .. } => self.executor_update(&key, status).map(|()| None),
+            exec::Call::Message { data, .. } => {
+                if self.connected {
+                    let _ = self.to_master.send(ToMaster::FrameworkMessage {
+                        framework_id: key.0.clone(),
+                        executor_id: key.1.clone(),
+                        data,
+                    });
+                } else {
+                    warn!(executor_id = %key.1, "executor message dropped: not connected to the master");
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// An executor's UPDATE: checkpointed and queued on the task's reliable stream (with the
+    /// executor's uuid, which comes back in ACKNOWLEDGED) before the call is answered.
+    fn executor_update(&mut self, key: &ExecutorKey, update: TaskStatus) -> Result<(), ApiError> {
+        let task_id = update.task_id.clone();
+        let id = self
+            .by_task
+            .get(&(key.0.clone(), task_id.clone()))
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "task {task_id} of framework {} is unknown on this agent",
+                    key.0
+                ))
+            })?;
+        let c = self.containers.get(&id).ok_or_else(|| {
+            ApiError::BadRequest(format!("task {task_id} is unknown on this agent"))
+        })?;
+        if custom_executor(&c.ckpt.task).map(|e| &e.executor_id) != Some(&key.1) {
+            return Err(ApiError::BadRequest(format!(
+                "task {task_id} is not a task of executor {}",
+                key.1
+            )));
+        }
+        if c.exited {
+            return Err(ApiError::BadRequest(format!(
+                "task {task_id} already ended ({}): no update follows a terminal one",
+                c.state
+            )));
+        }
+        let container = self.executors.get(key).map(|e| e.ckpt.container_id.clone());
+        let mut status = Self::status(c, update.state, StatusSource::Executor, update.message);
+        status.uuid = update.uuid;
+        status.reason = update.reason;
+        status.container_id = container.or(status.container_id);
+        self.update(&id, status);
+        Ok(())
     }
 }
 

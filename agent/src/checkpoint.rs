@@ -346,6 +346,16 @@ pub struct Recovered {
     pub agent_id: Option<AgentId>,
     pub frameworks: HashMap<FrameworkId, FrameworkInfo>,
     pub containers: Vec<RecoveredContainer>,
+    /// Custom executors' containers (not recovered: the agent kills them).
+    pub executors: Vec<RecoveredExecutor>,
+}
+
+/// A custom executor's container found in the checkpoint.
+#[derive(Debug)]
+pub struct RecoveredExecutor {
+    pub ckpt: TaskCheckpoint,
+    pub supervisor_pid: Option<i32>,
+    pub alive: bool,
 }
 
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, CheckpointError> {
@@ -439,11 +449,47 @@ pub fn load(paths: &Paths) -> Result<Recovered, CheckpointError> {
         if is_temp(&name_of(&dir)) {
             continue;
         }
+        if dir.join(crate::executor::EXECUTOR_FILE).exists() {
+            if let Some(executor) = load_executor(&dir)? {
+                recovered.executors.push(executor);
+            }
+            continue;
+        }
         if let Some(container) = load_container(&dir)? {
             recovered.containers.push(container);
         }
     }
     Ok(recovered)
+}
+
+/// A custom executor's container dir: its container's checkpoint and supervisor. One whose
+/// launch was interrupted before `task.json` (nothing was started) is removed.
+fn load_executor(dir: &Path) -> Result<Option<RecoveredExecutor>, CheckpointError> {
+    let task_path = dir.join(TASK_FILE);
+    let Some(task_data) = read_optional(&task_path)? else {
+        warn!(dir = %dir.display(), "removing an executor's container dir without task.json (a launch interrupted before it started anything)");
+        let _ = std::fs::remove_dir_all(dir);
+        return Ok(None);
+    };
+    let ckpt: TaskCheckpoint = json(&task_path, &task_data)?;
+    let pid_path = dir.join(SUPERVISOR_PID_FILE);
+    let supervisor_pid = match read_optional(&pid_path)? {
+        Some(data) => Some(
+            String::from_utf8_lossy(&data)
+                .trim()
+                .parse::<i32>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| invalid(&pid_path, "not a pid"))?,
+        ),
+        None => None,
+    };
+    let alive = supervisor_pid.is_some_and(|pid| process_alive(pid, dir));
+    Ok(Some(RecoveredExecutor {
+        ckpt,
+        supervisor_pid,
+        alive,
+    }))
 }
 
 fn load_container(dir: &Path) -> Result<Option<RecoveredContainer>, CheckpointError> {
@@ -780,6 +826,27 @@ mod tests {
         let s = status(TaskState::Starting);
         append(&dir.join(UPDATES_FILE), &Record::Update(s.clone())).unwrap();
         (dir, s)
+    }
+
+    #[test]
+    fn executor_containers_are_told_from_tasks() {
+        let (_tmp, paths) = paths();
+        let (dir, _) = checkpoint(&paths, "c1");
+        std::fs::write(dir.join(crate::executor::EXECUTOR_FILE), b"{}").unwrap();
+        std::fs::write(dir.join(SUPERVISOR_PID_FILE), b"1").unwrap();
+        // An executor whose launch stopped before its task.json is removed.
+        let (half, _) = checkpoint(&paths, "c2");
+        std::fs::remove_file(half.join(TASK_FILE)).unwrap();
+        std::fs::write(half.join(crate::executor::EXECUTOR_FILE), b"{}").unwrap();
+        let recovered = load(&paths).unwrap();
+        assert!(recovered.containers.is_empty());
+        let [e] = recovered.executors.as_slice() else {
+            panic!("one executor expected")
+        };
+        assert_eq!(e.ckpt.container_id.as_str(), "c1");
+        assert_eq!(e.supervisor_pid, Some(1));
+        assert!(!e.alive, "pid 1 is not its supervisor");
+        assert!(!half.exists());
     }
 
     #[test]

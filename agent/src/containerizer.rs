@@ -521,6 +521,12 @@ impl Containerizer {
                 }
             }
         }
+        self.remove_checkpoint(id);
+    }
+
+    /// Removes a container's checkpoint dir: out of the containers dir in one rename, then
+    /// deleted. (A custom executor's task has nothing else to remove.)
+    pub fn remove_checkpoint(&self, id: &ContainerId) {
         let dir = self.paths.container_dir(id);
         // Out of the containers dir in one rename, then removed: an agent killed meanwhile
         // (an image container's upper dir may take a while) never finds half a checkpoint.

@@ -1,5 +1,5 @@
 //! The agent's HTTP endpoints: `/state` (Mesos' shape, also `/slave(1)/state`), `/health`,
-//! Mesos' `/files/read` and `/files/download` for sandbox files and `/monitor/statistics` for
+//! Mesos' `/files/read`, `/files/download` and `/files/browse` for sandbox files and `/monitor/statistics` for
 //! container usage, `/metrics` (Prometheus), and the Strata extension
 //! `POST /containers/update` (live resource updates).
 
@@ -33,6 +33,7 @@ pub fn router(
     actor: mpsc::UnboundedSender<Msg>,
     sandbox_root: PathBuf,
     containerizer: Containerizer,
+    flags: Vec<(String, String)>,
 ) -> Router {
     Router::new()
         .route("/state", get(state))
@@ -45,11 +46,20 @@ pub fn router(
         )
         .route("/files/read", get(read))
         .route("/files/download", get(download))
+        .route("/files/browse", get(browse))
+        .route("/files/browse.json", get(browse))
         .route("/monitor/statistics", get(statistics))
         .route("/monitor/statistics.json", get(statistics))
         .route("/metrics", get(metrics))
         .route("/containers/update", post(update))
         .merge(crate::images_http::router(containerizer.clone()))
+        .merge(crate::operator_api::router(
+            actor.clone(),
+            sandbox_root.clone(),
+            containerizer.clone(),
+            flags,
+        ))
+        .merge(crate::executor_api::router(actor.clone()))
         .with_state(Ctx {
             actor,
             sandbox_root,
@@ -196,8 +206,9 @@ async fn update(State(ctx): State<Ctx>, Query(q): Query<HashMap<String, String>>
     }
 }
 
-/// Resolves `path` and checks that it lies inside the sandboxes (no `..` or symlink escapes).
-fn confine(root: &Path, path: &str) -> Result<PathBuf, Box<Response>> {
+/// Resolves `path` and checks that it lies inside the sandboxes (no `..` or symlink escapes):
+/// a file or a directory.
+pub(crate) fn confine_any(root: &Path, path: &str) -> Result<PathBuf, Box<Response>> {
     let not_found = || {
         Box::new(error(
             StatusCode::NOT_FOUND,
@@ -212,6 +223,12 @@ fn confine(root: &Path, path: &str) -> Result<PathBuf, Box<Response>> {
             format!("{path} is outside the agent's sandboxes"),
         )));
     }
+    Ok(canonical)
+}
+
+/// [`confine_any`], for a file.
+pub(crate) fn confine(root: &Path, path: &str) -> Result<PathBuf, Box<Response>> {
+    let canonical = confine_any(root, path)?;
     if !canonical.is_file() {
         return Err(Box::new(error(
             StatusCode::BAD_REQUEST,
@@ -309,9 +326,158 @@ async fn download(State(ctx): State<Ctx>, Query(q): Query<DownloadQuery>) -> Res
     }
 }
 
+/// One entry of Mesos' `/files/browse`: `path`, `mode` (`drwxr-xr-x`), `size`, `mtime`
+/// (seconds), `nlink`, `uid` and `gid` (names where known).
+pub(crate) struct FileEntry {
+    pub path: String,
+    pub mode: String,
+    pub size: u64,
+    pub mtime: i64,
+    pub nlink: u64,
+    pub uid: String,
+    pub gid: String,
+}
+
+impl FileEntry {
+    fn of(path: &Path) -> std::io::Result<FileEntry> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::symlink_metadata(path)?;
+        let uid = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(m.uid()))
+            .ok()
+            .flatten()
+            .map_or_else(|| m.uid().to_string(), |u| u.name);
+        let gid = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(m.gid()))
+            .ok()
+            .flatten()
+            .map_or_else(|| m.gid().to_string(), |g| g.name);
+        Ok(FileEntry {
+            path: path.display().to_string(),
+            mode: mode_string(m.mode(), m.file_type()),
+            size: m.len(),
+            mtime: m.mtime(),
+            nlink: m.nlink(),
+            uid,
+            gid,
+        })
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({
+            "path": self.path,
+            "mode": self.mode,
+            "size": self.size,
+            "mtime": self.mtime,
+            "nlink": self.nlink,
+            "uid": self.uid,
+            "gid": self.gid,
+        })
+    }
+}
+
+/// `ls -l`'s mode: `drwxr-xr-x`.
+fn mode_string(mode: u32, kind: std::fs::FileType) -> String {
+    let mut s = String::with_capacity(10);
+    s.push(if kind.is_dir() {
+        'd'
+    } else if kind.is_symlink() {
+        'l'
+    } else {
+        '-'
+    });
+    for shift in [6, 3, 0] {
+        let bits = (mode >> shift) & 7;
+        s.push(if bits & 4 != 0 { 'r' } else { '-' });
+        s.push(if bits & 2 != 0 { 'w' } else { '-' });
+        s.push(if bits & 1 != 0 { 'x' } else { '-' });
+    }
+    s
+}
+
+/// The entries of a sandbox directory (or the one file) at `path`, sorted by path; a path
+/// outside the sandboxes is refused as [`confine_any`] does.
+pub(crate) fn list_files(root: &Path, path: &str) -> Result<Vec<FileEntry>, Box<Response>> {
+    let dir = confine_any(root, path)?;
+    let failed = |err: std::io::Error| {
+        Box::new(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to list {path}: {err}"),
+        ))
+    };
+    if !dir.is_dir() {
+        return Ok(vec![FileEntry::of(&dir).map_err(failed)?]);
+    }
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&dir).map_err(failed)? {
+        let entry = entry.map_err(failed)?;
+        // An entry removed meanwhile is left out.
+        if let Ok(e) = FileEntry::of(&entry.path()) {
+            out.push(e);
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+struct BrowseQuery {
+    path: String,
+}
+
+/// Mesos' `/files/browse?path=DIR`: the entries of a sandbox directory.
+async fn browse(State(ctx): State<Ctx>, Query(q): Query<BrowseQuery>) -> Response {
+    let root = ctx.sandbox_root.clone();
+    match tokio::task::spawn_blocking(move || list_files(&root, &q.path)).await {
+        Ok(Ok(entries)) => Json(serde_json::Value::Array(
+            entries.iter().map(FileEntry::to_json).collect(),
+        ))
+        .into_response(),
+        Ok(Err(r)) => *r,
+        Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn browse_lists_sandbox_entries_only() {
+        let root = tempfile::tempdir().unwrap();
+        let sandbox = root.path().join("s1");
+        std::fs::create_dir_all(sandbox.join("sub")).unwrap();
+        std::fs::write(sandbox.join("stdout"), b"hello").unwrap();
+        std::os::unix::fs::symlink("/etc", sandbox.join("escape")).unwrap();
+        let list = list_files(root.path(), sandbox.to_str().unwrap()).unwrap();
+        let names: Vec<&str> = list
+            .iter()
+            .map(|e| e.path.rsplit('/').next().unwrap())
+            .collect();
+        assert_eq!(names, ["escape", "stdout", "sub"]);
+        let stdout = &list[1];
+        assert_eq!(stdout.size, 5);
+        assert!(stdout.mode.starts_with('-'), "{}", stdout.mode);
+        assert!(list[2].mode.starts_with('d'));
+        assert!(list[0].mode.starts_with('l'));
+        // `..` out of the sandboxes, and a symlink that leads out, are refused.
+        let up = format!("{}/..", root.path().display());
+        assert_eq!(
+            list_files(root.path(), &up).err().unwrap().status(),
+            StatusCode::FORBIDDEN
+        );
+        let escape = format!("{}/escape", sandbox.display());
+        assert_eq!(
+            list_files(root.path(), &escape).err().unwrap().status(),
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            list_files(root.path(), "/nonexistent/x")
+                .err()
+                .unwrap()
+                .status(),
+            StatusCode::NOT_FOUND
+        );
+    }
 
     #[test]
     fn text_chunks_keep_byte_counts() {

@@ -1,6 +1,6 @@
 //! The image store's endpoints: `GET /images` lists the images (with the containers using each),
 //! `POST /images/prune` removes those no container uses, as does Mesos' agent operator call
-//! `POST /api/v1` `{"type": "PRUNE_IMAGES"}`.
+//! `POST /api/v1` `{"type": "PRUNE_IMAGES"}` (in [`crate::operator_api`]).
 
 use crate::containerizer::Containerizer;
 use axum::extract::State;
@@ -14,7 +14,6 @@ pub fn router<S>(containerizer: Containerizer) -> Router<S> {
     Router::new()
         .route("/images", get(list))
         .route("/images/prune", post(prune))
-        .route("/api/v1", post(api_v1))
         .with_state(containerizer)
 }
 
@@ -50,7 +49,7 @@ async fn list(State(containerizer): State<Containerizer>) -> Response {
     Json(json!({ "images": images })).into_response()
 }
 
-async fn prune(State(containerizer): State<Containerizer>) -> Response {
+pub(crate) async fn prune(State(containerizer): State<Containerizer>) -> Response {
     let Some(store) = containerizer.images().cloned() else {
         return error(StatusCode::NOT_FOUND, "this agent has no image store");
     };
@@ -60,30 +59,6 @@ async fn prune(State(containerizer): State<Containerizer>) -> Response {
         Err(_) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "pruning the images failed",
-        ),
-    }
-}
-
-/// Mesos' agent operator API, for the calls the image store answers.
-async fn api_v1(state: State<Containerizer>, body: axum::body::Bytes) -> Response {
-    let call: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(err) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("the request body is not JSON: {err}"),
-            )
-        }
-    };
-    match call.get("type").and_then(Value::as_str) {
-        Some("PRUNE_IMAGES") => prune(state).await,
-        Some(other) => error(
-            StatusCode::BAD_REQUEST,
-            format!("unsupported agent call {other:?} (supported: PRUNE_IMAGES)"),
-        ),
-        None => error(
-            StatusCode::BAD_REQUEST,
-            "the call has no \"type\"".to_string(),
         ),
     }
 }

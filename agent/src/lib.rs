@@ -9,10 +9,13 @@ pub mod cleanup;
 pub mod config;
 pub mod containerizer;
 pub mod detect;
+pub mod executor;
+pub mod executor_api;
 pub mod http;
 pub mod image_container;
 pub mod images_http;
 pub mod monitor;
+pub mod operator_api;
 pub mod paths;
 pub mod rpc;
 pub mod status;
@@ -164,6 +167,12 @@ impl AgentDaemon {
             containerizer,
             to_master,
             to_self: actor_tx.clone(),
+            // Executors run on this host: an unspecified address is reached on loopback.
+            endpoint: if local.ip().is_unspecified() {
+                format!("127.0.0.1:{}", local.port())
+            } else {
+                local.to_string()
+            },
         });
         state.recover(self.recovered);
         let sandbox_root = state.sandbox_root();
@@ -178,7 +187,12 @@ impl AgentDaemon {
         let mut stop_http = stop_rx.clone();
         let server = axum::serve(
             self.listener,
-            http::router(actor_tx, sandbox_root, http_containerizer),
+            http::router(
+                actor_tx,
+                sandbox_root,
+                http_containerizer,
+                operator_api::flags(&config),
+            ),
         )
         .with_graceful_shutdown(async move {
             let _ = stop_http.wait_for(|s| *s).await;

@@ -166,6 +166,32 @@ async fn session(
     loop {
         tokio::select! {
             msg = outbound.recv() => match msg {
+                Some(ToMaster::FrameworkMessage { framework_id, executor_id, data }) => {
+                    let mut req = session.framework_message_request();
+                    let mut b = req.get();
+                    b.set_framework_id(framework_id.as_str());
+                    b.set_executor_id(executor_id.as_str());
+                    b.set_data(&data);
+                    let promise = req.send().promise;
+                    tokio::task::spawn_local(async move {
+                        if let Err(err) = promise.await {
+                            debug!(executor_id = %executor_id, cause = %err, "executor message not taken");
+                        }
+                    });
+                }
+                Some(ToMaster::ExecutorExited { framework_id, executor_id, status }) => {
+                    let mut req = session.executor_exited_request();
+                    let mut b = req.get();
+                    b.set_framework_id(framework_id.as_str());
+                    b.set_executor_id(executor_id.as_str());
+                    b.set_status(status);
+                    let promise = req.send().promise;
+                    tokio::task::spawn_local(async move {
+                        if let Err(err) = promise.await {
+                            debug!(executor_id = %executor_id, cause = %err, "executor exit not taken");
+                        }
+                    });
+                }
                 Some(ToMaster::StatusUpdate(status)) => {
                     let mut req = session.status_update_request();
                     wire::set_status(req.get().init_update(), &status);
@@ -269,6 +295,55 @@ impl agent::Server for AgentImpl {
     ) -> Result<(), capnp::Error> {
         let framework_id = wire::framework_id(params.get()?.get_framework_id())?;
         self.tell(Msg::ShutdownFramework { framework_id })
+    }
+
+    async fn launch_group(
+        self: Rc<Self>,
+        params: agent::LaunchGroupParams,
+        _: agent::LaunchGroupResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        let framework = wire::framework(p.get_framework()?)?;
+        let executor = wire::executor(p.get_executor()?)?;
+        let mut tasks = Vec::new();
+        for t in p.get_tasks()?.iter() {
+            tasks.push(wire::task(t)?);
+        }
+        if tasks.is_empty() {
+            return Err(capnp::Error::failed(
+                "a task group must hold at least one task".to_string(),
+            ));
+        }
+        self.tell(Msg::LaunchGroup {
+            framework: Box::new(framework),
+            executor: Box::new(executor),
+            tasks,
+        })
+    }
+
+    async fn framework_message(
+        self: Rc<Self>,
+        params: agent::FrameworkMessageParams,
+        _: agent::FrameworkMessageResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        self.tell(Msg::FrameworkMessage {
+            framework_id: wire::framework_id(p.get_framework_id())?,
+            executor_id: wire::executor_id(p.get_executor_id())?,
+            data: p.get_data()?.to_vec(),
+        })
+    }
+
+    async fn shutdown_executor(
+        self: Rc<Self>,
+        params: agent::ShutdownExecutorParams,
+        _: agent::ShutdownExecutorResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        self.tell(Msg::ShutdownExecutor {
+            framework_id: wire::framework_id(p.get_framework_id())?,
+            executor_id: wire::executor_id(p.get_executor_id())?,
+        })
     }
 
     async fn destroy_volumes(

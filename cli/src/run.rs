@@ -457,7 +457,11 @@ impl Session<'_> {
                 tracing::debug!(%offer_id, "offer rescinded");
                 Ok(())
             }
-            Event::Heartbeat | Event::Offers(_) | Event::Update(_) => Ok(()),
+            Event::Heartbeat
+            | Event::Offers(_)
+            | Event::Update(_)
+            | Event::Message { .. }
+            | Event::Failure { .. } => Ok(()),
         }
     }
 

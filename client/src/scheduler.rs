@@ -8,7 +8,8 @@ use futures::AsyncReadExt;
 use std::sync::Arc;
 use strata_schema::scheduler_capnp::{master, scheduler, scheduler_session};
 use strata_schema::{
-    wire, AgentId, Attributes, FrameworkId, FrameworkInfo, OfferId, Resources, TaskId, TaskStatus,
+    wire, AgentId, Attributes, ExecutorId, FrameworkId, FrameworkInfo, OfferId, Resources, TaskId,
+    TaskStatus,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::compat::TokioAsyncReadCompatExt;
@@ -64,6 +65,19 @@ pub enum Event {
     Update(TaskStatus),
     Error(String),
     Heartbeat,
+    /// A message from one of the framework's executors.
+    Message {
+        agent_id: AgentId,
+        executor_id: ExecutorId,
+        data: Vec<u8>,
+    },
+    /// One of the framework's executors ended (`executor_id`, with its wait status if known),
+    /// or an agent was removed (`executor_id` None).
+    Failure {
+        agent_id: AgentId,
+        executor_id: Option<ExecutorId>,
+        status: Option<i32>,
+    },
     /// The connection to the master is gone; no further events follow.
     Disconnected(String),
 }
@@ -104,6 +118,17 @@ enum Cmd {
         reply: Reply,
     },
     Teardown {
+        reply: Reply,
+    },
+    Message {
+        agent_id: AgentId,
+        executor_id: ExecutorId,
+        data: Vec<u8>,
+        reply: Reply,
+    },
+    Shutdown {
+        agent_id: AgentId,
+        executor_id: ExecutorId,
         reply: Reply,
     },
 }
@@ -239,6 +264,38 @@ impl SchedulerDriver {
 
     pub async fn teardown(&self) -> Result<(), ClientError> {
         self.call(|reply| Cmd::Teardown { reply }).await
+    }
+
+    /// Sends `data` to one of the framework's executors on `agent_id` (best effort, as Mesos'
+    /// MESSAGE: dropped if the agent or the executor is not there).
+    pub async fn message(
+        &self,
+        agent_id: AgentId,
+        executor_id: ExecutorId,
+        data: Vec<u8>,
+    ) -> Result<(), ClientError> {
+        self.call(|reply| Cmd::Message {
+            agent_id,
+            executor_id,
+            data,
+            reply,
+        })
+        .await
+    }
+
+    /// Shuts one of the framework's executors down (SHUTDOWN): its tasks are killed and a
+    /// `Failure` event follows once it has exited.
+    pub async fn shutdown(
+        &self,
+        agent_id: AgentId,
+        executor_id: ExecutorId,
+    ) -> Result<(), ClientError> {
+        self.call(|reply| Cmd::Shutdown {
+            agent_id,
+            executor_id,
+            reply,
+        })
+        .await
     }
 }
 
@@ -497,6 +554,30 @@ fn issue(session: &scheduler_session::Client, cmd: Cmd) {
             finish(req.send().promise, reply);
         }
         Cmd::Teardown { reply } => finish(session.teardown_request().send().promise, reply),
+        Cmd::Message {
+            agent_id,
+            executor_id,
+            data,
+            reply,
+        } => {
+            let mut req = session.message_request();
+            let mut b = req.get();
+            b.set_agent_id(agent_id.as_str());
+            b.set_executor_id(executor_id.as_str());
+            b.set_data(&data);
+            finish(req.send().promise, reply);
+        }
+        Cmd::Shutdown {
+            agent_id,
+            executor_id,
+            reply,
+        } => {
+            let mut req = session.shutdown_request();
+            let mut b = req.get();
+            b.set_agent_id(agent_id.as_str());
+            b.set_executor_id(executor_id.as_str());
+            finish(req.send().promise, reply);
+        }
     }
 }
 
@@ -586,5 +667,31 @@ impl scheduler::Server for SchedulerImpl {
         _: scheduler::HeartbeatResults,
     ) -> Result<(), capnp::Error> {
         self.emit(Event::Heartbeat)
+    }
+
+    async fn message(
+        self: Rc<Self>,
+        params: scheduler::MessageParams,
+        _: scheduler::MessageResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        self.emit(Event::Message {
+            agent_id: wire::agent_id(p.get_agent_id())?,
+            executor_id: wire::executor_id(p.get_executor_id())?,
+            data: p.get_data()?.to_vec(),
+        })
+    }
+
+    async fn failure(
+        self: Rc<Self>,
+        params: scheduler::FailureParams,
+        _: scheduler::FailureResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        self.emit(Event::Failure {
+            agent_id: wire::agent_id(p.get_agent_id())?,
+            executor_id: wire::opt_executor_id(p.get_executor_id())?,
+            status: p.get_has_status().then(|| p.get_status()),
+        })
     }
 }

@@ -47,6 +47,10 @@ pub enum Msg {
         conn: ConnId,
         info: FrameworkInfo,
         link: SchedulerLink,
+        /// The roles the framework subscribes suppressed in (Mesos' `subscribe.suppressed_roles`;
+        /// a subset of its roles, checked by the front end); the others are not suppressed.
+        /// `None`: a re-subscription keeps what was suppressed.
+        suppressed_roles: Option<Vec<String>>,
         reply: Reply<Result<FrameworkId, CallError>>,
     },
     Call {
@@ -134,6 +138,48 @@ pub enum OperatorCall {
     },
     MachinesDown(Vec<MachineId>),
     MachinesUp(Vec<MachineId>),
+    /// The Mesos operator endpoints' reads (`state/operator_view.rs`).
+    View(View),
+    /// The operator's TEARDOWN of a framework.
+    Teardown(FrameworkId),
+    /// The v1 operator SUBSCRIBE: answers SUBSCRIBED; the events follow on the link.
+    Subscribe(crate::state::OperatorLink),
+}
+
+/// What the Mesos operator endpoints read (v0 and v1).
+#[derive(Debug, Clone)]
+pub enum View {
+    Summary,
+    Frameworks(Option<String>),
+    Agents(Option<String>),
+    Tasks(crate::state::TasksQuery),
+    Metrics,
+    State,
+    V1Agents,
+    V1Frameworks,
+    V1Tasks,
+    V1Executors,
+    V1Master,
+    V1Roles,
+}
+
+impl View {
+    fn read(self, master: &Master) -> serde_json::Value {
+        match self {
+            Self::Summary => master.state_summary_json(),
+            Self::Frameworks(id) => master.frameworks_json(id.as_deref()),
+            Self::Agents(id) => master.agents_json(id.as_deref()),
+            Self::Tasks(q) => master.tasks_json(&q),
+            Self::Metrics => master.metrics_json(),
+            Self::State => master.get_state_v1(),
+            Self::V1Agents => master.get_agents_v1(),
+            Self::V1Frameworks => master.get_frameworks_v1(),
+            Self::V1Tasks => master.get_tasks_v1(),
+            Self::V1Executors => master.get_executors_v1(),
+            Self::V1Master => master.get_master_v1(),
+            Self::V1Roles => master.get_roles_v1(),
+        }
+    }
 }
 
 impl OperatorCall {
@@ -167,6 +213,9 @@ impl OperatorCall {
             Self::Reactivate { agent_id } => done(master.reactivate_agent(&agent_id)),
             Self::MachinesDown(machines) => done(master.machines_down(&machines)),
             Self::MachinesUp(machines) => done(master.machines_up(&machines)),
+            Self::View(view) => Ok(view.read(master)),
+            Self::Teardown(id) => done(master.operator_teardown(&id)),
+            Self::Subscribe(link) => Ok(master.operator_subscribe(link)),
         }
     }
 }
@@ -211,9 +260,18 @@ pub enum Call {
         agent_id: AgentId,
         executor_id: ExecutorId,
     },
+    /// Answer inverse offers: ACCEPT_INVERSE_OFFERS (`accept`) or DECLINE_INVERSE_OFFERS.
+    AnswerInverseOffers {
+        offer_ids: Vec<OfferId>,
+        accept: bool,
+        refuse_seconds: f64,
+    },
     /// Change the framework's info without failing over (Mesos' UPDATE_FRAMEWORK).
     UpdateFramework {
         info: Box<FrameworkInfo>,
+        /// Mesos' `update_framework.suppressed_roles`: the roles suppressed from now on (the
+        /// others are revived); `None` keeps the suppression as it is.
+        suppressed_roles: Option<Vec<String>>,
     },
 }
 
@@ -277,9 +335,14 @@ fn handle(master: &mut Master, msg: Msg, now: Instant, deferred: &mut Deferred) 
             conn,
             info,
             link,
+            suppressed_roles,
             reply,
         } => {
             let result = master.subscribe(conn, info, link);
+            // In the same batch: no allocation runs between the two.
+            if let (Ok(id), Some(roles)) = (&result, suppressed_roles) {
+                master.set_suppressed_roles(id, roles);
+            }
             deferred.push(Box::new(move || {
                 let _ = reply.send(result);
             }));
@@ -319,7 +382,17 @@ fn handle(master: &mut Master, msg: Msg, now: Instant, deferred: &mut Deferred) 
                     agent_id,
                     executor_id,
                 } => master.shutdown_executor(conn, &id, &agent_id, &executor_id),
-                Call::UpdateFramework { info } => master.update_framework(conn, &id, *info),
+                Call::UpdateFramework {
+                    info,
+                    suppressed_roles,
+                } => master.update_framework(conn, &id, *info, suppressed_roles),
+                Call::AnswerInverseOffers {
+                    offer_ids,
+                    accept,
+                    refuse_seconds,
+                } => {
+                    master.answer_inverse_offers(conn, &id, &offer_ids, accept, refuse_seconds, now)
+                }
             };
             let _ = reply.send(result);
         }

@@ -110,6 +110,63 @@ fn zk_url(text: &str) -> Result<strata_ha::ZkUrl, String> {
 }
 
 impl MasterConfig {
+    /// The flags' values by their Mesos names, as `/flags` and GET_FLAGS show them.
+    pub fn flags(&self) -> Vec<(String, String)> {
+        fn secs(d: Duration) -> String {
+            if d.subsec_nanos() == 0 {
+                format!("{}secs", d.as_secs())
+            } else {
+                format!("{}ms", d.as_millis())
+            }
+        }
+        let mut flags = vec![
+            ("ip", self.ip.to_string()),
+            ("port", self.port.to_string()),
+            ("work_dir", self.work_dir.display().to_string()),
+            ("agent_ping_timeout", secs(self.agent_ping_timeout)),
+            (
+                "max_agent_ping_timeouts",
+                self.max_agent_ping_timeouts.to_string(),
+            ),
+            ("allocation_interval", secs(self.allocation_interval)),
+            (
+                "max_completed_frameworks",
+                self.max_completed_frameworks.to_string(),
+            ),
+            (
+                "max_completed_tasks_per_framework",
+                self.max_completed_tasks_per_framework.to_string(),
+            ),
+            ("zk_session_timeout", secs(self.zk_session_timeout)),
+            (
+                "agent_reregister_timeout",
+                secs(self.agent_reregister_timeout),
+            ),
+            (
+                "min_allocatable_resources",
+                self.min_allocatable_resources
+                    .0
+                    .iter()
+                    .map(|r| r.to_string())
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            ),
+        ];
+        if let Some(h) = &self.hostname {
+            flags.push(("hostname", h.clone()));
+        }
+        if let Some(zk) = &self.zk {
+            flags.push(("zk", zk.to_string()));
+        }
+        if let Some(t) = self.offer_timeout {
+            flags.push(("offer_timeout", secs(t)));
+        }
+        let mut flags: Vec<(String, String)> =
+            flags.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        flags.sort();
+        flags
+    }
+
     /// Checks what clap cannot.
     pub fn validate(&self) -> Result<(), String> {
         if self.agent_ping_timeout.is_zero() {

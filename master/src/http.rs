@@ -1,6 +1,7 @@
 //! The master's HTTP endpoints: `/state` (Mesos' shape, also at `/master/state`), `/health`,
 //! `/version`, the operator's `POST /tasks/kill`, and (in [`operator`]) roles, quotas, weights,
-//! reservations and maintenance.
+//! reservations and maintenance, (in [`scheduler`]) Mesos' v1 scheduler API, (in [`v0`]) Mesos'
+//! other v0 reads and `/metrics/snapshot`, and (in [`v1_operator`]) the v1 operator API.
 
 use crate::actor::Msg;
 use crate::state::OperatorKillError;
@@ -18,11 +19,22 @@ use strata_ha::zk::Leadership;
 use tokio::sync::{mpsc, oneshot, watch};
 
 mod operator;
+mod scheduler;
+mod v0;
+mod v1_operator;
 mod webui;
+pub use v0::Flags;
 
 type Actor = mpsc::UnboundedSender<Msg>;
 
-pub fn router(actor: Actor, leadership: watch::Receiver<Leadership>) -> Router {
+pub fn router(
+    actor: Actor,
+    leadership: watch::Receiver<Leadership>,
+    conns: crate::net::ConnIds,
+    flags: Flags,
+) -> Router {
+    let redirect_to = (leadership.clone(), actor.clone());
+    let metrics_of = (leadership.clone(), actor.clone(), std::time::Instant::now());
     Router::new()
         .route("/state", get(state))
         .route("/master/state", get(state))
@@ -30,7 +42,10 @@ pub fn router(actor: Actor, leadership: watch::Receiver<Leadership>) -> Router {
         .route("/tasks/kill", post(kill))
         .merge(operator::routes())
         .merge(webui::routes())
-        .with_state(actor)
+        .merge(v0::routes())
+        .merge(v1_operator::routes())
+        .with_state(actor.clone())
+        .merge(scheduler::routes(actor, conns))
         .layer(axum::middleware::from_fn_with_state(
             leadership,
             leader_only,
@@ -39,6 +54,23 @@ pub fn router(actor: Actor, leadership: watch::Receiver<Leadership>) -> Router {
         .route("/health", get(|| async { StatusCode::OK }))
         .route("/master/health", get(|| async { StatusCode::OK }))
         .route("/version", get(version))
+        .route("/flags", get(v0::flags))
+        .route("/master/flags", get(v0::flags))
+        .route(
+            "/master/redirect",
+            get(move |uri: axum::http::Uri| async move {
+                let (leadership, actor) = redirect_to;
+                v0::redirect(leadership, actor, uri.path()).await
+            }),
+        )
+        .route(
+            "/metrics/snapshot",
+            get(move || async move {
+                let (leadership, actor, started) = metrics_of;
+                v0::metrics(leadership, actor, started).await
+            }),
+        )
+        .layer(axum::Extension(flags))
 }
 
 /// On a standby, every endpoint but health and version redirects to the leader (307, same

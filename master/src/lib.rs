@@ -158,7 +158,8 @@ impl Master {
         let rpc =
             rpc::spawn(actor_tx.clone(), leadership.clone()).map_err(MasterError::RpcThread)?;
         let (http_tx, http_rx) = tokio::sync::mpsc::channel(1024);
-        let accept = tokio::spawn(net::accept_loop(self.listener, http_tx, rpc));
+        let conns = net::ConnIds::default();
+        let accept = tokio::spawn(net::accept_loop(self.listener, http_tx, rpc, conns.clone()));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut stop_http = stop_rx.clone();
         let server = axum::serve(
@@ -166,7 +167,12 @@ impl Master {
                 connections: http_rx,
                 local,
             },
-            http::router(actor_tx, leadership.clone()),
+            http::router(
+                actor_tx,
+                leadership.clone(),
+                conns,
+                std::sync::Arc::new(self.config.flags()),
+            ),
         )
         .with_graceful_shutdown(async move {
             let _ = stop_http.wait_for(|s| *s).await;

@@ -3,6 +3,8 @@
 
 use crate::state::ConnId;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
@@ -13,6 +15,18 @@ pub fn looks_like_http(head: &[u8]) -> bool {
         b"GET ", b"POST", b"PUT ", b"HEAD", b"DELE", b"OPTI", b"PATC", b"CONN", b"TRAC",
     ];
     METHODS.iter().any(|m| head.starts_with(m))
+}
+
+/// Allocates [`ConnId`]s, shared by the RPC connections and the HTTP scheduler streams so that
+/// the two never collide.
+#[derive(Debug, Clone, Default)]
+pub struct ConnIds(Arc<AtomicU64>);
+
+impl ConnIds {
+    /// A new id, never 0.
+    pub fn next(&self) -> ConnId {
+        self.0.fetch_add(1, Ordering::Relaxed) + 1
+    }
 }
 
 /// Feeds HTTP connections to axum.
@@ -42,8 +56,8 @@ pub async fn accept_loop(
     listener: TcpListener,
     http: mpsc::Sender<(TcpStream, SocketAddr)>,
     rpc: mpsc::UnboundedSender<(std::net::TcpStream, ConnId)>,
+    conns: ConnIds,
 ) {
-    let mut next_conn: ConnId = 0;
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(conn) => conn,
@@ -53,8 +67,7 @@ pub async fn accept_loop(
                 continue;
             }
         };
-        next_conn += 1;
-        let conn = next_conn;
+        let conn = conns.next();
         let http = http.clone();
         let rpc = rpc.clone();
         tokio::spawn(async move {
@@ -100,5 +113,14 @@ mod tests {
         assert!(looks_like_http(b"POST"));
         assert!(!looks_like_http(&[0, 0, 0, 0]));
         assert!(!looks_like_http(b"GE"));
+    }
+
+    #[test]
+    fn conn_ids_are_shared_and_distinct() {
+        let a = ConnIds::default();
+        let b = a.clone();
+        assert_eq!(a.next(), 1);
+        assert_eq!(b.next(), 2);
+        assert_eq!(a.next(), 3);
     }
 }

@@ -195,6 +195,7 @@ impl master::Server for MasterImpl {
                 conn: self.conn,
                 info,
                 link,
+                suppressed_roles: None,
                 reply,
             })
             .map_err(|_| gone())?;
@@ -432,6 +433,25 @@ async fn drive_scheduler(
                 b.set_executor_id(executor_id.as_str());
                 b.set_data(&data);
                 spawn_call_in(permit, "message", req.send().promise);
+            }
+            SchedulerEvent::InverseOffers(offers) => {
+                let mut req = client.inverse_offers_request();
+                let mut list = req.get().init_offers(offers.len() as u32);
+                for (i, o) in offers.iter().enumerate() {
+                    let mut b = list.reborrow().get(i as u32);
+                    b.set_id(o.id.as_str());
+                    b.set_framework_id(o.framework_id.as_str());
+                    b.set_agent_id(o.agent_id.as_str());
+                    b.set_hostname(o.hostname.as_str());
+                    b.set_unavailability_start(o.unavailability.start);
+                    b.set_unavailability_duration(o.unavailability.duration.unwrap_or(-1.0));
+                }
+                spawn_call_in(permit, "inverseOffers", req.send().promise);
+            }
+            SchedulerEvent::RescindInverseOffer(offer_id) => {
+                let mut req = client.rescind_inverse_offer_request();
+                req.get().set_inverse_offer_id(offer_id.as_str());
+                spawn_call("rescindInverseOffer", req.send().promise);
             }
             SchedulerEvent::Failure {
                 agent_id,
@@ -696,6 +716,34 @@ impl scheduler_session::Server for SchedulerSessionImpl {
         .await
     }
 
+    async fn accept_inverse_offers(
+        self: Rc<Self>,
+        params: scheduler_session::AcceptInverseOffersParams,
+        _results: scheduler_session::AcceptInverseOffersResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        self.call(Call::AnswerInverseOffers {
+            offer_ids: offer_ids(p.get_inverse_offer_ids())?,
+            accept: true,
+            refuse_seconds: refuse_seconds(p.get_filters()?.get_refuse_seconds())?,
+        })
+        .await
+    }
+
+    async fn decline_inverse_offers(
+        self: Rc<Self>,
+        params: scheduler_session::DeclineInverseOffersParams,
+        _results: scheduler_session::DeclineInverseOffersResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        self.call(Call::AnswerInverseOffers {
+            offer_ids: offer_ids(p.get_inverse_offer_ids())?,
+            accept: false,
+            refuse_seconds: refuse_seconds(p.get_filters()?.get_refuse_seconds())?,
+        })
+        .await
+    }
+
     async fn update_framework(
         self: Rc<Self>,
         params: scheduler_session::UpdateFrameworkParams,
@@ -704,6 +752,7 @@ impl scheduler_session::Server for SchedulerSessionImpl {
         let info = wire::framework(params.get()?.get_framework()?)?;
         self.call(Call::UpdateFramework {
             info: Box::new(info),
+            suppressed_roles: None,
         })
         .await
     }

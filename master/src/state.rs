@@ -83,6 +83,9 @@ pub struct OfferEvent {
     pub hostname: String,
     pub resources: Resources,
     pub attributes: strata_schema::Attributes,
+    /// The agent's dynamic reservations and volumes (from the registry): what of `resources`
+    /// they cover is a DYNAMIC reservation, the rest of the reserved resources STATIC.
+    pub dynamic: Resources,
 }
 
 /// Events for one framework's callback capability, delivered in order.
@@ -104,6 +107,9 @@ pub enum SchedulerEvent {
         executor_id: ExecutorId,
         data: Vec<u8>,
     },
+    /// Inverse offers: agents the framework is asked to leave for maintenance.
+    InverseOffers(Vec<InverseOfferEvent>),
+    RescindInverseOffer(OfferId),
     /// An executor ended, or an agent was removed (Mesos' Event.Failure).
     Failure {
         agent_id: Option<AgentId>,
@@ -412,6 +418,13 @@ pub struct Master {
     pending: Vec<Pending>,
     /// The last hour of utilisation samples (`GET /master/utilization`).
     utilization: utilization::Ring,
+    /// Inverse offers outstanding and frameworks' answers (`inverse.rs`).
+    inverse: inverse::InverseOffers,
+    /// The operator API's event streams (v1 SUBSCRIBE; see `events.rs`).
+    operator_subscribers: Vec<events::OperatorLink>,
+    /// The custom executors launched on agents, with the role and resources charged for them
+    /// (released when the agent reports the executor's exit or the framework is removed).
+    executors: HashMap<(FrameworkId, AgentId, ExecutorId), (String, Resources)>,
 }
 
 /// An effect held until the registry change it follows from is committed.
@@ -419,6 +432,33 @@ pub struct Master {
 enum Pending {
     Unreachable(AgentId),
     ShutdownFramework(AgentId, FrameworkId),
+}
+
+/// Why a framework's info cannot be accepted (SUBSCRIBE, UPDATE_FRAMEWORK), if it cannot.
+fn validate_framework_info(info: &FrameworkInfo) -> Result<(), CallError> {
+    if info.name.trim().is_empty() {
+        return Err(CallError::Invalid(
+            "the framework's name is empty".to_string(),
+        ));
+    }
+    for role in &info.roles {
+        if role.is_empty()
+            || role.starts_with('/')
+            || role.ends_with('/')
+            || role.contains(char::is_whitespace)
+            || role == "."
+            || role == ".."
+        {
+            return Err(CallError::Invalid(format!("invalid role {role:?}")));
+        }
+    }
+    if !info.failover_timeout_secs.is_finite() || info.failover_timeout_secs < 0.0 {
+        return Err(CallError::Invalid(format!(
+            "invalid failover timeout {}",
+            info.failover_timeout_secs
+        )));
+    }
+    Ok(())
 }
 
 fn master_status(
@@ -464,6 +504,9 @@ impl Master {
             agent_views: views::AgentViews::default(),
             pending: Vec::new(),
             utilization: utilization::Ring::default(),
+            inverse: inverse::InverseOffers::default(),
+            operator_subscribers: Vec::new(),
+            executors: HashMap::new(),
         }
     }
 
@@ -578,6 +621,7 @@ impl Master {
             }
         }
         self.pending.push(Pending::Unreachable(id.clone()));
+        self.emit_agent_removed(id);
     }
 
     fn registry_admit_agent(&mut self, id: &AgentId, info: &AgentInfo) {
@@ -686,6 +730,7 @@ impl Master {
         }
         self.reconcile_agent_tasks(&id, running, reregistered, was_unreachable);
         self.destroy_left_volumes(&id);
+        self.emit_agent_added(&id);
         self.dirty = true;
         Ok(id)
     }
@@ -885,6 +930,7 @@ impl Master {
             if self.registry.agents.remove(id).is_some() {
                 self.registry_dirty = true;
             }
+            self.emit_agent_removed(id);
         }
     }
 
@@ -975,6 +1021,24 @@ impl Master {
         reason: &str,
         message: &str,
     ) {
+        // The agent's executors are gone with it: their resources come back.
+        let executors: Vec<_> = self
+            .executors
+            .keys()
+            .filter(|(_, a, _)| a == id)
+            .cloned()
+            .collect();
+        for key in executors {
+            if let Some((role, res)) = self.executors.remove(&key) {
+                if let Some(agent) = self.agents.get_mut(id) {
+                    agent.used = agent.used.saturating_sub(&res);
+                }
+                if let Some(fw) = self.frameworks.get_mut(&key.0) {
+                    fw.used = fw.used.saturating_sub(&res);
+                    fw.release(&role, &res);
+                }
+            }
+        }
         let mut updates = Vec::new();
         for fw in self.frameworks.values() {
             for task in fw.tasks.values() {
@@ -1008,22 +1072,7 @@ impl Master {
         mut info: FrameworkInfo,
         link: SchedulerLink,
     ) -> Result<FrameworkId, CallError> {
-        if info.name.trim().is_empty() {
-            return Err(CallError::Invalid(
-                "the framework's name is empty".to_string(),
-            ));
-        }
-        for role in &info.roles {
-            if role.is_empty()
-                || role.starts_with('/')
-                || role.ends_with('/')
-                || role.contains(char::is_whitespace)
-                || role == "."
-                || role == ".."
-            {
-                return Err(CallError::Invalid(format!("invalid role {role:?}")));
-            }
-        }
+        validate_framework_info(&info)?;
         if let Some(id) = &info.id {
             if self.completed_frameworks.iter().any(|f| f.id == *id) {
                 return Err(CallError::Removed(id.clone()));
@@ -1037,6 +1086,7 @@ impl Master {
             }
         };
         info.id = Some(id.clone());
+        let added = !self.frameworks.contains_key(&id);
         let subscribed = SchedulerEvent::Subscribed {
             framework_id: id.clone(),
             heartbeat_interval_secs: self.config.heartbeat_interval.as_secs_f64(),
@@ -1082,6 +1132,7 @@ impl Master {
         if let Some(info) = info {
             self.registry_admit_framework(&id, &info);
         }
+        self.emit_framework(&id, added);
         self.dirty = true;
         Ok(id)
     }
@@ -1098,6 +1149,7 @@ impl Master {
         for offer in offers {
             self.remove_offer(&offer);
         }
+        self.emit_framework(id, false);
         self.failover_tick(now);
     }
 
@@ -1184,17 +1236,84 @@ impl Master {
         Ok(())
     }
 
-    /// UPDATE_FRAMEWORK: not implemented yet (refused with a message).
+    /// UPDATE_FRAMEWORK: replaces the framework's info without a failover, as Mesos does: the
+    /// name, roles, capabilities, labels, hostname, webui_url and failover timeout may change;
+    /// `user`, `principal` and `checkpoint` may not (refused naming the field). Offers allocated
+    /// to a role the framework left are rescinded, and its suppression of such roles forgotten;
+    /// `suppressed_roles` (a subset of the roles), when given, become the suppressed roles and
+    /// the others are revived. The allocator sees the new roles at its next run.
     pub fn update_framework(
         &mut self,
         conn: ConnId,
         id: &FrameworkId,
-        _info: FrameworkInfo,
+        mut info: FrameworkInfo,
+        suppressed_roles: Option<Vec<String>>,
     ) -> Result<(), CallError> {
         self.caller(conn, id)?;
-        Err(CallError::Invalid(
-            "UPDATE_FRAMEWORK is not supported yet".into(),
-        ))
+        match &info.id {
+            Some(given) if given != id => {
+                return Err(CallError::Invalid(format!(
+                    "framework_info.id {given} is not the framework's id {id}"
+                )))
+            }
+            _ => info.id = Some(id.clone()),
+        }
+        validate_framework_info(&info)?;
+        let Some(fw) = self.frameworks.get_mut(id) else {
+            return Err(CallError::UnknownFramework(id.clone()));
+        };
+        let old = &fw.info;
+        if info.user != old.user {
+            return Err(CallError::Invalid(format!(
+                "framework_info.user cannot be changed (it is {:?}, not {:?})",
+                old.user, info.user
+            )));
+        }
+        if info.principal != old.principal {
+            return Err(CallError::Invalid(format!(
+                "framework_info.principal cannot be changed (it is {:?})",
+                old.principal.as_deref().unwrap_or("")
+            )));
+        }
+        if info.checkpoint != old.checkpoint {
+            return Err(CallError::Invalid(format!(
+                "framework_info.checkpoint cannot be changed (it is {})",
+                old.checkpoint
+            )));
+        }
+        let roles = info.effective_roles();
+        if let Some(role) = suppressed_roles
+            .iter()
+            .flatten()
+            .find(|r| !roles.contains(r))
+        {
+            return Err(CallError::Invalid(format!(
+                "suppressed_roles: {role:?} is not one of the framework's roles {roles:?}"
+            )));
+        }
+        match suppressed_roles {
+            Some(suppressed) => fw.suppressed_roles = suppressed.into_iter().collect(),
+            None => fw.suppressed_roles.retain(|r| roles.contains(r)),
+        }
+        info!(framework_id = %id, name = %info.name, roles = ?roles, "framework updated");
+        fw.info = info.clone();
+        let left: Vec<OfferId> = fw
+            .offers
+            .iter()
+            .filter(|o| {
+                self.offers
+                    .get(*o)
+                    .is_some_and(|offer| !roles.contains(&offer.role))
+            })
+            .cloned()
+            .collect();
+        for offer in left {
+            self.rescind(&offer);
+        }
+        self.registry_admit_framework(id, &info);
+        self.emit_framework(id, false);
+        self.dirty = true;
+        Ok(())
     }
 
     /// An executor's message, relayed to its framework if the agent speaking is that agent.
@@ -1234,6 +1353,17 @@ impl Master {
         if self.agents.get(agent_id).and_then(|a| a.conn) != Some(conn) {
             return;
         }
+        let key = (framework_id.clone(), agent_id.clone(), executor_id.clone());
+        if let Some((role, res)) = self.executors.remove(&key) {
+            if let Some(agent) = self.agents.get_mut(agent_id) {
+                agent.used = agent.used.saturating_sub(&res);
+            }
+            if let Some(fw) = self.frameworks.get_mut(framework_id) {
+                fw.used = fw.used.saturating_sub(&res);
+                fw.release(&role, &res);
+            }
+            self.dirty = true;
+        }
         if let Some(fw) = self.frameworks.get(framework_id) {
             fw.send(SchedulerEvent::Failure {
                 agent_id: Some(agent_id.clone()),
@@ -1256,6 +1386,7 @@ impl Master {
         if self.registry.frameworks.remove(id).is_some() {
             self.registry_dirty = true;
         }
+        self.drop_inverse_offers_of(id);
         let Some(fw) = self.frameworks.get(id) else {
             return;
         };
@@ -1267,6 +1398,20 @@ impl Master {
             return;
         };
         let mut agents = HashSet::new();
+        let executors: Vec<_> = self
+            .executors
+            .keys()
+            .filter(|(f, _, _)| f == id)
+            .cloned()
+            .collect();
+        for key in executors {
+            if let Some((_, res)) = self.executors.remove(&key) {
+                agents.insert(key.1.clone());
+                if let Some(agent) = self.agents.get_mut(&key.1) {
+                    agent.used = agent.used.saturating_sub(&res);
+                }
+            }
+        }
         for (_, mut task) in fw.tasks.drain() {
             agents.insert(task.info.agent_id.clone());
             if let Some(agent) = self.agents.get_mut(&task.info.agent_id) {
@@ -1291,6 +1436,7 @@ impl Master {
         while fw.completed_tasks.len() > self.config.max_completed_tasks_per_framework {
             fw.completed_tasks.pop_front();
         }
+        self.emit_framework_removed(id, &fw.info);
         self.completed_frameworks.push_back(fw);
         while self.completed_frameworks.len() > self.config.max_completed_frameworks {
             self.completed_frameworks.pop_front();
@@ -1319,6 +1465,15 @@ impl Master {
         }
         self.dirty = true;
         Ok(())
+    }
+
+    /// Makes `roles` the framework's suppressed roles (Mesos' `suppressed_roles` of SUBSCRIBE):
+    /// the others are revived. The caller checked that they are among its roles.
+    pub fn set_suppressed_roles(&mut self, id: &FrameworkId, roles: Vec<String>) {
+        if let Some(fw) = self.frameworks.get_mut(id) {
+            fw.suppressed_roles = roles.into_iter().collect();
+        }
+        self.dirty = true;
     }
 
     pub fn suppress(
@@ -1405,7 +1560,9 @@ impl Master {
         let launches: Vec<&TaskInfo> = operations
             .iter()
             .filter_map(|op| match op {
-                Operation::Launch(tasks) => Some(tasks.iter()),
+                Operation::Launch(tasks) | Operation::LaunchGroup { tasks, .. } => {
+                    Some(tasks.iter())
+                }
                 _ => None,
             })
             .flatten()
@@ -1493,6 +1650,34 @@ impl Master {
         for (n, operation) in operations.into_iter().enumerate() {
             let tasks = match operation {
                 Operation::Launch(tasks) => tasks,
+                Operation::LaunchGroup { executor, tasks } => {
+                    let ids: Vec<TaskId> = tasks.iter().map(|t| t.task_id.clone()).collect();
+                    match self
+                        .validate_group(id, &agent_id, &executor, &tasks, &remaining, &batch_ids)
+                    {
+                        Ok(needed) => {
+                            remaining = remaining.saturating_sub(&needed);
+                            self.launch_group(id, &agent_id, &role, *executor, tasks);
+                        }
+                        Err(message) => {
+                            warn!(framework_id = %id, executor_id = %executor.executor_id, %message, "task group refused");
+                            for task in &tasks {
+                                let status = master_status(
+                                    task,
+                                    id,
+                                    TaskState::Error,
+                                    "REASON_TASK_GROUP_INVALID",
+                                    message.clone(),
+                                );
+                                if let Some(fw) = self.frameworks.get(id) {
+                                    fw.send(SchedulerEvent::Update(status));
+                                }
+                            }
+                        }
+                    }
+                    batch_ids.extend(ids);
+                    continue;
+                }
                 other => {
                     let name = other.name();
                     match self.apply_operation(id, &agent_id, &role, other, &mut remaining) {
@@ -1518,6 +1703,17 @@ impl Master {
                     continue;
                 }
                 remaining = remaining.saturating_sub(&task.resources);
+                // A custom executor started by this task takes its own resources too.
+                if let Some(e) = task
+                    .executor
+                    .as_ref()
+                    .filter(|e| e.kind == strata_schema::ExecutorKind::Custom)
+                {
+                    let key = (id.clone(), agent_id.clone(), e.executor_id.clone());
+                    if !self.executors.contains_key(&key) {
+                        remaining = remaining.saturating_sub(&e.resources);
+                    }
+                }
                 self.launch(id, &agent_id, &role, task);
             }
         }
@@ -1557,10 +1753,22 @@ impl Master {
         if task.resources.is_empty() {
             return Some("the task uses no resources (give it cpus and mem)".to_string());
         }
-        if !remaining.contains(&task.resources) {
+        // A custom executor not running there yet needs its own resources too.
+        let mut needed = task.resources.clone();
+        if let Some(e) = task
+            .executor
+            .as_ref()
+            .filter(|e| e.kind == strata_schema::ExecutorKind::Custom)
+        {
+            let key = (fw_id.clone(), agent_id.clone(), e.executor_id.clone());
+            if !self.executors.contains_key(&key) {
+                needed.add(&e.resources);
+            }
+        }
+        if !remaining.contains(&needed) {
             return Some(format!(
                 "the task needs {} but the offers hold only {}",
-                task.resources, remaining
+                needed, remaining
             ));
         }
         if let Some(Err(why)) = task.container.as_ref().map(|c| c.validate()) {
@@ -1579,7 +1787,147 @@ impl Master {
         None
     }
 
+    /// Why a task group cannot launch (all of it or none), or what it takes of the offers: its
+    /// tasks' resources and, for a custom executor not running there yet, the executor's.
+    fn validate_group(
+        &self,
+        fw_id: &FrameworkId,
+        agent_id: &AgentId,
+        executor: &ExecutorInfo,
+        tasks: &[TaskInfo],
+        remaining: &Resources,
+        batch: &HashSet<TaskId>,
+    ) -> Result<Resources, String> {
+        executor
+            .validate()
+            .map_err(|why| format!("invalid executor: {why}"))?;
+        if tasks.is_empty() {
+            return Err("the task group holds no task".to_string());
+        }
+        let mut needed = Resources::new();
+        if executor.kind == strata_schema::ExecutorKind::Custom
+            && !self.executors.contains_key(&(
+                fw_id.clone(),
+                agent_id.clone(),
+                executor.executor_id.clone(),
+            ))
+        {
+            needed.add(&executor.resources);
+        }
+        let mut seen = batch.clone();
+        for task in tasks {
+            if task.executor.is_some() {
+                return Err(format!(
+                    "task {} names an executor: the tasks of a group run under the group's",
+                    task.task_id
+                ));
+            }
+            let left = remaining.saturating_sub(&needed);
+            // A custom executor's task needs no command (its resources are counted above).
+            let mut probe = task.clone();
+            if executor.kind == strata_schema::ExecutorKind::Custom {
+                probe.executor = Some(ExecutorInfo {
+                    resources: Resources::new(),
+                    ..executor.clone()
+                });
+            }
+            if let Some(why) = self.validate_task(fw_id, agent_id, &probe, &left, &seen) {
+                return Err(format!("task {}: {why}", task.task_id));
+            }
+            seen.insert(task.task_id.clone());
+            needed.add(&task.resources);
+        }
+        if !remaining.contains(&needed) {
+            return Err(format!(
+                "the group needs {needed} but the offers hold only {remaining}"
+            ));
+        }
+        Ok(needed)
+    }
+
+    /// Charges a custom executor's resources the first time it is launched on an agent.
+    fn charge_executor(
+        &mut self,
+        fw_id: &FrameworkId,
+        agent_id: &AgentId,
+        role: &str,
+        executor: &ExecutorInfo,
+    ) {
+        if executor.kind != strata_schema::ExecutorKind::Custom {
+            return;
+        }
+        let key = (
+            fw_id.clone(),
+            agent_id.clone(),
+            executor.executor_id.clone(),
+        );
+        if self.executors.contains_key(&key) {
+            return;
+        }
+        let (Some(agent), Some(fw)) = (
+            self.agents.get_mut(agent_id),
+            self.frameworks.get_mut(fw_id),
+        ) else {
+            return;
+        };
+        agent.used.add(&executor.resources);
+        fw.used.add(&executor.resources);
+        fw.charge(role, &executor.resources);
+        self.executors
+            .insert(key, (role.to_string(), executor.resources.clone()));
+    }
+
+    /// LAUNCH_GROUP, validated: the tasks are recorded and charged, and the agent gets them in
+    /// one command.
+    fn launch_group(
+        &mut self,
+        fw_id: &FrameworkId,
+        agent_id: &AgentId,
+        role: &str,
+        executor: ExecutorInfo,
+        tasks: Vec<TaskInfo>,
+    ) {
+        self.charge_executor(fw_id, agent_id, role, &executor);
+        let Some(agent) = self.agents.get_mut(agent_id) else {
+            return;
+        };
+        let Some(fw) = self.frameworks.get_mut(fw_id) else {
+            return;
+        };
+        info!(framework_id = %fw_id, executor_id = %executor.executor_id, agent_id = %agent_id, tasks = tasks.len(), "launching task group");
+        for task in &tasks {
+            agent.used.add(&task.resources);
+            fw.used.add(&task.resources);
+            fw.charge(role, &task.resources);
+            fw.tasks.insert(
+                task.task_id.clone(),
+                Task {
+                    info: task.clone(),
+                    framework_id: fw_id.clone(),
+                    role: role.to_string(),
+                    state: TaskState::Staging,
+                    statuses: vec![(TaskState::Staging, TaskStatus::now(), String::new())],
+                    latest: None,
+                },
+            );
+        }
+        let ids: Vec<TaskId> = tasks.iter().map(|t| t.task_id.clone()).collect();
+        if let Some(link) = &agent.link {
+            let _ = link.send(AgentCommand::LaunchGroup {
+                framework: Box::new(fw.info.clone()),
+                executor: Box::new(executor),
+                tasks,
+            });
+        }
+        for task_id in &ids {
+            self.emit_task_added(fw_id, task_id);
+        }
+    }
+
     fn launch(&mut self, fw_id: &FrameworkId, agent_id: &AgentId, role: &str, task: TaskInfo) {
+        if let Some(executor) = &task.executor {
+            self.charge_executor(fw_id, agent_id, role, executor);
+        }
         let Some(agent) = self.agents.get_mut(agent_id) else {
             return;
         };
@@ -1596,6 +1944,7 @@ impl Master {
                 task: Box::new(task.clone()),
             });
         }
+        let task_id = task.task_id.clone();
         fw.tasks.insert(
             task.task_id.clone(),
             Task {
@@ -1607,6 +1956,7 @@ impl Master {
                 latest: None,
             },
         );
+        self.emit_task_added(fw_id, &task_id);
     }
 
     // ---- tasks --------------------------------------------------------------------------------
@@ -1799,6 +2149,7 @@ impl Master {
             }
         }
         fw.send(SchedulerEvent::Update(status.clone()));
+        self.emit_task_updated(status);
     }
 
     pub fn acknowledge(
@@ -1981,6 +2332,12 @@ impl Master {
                 .agents
                 .get(&alloc.agent)
                 .and_then(|a| self.window_of(&a.info.hostname));
+            let dynamic = self
+                .registry
+                .agents
+                .get(&alloc.agent)
+                .map(|a| a.reservations.clone())
+                .unwrap_or_default();
             let Some(agent) = self.agents.get_mut(&alloc.agent) else {
                 continue;
             };
@@ -2004,6 +2361,7 @@ impl Master {
                     hostname: agent.info.hostname.clone(),
                     resources: alloc.resources.clone(),
                     attributes: agent.info.attributes.clone(),
+                    dynamic,
                 });
             self.offers.insert(
                 offer_id,
@@ -2021,6 +2379,7 @@ impl Master {
                 fw.send(SchedulerEvent::Offers(offers));
             }
         }
+        self.reconcile_inverse_offers(now);
     }
 
     /// When the earliest refuse filter expires (so the actor can allocate again then).
@@ -2028,6 +2387,7 @@ impl Master {
         self.frameworks
             .values()
             .flat_map(|f| f.filters.values().map(|x| x.expires))
+            .chain(self.next_inverse_expiry())
             .min()
     }
 
@@ -2054,6 +2414,7 @@ impl Master {
                 self.dirty = true;
             }
         }
+        self.expire_inverse_filters(now);
     }
 
     // ---- views --------------------------------------------------------------------------------
@@ -2084,6 +2445,11 @@ impl Master {
             "roles": fw.info.effective_roles(),
             "hostname": fw.info.hostname,
             "failover_timeout": fw.info.failover_timeout_secs,
+            "checkpoint": fw.info.checkpoint,
+            "principal": fw.info.principal,
+            "webui_url": fw.info.webui_url,
+            "capabilities": fw.info.capabilities,
+            "labels": fw.info.labels.iter().map(|(k, v)| json!({"key": k, "value": v})).collect::<Vec<_>>(),
             "active": active && fw.active(),
             "connected": fw.active(),
             "registered_time": fw.registered_time,
@@ -2184,8 +2550,14 @@ impl Master {
 #[path = "state_tests.rs"]
 mod tests;
 
+mod events;
+mod inverse;
 mod json;
 mod operations;
+mod operator_view;
 pub mod utilization;
 mod views;
+pub use events::OperatorLink;
+pub use inverse::InverseOfferEvent;
 pub use operations::{MachineId, Operation, OperatorError};
+pub use operator_view::TasksQuery;

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use strata_schema::{CommandInfo, MasterInfo};
+use strata_schema::{CommandInfo, ExecutorKind, MasterInfo};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 fn master() -> Master {
@@ -1265,7 +1265,12 @@ fn check_invariants(m: &Master) {
                 used.add(&t.info.resources);
             }
         }
-        assert_eq!(used, agent.used, "agent {} tasks", agent.id);
+        for ((_, on, _), (_, res)) in &m.executors {
+            if *on == agent.id {
+                used.add(res);
+            }
+        }
+        assert_eq!(used, agent.used, "agent {} tasks and executors", agent.id);
         let mut held = used.clone();
         held.add(&offered);
         assert!(
@@ -1704,4 +1709,428 @@ fn roles_sum_their_subtree_and_quota_counts_idle_reservations() {
     assert_eq!(role(&m, "eng/a")["offered"]["cpus"], offered);
     assert_eq!(role(&m, "eng")["allocated"]["cpus"], offered);
     assert_eq!(role(&m, "eng")["quota"]["consumed"]["cpus"], offered);
+}
+
+fn inverse_offers(
+    rx: &mut UnboundedReceiver<SchedulerEvent>,
+) -> (Vec<InverseOfferEvent>, Vec<OfferId>) {
+    let mut offered = Vec::new();
+    let mut rescinded = Vec::new();
+    for e in drain(rx) {
+        match e {
+            SchedulerEvent::InverseOffers(o) => offered.extend(o),
+            SchedulerEvent::RescindInverseOffer(id) => rescinded.push(id),
+            _ => {}
+        }
+    }
+    (offered, rescinded)
+}
+
+#[test]
+fn frameworks_with_tasks_on_a_scheduled_machine_get_inverse_offers_and_answer_them() {
+    use crate::registry::MaintenanceWindow;
+    let mut m = master();
+    let now = Instant::now();
+    let (a, _arx) = agent(&mut m, 1, "cpus:2;mem:1024");
+    let (f1, mut f1rx) = framework(&mut m, 2, false);
+    let (f2, mut f2rx) = framework(&mut m, 3, false);
+    m.allocate(now);
+    let o = offers(&mut f1rx);
+    let o = if o.is_empty() { offers(&mut f2rx) } else { o };
+    let owner = o[0].framework_id.clone();
+    let (user, mut user_rx, other, mut other_rx, user_conn, other_conn) = if owner == f1 {
+        (f1, f1rx, f2, f2rx, 2, 3)
+    } else {
+        (f2, f2rx, f1, f1rx, 3, 2)
+    };
+    m.accept(
+        user_conn,
+        &user,
+        &[o[0].id.clone()],
+        vec![Operation::Launch(vec![task("t1", &a, "cpus:1;mem:128")])],
+        0.0,
+        now,
+    )
+    .unwrap();
+    let window = MaintenanceWindow {
+        machines: vec!["a".into()],
+        start: 1000.0,
+        duration: Some(60.0),
+    };
+    m.set_schedule(vec![window.clone()]).unwrap();
+    m.allocate(now);
+    let (inv, _) = inverse_offers(&mut user_rx);
+    assert_eq!(inv.len(), 1, "the framework with a task there is asked");
+    assert_eq!(inv[0].agent_id, a);
+    assert_eq!(inv[0].framework_id, user);
+    assert_eq!(inv[0].hostname, "a");
+    assert_eq!(inv[0].unavailability, window);
+    assert!(inverse_offers(&mut other_rx).0.is_empty(), "no tasks there");
+    // Outstanding: not sent twice; UNKNOWN in the status.
+    m.allocate(now);
+    assert!(inverse_offers(&mut user_rx).0.is_empty());
+    let answers = &m.maintenance_json()["draining_machines"][0]["statuses"];
+    assert_eq!(answers[0]["status"], "UNKNOWN", "{answers}");
+    assert_eq!(answers[0]["framework_id"]["value"], user.as_str());
+    // Only the holder may answer, only outstanding ids.
+    assert!(m
+        .answer_inverse_offers(other_conn, &other, &[inv[0].id.clone()], true, 5.0, now)
+        .is_err());
+    let bogus: OfferId = "nope".parse().unwrap();
+    assert!(m
+        .answer_inverse_offers(user_conn, &user, &[bogus], false, 5.0, now)
+        .is_err());
+    // A decline is recorded and filters for refuse_seconds.
+    m.answer_inverse_offers(user_conn, &user, &[inv[0].id.clone()], false, 10.0, now)
+        .unwrap();
+    let answers = &m.maintenance_json()["draining_machines"][0]["statuses"];
+    assert_eq!(answers[0]["status"], "DECLINE", "{answers}");
+    assert!(answers[0]["timestamp"]["nanoseconds"].as_i64().unwrap() > 0);
+    m.allocate(now + Duration::from_secs(5));
+    assert!(inverse_offers(&mut user_rx).0.is_empty(), "filtered");
+    assert_eq!(
+        m.next_filter_expiry(),
+        Some(now + Duration::from_secs(10)),
+        "the actor wakes when the filter ends"
+    );
+    m.expire_filters(now + Duration::from_secs(11));
+    m.allocate(now + Duration::from_secs(11));
+    let (again, _) = inverse_offers(&mut user_rx);
+    assert_eq!(again.len(), 1, "asked again once the filter ended");
+    assert_ne!(again[0].id, inv[0].id);
+    m.answer_inverse_offers(user_conn, &user, &[again[0].id.clone()], true, 5.0, now)
+        .unwrap();
+    assert_eq!(
+        m.maintenance_json()["draining_machines"][0]["statuses"][0]["status"],
+        "ACCEPT"
+    );
+    // The machine leaves the schedule: outstanding inverse offers are rescinded, answers
+    // forgotten.
+    m.expire_filters(now + Duration::from_secs(30));
+    m.allocate(now + Duration::from_secs(30));
+    let (third, _) = inverse_offers(&mut user_rx);
+    assert_eq!(third.len(), 1);
+    m.set_schedule(vec![]).unwrap();
+    m.allocate(now + Duration::from_secs(31));
+    let (offered, rescinded) = inverse_offers(&mut user_rx);
+    assert!(offered.is_empty());
+    assert_eq!(rescinded, vec![third[0].id.clone()]);
+    // The task ending rescinds too.
+    m.set_schedule(vec![window]).unwrap();
+    m.allocate(now + Duration::from_secs(32));
+    let (fourth, _) = inverse_offers(&mut user_rx);
+    assert_eq!(fourth.len(), 1, "answers were forgotten with the schedule");
+    m.status_update(1, &a, status(&user, &a, "t1", TaskState::Finished))
+        .unwrap();
+    m.allocate(now + Duration::from_secs(33));
+    let (_, rescinded) = inverse_offers(&mut user_rx);
+    assert_eq!(rescinded, vec![fourth[0].id.clone()]);
+    assert_eq!(
+        m.maintenance_json()["draining_machines"][0]["statuses"],
+        json!([])
+    );
+}
+
+#[test]
+fn update_framework_changes_roles_name_and_keeps_user_principal_checkpoint() {
+    let mut m = master();
+    let (_agent, _arx) = agent(&mut m, 1, "cpus:4;mem:1024;cpus(ops):2");
+    let (fw, mut rx) = framework(&mut m, 2, false);
+    commit(&mut m);
+    m.allocate(Instant::now());
+    // Role `*` only: the ops reservation is not offered.
+    let first = offers(&mut rx);
+    assert_eq!(first.len(), 1);
+    assert!(first[0].resources.reserved("ops").is_empty());
+    assert_eq!(first[0].role, "*");
+
+    let mut info = m.frameworks[&fw].info.clone();
+    info.name = "renamed".into();
+    info.roles = vec!["ops".into()];
+    info.webui_url = Some("http://ui".into());
+    info.failover_timeout_secs = 30.0;
+    info.capabilities = vec!["MULTI_ROLE".into()];
+    info.labels = vec![("k".into(), "v".into())];
+    // From another connection: refused as stale.
+    assert!(matches!(
+        m.update_framework(9, &fw, info.clone(), None),
+        Err(CallError::StaleSession(_))
+    ));
+    m.update_framework(2, &fw, info.clone(), None).unwrap();
+    // The offer for the role it left is rescinded.
+    let events = drain(&mut rx);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, SchedulerEvent::Rescind(id) if *id == first[0].id)),
+        "{events:?}"
+    );
+    assert_eq!(
+        commit(&mut m).unwrap().frameworks[&fw].name,
+        "renamed",
+        "the registry holds the new info"
+    );
+    m.allocate(Instant::now());
+    let next = offers(&mut rx);
+    assert_eq!(next.len(), 1, "{next:?}");
+    assert_eq!(next[0].role, "ops");
+    assert_eq!(next[0].resources.reserved("ops").cpus(), 2.0);
+    let state = m.state_json();
+    let f = &state["frameworks"][0];
+    assert_eq!(f["name"], "renamed");
+    assert_eq!(f["roles"], json!(["ops"]));
+    assert_eq!(f["failover_timeout"], 30.0);
+    assert_eq!(f["webui_url"], "http://ui");
+    assert_eq!(f["capabilities"], json!(["MULTI_ROLE"]));
+    assert_eq!(f["labels"], json!([{"key": "k", "value": "v"}]));
+
+    for (field, change) in [
+        (
+            "user",
+            Box::new(|i: &mut FrameworkInfo| i.user = "other".into())
+                as Box<dyn Fn(&mut FrameworkInfo)>,
+        ),
+        (
+            "principal",
+            Box::new(|i: &mut FrameworkInfo| i.principal = Some("p".into())),
+        ),
+        (
+            "checkpoint",
+            Box::new(|i: &mut FrameworkInfo| i.checkpoint = true),
+        ),
+    ] {
+        let mut bad = info.clone();
+        change(&mut bad);
+        match m.update_framework(2, &fw, bad, None) {
+            Err(CallError::Invalid(msg)) => {
+                assert!(msg.contains(&format!("framework_info.{field}")), "{msg}")
+            }
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+    let mut bad = info.clone();
+    bad.id = Some(FrameworkId::new("other").unwrap());
+    assert!(matches!(
+        m.update_framework(2, &fw, bad, None),
+        Err(CallError::Invalid(_))
+    ));
+    let mut bad = info;
+    bad.roles = vec!["/x".into()];
+    assert!(matches!(
+        m.update_framework(2, &fw, bad, None),
+        Err(CallError::Invalid(_))
+    ));
+}
+
+#[test]
+fn suppressed_roles_of_subscribe_and_update_framework() {
+    let mut m = master();
+    let (_agent, _arx) = agent(&mut m, 1, "cpus:4;mem:1024;cpus(ops):2");
+    let (tx, mut rx) = unbounded_channel();
+    let info = FrameworkInfo {
+        name: "f".into(),
+        user: "root".into(),
+        roles: vec!["*".into(), "ops".into()],
+        ..Default::default()
+    };
+    let fw = m.subscribe(2, info.clone(), tx).unwrap();
+    m.set_suppressed_roles(&fw, vec!["*".into()]);
+    commit(&mut m);
+    m.allocate(Instant::now());
+    let got = offers(&mut rx);
+    assert!(
+        !got.is_empty() && got.iter().all(|o| o.role == "ops"),
+        "{got:?}"
+    );
+    // UPDATE_FRAMEWORK: the listed roles are suppressed, the others revived.
+    m.update_framework(2, &fw, info.clone(), Some(vec!["ops".into()]))
+        .unwrap();
+    let outstanding: Vec<OfferId> = got.iter().map(|o| o.id.clone()).collect();
+    m.decline(2, &fw, &outstanding, 0.0, Instant::now())
+        .unwrap();
+    m.allocate(Instant::now());
+    let got = offers(&mut rx);
+    assert!(
+        !got.is_empty() && got.iter().all(|o| o.role == "*"),
+        "{got:?}"
+    );
+    // Only its own roles can be suppressed.
+    match m.update_framework(2, &fw, info, Some(vec!["web".into()])) {
+        Err(CallError::Invalid(msg)) => assert!(msg.contains("suppressed_roles"), "{msg}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn executor(kind: ExecutorKind, id: &str, res: &str) -> ExecutorInfo {
+    ExecutorInfo {
+        kind,
+        executor_id: ExecutorId::new(id).unwrap(),
+        name: String::new(),
+        command: if kind == ExecutorKind::Custom {
+            CommandInfo::shell("run-executor")
+        } else {
+            CommandInfo::default()
+        },
+        resources: Resources::parse(res).unwrap(),
+        container: None,
+        data: Vec::new(),
+    }
+}
+
+#[test]
+fn task_groups_launch_whole_or_not_at_all() {
+    let mut m = master();
+    let now = Instant::now();
+    let (a, mut arx) = agent(&mut m, 1, "cpus:2;mem:1024");
+    let (f, mut frx) = framework(&mut m, 2, false);
+    drain(&mut frx);
+    m.allocate(now);
+    let o = offers(&mut frx);
+    let group = |tasks| Operation::LaunchGroup {
+        executor: Box::new(executor(ExecutorKind::Default, "g", "")),
+        tasks,
+    };
+    // One task the offer cannot hold refuses the whole group.
+    let tasks = vec![task("g1", &a, "cpus:0.5"), task("g2", &a, "cpus:5")];
+    m.accept(2, &f, &[o[0].id.clone()], vec![group(tasks)], 0.0, now)
+        .unwrap();
+    assert!(drain(&mut arx).is_empty());
+    let u = updates(&mut frx);
+    assert_eq!(u.len(), 2);
+    for s in &u {
+        assert_eq!(s.state, TaskState::Error);
+        assert_eq!(s.reason.as_deref(), Some("REASON_TASK_GROUP_INVALID"));
+        assert!(s.message.contains("task g2"), "{}", s.message);
+    }
+    // A valid group reaches the agent in one command, and its tasks are charged.
+    m.allocate(now);
+    let o = offers(&mut frx);
+    let tasks = vec![task("g1", &a, "cpus:0.5"), task("g2", &a, "cpus:0.5")];
+    m.accept(2, &f, &[o[0].id.clone()], vec![group(tasks)], 0.0, now)
+        .unwrap();
+    match drain(&mut arx).as_slice() {
+        [AgentCommand::LaunchGroup { tasks, .. }] => assert_eq!(tasks.len(), 2),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(m.agents[&a].used, Resources::parse("cpus:1").unwrap());
+    check_invariants(&m);
+}
+
+#[test]
+fn custom_executors_are_charged_once_and_released_when_they_exit() {
+    let mut m = master();
+    let now = Instant::now();
+    let (a, mut arx) = agent(&mut m, 1, "cpus:2;mem:1024");
+    let (f, mut frx) = framework(&mut m, 2, false);
+    drain(&mut frx);
+    let custom = executor(ExecutorKind::Custom, "e", "cpus:0.5;mem:64");
+    let on_executor = |id: &str, res: &str| {
+        let mut t = task(id, &a, res);
+        t.command = CommandInfo::default();
+        t.executor = Some(custom.clone());
+        t
+    };
+    // The offer must hold the executor's resources besides the task's.
+    m.allocate(now);
+    let o = offers(&mut frx);
+    let tasks = vec![on_executor("too-big", "cpus:1.75")];
+    m.accept(
+        2,
+        &f,
+        &[o[0].id.clone()],
+        vec![Operation::Launch(tasks)],
+        0.0,
+        now,
+    )
+    .unwrap();
+    let u = updates(&mut frx);
+    assert_eq!(u[0].state, TaskState::Error);
+    assert!(u[0].message.contains("cpus:2.25"), "{}", u[0].message);
+    m.allocate(now);
+    let o = offers(&mut frx);
+    // The executor is counted once against the offer: a third task that would only fit
+    // without it is refused.
+    let tasks = vec![
+        on_executor("t1", "cpus:0.25"),
+        on_executor("t2", "cpus:0.25"),
+        on_executor("t3", "cpus:1.25"),
+    ];
+    m.accept(
+        2,
+        &f,
+        &[o[0].id.clone()],
+        vec![Operation::Launch(tasks)],
+        0.0,
+        now,
+    )
+    .unwrap();
+    assert_eq!(drain(&mut arx).len(), 2);
+    let u = updates(&mut frx);
+    assert_eq!(u.len(), 1);
+    assert_eq!(
+        (u[0].task_id.as_str(), u[0].state),
+        ("t3", TaskState::Error)
+    );
+    // The executor once, the tasks each.
+    assert_eq!(
+        m.agents[&a].used,
+        Resources::parse("cpus:1;mem:64").unwrap()
+    );
+    check_invariants(&m);
+    // Its tasks end; the executor still holds its own resources until it exits.
+    for t in ["t1", "t2"] {
+        m.status_update(1, &a, status(&f, &a, t, TaskState::Finished))
+            .unwrap();
+    }
+    assert_eq!(
+        m.agents[&a].used,
+        Resources::parse("cpus:0.5;mem:64").unwrap()
+    );
+    m.executor_exited(1, &a, &f, ExecutorId::new("e").unwrap(), Some(0));
+    assert!(m.agents[&a].used.is_empty(), "{}", m.agents[&a].used);
+    assert!(m.frameworks[&f].used.is_empty());
+    assert!(drain(&mut frx).iter().any(|e| matches!(
+        e,
+        SchedulerEvent::Failure {
+            status: Some(0),
+            ..
+        }
+    )));
+    check_invariants(&m);
+}
+
+#[test]
+fn a_removed_agent_gives_its_executors_resources_back() {
+    let mut m = master();
+    let now = Instant::now();
+    let (a, mut arx) = agent(&mut m, 1, "cpus:2;mem:1024");
+    let (f, mut frx) = framework(&mut m, 2, false);
+    drain(&mut frx);
+    m.allocate(now);
+    let o = offers(&mut frx);
+    let mut t = task("t", &a, "cpus:0.5");
+    t.command = CommandInfo::default();
+    t.executor = Some(executor(ExecutorKind::Custom, "e", "cpus:0.5;mem:64"));
+    m.accept(
+        2,
+        &f,
+        &[o[0].id.clone()],
+        vec![Operation::Launch(vec![t])],
+        0.0,
+        now,
+    )
+    .unwrap();
+    assert_eq!(drain(&mut arx).len(), 1);
+    assert_eq!(
+        m.frameworks[&f].used,
+        Resources::parse("cpus:1;mem:64").unwrap()
+    );
+    m.unregister_agent(1, &a);
+    assert!(m.executors.is_empty());
+    assert!(
+        m.frameworks[&f].used.is_empty(),
+        "{}",
+        m.frameworks[&f].used
+    );
+    check_invariants(&m);
 }

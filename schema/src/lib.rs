@@ -12,6 +12,7 @@ pub mod info;
 pub mod mesos_json;
 pub mod resources;
 pub mod task;
+pub mod v1;
 pub mod wire;
 
 pub use attributes::{Attribute, AttributeValue, Attributes, AttributesError};

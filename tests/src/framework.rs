@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 use strata_client::{Event, Offer, Operation, SchedulerDriver};
 use strata_schema::{
-    AgentId, CommandInfo, FrameworkInfo, Resources, TaskId, TaskInfo, TaskState, TaskStatus,
+    AgentId, CommandInfo, ExecutorId, FrameworkInfo, Resources, TaskId, TaskInfo, TaskState,
+    TaskStatus,
 };
 use tokio::sync::mpsc;
 
@@ -32,6 +33,10 @@ pub struct TestFramework {
     /// [`TestFramework::acknowledge_held`].
     pub hold_acks: bool,
     pub unacked: Vec<TaskStatus>,
+    /// Executors' messages received: (agent, executor, data).
+    pub messages: Vec<(AgentId, ExecutorId, Vec<u8>)>,
+    /// FAILURE events received: (agent, executor, wait status).
+    pub failures: Vec<(AgentId, Option<ExecutorId>, Option<i32>)>,
 }
 
 /// A task description for `agent` (shell command).
@@ -73,6 +78,8 @@ impl TestFramework {
             subscriptions: 0,
             hold_acks: false,
             unacked: Vec::new(),
+            messages: Vec::new(),
+            failures: Vec::new(),
             driver,
             events,
             updates: Vec::new(),
@@ -107,6 +114,16 @@ impl TestFramework {
             Event::Disconnected(why) => bail!("disconnected from the master: {why}"),
             Event::Subscribed { .. } => self.subscriptions += 1,
             Event::Heartbeat => {}
+            Event::Message {
+                agent_id,
+                executor_id,
+                data,
+            } => self.messages.push((agent_id, executor_id, data)),
+            Event::Failure {
+                agent_id,
+                executor_id,
+                status,
+            } => self.failures.push((agent_id, executor_id, status)),
         }
         Ok(())
     }
@@ -204,6 +221,24 @@ impl TestFramework {
             }
             self.step(left).await?;
         }
+    }
+
+    /// Handles events until `pred` holds on what was received; `what` names it in the error.
+    pub async fn wait_until(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&Self) -> bool,
+    ) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !pred(self) {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                bail!("no {what} within {timeout:?}");
+            }
+            self.step(left).await?;
+        }
+        Ok(())
     }
 
     /// Waits for `task`'s terminal update.

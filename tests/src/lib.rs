@@ -21,6 +21,7 @@ pub mod isolation;
 pub mod master_bench;
 pub mod network_bench;
 pub mod python;
+pub mod recordio;
 pub mod registry;
 pub mod sim_agent;
 pub mod zookeeper;

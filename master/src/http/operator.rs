@@ -60,7 +60,7 @@ fn bad_request(message: impl Into<String>) -> Response {
 }
 
 /// Sends `call` to the actor; a change answers `success` once committed.
-async fn operator(actor: &Actor, call: OperatorCall, success: StatusCode) -> Response {
+pub(super) async fn operator(actor: &Actor, call: OperatorCall, success: StatusCode) -> Response {
     let (reply, answer) = oneshot::channel();
     if actor.send(Msg::Operator { call, reply }).is_err() {
         return unavailable();

@@ -109,42 +109,63 @@ type Tasks<'a> = Seq<Box<dyn Iterator<Item = TaskJson<'a>> + 'a>>;
 #[derive(Serialize)]
 struct FrameworkJson<'a> {
     active: bool,
+    capabilities: &'a [String],
+    checkpoint: bool,
     completed_tasks: Tasks<'a>,
     connected: bool,
     failover_timeout: f64,
     hostname: &'a str,
     id: &'a str,
+    labels: Vec<LabelJson<'a>>,
     name: &'a str,
     offered_resources: ResourcesJson<'a>,
     offers: Seq<Box<dyn Iterator<Item = OfferIdJson<'a>> + 'a>>,
+    principal: Option<&'a str>,
     registered_time: f64,
     role: String,
     roles: Vec<String>,
     tasks: Tasks<'a>,
     used_resources: ResourcesJson<'a>,
     user: &'a str,
+    webui_url: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct LabelJson<'a> {
+    key: &'a str,
+    value: &'a str,
 }
 
 fn framework(fw: &Framework, active: bool) -> FrameworkJson<'_> {
     let roles = fw.info.effective_roles();
     FrameworkJson {
         active: active && fw.active(),
+        capabilities: &fw.info.capabilities,
+        checkpoint: fw.info.checkpoint,
         completed_tasks: Seq::new(Box::new(fw.completed_tasks.iter().map(task))),
         connected: fw.active(),
         failover_timeout: fw.info.failover_timeout_secs,
         hostname: &fw.info.hostname,
         id: fw.id.as_str(),
+        labels: fw
+            .info
+            .labels
+            .iter()
+            .map(|(key, value)| LabelJson { key, value })
+            .collect(),
         name: &fw.info.name,
         offered_resources: fw.offered.json(),
         offers: Seq::new(Box::new(
             fw.offers.iter().map(|id| OfferIdJson { id: id.as_str() }),
         )),
+        principal: fw.info.principal.as_deref(),
         registered_time: fw.registered_time,
         role: roles.first().cloned().unwrap_or_default(),
         roles,
         tasks: Seq::new(Box::new(fw.tasks.values().map(task))),
         used_resources: fw.used.json(),
         user: &fw.info.user,
+        webui_url: fw.info.webui_url.as_deref(),
     }
 }
 

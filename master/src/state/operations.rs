@@ -172,7 +172,8 @@ impl Master {
     ) -> Result<(), String> {
         match operation {
             Operation::Launch(_) => Ok(()),
-            Operation::LaunchGroup { .. } => Err("LAUNCH_GROUP is not supported yet".to_string()),
+            // Validated and launched by `accept`, like LAUNCH.
+            Operation::LaunchGroup { .. } => Ok(()),
             Operation::Reserve(res) => {
                 if res.is_empty() {
                     return Err("it reserves nothing".to_string());
@@ -1045,6 +1046,7 @@ impl Master {
                 "DRAINING" | "DRAINED" => {
                     let mut m = machine;
                     m["state"] = json!(self.agent_service(id));
+                    m["statuses"] = json!(self.inverse_statuses(id));
                     draining.push(m);
                 }
                 _ => {}

@@ -462,9 +462,10 @@ async fn registry_pulls_by_tag_and_digest_share_the_store_survive_restarts_and_p
     );
     assert!(entries(&store(&cluster).join("layers")).is_empty());
     let (code, body) =
-        images::http_request_body(&agent, "POST", "/api/v1", r#"{"type":"GET_STATE"}"#).unwrap();
+        images::http_request_body(&agent, "POST", "/api/v1", r#"{"type":"SET_LOGGING_LEVEL"}"#)
+            .unwrap();
     assert_eq!(code, 400);
-    assert!(body.contains("GET_STATE"), "{body}");
+    assert!(body.contains("SET_LOGGING_LEVEL"), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

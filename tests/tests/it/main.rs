@@ -6,12 +6,15 @@
 mod allocation;
 mod bad_input;
 mod cli;
+mod executor;
 mod ha;
 mod images;
 mod isolation;
 mod network;
+mod operator_api;
 mod recovery;
 mod tasks;
+mod v1_scheduler;
 mod webui;
 
 use std::path::PathBuf;
