@@ -356,23 +356,26 @@ function taskList() {
 function taskPage() {
   let info, files, log, follow, fileSel;
   let sandbox = null, agentBase = null;
-  let file = 'stdout', offset = 0, reading = false;
+  let file = 'stdout', offset = 0, reading = false, opened = 0;
   const readMore = async () => {
     if (!sandbox || reading) return;
     reading = true;
+    const epoch = opened;
     try {
       const path = `${sandbox}/${file}`;
       for (let i = 0; i < 16; i++) {
         const chunk = await getJSON(`${agentBase}/files/read?path=${encodeURIComponent(path)}&offset=${offset}&length=65536`);
-        if (!chunk.data) break;
+        // Another file was opened meanwhile: this one's data is not wanted any more.
+        if (epoch !== opened || !chunk.data) break;
         // Count bytes, not UTF-16 units: the agent's offsets are byte offsets.
         offset = chunk.offset + new TextEncoder().encode(chunk.data).length;
         log.append(document.createTextNode(chunk.data));
         if (follow.checked) log.scrollTop = log.scrollHeight;
       }
     } finally { reading = false; }
+    if (epoch !== opened) await readMore();
   };
-  const open = name => { file = name; offset = 0; log.textContent = ''; fileSel.value = name; };
+  const open = name => { opened++; file = name; offset = 0; log.textContent = ''; fileSel.value = name; };
   return {
     mount(root) {
       root.innerHTML = `<div id="task-info"></div><h2>Sandbox</h2><div id="task-files"></div>
