@@ -613,3 +613,24 @@ async fn webui_pages_in_chromium() {
     drop(browser);
     fw.wait_terminal("printer", T).await.unwrap();
 }
+
+/// A standby sends the UI's browser to the leader: the page, its assets and the samples all
+/// redirect (307, same path).
+#[test]
+fn webui_on_a_standby_redirects_to_the_leader() {
+    let zk = strata_tests::zookeeper::ZooKeeper::start().unwrap();
+    let url = zk.url(&format!("/strata-{}-webui", std::process::id()));
+    let cluster = Cluster::start_ha(&url, 2, &[], &["--zk-session-timeout", "2000ms"]).unwrap();
+    let leader = cluster.master.addr();
+    assert_eq!(http_request(&leader, "GET", "/").unwrap().0, 200);
+    let standby = cluster.standbys[0].addr();
+    for path in ["/", "/webui/app.js", "/master/utilization"] {
+        let (code, headers, body) = http_response(&standby, "GET", path).unwrap();
+        assert_eq!(code, 307, "{path}: {body}");
+        let location = format!("http://{leader}{path}");
+        assert!(
+            headers.contains(&("location".to_string(), location)),
+            "{path}: {headers:?}"
+        );
+    }
+}
