@@ -184,6 +184,7 @@ pages.overview = simplePage(async () => {
       ${card('count-agents-active', counts.active, 'active')}
       ${card('count-agents-draining', counts.draining, 'draining')}
       ${card('count-agents-unreachable', counts.unreachable, 'unreachable')}
+      ${counts.disconnected ? card('count-agents-disconnected', counts.disconnected, 'disconnected') : ''}
       ${card('count-frameworks', state.frameworks.length, 'frameworks', '/frameworks')}
       ${card('count-tasks', tasks.length, 'tasks', '/tasks')}
     </div>

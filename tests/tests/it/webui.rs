@@ -318,11 +318,14 @@ fn webui_assets_utilization_and_agent_cors() {
     }
     // A sandbox read outside the sandboxes is refused, with the header (the browser shows the
     // error); endpoints that are not the UI's get none.
-    let (_, headers, _) = http_response(&agent, "GET", "/files/read?path=/etc/hostname").unwrap();
-    assert_eq!(
-        header(&headers, "access-control-allow-origin").as_deref(),
-        Some("*")
-    );
+    for path in ["/files/read?path=/etc/hostname", "/files/browse?path=/etc"] {
+        let (_, headers, _) = http_response(&agent, "GET", path).unwrap();
+        assert_eq!(
+            header(&headers, "access-control-allow-origin").as_deref(),
+            Some("*"),
+            "{path}"
+        );
+    }
     for (method, path) in [
         ("GET", "/metrics"),
         ("POST", "/containers/update?task_id=x&resources=cpus:1"),
@@ -610,6 +613,35 @@ async fn webui_pages_in_chromium() {
         .unwrap();
     assert_eq!(kept, true, "the page was reloaded");
     browser.screenshot("task-killed").await.unwrap();
+
+    // A drained agent reads "draining" on the overview and the agents page.
+    let (code, body) = http_send(
+        &master,
+        "POST",
+        "/drain",
+        &json!({ "agent_id": { "value": agent_id } }),
+    )
+    .unwrap();
+    assert!(code == 200 || code == 202, "{code}: {body}");
+    browser.goto(&ui).await.unwrap();
+    browser
+        .wait_text("#count-agents-draining", |t| t == "1")
+        .await
+        .unwrap();
+    browser
+        .wait_text("#count-agents-active", |t| t == "0")
+        .await
+        .unwrap();
+    browser.goto(&format!("{ui}#/agents")).await.unwrap();
+    browser
+        .wait(
+            "the agent's state",
+            &format!("const r = document.querySelector(\"tr[data-agent='{agent_id}']\"); return r ? r.cells[2].textContent : null;"),
+            json!([]),
+            |v| v == "draining",
+        )
+        .await
+        .unwrap();
     drop(browser);
     fw.wait_terminal("printer", T).await.unwrap();
 }
