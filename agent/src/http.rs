@@ -65,6 +65,30 @@ pub fn router(
             sandbox_root,
             containerizer,
         })
+        .layer(axum::middleware::from_fn(cors))
+}
+
+/// The read-only GETs the master's web UI calls from the browser.
+const CORS_PATHS: &[&str] = &[
+    "/state",
+    "/monitor/statistics",
+    "/files/read",
+    "/files/browse",
+];
+
+/// `Access-Control-Allow-Origin: *` on [`CORS_PATHS`] (GETs only): the web UI, served by the
+/// master, reads agents directly.
+async fn cors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let allow =
+        request.method() == axum::http::Method::GET && CORS_PATHS.contains(&request.uri().path());
+    let mut response = next.run(request).await;
+    if allow {
+        response.headers_mut().insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            axum::http::HeaderValue::from_static("*"),
+        );
+    }
+    response
 }
 
 fn error(code: StatusCode, message: String) -> Response {

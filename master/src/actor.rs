@@ -88,6 +88,10 @@ pub enum Msg {
     GetState {
         reply: Reply<Vec<u8>>,
     },
+    /// The utilisation samples of the last hour (`GET /master/utilization`).
+    GetUtilization {
+        reply: Reply<serde_json::Value>,
+    },
     /// An operator's request about roles, reservations or maintenance.
     Operator {
         call: OperatorCall,
@@ -417,6 +421,9 @@ fn handle(master: &mut Master, msg: Msg, now: Instant, deferred: &mut Deferred) 
         Msg::GetState { reply } => {
             let _ = reply.send(master.state_json_bytes());
         }
+        Msg::GetUtilization { reply } => {
+            let _ = reply.send(master.utilization_json());
+        }
         Msg::Operator { call, reply } => {
             // A change is answered once the registry holding it is committed.
             let result = call.apply(master);
@@ -480,7 +487,14 @@ pub async fn run(
     let mut heartbeat = tokio::time::interval(timers.heartbeat_interval);
     let mut allocation = tokio::time::interval(timers.allocation_interval);
     let mut failover = tokio::time::interval(Duration::from_secs(1));
-    for t in [&mut ping, &mut heartbeat, &mut allocation, &mut failover] {
+    let mut utilization = tokio::time::interval(crate::state::utilization::SAMPLE_PERIOD);
+    for t in [
+        &mut ping,
+        &mut heartbeat,
+        &mut allocation,
+        &mut failover,
+        &mut utilization,
+    ] {
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     }
     // Allocation on events runs at most every MIN_ALLOCATION_GAP: a storm of small batches (a
@@ -543,6 +557,7 @@ pub async fn run(
                 master.failover_tick(Instant::now());
                 master.reregister_tick(Instant::now());
             }
+            _ = utilization.tick() => master.sample_utilization(),
             _ = &mut shutdown => break,
         }
         // Ticks change the registry too (agents found unreachable, frameworks torn down).

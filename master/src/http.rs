@@ -22,6 +22,7 @@ mod operator;
 mod scheduler;
 mod v0;
 mod v1_operator;
+mod webui;
 pub use v0::Flags;
 
 type Actor = mpsc::UnboundedSender<Msg>;
@@ -40,6 +41,7 @@ pub fn router(
         .route("/state.json", get(state))
         .route("/tasks/kill", post(kill))
         .merge(operator::routes())
+        .merge(webui::routes())
         .merge(v0::routes())
         .merge(v1_operator::routes())
         .with_state(actor.clone())

@@ -416,6 +416,8 @@ pub struct Master {
     /// agents marked unreachable (their tasks' updates) and removed frameworks (their shutdown
     /// on agents). A master that cannot commit exits before any of it reaches anyone.
     pending: Vec<Pending>,
+    /// The last hour of utilisation samples (`GET /master/utilization`).
+    utilization: utilization::Ring,
     /// Inverse offers outstanding and frameworks' answers (`inverse.rs`).
     inverse: inverse::InverseOffers,
     /// The operator API's event streams (v1 SUBSCRIBE; see `events.rs`).
@@ -504,6 +506,7 @@ impl Master {
             given_up: HashSet::new(),
             agent_views: views::AgentViews::default(),
             pending: Vec::new(),
+            utilization: utilization::Ring::default(),
             inverse: inverse::InverseOffers::default(),
             operator_subscribers: Vec::new(),
             terminal_tasks: HashMap::new(),
@@ -2423,7 +2426,7 @@ impl Master {
     // ---- views --------------------------------------------------------------------------------
 
     fn task_json(task: &Task) -> Json {
-        json!({
+        let mut json = json!({
             "id": task.info.task_id,
             "name": task.info.name,
             "framework_id": task.framework_id,
@@ -2432,7 +2435,11 @@ impl Master {
             "resources": task.info.resources.to_json(),
             "statuses": task.statuses.iter().map(|(s, t, m)| json!({"state": s, "timestamp": t, "message": m})).collect::<Vec<_>>(),
             "container_id": task.latest.as_ref().and_then(|s| s.container_id.clone()),
-        })
+        });
+        if let Some(container) = &task.info.container {
+            json["container"] = json!(container);
+        }
+        json
     }
 
     fn framework_json(fw: &Framework, active: bool) -> Json {
@@ -2554,6 +2561,7 @@ mod inverse;
 mod json;
 mod operations;
 mod operator_view;
+pub mod utilization;
 mod views;
 pub use events::OperatorLink;
 pub use inverse::InverseOfferEvent;

@@ -30,6 +30,9 @@ pub const CI_PACKAGES: &[&str] = &[
     "python3-kazoo",
     // `strata top` is checked in a terminal (tests/tests/it/cli.rs).
     "tmux",
+    // The web UI's tests drive a headless Chromium over WebDriver (tests/tests/it/webui.rs).
+    "chromium",
+    "chromium-driver",
 ];
 
 /// Whether dpkg reports `package` as installed.

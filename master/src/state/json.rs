@@ -46,6 +46,10 @@ struct StatusJson<'a> {
 
 #[derive(Serialize)]
 struct TaskJson<'a> {
+    /// The task's `ContainerInfo` (its image), when it has one: as a `Value`, for the keys in
+    /// `state_json`'s (sorted) order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container: Option<Json>,
     container_id: Option<&'a str>,
     framework_id: &'a str,
     id: &'a str,
@@ -75,6 +79,11 @@ impl Serialize for StatusesJson<'_> {
 
 fn task(task: &Task) -> TaskJson<'_> {
     TaskJson {
+        container: task
+            .info
+            .container
+            .as_ref()
+            .and_then(|c| serde_json::to_value(c).ok()),
         container_id: task
             .latest
             .as_ref()
@@ -619,7 +628,13 @@ mod tests {
                 &[offer],
                 vec![Operation::Launch(vec![
                     task("t1", &a, "cpus:1;mem:128;ports:[31000-31001]"),
-                    task("t2", &a, "cpus:1;mem:128"),
+                    TaskInfo {
+                        container: Some(strata_schema::ContainerInfo::image(
+                            strata_schema::ImageType::Docker,
+                            "busybox:1.36",
+                        )),
+                        ..task("t2", &a, "cpus:1;mem:128")
+                    },
                 ])],
                 0.0,
                 now,
@@ -635,6 +650,11 @@ mod tests {
         }
         let _ = offers(&mut grx);
         assert_same(&m);
+        let written = String::from_utf8(m.state_json_bytes()).unwrap();
+        assert!(
+            !written.contains(r#""id":"t2""#) || written.contains(r#""name":"busybox:1.36""#),
+            "{written}"
+        );
         m.drain_agent(
             &c,
             DrainConfig {

@@ -15,6 +15,7 @@ mod operator_api;
 mod recovery;
 mod tasks;
 mod v1_scheduler;
+mod webui;
 
 use std::path::PathBuf;
 use strata_tests::Cluster;
