@@ -39,12 +39,9 @@ pub fn run(bench: &str, tasks: usize) -> anyhow::Result<()> {
     ])
     .dir(&root)
     .run()?;
-    // Where cargo just built them: CARGO_TARGET_DIR when set (else stale binaries of an older
+    // Where cargo just built them (CARGO_TARGET_DIR when set: else stale binaries of an older
     // build in ./target would be measured).
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(|dir| root.join(dir))
-        .unwrap_or_else(|| root.join("target"));
-    let release = target.join("release");
+    let release = crate::up::target_dir()?.join("release");
     Cmd::new(release.join("strata-bench"), &[bench, &tasks.to_string()])
         .env("STRATA_BIN_DIR", &release.to_string_lossy())
         .run()

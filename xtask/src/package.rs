@@ -89,7 +89,6 @@ pub fn build(opts: &Options, compile: bool) -> Result<Built> {
     for tool in &TOOLS {
         ensure_tool(tool)?;
     }
-    let root = crate::workspace_root();
     if compile {
         // One build per package, as `cargo deb -p` would run it: Cargo unifies features across
         // the packages of one build, and a feature the agent needs of a shared dependency must
@@ -99,7 +98,7 @@ pub fn build(opts: &Options, compile: bool) -> Result<Built> {
             Cmd::cargo(&["build", "--profile", PROFILE, "-p", package, "--bin", bin]).run()?;
         }
     }
-    let bin_dir = root.join("target").join(PROFILE);
+    let bin_dir = crate::up::target_dir()?.join(PROFILE);
     for bin in BINARIES {
         if !bin_dir.join(bin).is_file() {
             bail!(

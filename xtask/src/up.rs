@@ -48,7 +48,7 @@ pub fn run(strata_up_args: &[String]) -> anyhow::Result<()> {
 }
 
 /// The workspace's target directory, as cargo resolves it (`CARGO_TARGET_DIR`, config, default).
-fn target_dir() -> anyhow::Result<PathBuf> {
+pub(crate) fn target_dir() -> anyhow::Result<PathBuf> {
     let (ok, json) = Cmd::cargo(&["metadata", "--format-version", "1", "--no-deps"]).capture()?;
     if !ok {
         bail!("`cargo metadata` failed");

@@ -161,7 +161,7 @@ pub fn run(opts: &Options) -> Result<()> {
         build.push("--release");
     }
     Cmd::cargo(&build).run()?;
-    let bin_dir = root.join("target").join(profile);
+    let bin_dir = crate::up::target_dir()?.join(profile);
 
     println!("==> initramfs");
     let t = Instant::now();
