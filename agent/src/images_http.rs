@@ -1,4 +1,6 @@
 //! The image store's endpoints: `GET /images` lists the images (with the containers using each),
+//! `GET /images/pulls` the registry pulls in progress (bytes and layers done; `strata run
+//! --image` draws its progress bar from it),
 //! `POST /images/prune` removes those no container uses, as does Mesos' agent operator call
 //! `POST /api/v1` `{"type": "PRUNE_IMAGES"}` (in [`crate::operator_api`]).
 
@@ -14,6 +16,7 @@ pub fn router<S>(containerizer: Containerizer) -> Router<S> {
     Router::new()
         .route("/images", get(list))
         .route("/images/prune", post(prune))
+        .route("/images/pulls", get(pulls))
         .with_state(containerizer)
 }
 
@@ -47,6 +50,13 @@ async fn list(State(containerizer): State<Containerizer>) -> Response {
         })
         .collect();
     Json(json!({ "images": images })).into_response()
+}
+
+async fn pulls(State(containerizer): State<Containerizer>) -> Response {
+    let Some(store) = containerizer.images() else {
+        return error(StatusCode::NOT_FOUND, "this agent has no image store");
+    };
+    Json(json!({ "pulls": store.pulls() })).into_response()
 }
 
 pub(crate) async fn prune(State(containerizer): State<Containerizer>) -> Response {

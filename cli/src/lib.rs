@@ -18,6 +18,7 @@ pub mod launch;
 pub mod logs;
 pub mod master;
 pub mod output;
+pub mod pull;
 pub mod run;
 pub mod signals;
 pub mod tables;

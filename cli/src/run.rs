@@ -315,6 +315,26 @@ impl Session<'_> {
         let task_id = &self.plan.task_id;
         let mut last_state: Option<TaskState> = None;
         let mut follower: Option<Follower> = None;
+        // A registry image is pulled by the agent before the task starts: show how far it got.
+        let mut puller = self
+            .plan
+            .container
+            .as_ref()
+            .and_then(|c| c.image.as_ref())
+            .map(|image| image.name.clone())
+            .filter(|name| {
+                !self.quiet
+                    && !["oci:", "oci-archive:", "docker-archive:"]
+                        .iter()
+                        .any(|local| name.starts_with(local))
+            })
+            .map(|name| {
+                crate::pull::Watcher::spawn(
+                    self.master.to_string(),
+                    launched.agent_id.clone(),
+                    name,
+                )
+            });
         let mut kill_deadline: Option<Instant> = None;
         loop {
             enum Wake {
@@ -377,6 +397,11 @@ impl Session<'_> {
             self.acknowledge(&status).await;
             if &status.task_id != task_id {
                 continue;
+            }
+            if status.state == TaskState::Running || status.state.is_terminal() {
+                if let Some(puller) = puller.take() {
+                    puller.stop().await;
+                }
             }
             if last_state != Some(status.state) {
                 last_state = Some(status.state);

@@ -8,6 +8,7 @@
 pub mod digest;
 pub mod manifest;
 pub mod overlay;
+pub mod progress;
 pub mod reference;
 pub mod registry;
 pub mod runtime;

@@ -201,6 +201,7 @@ impl Registry {
         limit: u64,
         dest: &Path,
         what: &str,
+        progress: Option<&std::sync::atomic::AtomicU64>,
     ) -> Result<u64, ImageError> {
         let expected = descriptor.digest()?;
         let size = descriptor.checked_size(what, limit)?;
@@ -210,6 +211,7 @@ impl Registry {
         let mut writer = AsyncCounting {
             inner: file,
             sync: LimitedHashingWriter::new(std::io::sink(), size),
+            progress,
         };
         let result = self
             .client
@@ -257,13 +259,15 @@ fn describe(err: &oci_client::errors::OciDistributionError) -> String {
     text
 }
 
-/// An async file writer that also hashes and counts (and refuses to grow past the limit).
-struct AsyncCounting {
+/// An async file writer that also hashes and counts (and refuses to grow past the limit), adding
+/// what it writes to `progress` (a pull's byte counter) too.
+struct AsyncCounting<'a> {
     inner: tokio::fs::File,
     sync: LimitedHashingWriter<std::io::Sink>,
+    progress: Option<&'a std::sync::atomic::AtomicU64>,
 }
 
-impl AsyncWrite for AsyncCounting {
+impl AsyncWrite for AsyncCounting<'_> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -275,6 +279,9 @@ impl AsyncWrite for AsyncCounting {
                 use std::io::Write;
                 if let Err(err) = this.sync.write_all(&buf[..n]) {
                     return Poll::Ready(Err(err));
+                }
+                if let Some(progress) = this.progress {
+                    progress.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
                 }
                 Poll::Ready(Ok(n))
             }

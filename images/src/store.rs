@@ -124,6 +124,8 @@ pub struct Store {
     locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     /// Read: a provision in progress; write: a prune.
     prune_lock: RwLock<()>,
+    /// Registry pulls in progress (`GET /images/pulls`).
+    pulls: crate::progress::Pulls,
 }
 
 /// Seconds since the epoch.
@@ -220,6 +222,8 @@ enum BlobSource<'a> {
     Registry {
         registry: &'a Registry,
         reference: &'a oci_client::Reference,
+        /// The pull's counters.
+        progress: &'a crate::progress::PullState,
     },
     /// A directory holding `blobs/sha256/<hex>` (an OCI layout, maybe unpacked from an archive).
     Layout(&'a Path),
@@ -268,7 +272,13 @@ impl Store {
             runtime,
             locks: Mutex::new(HashMap::new()),
             prune_lock: RwLock::new(()),
+            pulls: crate::progress::Pulls::default(),
         })
+    }
+
+    /// The registry pulls in progress, and those finished in the last few seconds.
+    pub fn pulls(&self) -> Vec<crate::progress::PullProgress> {
+        self.pulls.snapshot()
     }
 
     pub fn root(&self) -> &Path {
@@ -508,8 +518,34 @@ impl Store {
         reference: &oci_client::Reference,
     ) -> Result<(ImageRecord, bool), ImageError> {
         let registry = self.registry()?;
+        let pull = self.pulls.start(name);
+        let result = self.pull_registry_counted(name, reference, registry, &pull.state);
+        if result.is_err() {
+            pull.state
+                .failed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        result
+    }
+
+    fn pull_registry_counted(
+        &self,
+        name: &str,
+        reference: &oci_client::Reference,
+        registry: &Registry,
+        progress: &crate::progress::PullState,
+    ) -> Result<(ImageRecord, bool), ImageError> {
+        use std::sync::atomic::Ordering;
         let (manifest_digest, config_desc, layer_descs) =
             self.runtime.block_on(registry.manifest(reference))?;
+        let sizes: u64 = std::iter::once(&config_desc)
+            .chain(&layer_descs)
+            .map(|d| u64::try_from(d.size).unwrap_or(0))
+            .sum();
+        progress.bytes_total.store(sizes, Ordering::Relaxed);
+        progress
+            .layers_total
+            .store(layer_descs.len() as u64, Ordering::Relaxed);
         let config_tmp = self.tmp_path("config");
         let fetched = self.runtime.block_on(registry.blob(
             reference,
@@ -517,6 +553,7 @@ impl Store {
             MAX_CONFIG_BYTES,
             &config_tmp,
             "image config",
+            Some(&progress.bytes_done),
         ));
         let data = fetched.and_then(|_| read_limited(&config_tmp, MAX_CONFIG_BYTES, "config"));
         let _ = fs::remove_file(&config_tmp);
@@ -525,6 +562,7 @@ impl Store {
             &BlobSource::Registry {
                 registry,
                 reference,
+                progress,
             },
             &layer_descs,
             &config,
@@ -770,10 +808,13 @@ impl Store {
                 BlobSource::Registry {
                     registry,
                     reference,
+                    progress,
                 } => {
                     // Downloaded inside the layer's lock (`ensure_layer`): once, however many
                     // images being pulled share it. The file is unlinked as soon as it is open.
+                    let downloaded = std::cell::Cell::new(false);
                     self.ensure_layer(&digest, Some(diff_id), None, || {
+                        downloaded.set(true);
                         let tmp = self.tmp_path("layer-blob");
                         let started = Instant::now();
                         let result = self.runtime.block_on(registry.blob(
@@ -782,12 +823,22 @@ impl Store {
                             MAX_LAYER_BYTES,
                             &tmp,
                             "layer",
+                            Some(&progress.bytes_done),
                         ));
                         let opened = result.and_then(|_| File::open(&tmp).map_err(ImageError::io(&tmp)));
                         let _ = fs::remove_file(&tmp);
                         debug!(layer = %digest, size, elapsed_ms = started.elapsed().as_millis() as u64, "layer downloaded");
                         opened
                     })?;
+                    // A layer the store had already counts as done at once.
+                    if !downloaded.get() {
+                        progress
+                            .bytes_done
+                            .fetch_add(size, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    progress
+                        .layers_done
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
                 BlobSource::Layout(dir) => {
                     let path = no_symlink(dir, &format!("blobs/sha256/{}", digest.hex()), "layer")?;

@@ -86,7 +86,8 @@ pub fn run(bin_dir: &Path, runs: usize) -> Result<Figures> {
     let layer = layers.last().context("the big image has no layers")?;
     let blob = work.path().join("blob");
     let started = Instant::now();
-    let pull_bytes = runtime.block_on(client.blob(&reference, layer, u64::MAX, &blob, "layer"))?;
+    let pull_bytes =
+        runtime.block_on(client.blob(&reference, layer, u64::MAX, &blob, "layer", None))?;
     let pull = started.elapsed();
     let dest = work.path().join("unpacked");
     std::fs::create_dir(&dest)?;

@@ -1223,3 +1223,57 @@ fn strata_run_image_with_a_volume_then_images_and_prune() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("must be absolute"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strata_run_shows_the_pull_of_a_registry_image() {
+    let registry = Registry::start(Auth::Anonymous).unwrap();
+    let built = push_busybox(&registry, None).await;
+    let cluster = Cluster::start_with_agent_flags(
+        &["cpus:2;mem:1024"],
+        &[],
+        &["--image-registry-http", &registry.addr],
+    )
+    .unwrap();
+    let agent = cluster.agent(0).addr();
+    let idle = strata_tests::http_get(&agent, "/images/pulls").unwrap();
+    assert_eq!(idle, serde_json::json!({"pulls": []}));
+    let image = format!("{}/strata/busybox:1", registry.addr);
+    let m = cluster.master.addr();
+    let image2 = image.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(strata_tests::bin("strata"))
+            .args([
+                "--master",
+                &m,
+                "run",
+                "--image",
+                &image2,
+                "--",
+                "cat",
+                "/etc/motd",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}\n{}", cluster.logs());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "two layers\n");
+    // The whole image: config and both layers, as the registry holds them.
+    let total = (built.config.len() + built.layers.iter().map(|l| l.1.len()).sum::<usize>()) as u64;
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with(&format!("pulled {image}: ")))
+        .unwrap_or_else(|| panic!("no pull line: {stderr}"));
+    assert!(line.ends_with(" MiB in 2 layers"), "{line}");
+    // The agent lists the finished pull for a while, counted in full.
+    let pulls = strata_tests::http_get(&agent, "/images/pulls").unwrap();
+    let pull = &pulls["pulls"][0];
+    assert_eq!(pull["image"], image.as_str(), "{pulls}");
+    assert_eq!(pull["done"], true);
+    assert_eq!(pull["failed"], false);
+    assert_eq!(pull["layers_done"], 2);
+    assert_eq!(pull["bytes_total"], total);
+    assert_eq!(pull["bytes_done"], total);
+}
