@@ -433,8 +433,10 @@ fn run_detached_with_ports_then_logs_and_kill() {
             "3",
             "--name",
             "served",
+            "--env",
+            "GREETING=hi",
             "--",
-            "echo ports $PORT0 $PORT2 $PORTS; sleep 1000",
+            "echo ports $PORT0 $PORT2 $PORTS $GREETING; sleep 1000",
         ],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -462,7 +464,7 @@ fn run_detached_with_ports_then_logs_and_kill() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(logs, "ports 31000 31002 31000,31001,31002\n");
+    assert_eq!(logs, "ports 31000 31002 31000,31001,31002 hi\n");
     let out = strata(&m, &["kill", &task_id]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     cluster
