@@ -231,7 +231,7 @@ pub struct Agent {
 /// The custom executor that runs `task`, if any (a DEFAULT one runs tasks as containers).
 fn custom_executor(task: &TaskInfo) -> Option<&ExecutorInfo> {
     task.executor
-        .as_ref()
+        .as_deref()
         .filter(|e| e.kind == ExecutorKind::Custom)
 }
 
@@ -1442,7 +1442,7 @@ impl Agent {
                 warn!(task_id = %task.task_id, "duplicate launch ignored");
                 continue;
             }
-            task.executor = Some(info.clone());
+            task.executor = Some(Box::new(info.clone()));
             fresh.push(task);
         }
         let Some(first) = fresh.first() else {

@@ -1831,10 +1831,10 @@ impl Master {
             // A custom executor's task needs no command (its resources are counted above).
             let mut probe = task.clone();
             if executor.kind == strata_schema::ExecutorKind::Custom {
-                probe.executor = Some(ExecutorInfo {
+                probe.executor = Some(Box::new(ExecutorInfo {
                     resources: Resources::new(),
                     ..executor.clone()
-                });
+                }));
             }
             if let Some(why) = self.validate_task(fw_id, agent_id, &probe, &left, &seen) {
                 return Err(format!("task {}: {why}", task.task_id));

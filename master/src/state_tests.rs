@@ -2027,7 +2027,7 @@ fn custom_executors_are_charged_once_and_released_when_they_exit() {
     let on_executor = |id: &str, res: &str| {
         let mut t = task(id, &a, res);
         t.command = CommandInfo::default();
-        t.executor = Some(custom.clone());
+        t.executor = Some(Box::new(custom.clone()));
         t
     };
     // The offer must hold the executor's resources besides the task's.
@@ -2110,7 +2110,11 @@ fn a_removed_agent_gives_its_executors_resources_back() {
     let o = offers(&mut frx);
     let mut t = task("t", &a, "cpus:0.5");
     t.command = CommandInfo::default();
-    t.executor = Some(executor(ExecutorKind::Custom, "e", "cpus:0.5;mem:64"));
+    t.executor = Some(Box::new(executor(
+        ExecutorKind::Custom,
+        "e",
+        "cpus:0.5;mem:64",
+    )));
     m.accept(
         2,
         &f,

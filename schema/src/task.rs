@@ -235,7 +235,7 @@ pub struct TaskInfo {
     /// The executor that runs the task (Mesos' `TaskInfo.executor`); `None`: the agent's command
     /// executor runs `command`. A task has a command or an executor, never both.
     #[serde(default)]
-    pub executor: Option<ExecutorInfo>,
+    pub executor: Option<Box<ExecutorInfo>>,
     /// Opaque bytes for the task's executor (Mesos' `TaskInfo.data`).
     #[serde(default)]
     pub data: Vec<u8>,

@@ -655,7 +655,7 @@ pub fn task_info_from_json(v: &Value, path: &str) -> Result<TaskInfo> {
         kill_grace_period_secs,
         hostname,
         container,
-        executor,
+        executor: executor.map(Box::new),
         data: opt_bytes(v, path, "data")?,
         labels: opt_labels(v, path, "labels")?,
     };
@@ -1151,7 +1151,7 @@ mod tests {
         t.command = CommandInfo::default();
         t.container = None;
         t.hostname = None;
-        t.executor = Some(ExecutorInfo {
+        t.executor = Some(Box::new(ExecutorInfo {
             kind: ExecutorKind::Custom,
             executor_id: ExecutorId::new("e1").unwrap(),
             name: "exec".into(),
@@ -1159,7 +1159,7 @@ mod tests {
             resources: Resources::parse("cpus:0.1").unwrap(),
             container: None,
             data: b"x".to_vec(),
-        });
+        }));
         let j = task_info_to_json(&t);
         assert_eq!(j["executor"]["type"], "CUSTOM");
         assert!(j.get("command").is_none());

@@ -354,7 +354,7 @@ pub fn task(reader: task_info::Reader<'_>) -> Result<TaskInfo, WireError> {
             None
         },
         executor: if reader.has_executor() {
-            Some(executor(reader.get_executor()?)?)
+            Some(Box::new(executor(reader.get_executor()?)?))
         } else {
             None
         },

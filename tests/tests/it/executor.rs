@@ -35,7 +35,7 @@ fn custom_executor(id: &str) -> ExecutorInfo {
 fn executor_task(id: &str, agent: &AgentId, executor: &ExecutorInfo, what: &str) -> TaskInfo {
     let mut t = task(id, agent, "cpus:0.1;mem:32", "");
     t.command = CommandInfo::default();
-    t.executor = Some(executor.clone());
+    t.executor = Some(Box::new(executor.clone()));
     t.data = what.as_bytes().to_vec();
     t
 }
