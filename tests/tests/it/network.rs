@@ -240,12 +240,13 @@ async fn traffic_is_counted_per_container() {
     });
     assert_eq!(received, BYTES, "the sink got every byte");
     // The sender's first attempts may have been refused before the sink listened: those are
-    // SYNs of a few dozen bytes, well inside the 2% margin.
+    // SYNs of a few dozen bytes; and on a loaded machine TCP retransmits, which the counters
+    // see too (3.9% seen with two test suites' daemons on 2 CPUs): a 5% margin.
     let sender = statistics(&cluster, 0, "sender").expect("sender statistics");
     let sink = statistics(&cluster, 0, "sink").expect("sink statistics");
     let tx = sender["net_tx_bytes"].as_u64().expect("net_tx_bytes");
     let rx = sink["net_rx_bytes"].as_u64().expect("net_rx_bytes");
-    let within = |v: u64| (v as f64) >= BYTES as f64 && (v as f64) <= BYTES as f64 * 1.02;
+    let within = |v: u64| (v as f64) >= BYTES as f64 && (v as f64) <= BYTES as f64 * 1.05;
     assert!(within(tx), "sender tx {tx} vs {BYTES} sent: {sender}");
     assert!(within(rx), "sink rx {rx} vs {BYTES} received: {sink}");
     assert!(sender["net_tx_packets"].as_u64().unwrap() > 0, "{sender}");

@@ -656,6 +656,14 @@ fn webui_on_a_standby_redirects_to_the_leader() {
     let leader = cluster.master.addr();
     assert_eq!(http_request(&leader, "GET", "/").unwrap().0, 200);
     let standby = cluster.standbys[0].addr();
+    // The standby learns who leads from ZooKeeper shortly after the leader is elected: until
+    // then it answers 503.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while http_request(&standby, "GET", "/").unwrap().0 == 503
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     for path in ["/", "/webui/app.js", "/master/utilization"] {
         let (code, headers, body) = http_response(&standby, "GET", path).unwrap();
         assert_eq!(code, 307, "{path}: {body}");
