@@ -240,13 +240,7 @@ pub fn heartbeat_event() -> Json {
     json!({"type": "HEARTBEAT"})
 }
 
-/// One RecordIO record: the JSON's length in bytes, a newline, the JSON.
-pub fn record(event: &Json) -> Vec<u8> {
-    let body = event.to_string();
-    let mut out = format!("{}\n", body.len()).into_bytes();
-    out.extend_from_slice(body.as_bytes());
-    out
-}
+pub use strata_schema::v1::record;
 
 // ---- calls -----------------------------------------------------------------------------------
 

@@ -265,8 +265,18 @@ fn opt_nanos_secs(v: &Value, path: &str, key: &str) -> Result<Option<f64>> {
     }
 }
 
-fn nanos_json(secs: f64) -> Value {
+/// Seconds as a `DurationInfo` or `TimeInfo`: `{"nanoseconds": N}`.
+pub fn nanos_json(secs: f64) -> Value {
     json!({ "nanoseconds": (secs * 1e9).round() as i64 })
+}
+
+/// One RecordIO record of the v1 streaming APIs (scheduler, executor and operator SUBSCRIBE):
+/// the JSON's length in bytes, a newline, the JSON on one line.
+pub fn record(event: &Value) -> Vec<u8> {
+    let body = event.to_string();
+    let mut out = format!("{}\n", body.len()).into_bytes();
+    out.extend_from_slice(body.as_bytes());
+    out
 }
 
 // ---- frameworks ---------------------------------------------------------------------------------

@@ -636,10 +636,9 @@ async fn subscribe(
     response
 }
 
-/// One RecordIO record: the length of the JSON in bytes, a newline, the JSON on one line.
+/// One RecordIO record ([`v1::record`]).
 fn record(event: &Value) -> Bytes {
-    let json = event.to_string();
-    Bytes::from(format!("{}\n{json}", json.len()))
+    Bytes::from(v1::record(event))
 }
 
 /// Mesos' scheduler `Event` JSON.
@@ -691,10 +690,10 @@ fn event_json(event: &SchedulerEvent) -> Value {
             "type": "INVERSE_OFFERS",
             "inverse_offers": {
                 "inverse_offers": offers.iter().map(|o| {
-                    let nanos = |secs: f64| json!({ "nanoseconds": (secs * 1e9).round() as i64 });
-                    let mut unavailability = json!({ "start": nanos(o.unavailability.start) });
+                    let mut unavailability =
+                        json!({ "start": v1::nanos_json(o.unavailability.start) });
                     if let Some(d) = o.unavailability.duration {
-                        unavailability["duration"] = nanos(d);
+                        unavailability["duration"] = v1::nanos_json(d);
                     }
                     json!({
                         "id": v1::id_json(o.id.as_str()),

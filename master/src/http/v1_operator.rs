@@ -20,6 +20,7 @@ use axum::routing::post;
 use axum::{Extension, Json, Router};
 use serde_json::{json, Value};
 use std::time::Duration;
+use strata_schema::v1;
 use strata_schema::{AgentId, FrameworkId};
 use tokio::sync::{mpsc, oneshot};
 
@@ -349,10 +350,9 @@ fn metrics_list(m: &Value) -> Value {
     json!({ "metrics": list })
 }
 
-/// One RecordIO record: the JSON's length in bytes, a newline, the JSON.
-pub(crate) fn record(event: &Value) -> Bytes {
-    let json = event.to_string();
-    Bytes::from(format!("{}\n{json}", json.len()))
+/// One RecordIO record ([`v1::record`]).
+fn record(event: &Value) -> Bytes {
+    Bytes::from(v1::record(event))
 }
 
 async fn subscribe(actor: Actor, every: Duration) -> Response {

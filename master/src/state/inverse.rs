@@ -214,7 +214,7 @@ impl Master {
     /// Mesos' `InverseOfferStatus` list of an agent for `/maintenance/status`: each framework's
     /// answer (ACCEPT, DECLINE) or UNKNOWN while its inverse offer is outstanding.
     pub(super) fn inverse_statuses(&self, agent_id: &AgentId) -> Vec<Json> {
-        let nanos = |secs: f64| json!({ "nanoseconds": (secs * 1e9) as i64 });
+        let nanos = strata_schema::v1::nanos_json;
         let mut statuses: Vec<(String, Json)> = Vec::new();
         for ((agent, fw), r) in &self.inverse.responses {
             if agent == agent_id {

@@ -847,9 +847,9 @@ impl Master {
             .schedule
             .iter()
             .map(|w| {
-                let mut unavailability = json!({ "start": { "nanoseconds": (w.start * 1e9) as i64 } });
+                let mut unavailability = json!({ "start": strata_schema::v1::nanos_json(w.start) });
                 if let Some(d) = w.duration {
-                    unavailability["duration"] = json!({ "nanoseconds": (d * 1e9) as i64 });
+                    unavailability["duration"] = strata_schema::v1::nanos_json(d);
                 }
                 json!({
                     "machine_ids": w.machines.iter().map(|m| json!({ "hostname": m })).collect::<Vec<_>>(),

@@ -6,6 +6,7 @@
 
 use super::{Agent, AgentState, Framework, Master, Task};
 use serde_json::{json, Map, Value as Json};
+use strata_schema::v1::nanos_json as nanos;
 use strata_schema::{v1, FrameworkId, FrameworkInfo, Resources, TaskState, TaskStatus};
 
 /// `/master/tasks`' query (Mesos' names): `limit` (default 100), `offset`, `order` (`asc` or
@@ -49,11 +50,7 @@ fn metric_name(state: TaskState) -> String {
 }
 
 pub(super) fn value(id: impl std::fmt::Display) -> Json {
-    json!({ "value": id.to_string() })
-}
-
-fn nanos(secs: f64) -> Json {
-    json!({ "nanoseconds": (secs * 1e9) as i64 })
+    strata_schema::v1::id_json(&id.to_string())
 }
 
 /// A task's start: the time of its first status.
