@@ -272,6 +272,22 @@ pub fn text_chunk(bytes: &[u8]) -> (String, usize) {
     }
 }
 
+/// Up to `length` bytes of `path` from `offset` (clamped to its end): the file's size, the
+/// offset read from, the bytes. Blocking: for `spawn_blocking`.
+pub(crate) fn read_range(
+    path: &Path,
+    offset: u64,
+    length: u64,
+) -> std::io::Result<(u64, u64, Vec<u8>)> {
+    let mut file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    let offset = offset.min(size);
+    file.seek(SeekFrom::Start(offset))?;
+    let mut buf = Vec::new();
+    file.take(length).read_to_end(&mut buf)?;
+    Ok((size, offset, buf))
+}
+
 /// Mesos' `/files/read`: `{"data": …, "offset": …}`; `offset=-1` answers the file's length.
 async fn read(State(ctx): State<Ctx>, Query(q): Query<ReadQuery>) -> Response {
     let path = match confine(&ctx.sandbox_root, &q.path) {
@@ -279,22 +295,19 @@ async fn read(State(ctx): State<Ctx>, Query(q): Query<ReadQuery>) -> Response {
         Err(r) => return *r,
     };
     let result = tokio::task::spawn_blocking(move || -> std::io::Result<(String, u64)> {
-        let mut file = std::fs::File::open(&path)?;
-        let size = file.metadata()?.len();
-        let offset = match q.offset {
-            None => 0,
-            Some(o) if o < 0 => return Ok((String::new(), size)),
-            Some(o) => (o as u64).min(size),
-        };
         let want = match q.length {
             Some(l) if l >= 0 => (l as u64).min(MAX_READ),
             _ => MAX_READ,
         };
-        file.seek(SeekFrom::Start(offset))?;
-        let mut buf = Vec::new();
-        file.take(want).read_to_end(&mut buf)?;
-        let (text, _) = text_chunk(&buf);
-        Ok((text, offset))
+        match q.offset {
+            // `offset=-1`: only the length.
+            Some(o) if o < 0 => Ok((String::new(), std::fs::metadata(&path)?.len())),
+            o => {
+                let offset = o.map_or(0, |o| o as u64);
+                let (_, offset, buf) = read_range(&path, offset, want)?;
+                Ok((text_chunk(&buf).0, offset))
+            }
+        }
     })
     .await;
     match result {

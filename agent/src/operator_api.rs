@@ -438,18 +438,11 @@ async fn call(State(api): State<Api>, headers: HeaderMap, body: String) -> Respo
                 Ok(p) => p,
                 Err(r) => return *r,
             };
-            let read = tokio::task::spawn_blocking(move || -> std::io::Result<(u64, Vec<u8>)> {
-                use std::io::{Read, Seek, SeekFrom};
-                let mut f = std::fs::File::open(&file)?;
-                let size = f.metadata()?.len();
-                f.seek(SeekFrom::Start(offset.min(size)))?;
-                let mut buf = Vec::new();
-                f.take(length).read_to_end(&mut buf)?;
-                Ok((size, buf))
-            })
-            .await;
+            let read =
+                tokio::task::spawn_blocking(move || crate::http::read_range(&file, offset, length))
+                    .await;
             match read {
-                Ok(Ok((size, data))) => answer(
+                Ok(Ok((size, _, data))) => answer(
                     &kind,
                     json!({ "size": size, "data": strata_schema::v1::encode_bytes(&data) }),
                 ),

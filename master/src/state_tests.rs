@@ -6,7 +6,7 @@ use super::*;
 use strata_schema::{CommandInfo, ExecutorKind, MasterInfo};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
-fn master() -> Master {
+pub(super) fn master() -> Master {
     let info = MasterInfo {
         id: "m".into(),
         hostname: "h".into(),
@@ -23,7 +23,11 @@ fn master() -> Master {
     )
 }
 
-fn agent(m: &mut Master, conn: ConnId, res: &str) -> (AgentId, UnboundedReceiver<AgentCommand>) {
+pub(super) fn agent(
+    m: &mut Master,
+    conn: ConnId,
+    res: &str,
+) -> (AgentId, UnboundedReceiver<AgentCommand>) {
     let (tx, rx) = unbounded_channel();
     let info = AgentInfo {
         hostname: "a".into(),
@@ -56,7 +60,7 @@ fn commit(m: &mut Master) -> Option<Registry> {
     registry
 }
 
-fn drain<T>(rx: &mut UnboundedReceiver<T>) -> Vec<T> {
+pub(super) fn drain<T>(rx: &mut UnboundedReceiver<T>) -> Vec<T> {
     let mut out = Vec::new();
     while let Ok(x) = rx.try_recv() {
         out.push(x);

@@ -109,22 +109,13 @@ impl Master {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::super::{AgentCommand, Operation, SchedulerEvent, StateConfig, TasksQuery};
+    use super::super::{AgentCommand, Operation, SchedulerEvent, TasksQuery};
     use super::*;
     use std::time::Instant;
-    use strata_schema::{
-        AgentInfo, CommandInfo, MasterInfo, Resources, StatusSource, TaskInfo, TaskState,
-        UpdateUuid,
-    };
+    use strata_schema::{CommandInfo, Resources, StatusSource, TaskInfo, TaskState, UpdateUuid};
     use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
-    fn drain<T>(rx: &mut UnboundedReceiver<T>) -> Vec<T> {
-        let mut out = Vec::new();
-        while let Ok(x) = rx.try_recv() {
-            out.push(x);
-        }
-        out
-    }
+    use super::super::tests::{agent, drain, master};
 
     fn types(rx: &mut UnboundedReceiver<Json>) -> Vec<String> {
         drain(rx)
@@ -145,24 +136,10 @@ mod tests {
         UnboundedReceiver<AgentCommand>,
         UnboundedReceiver<SchedulerEvent>,
     ) {
-        let info = MasterInfo {
-            id: "m".into(),
-            hostname: "h".into(),
-            ip: "127.0.0.1".into(),
-            port: 5050,
-            version: "0".into(),
-        };
-        let mut m = Master::new(info, StateConfig::default());
+        let mut m = master();
         let (op_tx, op_rx) = unbounded_channel();
         let subscribed = m.operator_subscribe(op_tx);
-        let (atx, arx) = unbounded_channel();
-        let agent_info = AgentInfo {
-            hostname: "a".into(),
-            port: 5051,
-            resources: Resources::parse("cpus:4;mem:1024").unwrap(),
-            ..Default::default()
-        };
-        let agent = m.register_agent(1, agent_info, atx, vec![]).unwrap();
+        let (agent, arx) = agent(&mut m, 1, "cpus:4;mem:1024");
         let (ftx, mut frx) = unbounded_channel();
         let fw_info = FrameworkInfo {
             name: "f".into(),
