@@ -194,3 +194,10 @@ struct MasterInfo {
 struct Filters {
   refuseSeconds @0 :Float64 = 5.0;
 }
+
+# A principal and its secret (Mesos' Credential): how agents and frameworks authenticate to the
+# master without a client certificate. Sent over TLS unless the operator chose `--insecure`.
+struct Credential {
+  principal @0 :Text;
+  secret @1 :Text;
+}

@@ -91,8 +91,13 @@ interface SchedulerSession {
 
 # The master's bootstrap capability.
 interface Master {
-  registerAgent @0 (info :Common.AgentInfo, agent :AgentApi.Agent, running :List(AgentApi.RunningTask))
+  # `credential`: the agent's principal and secret when the master authenticates agents with a
+  # shared secret (`--authenticate-agents` without a client certificate); unset otherwise.
+  registerAgent @0 (info :Common.AgentInfo, agent :AgentApi.Agent, running :List(AgentApi.RunningTask),
+      credential :Common.Credential)
       -> (agentId :Text, session :AgentApi.AgentSession, master :Common.MasterInfo);
-  subscribe @1 (framework :Common.FrameworkInfo, scheduler :Scheduler)
+  # `credential`: the framework's principal and secret when the master authenticates frameworks
+  # (`--authenticate-frameworks`); unset otherwise.
+  subscribe @1 (framework :Common.FrameworkInfo, scheduler :Scheduler, credential :Common.Credential)
       -> (frameworkId :Text, session :SchedulerSession);
 }
