@@ -250,6 +250,18 @@ pub fn identity_of(der: &CertificateDer<'_>) -> Option<PeerIdentity> {
     })
 }
 
+/// Why a daemon must not listen on `ip` as configured: a non-loopback address served without
+/// TLS, unless the operator said `--insecure`. `None` when it may.
+pub fn insecure_refusal(ip: std::net::IpAddr, tls: bool, insecure: bool) -> Option<String> {
+    if tls || insecure || ip.is_loopback() {
+        return None;
+    }
+    Some(format!(
+        "refusing to serve {ip} without TLS: give --tls-cert and --tls-key (see `strata certs`), \
+         or --ip 127.0.0.1 to serve this host only, or --insecure to serve plain TCP anyway"
+    ))
+}
+
 /// Whether the first bytes of a connection are a TLS handshake record (a ClientHello starts
 /// with content type 22, then the major version 3).
 pub fn looks_like_tls(head: &[u8]) -> bool {
@@ -651,6 +663,24 @@ mod tests {
             err.contains("master.pem") && err.contains("other-key.pem"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn only_loopback_is_served_without_tls_unless_insecure() {
+        let any: std::net::IpAddr = "0.0.0.0".parse().unwrap();
+        let err = insecure_refusal(any, false, false).unwrap();
+        assert!(
+            err.contains("0.0.0.0") && err.contains("--tls-cert") && err.contains("--insecure"),
+            "{err}"
+        );
+        assert_eq!(insecure_refusal(any, true, false), None);
+        assert_eq!(insecure_refusal(any, false, true), None);
+        assert_eq!(
+            insecure_refusal("127.0.0.1".parse().unwrap(), false, false),
+            None
+        );
+        assert_eq!(insecure_refusal("::1".parse().unwrap(), false, false), None);
+        assert!(insecure_refusal("10.1.2.3".parse().unwrap(), false, false).is_some());
     }
 
     #[test]
