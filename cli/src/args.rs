@@ -8,6 +8,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 use strata_schema::{AgentId, FrameworkId, Resources, TaskId, DEFAULT_ROLE};
 
+/// The prefix of a master address that asks for TLS.
+pub const HTTPS: &str = "https://";
+
 /// The master the CLI talks to when neither `--master` nor `STRATA_MASTER` is given.
 pub const DEFAULT_MASTER: &str = "127.0.0.1:5050";
 
@@ -19,6 +22,20 @@ pub struct Cli {
     /// master leads [default: `master` in /etc/strata/cli.toml, else 127.0.0.1:5050]
     #[arg(long, global = true, env = "STRATA_MASTER", value_parser = parse_master)]
     pub master: Option<String>,
+
+    /// CA certificate (PEM) to trust for the master's and agents' TLS: connections are then
+    /// TLS (also with an https:// master) [default: `tls_ca` in /etc/strata/cli.toml]
+    #[arg(long, global = true, env = "STRATA_TLS_CA", value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// Client certificate (PEM) to present over TLS, with --tls-key [default: `tls_cert` in
+    /// /etc/strata/cli.toml]
+    #[arg(long, global = true, env = "STRATA_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// Private key (PEM) of --tls-cert [default: `tls_key` in /etc/strata/cli.toml]
+    #[arg(long, global = true, env = "STRATA_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
 
     /// Log to stderr (-v info, -vv debug, -vvv trace; RUST_LOG overrides)
     #[arg(short, long, global = true, action = ArgAction::Count)]
@@ -413,8 +430,12 @@ pub fn parse_master(text: &str) -> Result<String, String> {
         // Resolved to the leading master when the command starts.
         return text.parse::<strata_ha::ZkUrl>().map(|url| url.to_string());
     }
-    if text.starts_with("https://") {
-        return Err("https is not supported; pass the master as host:port".to_string());
+    // `https://` is kept in front: the connections are then TLS (see `crate::tls_settings`).
+    if let Some(rest) = text.strip_prefix("https://") {
+        if rest.starts_with("https://") || rest.starts_with("http://") {
+            return Err(format!("{text:?} is not a host:port address"));
+        }
+        return parse_master(rest).map(|addr| format!("{HTTPS}{addr}"));
     }
     let text = text
         .strip_prefix("http://")
@@ -563,6 +584,9 @@ mod tests {
         );
         assert!(parse_master("zk://z1:2181").unwrap_err().contains("path"));
         assert!(parse_master("m1:notaport").is_err());
+        assert_eq!(parse_master("https://m1:6060/").unwrap(), "https://m1:6060");
+        assert_eq!(parse_master("https://m1").unwrap(), "https://m1:5050");
+        assert!(parse_master("https://http://m1").is_err());
         assert!(parse_master("m1:5050/state").is_err());
         assert!(parse_master("").is_err());
     }

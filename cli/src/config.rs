@@ -1,5 +1,6 @@
-//! `/etc/strata/cli.toml`: the CLI's defaults for a machine (today the master's address), read
-//! when neither `--master` nor `STRATA_MASTER` gives one. `STRATA_CLI_CONFIG` names another file.
+//! `/etc/strata/cli.toml`: the CLI's defaults for a machine: the master's address, read when
+//! neither `--master` nor `STRATA_MASTER` gives one, and the TLS files (`tls_ca`, `tls_cert`,
+//! `tls_key`) when no flag or variable gives them. `STRATA_CLI_CONFIG` names another file.
 
 use crate::args::{parse_master, DEFAULT_MASTER};
 use anyhow::{bail, Context};
@@ -11,6 +12,46 @@ pub const DEFAULT_PATH: &str = "/etc/strata/cli.toml";
 #[serde(deny_unknown_fields)]
 struct File {
     master: Option<String>,
+    // TLS to the master and agents.
+    tls_ca: Option<PathBuf>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+}
+
+/// The TLS files of the CLI's config file (`tls_ca`, `tls_cert`, `tls_key`).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct TlsFiles {
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+/// The TLS files named in the config file (none when it is missing, unless `STRATA_CLI_CONFIG`
+/// named it).
+pub fn tls_files() -> anyhow::Result<TlsFiles> {
+    let named = std::env::var_os("STRATA_CLI_CONFIG").is_some();
+    tls_from(&path(), named)
+}
+
+fn read_file(path: &Path, must_exist: bool) -> anyhow::Result<Option<File>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound && !must_exist => return Ok(None),
+        Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
+    };
+    toml::from_str(&text)
+        .map(Some)
+        .map_err(|err| anyhow::anyhow!("{}: {}", path.display(), err.message()))
+}
+
+fn tls_from(path: &Path, must_exist: bool) -> anyhow::Result<TlsFiles> {
+    Ok(read_file(path, must_exist)?
+        .map(|file| TlsFiles {
+            ca: file.tls_ca,
+            cert: file.tls_cert,
+            key: file.tls_key,
+        })
+        .unwrap_or_default())
 }
 
 /// The file to read: `STRATA_CLI_CONFIG`, else [`DEFAULT_PATH`].
@@ -67,6 +108,17 @@ mod tests {
     }
 
     #[test]
+    fn the_file_names_tls_files() {
+        let f = file("master = \"https://m1\"\ntls_ca = \"/etc/strata/tls/ca.pem\"\n");
+        assert_eq!(master_from(f.path(), true).unwrap(), "https://m1:5050");
+        let tls = tls_from(f.path(), true).unwrap();
+        assert_eq!(tls.ca, Some(PathBuf::from("/etc/strata/tls/ca.pem")));
+        assert_eq!(tls.cert, None);
+        let missing = Path::new("/nonexistent/strata-cli.toml");
+        assert_eq!(tls_from(missing, false).unwrap(), TlsFiles::default());
+    }
+
+    #[test]
     fn a_missing_file_is_the_default_unless_named() {
         let missing = Path::new("/nonexistent/strata-cli.toml");
         assert_eq!(master_from(missing, false).unwrap(), DEFAULT_MASTER);
@@ -76,10 +128,10 @@ mod tests {
 
     #[test]
     fn bad_files_name_the_file_and_key() {
-        let f = file("master = \"https://x\"\n");
+        let f = file("master = \"https://x/state\"\n");
         let err = format!("{:#}", master_from(f.path(), true).unwrap_err());
         assert!(
-            err.contains("invalid `master`") && err.contains("https"),
+            err.contains("invalid `master`") && err.contains("x/state"),
             "{err}"
         );
         let f = file("mastr = \"x\"\n");

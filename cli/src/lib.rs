@@ -57,6 +57,22 @@ pub fn main(cli: Cli) -> u8 {
             }
         },
     };
+    let (given, https) = match given.strip_prefix(args::HTTPS) {
+        Some(rest) => (rest.to_string(), true),
+        None => (given, false),
+    };
+    // `up` and `down` run plain daemons on loopback: no TLS to them.
+    if !matches!(cli.command, Command::Up(_) | Command::Down(_)) {
+        let flags = config::TlsFiles {
+            ca: cli.tls_ca,
+            cert: cli.tls_cert,
+            key: cli.tls_key,
+        };
+        if let Err(err) = use_tls(https, flags) {
+            eprintln!("error: {err:#}");
+            return 2;
+        }
+    }
     let result = runtime.block_on(async move {
         let master = resolve_master(&given).await?;
         match cli.command {
@@ -90,6 +106,34 @@ pub fn main(cli: Cli) -> u8 {
             1
         }
     }
+}
+
+/// Turns TLS on for every connection to the cluster when a CA to trust is given (flags and
+/// variables over `/etc/strata/cli.toml`); an `https://` master needs one.
+fn use_tls(https: bool, flags: config::TlsFiles) -> anyhow::Result<()> {
+    let file = config::tls_files()?;
+    let ca = flags.ca.or(file.ca);
+    let cert = flags.cert.or(file.cert);
+    let key = flags.key.or(file.key);
+    let Some(ca) = ca else {
+        if https {
+            anyhow::bail!(
+                "an https:// master needs a CA to trust: give --tls-ca (or `tls_ca` in {})",
+                config::path().display()
+            );
+        }
+        if cert.is_some() {
+            anyhow::bail!("--tls-cert needs --tls-ca (the CA the master's certificate chains to)");
+        }
+        return Ok(());
+    };
+    let identity = match (&cert, &key) {
+        (Some(cert), Some(key)) => Some((cert.as_path(), key.as_path())),
+        (None, None) => None,
+        _ => anyhow::bail!("--tls-cert and --tls-key go together: give both or neither"),
+    };
+    strata_client::tls::use_tls(&ca, identity)?;
+    Ok(())
 }
 
 /// The leading master's `host:port` for a `zk://` address (looked up once); others as given.

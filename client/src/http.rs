@@ -24,13 +24,21 @@ fn client() -> &'static reqwest::Client {
         // reqwest is built with rustls but no crypto provider when the agent's image store
         // (oci-client) is in the same build: a client then needs one installed first.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(5))
-            .no_proxy()
-            .build()
-            .unwrap_or_default()
+            .no_proxy();
+        let builder = match crate::tls::config() {
+            Some(config) => builder.tls_backend_preconfigured((*config).clone()),
+            None => builder,
+        };
+        builder.build().unwrap_or_default()
     })
+}
+
+/// `http://{addr}{path}`, or `https://` once [`crate::tls::use_tls`] was called.
+fn url(addr: &str, path: &str) -> String {
+    format!("{}://{addr}{path}", crate::tls::scheme())
 }
 
 async fn send(url: String, req: reqwest::RequestBuilder) -> Result<Value, HttpError> {
@@ -67,15 +75,15 @@ async fn send(url: String, req: reqwest::RequestBuilder) -> Result<Value, HttpEr
     })
 }
 
-/// `GET http://{addr}{path}` as JSON (`addr` is `host:port`).
+/// `GET http(s)://{addr}{path}` as JSON (`addr` is `host:port`).
 pub async fn get_json(addr: &str, path: &str) -> Result<Value, HttpError> {
-    let url = format!("http://{addr}{path}");
+    let url = url(addr, path);
     send(url.clone(), client().get(&url)).await
 }
 
-/// `POST http://{addr}{path}` with an empty body; returns the body as JSON (or Null when empty).
+/// `POST http(s)://{addr}{path}` with an empty body; returns the body as JSON (or Null when empty).
 pub async fn post(addr: &str, path: &str) -> Result<Value, HttpError> {
-    let url = format!("http://{addr}{path}");
+    let url = url(addr, path);
     send(url.clone(), client().post(&url)).await
 }
 
@@ -86,7 +94,7 @@ pub enum Method {
     Put,
 }
 
-/// `POST` or `PUT http://{addr}{path}` with `body` as JSON; returns the answer as JSON (Null
+/// `POST` or `PUT http(s)://{addr}{path}` with `body` as JSON; returns the answer as JSON (Null
 /// when empty).
 pub async fn send_json(
     addr: &str,
@@ -94,7 +102,7 @@ pub async fn send_json(
     path: &str,
     body: &Value,
 ) -> Result<Value, HttpError> {
-    let url = format!("http://{addr}{path}");
+    let url = url(addr, path);
     let req = match method {
         Method::Post => client().post(&url),
         Method::Put => client().put(&url),
@@ -111,7 +119,7 @@ pub async fn read_file(
     offset: u64,
     length: i64,
 ) -> Result<(Vec<u8>, u64), HttpError> {
-    let url = format!("http://{agent_addr}/files/read");
+    let url = url(agent_addr, "/files/read");
     let req = client().get(&url).query(&[
         ("path", path.to_string()),
         ("offset", offset.to_string()),

@@ -437,6 +437,10 @@ async fn connection(
     }
 }
 
+/// A connection to the master, plain or TLS ([`crate::tls::use_tls`]).
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Io for T {}
+
 /// One connection: subscribe (the first time reporting to `ready`), then serve commands.
 async fn session(
     addr: &str,
@@ -456,6 +460,18 @@ async fn session(
         }
     };
     let _ = stream.set_nodelay(true);
+    let stream: Box<dyn Io> = match crate::tls::config() {
+        Some(config) => match strata_security::tls::connect(config, stream, addr).await {
+            Ok(tls) => Box::new(tls),
+            Err(source) => {
+                return Ended::Refused(ClientError::Connect {
+                    addr: addr.to_string(),
+                    source,
+                })
+            }
+        },
+        None => Box::new(stream),
+    };
     let (reader, writer) = stream.compat().split();
     let network = twoparty::VatNetwork::new(
         futures::io::BufReader::new(reader),
