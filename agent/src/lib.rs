@@ -113,7 +113,7 @@ fn transport_security(
         None => None,
     };
     let credential = match &config.credential {
-        Some(path) => Some(strata_security::credentials::Credential::load_one(path)?),
+        Some(path) => Some(load_credential(path)?),
         None => None,
     };
     Ok((
@@ -123,6 +123,24 @@ fn transport_security(
             credential,
         },
     ))
+}
+
+/// `--credential`: Mesos' one JSON object `{"principal": .., "secret": ..}`, else whatever
+/// [`Credential::load_one`](strata_security::credentials::Credential::load_one) reads (one line
+/// `principal secret`, or a credentials file holding one entry).
+fn load_credential(
+    path: &Path,
+) -> Result<strata_security::credentials::Credential, strata_security::credentials::CredentialsError>
+{
+    use strata_security::credentials::Credential;
+    if let Ok(text) = std::fs::read_to_string(path) {
+        if let Ok(credential) = serde_json::from_str::<Credential>(&text) {
+            if !credential.principal.is_empty() {
+                return Ok(credential);
+            }
+        }
+    }
+    Credential::load_one(path)
 }
 
 /// What executors are told of the agent's TLS, in Mesos' (libprocess') names: whether the

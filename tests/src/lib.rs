@@ -20,6 +20,7 @@ pub mod images;
 pub mod isolation;
 pub mod master_bench;
 pub mod network_bench;
+pub mod pki;
 pub mod python;
 pub mod recordio;
 pub mod registry;
@@ -239,6 +240,9 @@ pub struct Cluster {
     pub agent_master: Option<String>,
     /// The first master's extra flags, for [`Cluster::restart_master`].
     master_flags: Vec<String>,
+    /// When the daemons serve TLS: how the harness reaches their HTTP endpoints
+    /// ([`Cluster::start_tls`]).
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 fn spawn_logged(mut cmd: Command, log: &Path) -> Result<Child> {
@@ -274,6 +278,46 @@ impl Cluster {
         master_flags: &[&str],
         agent_flags: &[&str],
     ) -> Result<Self> {
+        Self::start_inner(agents, master_flags, agent_flags, None)
+    }
+
+    /// Like [`Cluster::start_with_agent_flags`] for daemons that serve TLS (their flags name
+    /// their certificates): the harness reaches their HTTP endpoints with `tls`.
+    pub fn start_tls(
+        agents: &[&str],
+        master_flags: &[&str],
+        agent_flags: &[&str],
+        tls: std::sync::Arc<rustls::ClientConfig>,
+    ) -> Result<Self> {
+        Self::start_inner(agents, master_flags, agent_flags, Some(tls))
+    }
+
+    /// Adds an agent with `resources` and `flags` (besides the harness's own) and starts it;
+    /// returns its index. Waits for its HTTP endpoints, not for its registration.
+    pub fn add_agent(&mut self, resources: &str, flags: &[&str]) -> Result<usize> {
+        self.add_agent_inner(resources, flags, true)
+    }
+
+    /// Like [`Cluster::add_agent`] without waiting for its HTTP endpoints (an agent whose
+    /// certificate the harness does not trust).
+    pub fn add_agent_nowait(&mut self, resources: &str, flags: &[&str]) -> Result<usize> {
+        self.add_agent_inner(resources, flags, false)
+    }
+
+    fn add_agent_inner(&mut self, resources: &str, flags: &[&str], wait: bool) -> Result<usize> {
+        let i = self.agents.len();
+        let spec = self.agent_spec(i, resources, flags);
+        self.agents.push((spec, None));
+        self.start_agent_inner(i, wait)?;
+        Ok(i)
+    }
+
+    fn start_inner(
+        agents: &[&str],
+        master_flags: &[&str],
+        agent_flags: &[&str],
+        tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    ) -> Result<Self> {
         let cgroup_mount = require_root();
         let dir = tempfile::Builder::new().prefix("strata-e2e-").tempdir()?;
         let port = free_port();
@@ -301,6 +345,7 @@ impl Cluster {
             standbys: Vec::new(),
             agent_master: None,
             master_flags: master_flags.iter().map(|f| f.to_string()).collect(),
+            tls,
         };
         cluster.wait_http(&cluster.master.addr(), "/health", cluster.master.pid())?;
         for (i, resources) in agents.iter().enumerate() {
@@ -418,6 +463,10 @@ impl Cluster {
 
     /// (Re)starts agent `i` with its fixed work dir, port and cgroup root.
     pub fn start_agent(&mut self, i: usize) -> Result<()> {
+        self.start_agent_inner(i, true)
+    }
+
+    fn start_agent_inner(&mut self, i: usize, wait: bool) -> Result<()> {
         let spec = self.agents[i].0.clone();
         let log = self.dir.path().join(format!("agent{i}.log"));
         // Keep earlier logs of a restarted agent.
@@ -464,6 +513,9 @@ impl Cluster {
             log,
             port: spec.port,
         });
+        if !wait {
+            return Ok(());
+        }
         self.wait_http(&format!("127.0.0.1:{}", spec.port), "/health", pid)
     }
 
@@ -480,7 +532,11 @@ impl Cluster {
     fn wait_http(&self, addr: &str, path: &str, pid: i32) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if http_get(addr, path).is_ok() {
+            // A TLS cluster may hold agents that serve plain HTTP (on loopback).
+            let answered = self.tls.as_ref().is_some_and(|tls| {
+                pki::https_request(tls, addr, "GET", path).is_ok_and(|(c, _)| c == 200)
+            }) || http_get(addr, path).is_ok();
+            if answered {
                 return Ok(());
             }
             if has_exited(pid) {
@@ -530,7 +586,14 @@ impl Cluster {
     }
 
     pub fn master_state(&self) -> Result<Value> {
-        http_get(&self.master.addr(), "/state")
+        let Some(tls) = &self.tls else {
+            return http_get(&self.master.addr(), "/state");
+        };
+        let (code, body) = pki::https_request(tls, &self.master.addr(), "GET", "/state")?;
+        if code != 200 {
+            bail!("GET /state answered {code}: {body}");
+        }
+        serde_json::from_str(&body).with_context(|| format!("GET /state: invalid JSON {body:?}"))
     }
 
     /// Every daemon's log tail, for failure messages.

@@ -14,6 +14,7 @@ mod network;
 mod operator_api;
 mod recovery;
 mod tasks;
+mod tls;
 mod v1_scheduler;
 mod webui;
 
