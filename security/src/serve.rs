@@ -111,3 +111,102 @@ pub async fn serve_listener(
     drop(listener);
     graceful.shutdown().await;
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn router() -> axum::Router {
+        axum::Router::new().route("/health", axum::routing::get(|| async { "ok" }))
+    }
+
+    /// Serves `router` on a loopback port (plain); returns its address.
+    async fn serve() -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve_listener(
+            listener,
+            None,
+            router(),
+            std::future::pending(),
+        ));
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_client_slow_with_its_headers_is_cut_off_and_others_are_served() {
+        let addr = serve().await;
+        let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+        slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        // Meanwhile another client is answered at once.
+        let mut quick = tokio::net::TcpStream::connect(addr).await.unwrap();
+        quick
+            .write_all(b"GET /health HTTP/1.0\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        quick.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+        // The slow one is closed after the header timeout (an error answer, then EOF).
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(
+            HEADER_READ_TIMEOUT + Duration::from_secs(5),
+            slow.read_to_end(&mut rest),
+        )
+        .await;
+        assert!(read.is_ok(), "the slow client was not cut off");
+        let waited = started.elapsed();
+        assert!(
+            waited >= HEADER_READ_TIMEOUT - Duration::from_secs(1),
+            "cut off after {waited:?}"
+        );
+        let text = String::from_utf8_lossy(&rest);
+        assert!(!text.contains("200 OK"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn with_tls_every_connection_must_handshake() {
+        let ca = crate::tls::tests::TestCa::new("cluster");
+        let (cert, key) = ca.issue("agent", &["127.0.0.1"]);
+        let acceptor =
+            crate::tls::TlsAcceptor::from(crate::tls::server_config(&cert, &key, None).unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve_listener(
+            listener,
+            Some(acceptor),
+            router(),
+            std::future::pending(),
+        ));
+        // Plain HTTP gets no answer.
+        let mut plain = tokio::net::TcpStream::connect(addr).await.unwrap();
+        plain
+            .write_all(b"GET /health HTTP/1.0\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = plain.read_to_end(&mut answer).await;
+        assert!(!String::from_utf8_lossy(&answer).contains("200"));
+        // TLS with the CA is served.
+        let client = crate::tls::client_config(&ca.ca, None).unwrap();
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut tls = crate::tls::connect(client, tcp, &addr.to_string())
+            .await
+            .unwrap();
+        tls.write_all(b"GET /health HTTP/1.0\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = tls.read_to_end(&mut answer).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with("HTTP/1.0 200") && answer.ends_with("ok"),
+            "{answer}"
+        );
+    }
+}
