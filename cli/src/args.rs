@@ -226,6 +226,10 @@ pub struct UpArgs {
     /// Stay attached; stop both daemons on Ctrl-C or SIGTERM
     #[arg(long)]
     pub foreground: bool,
+
+    /// Let the daemons serve a non-loopback --ip without TLS (they refuse to otherwise)
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 #[derive(Debug, Args)]

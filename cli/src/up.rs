@@ -69,17 +69,24 @@ pub async fn up(args: UpArgs) -> anyhow::Result<u8> {
     let master_addr = host_port(&connect_ip(args.ip).to_string(), args.master_port);
     let mut started: Vec<Started> = Vec::new();
     if let Some(bin) = master_bin {
-        let args = master_args(&ip, args.master_port, &layout.work_dir(Daemon::Master));
+        let mut master = master_args(&ip, args.master_port, &layout.work_dir(Daemon::Master));
+        if args.insecure {
+            master.push("--insecure".into());
+        }
+        let args = master;
         started.push(daemons::spawn(Daemon::Master, &bin, &args, &layout)?);
     }
     if let Some(bin) = agent_bin {
-        let agent_args = agent_args(
+        let mut agent_args = agent_args(
             &master_addr,
             &ip,
             args.agent_port,
             &layout.work_dir(Daemon::Agent),
             args.resources.as_deref(),
         );
+        if args.insecure {
+            agent_args.push("--insecure".into());
+        }
         match daemons::spawn(Daemon::Agent, &bin, &agent_args, &layout) {
             Ok(agent) => started.push(agent),
             Err(err) => {

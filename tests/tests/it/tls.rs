@@ -290,3 +290,103 @@ fn daemons_refuse_a_non_loopback_address_without_tls() {
     let _ = child.wait();
     assert!(served, "strata-master --insecure did not serve {addr}");
 }
+
+/// An agent capability that does nothing (the raw peer below never gets that far, or does not
+/// care).
+struct Nobody;
+
+impl strata_schema::agent_capnp::agent::Server for Nobody {}
+
+/// Registers a raw Cap'n Proto peer over TLS (no client certificate) with `credential`; returns
+/// whether it got an `AgentSession`, or the master's error.
+async fn register_raw(
+    addr: &str,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+    credential: Option<(&str, &str)>,
+) -> Result<bool, String> {
+    use capnp_rpc::{rpc_twoparty_capnp, twoparty, RpcSystem};
+    use futures::AsyncReadExt;
+    use strata_schema::scheduler_capnp::master;
+    use tokio_util::compat::TokioAsyncReadCompatExt;
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let stream = strata_security::tls::connect(tls, tcp, addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (reader, writer) = stream.compat().split();
+    let network = twoparty::VatNetwork::new(
+        futures::io::BufReader::new(reader),
+        futures::io::BufWriter::new(writer),
+        rpc_twoparty_capnp::Side::Client,
+        Default::default(),
+    );
+    let mut rpc = RpcSystem::new(Box::new(network), None);
+    let master: master::Client = rpc.bootstrap(rpc_twoparty_capnp::Side::Server);
+    tokio::task::spawn_local(rpc);
+    let info = strata_schema::AgentInfo {
+        id: None,
+        hostname: "raw".to_string(),
+        port: 1,
+        resources: strata_schema::Resources::parse("cpus:1;mem:128").unwrap(),
+        attributes: Default::default(),
+    };
+    let mut req = master.register_agent_request();
+    {
+        let mut b = req.get();
+        strata_schema::wire::set_agent(b.reborrow().init_info(), &info);
+        b.set_agent(capnp_rpc::new_client(Nobody));
+        if let Some((principal, secret)) = credential {
+            let mut c = b.reborrow().init_credential();
+            c.set_principal(principal);
+            c.set_secret(secret);
+        }
+        b.init_running(0);
+    }
+    let response = req.send().promise.await.map_err(|e| e.to_string())?;
+    let session: capnp::Result<strata_schema::agent_capnp::agent_session::Client> =
+        response.get().and_then(|r| r.get_session());
+    Ok(session.is_ok())
+}
+
+#[test]
+fn an_unauthenticated_peer_gets_no_agent_session() {
+    let pki = TestPki::new("cluster").unwrap();
+    let master = pki.issue("master").unwrap();
+    let credentials = pki.dir.path().join("credentials");
+    std::fs::write(&credentials, "raw-agent s3cret\n").unwrap();
+    let mut master_flags = master.flags();
+    master_flags.extend([
+        "--tls-ca".into(),
+        pki.ca.display().to_string(),
+        "--authenticate-agents".into(),
+        "--credentials".into(),
+        credentials.display().to_string(),
+    ]);
+    let cluster =
+        Cluster::start_tls(&[], &strs(&master_flags), &[], pki.client(None).unwrap()).unwrap();
+    let addr = cluster.master.addr();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let local = tokio::task::LocalSet::new();
+    let tls = pki.client(None).unwrap();
+    let (anonymous, wrong, right) = local.block_on(&runtime, async {
+        (
+            register_raw(&addr, tls.clone(), None).await,
+            register_raw(&addr, tls.clone(), Some(("raw-agent", "guess"))).await,
+            register_raw(&addr, tls.clone(), Some(("raw-agent", "s3cret"))).await,
+        )
+    });
+    let err = anonymous.unwrap_err();
+    assert!(err.contains("agent authentication required"), "{err}");
+    let err = wrong.unwrap_err();
+    assert!(err.contains("does not match"), "{err}");
+    assert!(right.unwrap(), "the right credential gets a session");
+    // Only the authenticated peer is an agent.
+    let state = cluster.wait_agents(1).unwrap();
+    let agents = state["slaves"].as_array().unwrap();
+    assert_eq!(agents.len(), 1, "{state}");
+    assert_eq!(agents[0]["principal"], "raw-agent", "{state}");
+}
