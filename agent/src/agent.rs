@@ -216,6 +216,8 @@ pub struct Agent {
     to_self: mpsc::UnboundedSender<Msg>,
     /// `host:port` of this agent's HTTP API, for executors (`MESOS_AGENT_ENDPOINT`).
     endpoint: String,
+    /// Extra environment of executors (the agent's TLS, `LIBPROCESS_SSL_*`).
+    executor_env: Vec<(String, String)>,
     /// The custom executors running here.
     executors: HashMap<ExecutorKey, Executor>,
     /// The container of each executor.
@@ -248,6 +250,8 @@ pub struct AgentSetup {
     pub to_self: mpsc::UnboundedSender<Msg>,
     /// `host:port` of the agent's HTTP API, as executors reach it.
     pub endpoint: String,
+    /// Extra environment of executors (the agent's TLS, `LIBPROCESS_SSL_*`).
+    pub executor_env: Vec<(String, String)>,
 }
 
 fn exit_code(status: &ExitStatus) -> Option<i32> {
@@ -288,6 +292,7 @@ impl Agent {
             to_master: setup.to_master,
             to_self: setup.to_self,
             endpoint: setup.endpoint,
+            executor_env: setup.executor_env,
             executors: HashMap::new(),
             executor_containers: HashMap::new(),
             groups: HashMap::new(),
@@ -1558,7 +1563,8 @@ impl Agent {
         agent_id: &AgentId,
         task_resources: &Resources,
     ) -> Result<(), String> {
-        let env = exec::executor_environment(&self.endpoint, framework);
+        let mut env = exec::executor_environment(&self.endpoint, framework);
+        env.extend(self.executor_env.iter().cloned());
         let task = exec::executor_task(info, agent_id, task_resources, env)?;
         let container_id = ContainerId::random();
         let sandbox = self

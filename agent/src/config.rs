@@ -223,6 +223,27 @@ pub struct AgentConfig {
         value_name = "FILE"
     )]
     pub docker_config: Option<PathBuf>,
+
+    // Transport security (TLS, authentication to the master).
+    /// PEM certificate chain: the agent's HTTP endpoints serve TLS with it (then every
+    /// connection must be TLS), and it is the client certificate of the link to the master
+    /// (its CN is the agent's principal for `--authenticate-agents`).
+    #[arg(long, env = "STRATA_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "STRATA_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates of the cluster: with it, the link to the master is TLS and the
+    /// master's certificate must chain to this CA and name the host of `--master`.
+    #[arg(long, env = "STRATA_TLS_CA", value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// The agent's own principal and secret for a master with `--authenticate-agents` (Mesos'
+    /// format: JSON `{"principal": .., "secret": ..}` or one line `principal secret`).
+    #[arg(long, env = "STRATA_CREDENTIAL", value_name = "FILE")]
+    pub credential: Option<PathBuf>,
+    /// Serve a non-loopback address without TLS (the agent refuses to otherwise).
+    #[arg(long, env = "STRATA_INSECURE")]
+    pub insecure: bool,
 }
 
 /// `strata-agent cleanup-bpf`: detaches the network isolators' BPF programs and removes their
@@ -284,6 +305,9 @@ impl AgentConfig {
         }
         if self.status_update_retry_interval.is_zero() {
             return Err("--status-update-retry-interval must be greater than zero".to_string());
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err("--tls-cert and --tls-key go together: give both or neither".to_string());
         }
         Ok(())
     }

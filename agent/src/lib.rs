@@ -58,6 +58,10 @@ pub enum AgentError {
     RpcThread(std::io::Error),
     #[error("the HTTP server failed: {0}")]
     Http(std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(#[from] strata_security::tls::TlsError),
+    #[error("{0}")]
+    Credential(#[from] strata_security::credentials::CredentialsError),
     #[error("the image store: {0}")]
     Images(String),
     /// What the previous run checkpointed cannot be used; the agent does not start.
@@ -79,11 +83,68 @@ pub struct AgentDaemon {
     isolation: Arc<Isolation>,
     /// What the previous run left in the work dir.
     recovered: checkpoint::Recovered,
+    /// `--tls-cert`: the HTTP endpoints serve TLS only.
+    tls: Option<strata_security::tls::TlsAcceptor>,
+    master_link: rpc::MasterLink,
+}
+
+/// The TLS acceptor of the HTTP port and how the agent reaches and authenticates to the master;
+/// refuses a non-loopback address without TLS unless `--insecure`.
+fn transport_security(
+    config: &AgentConfig,
+) -> Result<(Option<strata_security::tls::TlsAcceptor>, rpc::MasterLink), AgentError> {
+    use strata_security::tls;
+    if let Some(refusal) =
+        tls::insecure_refusal(config.ip, config.tls_cert.is_some(), config.insecure)
+    {
+        return Err(AgentError::Config(refusal));
+    }
+    let identity = config.tls_cert.as_deref().zip(config.tls_key.as_deref());
+    let acceptor = match identity {
+        Some((cert, key)) => Some(tls::TlsAcceptor::from(tls::server_config(
+            cert,
+            key,
+            config.tls_ca.as_deref(),
+        )?)),
+        None => None,
+    };
+    let client = match &config.tls_ca {
+        Some(ca) => Some(tls::client_config(ca, identity)?),
+        None => None,
+    };
+    let credential = match &config.credential {
+        Some(path) => Some(strata_security::credentials::Credential::load_one(path)?),
+        None => None,
+    };
+    Ok((
+        acceptor,
+        rpc::MasterLink {
+            tls: client,
+            credential,
+        },
+    ))
+}
+
+/// What executors are told of the agent's TLS, in Mesos' (libprocess') names: whether the
+/// agent's endpoint (`MESOS_AGENT_ENDPOINT`) speaks HTTPS, and the CA its certificate chains to.
+fn executor_tls_env(config: &AgentConfig) -> Vec<(String, String)> {
+    let mut env = Vec::new();
+    if config.tls_cert.is_some() {
+        env.push(("LIBPROCESS_SSL_ENABLED".to_string(), "true".to_string()));
+        if let Some(ca) = &config.tls_ca {
+            env.push((
+                "LIBPROCESS_SSL_CA_FILE".to_string(),
+                ca.display().to_string(),
+            ));
+        }
+    }
+    env
 }
 
 impl AgentDaemon {
     pub async fn bind(config: AgentConfig) -> Result<Self, AgentError> {
         config.validate().map_err(AgentError::Config)?;
+        let (tls, master_link) = transport_security(&config)?;
         if !nix::unistd::geteuid().is_root() {
             return Err(AgentError::NotRoot);
         }
@@ -105,6 +166,8 @@ impl AgentDaemon {
             listener,
             isolation,
             recovered,
+            tls,
+            master_link,
         })
     }
 
@@ -173,6 +236,7 @@ impl AgentDaemon {
             } else {
                 local.to_string()
             },
+            executor_env: executor_tls_env(&config),
         });
         state.recover(self.recovered);
         let sandbox_root = state.sandbox_root();
@@ -181,23 +245,28 @@ impl AgentDaemon {
             actor_tx.clone(),
             outbound,
             config.registration_backoff_max,
+            self.master_link,
         )
         .map_err(AgentError::RpcThread)?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut stop_http = stop_rx.clone();
-        let server = axum::serve(
+        let server = strata_security::serve::serve_listener(
             self.listener,
+            self.tls,
             http::router(
                 actor_tx,
                 sandbox_root,
                 http_containerizer,
                 operator_api::flags(&config),
             ),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = stop_http.wait_for(|s| *s).await;
+            async move {
+                let _ = stop_http.wait_for(|s| *s).await;
+            },
+        );
+        let http = tokio::spawn(async move {
+            server.await;
+            Ok::<(), std::io::Error>(())
         });
-        let http = tokio::spawn(async move { server.await });
         let mut stop_actor = stop_rx;
         let actor = tokio::spawn(agent::run(state, mailbox, container_events, async move {
             let _ = stop_actor.wait_for(|s| *s).await;

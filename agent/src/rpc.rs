@@ -19,12 +19,22 @@ use tracing::{debug, info, warn};
 
 type Actor = mpsc::UnboundedSender<Msg>;
 
+/// How the agent reaches and authenticates to the master.
+#[derive(Clone, Default)]
+pub struct MasterLink {
+    /// `--tls-ca` (and the client certificate of `--tls-cert`): the link is TLS.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// `--credential`: sent with each registration.
+    pub credential: Option<strata_security::credentials::Credential>,
+}
+
 /// Starts the RPC thread.
 pub fn spawn(
     master_addr: String,
     actor: Actor,
     outbound: mpsc::UnboundedReceiver<ToMaster>,
     backoff_max: Duration,
+    master_link: MasterLink,
 ) -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -33,7 +43,10 @@ pub fn spawn(
         .name("agent-rpc".to_string())
         .spawn(move || {
             let local = tokio::task::LocalSet::new();
-            local.block_on(&runtime, link(master_addr, actor, outbound, backoff_max));
+            local.block_on(
+                &runtime,
+                link(master_addr, actor, outbound, backoff_max, master_link),
+            );
         })?;
     Ok(())
 }
@@ -50,6 +63,7 @@ async fn link(
     actor: Actor,
     mut outbound: mpsc::UnboundedReceiver<ToMaster>,
     backoff_max: Duration,
+    master_link: MasterLink,
 ) {
     // The flags were validated: a bad address cannot get here.
     let address = master
@@ -57,20 +71,29 @@ async fn link(
         .unwrap_or(MasterAddress::Direct(master.clone()));
     let mut follower = Follower::new(&address, ZK_SESSION_TIMEOUT);
     let mut backoff = Duration::from_millis(50);
-    let mut warned = false;
+    // The last failure logged at warn: a new reason is logged again, a repeated one at debug.
+    let mut warned: Option<String> = None;
     loop {
         let Some(master_addr) = follower.resolve().await else {
             return;
         };
-        match session(&master_addr, &actor, &mut outbound, &mut follower).await {
+        match session(
+            &master_addr,
+            &master_link,
+            &actor,
+            &mut outbound,
+            &mut follower,
+        )
+        .await
+        {
             Ok(()) => {
                 backoff = Duration::from_millis(50);
-                warned = false;
+                warned = None;
             }
             Err(err) => {
-                if !warned {
+                if warned.as_deref() != Some(err.as_str()) {
                     warn!(master = %master_addr, cause = %err, "cannot register with the master; retrying");
-                    warned = true;
+                    warned = Some(err);
                 } else {
                     debug!(master = %master_addr, cause = %err, "registration attempt failed");
                 }
@@ -91,8 +114,13 @@ async fn link(
 }
 
 /// One connection: register, then serve until it drops.
+/// A connection to the master, plain or TLS.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Io for T {}
+
 async fn session(
     master_addr: &str,
+    master_link: &MasterLink,
     actor: &Actor,
     outbound: &mut mpsc::UnboundedReceiver<ToMaster>,
     follower: &mut Follower,
@@ -101,6 +129,15 @@ async fn session(
         .await
         .map_err(|e| format!("connect: {e}"))?;
     let _ = stream.set_nodelay(true);
+    let stream: Box<dyn Io> = match &master_link.tls {
+        Some(config) => Box::new(
+            strata_security::tls::connect(std::sync::Arc::clone(config), stream, master_addr)
+                .await
+                .map_err(|e| format!("TLS handshake with {master_addr}: {e}"))?,
+        ),
+        None => Box::new(stream),
+    };
+    let plain = master_link.tls.is_none();
     let (reader, writer) = stream.compat().split();
     let network = twoparty::VatNetwork::new(
         futures::io::BufReader::new(reader),
@@ -130,6 +167,11 @@ async fn session(
         b.set_agent(capnp_rpc::new_client(AgentImpl {
             actor: actor.clone(),
         }));
+        if let Some(credential) = &master_link.credential {
+            let mut c = b.reborrow().init_credential();
+            c.set_principal(credential.principal.as_str());
+            c.set_secret(credential.secret.as_str());
+        }
         let mut list = b.init_running(running.len() as u32);
         for (i, t) in running.iter().enumerate() {
             let mut r = list.reborrow().get(i as u32);
@@ -141,7 +183,13 @@ async fn session(
     }
     let response = tokio::select! {
         r = req.send().promise => r.map_err(|e| format!("register: {e}"))?,
-        _ = &mut closed => return Err("the connection closed during registration".to_string()),
+        _ = &mut closed => return Err(if plain {
+            "the connection closed during registration (a master with --tls-cert refuses plain \
+             connections: give the agent --tls-ca)"
+                .to_string()
+        } else {
+            "the connection closed during registration".to_string()
+        }),
         _ = follower.changed() => {
             return Err("the leading master changed during registration".to_string())
         }

@@ -27,6 +27,9 @@ pub enum Msg {
         info: AgentInfo,
         link: AgentLink,
         running: Vec<ReportedTask>,
+        /// Who the agent authenticated as (a client certificate's CN or a credential's
+        /// principal), if it did.
+        principal: Option<String>,
         reply: Reply<Result<(AgentId, MasterInfo), String>>,
     },
     StatusUpdate {
@@ -312,11 +315,16 @@ fn handle(master: &mut Master, msg: Msg, now: Instant, deferred: &mut Deferred) 
             info,
             link,
             running,
+            principal,
             reply,
         } => {
             let result = master
-                .register_agent(conn, info, link, running)
-                .map(|id| (id, master.info.clone()));
+                .check_agent_principal(&info, principal.as_deref())
+                .and_then(|()| master.register_agent(conn, info, link, running))
+                .map(|id| {
+                    master.set_agent_principal(&id, principal);
+                    (id, master.info.clone())
+                });
             deferred.push(Box::new(move || {
                 let _ = reply.send(result);
             }));

@@ -93,6 +93,38 @@ pub struct MasterConfig {
     #[arg(long, alias = "min_allocatable_resources", env = "STRATA_MIN_ALLOCATABLE_RESOURCES",
           default_value = "cpus:0.01|mem:32", value_parser = min_allocatable)]
     pub min_allocatable_resources: MinAllocatable,
+
+    // Transport security (TLS, agent authentication).
+    /// PEM certificate chain to serve TLS with (HTTP and Cap'n Proto RPC on the one port); with
+    /// it, every connection must be TLS.
+    #[arg(long, env = "STRATA_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "STRATA_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates: TLS clients are asked for a certificate, which must chain to this CA
+    /// (an agent's identity is its certificate's subject CN); clients without one are let in
+    /// (HTTP frameworks and operators).
+    #[arg(long, env = "STRATA_TLS_CA", value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Agents must authenticate to register: with a client certificate from `--tls-ca`
+    /// (principal: its CN) or with a credential (`strata-agent --credential`) found in
+    /// `--credentials`.
+    #[arg(
+        long,
+        alias = "authenticate_agents",
+        env = "STRATA_AUTHENTICATE_AGENTS"
+    )]
+    pub authenticate_agents: bool,
+    /// Principals and secrets that may authenticate (Mesos' format: JSON
+    /// `{"credentials":[{"principal":..,"secret":..}]}` or lines `principal secret`): agents'
+    /// credentials are checked against it.
+    // Also in the authentication block (sec-auth): one field at merge time.
+    #[arg(long, env = "STRATA_CREDENTIALS", value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
+    /// Serve a non-loopback address without TLS (the master refuses to otherwise).
+    #[arg(long, env = "STRATA_INSECURE")]
+    pub insecure: bool,
 }
 
 /// The alternatives of `--min-allocatable-resources`.
@@ -161,6 +193,18 @@ impl MasterConfig {
         if let Some(t) = self.offer_timeout {
             flags.push(("offer_timeout", secs(t)));
         }
+        for (name, path) in [
+            ("tls_cert", &self.tls_cert),
+            ("tls_key", &self.tls_key),
+            ("tls_ca", &self.tls_ca),
+            ("credentials", &self.credentials),
+        ] {
+            if let Some(path) = path {
+                flags.push((name, path.display().to_string()));
+            }
+        }
+        flags.push(("authenticate_agents", self.authenticate_agents.to_string()));
+        flags.push(("insecure", self.insecure.to_string()));
         let mut flags: Vec<(String, String)> =
             flags.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         flags.sort();
@@ -183,6 +227,12 @@ impl MasterConfig {
         }
         if self.offer_timeout.is_some_and(|t| t.is_zero()) {
             return Err("--offer-timeout must be greater than zero".to_string());
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err("--tls-cert and --tls-key go together: give both or neither".to_string());
+        }
+        if self.tls_ca.is_some() && self.tls_cert.is_none() {
+            return Err("--tls-ca needs --tls-cert and --tls-key (the master's own)".to_string());
         }
         Ok(())
     }

@@ -37,6 +37,10 @@ pub enum MasterError {
     RpcThread(std::io::Error),
     #[error("the HTTP server failed: {0}")]
     Http(std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(#[from] strata_security::tls::TlsError),
+    #[error("{0}")]
+    Credentials(#[from] strata_security::credentials::CredentialsError),
     #[error("cannot join the election: {0}")]
     Zk(#[from] strata_ha::zk::ZkError),
     /// Lost leadership, or a registry that could not be read or written: a standby takes over
@@ -61,10 +65,52 @@ fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
+/// The TLS acceptor (`--tls-cert`, `--tls-key`, `--tls-ca`) and how agents authenticate; refuses
+/// a non-loopback address without TLS unless `--insecure`.
+fn transport_security(
+    config: &MasterConfig,
+) -> Result<(Option<strata_security::tls::TlsAcceptor>, rpc::AgentAuth), MasterError> {
+    use strata_security::tls;
+    if let Some(refusal) =
+        tls::insecure_refusal(config.ip, config.tls_cert.is_some(), config.insecure)
+    {
+        return Err(MasterError::Config(refusal));
+    }
+    let acceptor = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::TlsAcceptor::from(tls::server_config(
+            cert,
+            key,
+            config.tls_ca.as_deref(),
+        )?)),
+        _ => None,
+    };
+    let credentials = match &config.credentials {
+        Some(path) => Some(strata_security::credentials::Credentials::load(path)?),
+        None => None,
+    };
+    if config.authenticate_agents && config.tls_ca.is_none() && credentials.is_none() {
+        return Err(MasterError::Config(
+            "--authenticate-agents needs a way for agents to authenticate: --tls-ca (client \
+             certificates) or --credentials"
+                .to_string(),
+        ));
+    }
+    Ok((
+        acceptor,
+        rpc::AgentAuth {
+            required: config.authenticate_agents,
+            credentials,
+        },
+    ))
+}
+
 /// A master bound to its port; `run` serves until `shutdown` resolves.
 pub struct Master {
     config: MasterConfig,
     listener: tokio::net::TcpListener,
+    /// `--tls-cert`: every connection is TLS.
+    tls: Option<strata_security::tls::TlsAcceptor>,
+    agent_auth: rpc::AgentAuth,
 }
 
 impl Master {
@@ -75,9 +121,15 @@ impl Master {
             path: config.work_dir.clone(),
             source,
         })?;
+        let (tls, agent_auth) = transport_security(&config)?;
         let addr = SocketAddr::new(config.ip, config.port);
         let listener = listen(addr).map_err(|source| MasterError::Listen { addr, source })?;
-        Ok(Self { config, listener })
+        Ok(Self {
+            config,
+            listener,
+            tls,
+            agent_auth,
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -155,29 +207,35 @@ impl Master {
             }
         };
         let (actor_tx, mailbox) = tokio::sync::mpsc::unbounded_channel();
-        let rpc =
-            rpc::spawn(actor_tx.clone(), leadership.clone()).map_err(MasterError::RpcThread)?;
+        let rpc = rpc::spawn(actor_tx.clone(), leadership.clone(), self.agent_auth)
+            .map_err(MasterError::RpcThread)?;
         let (http_tx, http_rx) = tokio::sync::mpsc::channel(1024);
         let conns = net::ConnIds::default();
-        let accept = tokio::spawn(net::accept_loop(self.listener, http_tx, rpc, conns.clone()));
+        let accept = tokio::spawn(net::accept_loop(
+            self.listener,
+            self.tls,
+            http_tx,
+            rpc,
+            conns.clone(),
+        ));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut stop_http = stop_rx.clone();
-        let server = axum::serve(
-            net::ChannelListener {
-                connections: http_rx,
-                local,
-            },
+        let server = strata_security::serve::serve_connections(
+            http_rx,
             http::router(
                 actor_tx,
                 leadership.clone(),
                 conns,
                 std::sync::Arc::new(self.config.flags()),
             ),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = stop_http.wait_for(|s| *s).await;
+            async move {
+                let _ = stop_http.wait_for(|s| *s).await;
+            },
+        );
+        let http = tokio::spawn(async move {
+            server.await;
+            Ok::<(), std::io::Error>(())
         });
-        let http = tokio::spawn(async move { server.await });
         let mut stop_actor = stop_rx;
         let master = state::Master::new(info, state_config);
         let mut actor = tokio::spawn(actor::run(

@@ -1,11 +1,14 @@
 //! One listening port for everything, as Mesos has: each accepted connection is sniffed; HTTP
-//! requests go to axum, anything else is a Cap'n Proto connection for the RPC thread.
+//! requests go to axum, anything else is a Cap'n Proto connection for the RPC thread. With
+//! `--tls-cert`, every connection must be TLS (its first byte 0x16): the handshake comes first,
+//! then the decrypted stream is sniffed the same way.
 
 use crate::state::ConnId;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use tokio::net::{TcpListener, TcpStream};
+use strata_security::tls::{self, PeerIdentity, ServerStream, TlsAcceptor};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
@@ -29,33 +32,31 @@ impl ConnIds {
     }
 }
 
-/// Feeds HTTP connections to axum.
-pub struct ChannelListener {
-    pub connections: mpsc::Receiver<(TcpStream, SocketAddr)>,
-    pub local: SocketAddr,
+/// A connection for the RPC thread: plain TCP (re-registered with the RPC thread's runtime), or
+/// TLS (handshaken here, the peer's verified identity with it).
+pub enum RpcStream {
+    Plain(std::net::TcpStream),
+    Tls(Box<ServerStream>),
 }
 
-impl axum::serve::Listener for ChannelListener {
-    type Io = TcpStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (TcpStream, SocketAddr) {
-        match self.connections.recv().await {
-            Some(conn) => conn,
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        Ok(self.local)
-    }
+/// A Cap'n Proto connection handed to the RPC thread.
+pub struct RpcConn {
+    pub stream: RpcStream,
+    pub conn: ConnId,
+    /// Who the peer's verified client certificate names (TLS with `--tls-ca` only).
+    pub peer: Option<PeerIdentity>,
 }
 
-/// Accepts connections forever, routing each by its first bytes.
+/// How long a client has to send its first bytes (or complete its TLS handshake).
+const FIRST_BYTES_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Accepts connections forever, routing each by its first bytes. With `tls`, every connection
+/// must start a TLS handshake; what it carries is then sniffed the same way.
 pub async fn accept_loop(
     listener: TcpListener,
-    http: mpsc::Sender<(TcpStream, SocketAddr)>,
-    rpc: mpsc::UnboundedSender<(std::net::TcpStream, ConnId)>,
+    tls: Option<TlsAcceptor>,
+    http: mpsc::Sender<(ServerStream, SocketAddr)>,
+    rpc: mpsc::UnboundedSender<RpcConn>,
     conns: ConnIds,
 ) {
     loop {
@@ -70,10 +71,11 @@ pub async fn accept_loop(
         let conn = conns.next();
         let http = http.clone();
         let rpc = rpc.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let mut head = [0u8; 4];
             // Wait (bounded) for the first bytes; both protocols start with the client talking.
-            let peeked = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            let peeked = tokio::time::timeout(FIRST_BYTES_TIMEOUT, async {
                 loop {
                     match stream.peek(&mut head).await {
                         Ok(n) if n >= 4 || n == 0 => return Ok(n),
@@ -83,21 +85,53 @@ pub async fn accept_loop(
                 }
             })
             .await;
-            match peeked {
-                Ok(Ok(n)) if n >= 4 => {
+            if !matches!(peeked, Ok(Ok(n)) if n >= 4) {
+                debug!(%peer, "connection closed or silent before its first bytes");
+                return;
+            }
+            let _ = stream.set_nodelay(true);
+            let is_tls = tls::looks_like_tls(&head);
+            match (&tls, is_tls) {
+                (Some(acceptor), true) => match tls::accept(acceptor, stream, 4).await {
+                    Ok((stream, head)) if head.len() == 4 => {
+                        if looks_like_http(&head) {
+                            let _ = http.send((stream, peer)).await;
+                        } else {
+                            let peer = stream.peer_identity();
+                            let _ = rpc.send(RpcConn {
+                                stream: RpcStream::Tls(Box::new(stream)),
+                                conn,
+                                peer,
+                            });
+                        }
+                    }
+                    Ok(_) => {
+                        debug!(%peer, "TLS connection closed or silent before its first bytes")
+                    }
+                    Err(err) => warn!(%peer, cause = %err, "TLS handshake failed"),
+                },
+                (Some(_), false) => {
+                    warn!(%peer, "refused a plain connection: this master serves TLS only (--tls-cert)")
+                }
+                (None, true) => {
+                    warn!(%peer, "refused a TLS connection: this master has no --tls-cert")
+                }
+                (None, false) => {
                     if looks_like_http(&head) {
-                        let _ = http.send((stream, peer)).await;
+                        let _ = http.send((ServerStream::Plain(stream), peer)).await;
                     } else {
-                        let _ = stream.set_nodelay(true);
                         match stream.into_std() {
                             Ok(std_stream) => {
-                                let _ = rpc.send((std_stream, conn));
+                                let _ = rpc.send(RpcConn {
+                                    stream: RpcStream::Plain(std_stream),
+                                    conn,
+                                    peer: None,
+                                });
                             }
                             Err(err) => warn!(cause = %err, "failed to hand a connection over"),
                         }
                     }
                 }
-                _ => debug!(%peer, "connection closed or silent before its first bytes"),
             }
         });
     }

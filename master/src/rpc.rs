@@ -4,6 +4,7 @@
 //! issued in order on the peer's capability.
 
 use crate::actor::{Call, Msg};
+use crate::net::{RpcConn, RpcStream};
 use crate::state::{AgentCommand, CallError, ConnId, ReportedTask, SchedulerEvent};
 use capnp::capability::Rc;
 use capnp_rpc::{rpc_twoparty_capnp, twoparty, RpcSystem};
@@ -12,6 +13,8 @@ use strata_ha::zk::Leadership;
 use strata_schema::agent_capnp::{agent, agent_session};
 use strata_schema::scheduler_capnp::{master, scheduler, scheduler_session};
 use strata_schema::{wire, AgentId, FrameworkId, OfferId, TaskId, UpdateUuid};
+use strata_security::credentials::Credentials;
+use strata_security::tls::PeerIdentity;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::compat::TokioAsyncReadCompatExt;
 use tracing::{debug, warn};
@@ -33,12 +36,65 @@ fn call_error(err: CallError) -> capnp::Error {
     capnp::Error::failed(err.to_string())
 }
 
+/// How agents authenticate to register (`--authenticate-agents`, `--credentials`, and the
+/// client certificates `--tls-ca` verifies).
+#[derive(Debug, Default)]
+pub struct AgentAuth {
+    /// `--authenticate-agents`: an agent without a principal is refused.
+    pub required: bool,
+    /// `--credentials`: what an agent's `credential` is checked against.
+    pub credentials: Option<Credentials>,
+}
+
+impl AgentAuth {
+    /// The principal an agent registers as (`None`: unauthenticated, which only a master without
+    /// `--authenticate-agents` admits), or why it may not register. A verified client
+    /// certificate names its principal by its subject CN; otherwise the credential must match
+    /// `--credentials`. A credential that does not match is refused even where authentication
+    /// is optional, as Mesos does with a failed authentication.
+    pub fn principal(
+        &self,
+        peer: Option<&PeerIdentity>,
+        credential: Option<(String, String)>,
+    ) -> Result<Option<String>, String> {
+        if let Some(cn) = peer.and_then(|p| p.common_name.clone()) {
+            return Ok(Some(cn));
+        }
+        match (credential, &self.credentials) {
+            (Some((principal, secret)), Some(known)) => {
+                if known.verify(&principal, &secret) {
+                    Ok(Some(principal))
+                } else {
+                    Err(format!(
+                        "agent authentication failed: the credential of principal {principal:?} \
+                         does not match the master's --credentials"
+                    ))
+                }
+            }
+            (Some((principal, _)), None) if self.required => Err(format!(
+                "agent authentication failed: principal {principal:?} sent a credential, but the \
+                 master has no --credentials to check it against; use a client certificate \
+                 signed by the master's --tls-ca"
+            )),
+            (Some(_), None) => Ok(None),
+            (None, _) if self.required => Err(
+                "agent authentication required (--authenticate-agents): present a client \
+                 certificate signed by the master's --tls-ca (strata-agent --tls-cert/--tls-key) \
+                 or a credential (strata-agent --credential)"
+                    .to_string(),
+            ),
+            (None, _) => Ok(None),
+        }
+    }
+}
+
 /// Starts the RPC thread. Connections handed to the returned sender are served on it.
 pub fn spawn(
     actor: Actor,
     leadership: watch::Receiver<Leadership>,
-) -> std::io::Result<mpsc::UnboundedSender<(std::net::TcpStream, ConnId)>> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<(std::net::TcpStream, ConnId)>();
+    auth: AgentAuth,
+) -> std::io::Result<mpsc::UnboundedSender<RpcConn>> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<RpcConn>();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -46,16 +102,37 @@ pub fn spawn(
         .name("master-rpc".to_string())
         .spawn(move || {
             let local = tokio::task::LocalSet::new();
+            let auth = std::rc::Rc::new(auth);
             local.block_on(&runtime, async move {
-                while let Some((stream, conn)) = rx.recv().await {
-                    match tokio::net::TcpStream::from_std(stream) {
-                        Ok(stream) => serve(stream, conn, actor.clone(), leadership.clone()),
-                        Err(err) => warn!(cause = %err, "failed to adopt an RPC connection"),
+                while let Some(RpcConn { stream, conn, peer }) = rx.recv().await {
+                    let peer = Peer {
+                        identity: peer,
+                        auth: std::rc::Rc::clone(&auth),
+                    };
+                    match stream {
+                        RpcStream::Plain(stream) => match tokio::net::TcpStream::from_std(stream) {
+                            Ok(stream) => {
+                                let _ = stream.set_nodelay(true);
+                                serve(stream, conn, peer, actor.clone(), leadership.clone())
+                            }
+                            Err(err) => warn!(cause = %err, "failed to adopt an RPC connection"),
+                        },
+                        // The TLS stream stays registered with the accepting runtime's reactor
+                        // (the master's main runtime, alive as long as the master).
+                        RpcStream::Tls(stream) => {
+                            serve(*stream, conn, peer, actor.clone(), leadership.clone())
+                        }
                     }
                 }
             });
         })?;
     Ok(tx)
+}
+
+/// Who is at the other end of a connection, as far as the transport tells.
+struct Peer {
+    identity: Option<PeerIdentity>,
+    auth: std::rc::Rc<AgentAuth>,
 }
 
 /// Serves one connection; tells the actor when it closes.
@@ -68,13 +145,15 @@ impl Drop for CloseOnDrop {
     }
 }
 
-fn serve(
-    stream: tokio::net::TcpStream,
+fn serve<S>(
+    stream: S,
     conn: ConnId,
+    peer: Peer,
     actor: Actor,
     leadership: watch::Receiver<Leadership>,
-) {
-    let _ = stream.set_nodelay(true);
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+{
     let (reader, writer) = stream.compat().split();
     let mut options = capnp::message::ReaderOptions::new();
     options.traversal_limit_in_words(Some(TRAVERSAL_LIMIT_WORDS));
@@ -90,6 +169,7 @@ fn serve(
         conn,
         leadership,
         closer: std::rc::Rc::clone(&closer),
+        peer,
     });
     let rpc = RpcSystem::new(Box::new(network), Some(bootstrap.client));
     tokio::task::spawn_local(async move {
@@ -110,6 +190,7 @@ struct MasterImpl {
     conn: ConnId,
     leadership: watch::Receiver<Leadership>,
     closer: std::rc::Rc<tokio::sync::Notify>,
+    peer: Peer,
 }
 
 impl MasterImpl {
@@ -137,6 +218,23 @@ impl master::Server for MasterImpl {
     ) -> Result<(), capnp::Error> {
         self.require_leading()?;
         let p = params.get()?;
+        let credential = if p.has_credential() {
+            let c = p.get_credential()?;
+            Some((wire::text(c.get_principal())?, wire::text(c.get_secret())?))
+        } else {
+            None
+        };
+        let principal = match self
+            .peer
+            .auth
+            .principal(self.peer.identity.as_ref(), credential)
+        {
+            Ok(principal) => principal,
+            Err(reason) => {
+                warn!(conn = self.conn, %reason, "refused an agent's registration");
+                return Err(capnp::Error::failed(reason));
+            }
+        };
         let info = wire::agent(p.get_info()?)?;
         let client: agent::Client = p.get_agent()?;
         let mut running = Vec::new();
@@ -155,6 +253,7 @@ impl master::Server for MasterImpl {
                 info,
                 link,
                 running,
+                principal,
                 reply,
             })
             .map_err(|_| gone())?;
@@ -755,5 +854,82 @@ impl scheduler_session::Server for SchedulerSessionImpl {
             suppressed_roles: None,
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use strata_security::credentials::Credential;
+
+    fn auth(required: bool, with_credentials: bool) -> AgentAuth {
+        AgentAuth {
+            required,
+            credentials: with_credentials.then(|| {
+                Credentials::from_list([Credential {
+                    principal: "agent".to_string(),
+                    secret: "s3cret".to_string(),
+                }])
+            }),
+        }
+    }
+
+    fn cert(cn: &str) -> PeerIdentity {
+        PeerIdentity {
+            common_name: Some(cn.to_string()),
+            alt_names: vec![],
+        }
+    }
+
+    fn cred(principal: &str, secret: &str) -> Option<(String, String)> {
+        Some((principal.to_string(), secret.to_string()))
+    }
+
+    #[test]
+    fn agents_authenticate_by_certificate_or_credential() {
+        let required = auth(true, true);
+        assert_eq!(
+            required.principal(Some(&cert("node-1")), None).unwrap(),
+            Some("node-1".to_string())
+        );
+        assert_eq!(
+            required.principal(None, cred("agent", "s3cret")).unwrap(),
+            Some("agent".to_string())
+        );
+        let err = required
+            .principal(None, cred("agent", "wrong"))
+            .unwrap_err();
+        assert!(
+            err.contains("\"agent\"") && err.contains("--credentials"),
+            "{err}"
+        );
+        let err = required.principal(None, None).unwrap_err();
+        assert!(err.contains("--authenticate-agents"), "{err}");
+        // A certificate without a CN is no identity.
+        let anonymous = PeerIdentity {
+            common_name: None,
+            alt_names: vec!["node".to_string()],
+        };
+        assert!(required.principal(Some(&anonymous), None).is_err());
+        // Without --credentials, a credential cannot be checked.
+        assert!(auth(true, false)
+            .principal(None, cred("agent", "s3cret"))
+            .is_err());
+    }
+
+    #[test]
+    fn optional_authentication_still_refuses_a_wrong_credential() {
+        let optional = auth(false, true);
+        assert_eq!(optional.principal(None, None).unwrap(), None);
+        assert!(optional.principal(None, cred("agent", "wrong")).is_err());
+        assert_eq!(
+            optional.principal(None, cred("agent", "s3cret")).unwrap(),
+            Some("agent".to_string())
+        );
+        assert_eq!(
+            auth(false, false).principal(None, cred("x", "y")).unwrap(),
+            None
+        );
     }
 }

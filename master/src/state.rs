@@ -196,6 +196,8 @@ struct Agent {
     drain: Option<DrainConfig>,
     /// Taken down by the operator: no offers, its tasks killed.
     down: bool,
+    /// Who it authenticated as when it (re-)registered, if it did.
+    principal: Option<String>,
 }
 
 impl Agent {
@@ -221,6 +223,7 @@ impl Agent {
             volumes: entry.map(|e| e.volumes.clone()).unwrap_or_default(),
             drain: entry.and_then(|e| e.drain.clone()),
             down: entry.is_some_and(|e| e.down),
+            principal: None,
         }
     }
 
@@ -677,6 +680,35 @@ impl Master {
     // ---- agents -------------------------------------------------------------------------------
 
     /// An agent (re-)registers on connection `conn`. Returns its id.
+    /// Refuses an agent re-registering with the id of an agent that authenticated as another
+    /// principal (one agent cannot take over another's id and tasks).
+    pub fn check_agent_principal(
+        &self,
+        info: &AgentInfo,
+        principal: Option<&str>,
+    ) -> Result<(), String> {
+        let known = info
+            .id
+            .as_ref()
+            .and_then(|id| self.agents.get(id))
+            .and_then(|a| a.principal.as_deref());
+        match known {
+            Some(known) if Some(known) != principal => Err(format!(
+                "agent {} registered as principal {known:?}; it cannot re-register as {}",
+                info.id.as_ref().map_or("", |id| id.as_str()),
+                principal.map_or("an unauthenticated agent".to_string(), |p| format!("{p:?}"))
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records who a registered agent authenticated as (`/state`'s `principal`).
+    pub fn set_agent_principal(&mut self, id: &AgentId, principal: Option<String>) {
+        if let Some(agent) = self.agents.get_mut(id) {
+            agent.principal = principal;
+        }
+    }
+
     pub fn register_agent(
         &mut self,
         conn: ConnId,
@@ -2498,6 +2530,9 @@ impl Master {
             "maintenance": service,
             "registered_time": a.registered_time,
         });
+        if let Some(principal) = &a.principal {
+            json["principal"] = json!(principal);
+        }
         if let Some(drain) = &a.drain {
             json["drain_info"] = json!({
                 "state": service,

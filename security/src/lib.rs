@@ -3,6 +3,7 @@
 //! - [`tls`] — rustls configurations from PEM files (`--tls-cert`, `--tls-key`, `--tls-ca`):
 //!   servers that may require client certificates (mutual TLS for agents), clients that verify
 //!   the cluster CA, and the identity read from a peer's certificate.
+//! - [`serve`] — HTTP/1 over plain or TLS connections, with a request-header read timeout.
 //! - [`certs`] — a small cluster CA and node certificates (`strata certs …`).
 //! - [`credentials`] — Mesos' `--credentials` file (principal and secret).
 //! - [`acl`] — Mesos' ACLs (JSON) and their evaluation.
@@ -11,5 +12,6 @@
 pub mod acl;
 pub mod certs;
 pub mod credentials;
+pub mod serve;
 pub mod tls;
 pub mod token;

@@ -854,7 +854,7 @@ wait_for() {
 main_pid() { systemctl show -p MainPID --value "$1"; }
 version_of() { dpkg-query -W -f '${Version}' "$1" 2>/dev/null; }
 task_running() { strata tasks | grep -q "^$1 .*TASK_RUNNING"; }
-agent_active() { strata agents | grep -q "strata-pkg:5051 *active"; }
+agent_active() { strata agents | grep -q "127.0.0.1:5051 *active"; }
 
 report "STRATA-VM BOOTED kernel=$(uname -r) uptime=$(uptime_s) $(systemctl --version | head -n 1) cgroup=$(stat -fc %T /sys/fs/cgroup)"
 for unit in strata-master strata-agent; do
@@ -893,8 +893,8 @@ run sh -c "journalctl -u strata-agent --no-pager | grep -q 'isolators active'"
 pass "master pid $MASTER_PID (user strata), agent pid $AGENT_PID; root controllers: $(cat /sys/fs/cgroup/cgroup.subtree_control)"
 
 step agents
-wait_for 60 "active agent strata-pkg:5051 in \`strata agents\`" agent_active
-pass "$(strata agents | grep strata-pkg | tr -s ' ')"
+wait_for 60 "active agent 127.0.0.1:5051 in \`strata agents\`" agent_active
+pass "$(strata agents | grep 127.0.0.1:5051 | tr -s ' ')"
 
 step run-task
 strata run --task-id sleeper-1 --mem 32 -- sleep 3600 >$T/run.out 2>$T/run.err &
@@ -962,7 +962,7 @@ for marker in /var/lib/strata/agent/package-test-marker /var/lib/strata/master/p
     [ -f $marker ] || fail "the upgrade lost $marker"
 done
 grep -q '^master = "127.0.0.1:5050"' /etc/strata/agent.toml || fail "the upgrade lost the edit of /etc/strata/agent.toml"
-wait_for 60 "active agent strata-pkg:5051 after the upgrade" agent_active
+wait_for 60 "active agent 127.0.0.1:5051 after the upgrade" agent_active
 run sh -c "timeout 120 strata run -- echo upgraded-and-running | grep -qx upgraded-and-running"
 pass "$(version_of strata-agent); both restarted; /var/lib/strata and agent.toml kept; a task runs"
 
@@ -976,7 +976,7 @@ master_back() {
     [ "$pid" != "$OLD_MASTER_PID" ] && [ "$pid" != 0 ] && [ "$(systemctl is-active strata-master)" = active ]
 }
 wait_for 60 "strata-master restarted by systemd after kill -9" master_back
-wait_for 60 "active agent strata-pkg:5051 with the restarted master" agent_active
+wait_for 60 "active agent 127.0.0.1:5051 with the restarted master" agent_active
 run sh -c "timeout 120 strata run -- echo after-master-restart | grep -qx after-master-restart"
 pass "master pid $OLD_MASTER_PID killed -> $(main_pid strata-master), restarted by systemd; agent back; a task runs"
 

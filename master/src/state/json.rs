@@ -204,6 +204,8 @@ struct AgentJson<'a> {
     offered_resources: ResourcesJson<'a>,
     pid: String,
     port: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    principal: Option<&'a str>,
     registered_time: f64,
     reserved_resources: BTreeMap<&'a str, ResourcesJson<'a>>,
     resources: ResourcesJson<'a>,
@@ -255,6 +257,7 @@ fn serialize_agent<S: Serializer>(
         offered_resources: a.offered.json(),
         pid: format!("slave(1)@{}:{}", a.info.hostname, a.info.port),
         port: a.info.port,
+        principal: a.principal.as_deref(),
         registered_time: a.registered_time,
         reserved_resources: owned
             .reserved

@@ -638,6 +638,8 @@ async fn a_partitioned_agent_comes_back() {
     let master = Spawned(
         std::process::Command::new(strata_tests::bin("strata-master"))
             .args(["--ip", &netns.host_ip, "--port", &master_port.to_string()])
+            // Not loopback, and no TLS: the test's own veth pair.
+            .arg("--insecure")
             .arg("--work-dir")
             .arg(dir.path().join("master"))
             .args([
@@ -666,6 +668,7 @@ async fn a_partitioned_agent_comes_back() {
                 &netns.ns_ip,
                 "--port",
                 "5051",
+                "--insecure",
             ])
             .args(["--cgroups-root", &root, "--resources", "cpus:2;mem:512"])
             .arg("--work-dir")
