@@ -4,6 +4,7 @@
 
 pub mod actor;
 pub mod allocator;
+pub mod auth;
 pub mod config;
 pub mod http;
 mod memory;
@@ -65,19 +66,26 @@ fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
 pub struct Master {
     config: MasterConfig,
     listener: tokio::net::TcpListener,
+    auth: auth::SharedAuth,
 }
 
 impl Master {
     /// Binds the listening port (port 0 picks a free one; see [`Master::local_addr`]).
     pub async fn bind(config: MasterConfig) -> Result<Self, MasterError> {
         config.validate().map_err(MasterError::Config)?;
+        let auth =
+            std::sync::Arc::new(auth::Auth::from_config(&config).map_err(MasterError::Config)?);
         std::fs::create_dir_all(&config.work_dir).map_err(|source| MasterError::WorkDir {
             path: config.work_dir.clone(),
             source,
         })?;
         let addr = SocketAddr::new(config.ip, config.port);
         let listener = listen(addr).map_err(|source| MasterError::Listen { addr, source })?;
-        Ok(Self { config, listener })
+        Ok(Self {
+            config,
+            listener,
+            auth,
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -116,6 +124,7 @@ impl Master {
             max_completed_tasks_per_framework: self.config.max_completed_tasks_per_framework,
             offer_timeout: self.config.offer_timeout,
             min_allocatable: self.config.min_allocatable_resources.0.clone(),
+            acls: std::sync::Arc::clone(&self.auth.acls),
             ..state::StateConfig::default()
         };
         let timers = actor::Timers {
@@ -155,8 +164,12 @@ impl Master {
             }
         };
         let (actor_tx, mailbox) = tokio::sync::mpsc::unbounded_channel();
-        let rpc =
-            rpc::spawn(actor_tx.clone(), leadership.clone()).map_err(MasterError::RpcThread)?;
+        let rpc = rpc::spawn(
+            actor_tx.clone(),
+            leadership.clone(),
+            std::sync::Arc::clone(&self.auth),
+        )
+        .map_err(MasterError::RpcThread)?;
         let (http_tx, http_rx) = tokio::sync::mpsc::channel(1024);
         let conns = net::ConnIds::default();
         let accept = tokio::spawn(net::accept_loop(self.listener, http_tx, rpc, conns.clone()));
@@ -172,6 +185,7 @@ impl Master {
                 leadership.clone(),
                 conns,
                 std::sync::Arc::new(self.config.flags()),
+                std::sync::Arc::clone(&self.auth),
             ),
         )
         .with_graceful_shutdown(async move {

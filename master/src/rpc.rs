@@ -37,6 +37,7 @@ fn call_error(err: CallError) -> capnp::Error {
 pub fn spawn(
     actor: Actor,
     leadership: watch::Receiver<Leadership>,
+    auth: crate::auth::SharedAuth,
 ) -> std::io::Result<mpsc::UnboundedSender<(std::net::TcpStream, ConnId)>> {
     let (tx, mut rx) = mpsc::unbounded_channel::<(std::net::TcpStream, ConnId)>();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -49,7 +50,13 @@ pub fn spawn(
             local.block_on(&runtime, async move {
                 while let Some((stream, conn)) = rx.recv().await {
                     match tokio::net::TcpStream::from_std(stream) {
-                        Ok(stream) => serve(stream, conn, actor.clone(), leadership.clone()),
+                        Ok(stream) => serve(
+                            stream,
+                            conn,
+                            actor.clone(),
+                            leadership.clone(),
+                            std::sync::Arc::clone(&auth),
+                        ),
                         Err(err) => warn!(cause = %err, "failed to adopt an RPC connection"),
                     }
                 }
@@ -73,6 +80,7 @@ fn serve(
     conn: ConnId,
     actor: Actor,
     leadership: watch::Receiver<Leadership>,
+    auth: crate::auth::SharedAuth,
 ) {
     let _ = stream.set_nodelay(true);
     let (reader, writer) = stream.compat().split();
@@ -90,6 +98,7 @@ fn serve(
         conn,
         leadership,
         closer: std::rc::Rc::clone(&closer),
+        auth,
     });
     let rpc = RpcSystem::new(Box::new(network), Some(bootstrap.client));
     tokio::task::spawn_local(async move {
@@ -110,6 +119,7 @@ struct MasterImpl {
     conn: ConnId,
     leadership: watch::Receiver<Leadership>,
     closer: std::rc::Rc<tokio::sync::Notify>,
+    auth: crate::auth::SharedAuth,
 }
 
 impl MasterImpl {
@@ -186,7 +196,30 @@ impl master::Server for MasterImpl {
     ) -> Result<(), capnp::Error> {
         self.require_leading()?;
         let p = params.get()?;
-        let info = wire::framework(p.get_framework()?)?;
+        let mut info = wire::framework(p.get_framework()?)?;
+        // The framework's credential, checked against --credentials (issue 11).
+        let mut authenticated = None;
+        if p.has_credential() {
+            let credential = p.get_credential()?;
+            let principal = credential.get_principal()?.to_str()?;
+            let secret = credential.get_secret()?.to_str()?;
+            if !principal.is_empty() {
+                if !self.auth.verify_credential(principal, secret) {
+                    warn!(principal, "framework authentication failed");
+                    return Err(capnp::Error::failed(format!(
+                        "framework authentication failed for principal {principal:?}"
+                    )));
+                }
+                authenticated = Some(principal.to_string());
+            }
+        }
+        if let Err(why) =
+            self.auth
+                .admit_framework(authenticated.as_deref(), self.auth.frameworks, &mut info)
+        {
+            warn!(principal = authenticated.as_deref().unwrap_or("<none>"), %why, "subscribe refused");
+            return Err(capnp::Error::failed(why));
+        }
         let client: scheduler::Client = p.get_scheduler()?;
         let (link, events) = mpsc::unbounded_channel();
         let (reply, answer) = oneshot::channel();

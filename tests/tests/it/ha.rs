@@ -640,6 +640,8 @@ async fn a_partitioned_agent_comes_back() {
             .args(["--ip", &netns.host_ip, "--port", &master_port.to_string()])
             .arg("--work-dir")
             .arg(dir.path().join("master"))
+            .arg("--acls")
+            .arg(strata_tests::allow_root_acls(dir.path()).unwrap())
             .args([
                 "--agent-ping-timeout",
                 "500ms",
