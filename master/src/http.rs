@@ -32,6 +32,7 @@ pub fn router(
     leadership: watch::Receiver<Leadership>,
     conns: crate::net::ConnIds,
     flags: Flags,
+    auth: crate::auth::SharedAuth,
 ) -> Router {
     let redirect_to = (leadership.clone(), actor.clone());
     let metrics_of = (leadership.clone(), actor.clone(), std::time::Instant::now());
@@ -45,7 +46,7 @@ pub fn router(
         .merge(v0::routes())
         .merge(v1_operator::routes())
         .with_state(actor.clone())
-        .merge(scheduler::routes(actor, conns))
+        .merge(scheduler::routes(actor, conns, auth.clone()))
         .layer(axum::middleware::from_fn_with_state(
             leadership,
             leader_only,
@@ -71,6 +72,12 @@ pub fn router(
             }),
         )
         .layer(axum::Extension(flags))
+        .layer(axum::Extension(auth.clone()))
+        // Outermost: every request is authenticated (or let through as anonymous) first.
+        .layer(axum::middleware::from_fn_with_state(
+            auth,
+            crate::auth::authenticate,
+        ))
 }
 
 /// On a standby, every endpoint but health and version redirects to the leader (307, same
@@ -115,14 +122,32 @@ fn unavailable() -> Response {
         .into_response()
 }
 
-async fn state(State(actor): State<Actor>) -> Response {
+async fn state(
+    State(actor): State<Actor>,
+    auth: Option<axum::Extension<crate::auth::SharedAuth>>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
+) -> Response {
     let (reply, answer) = oneshot::channel();
     if actor.send(Msg::GetState { reply }).is_err() {
         return unavailable();
     }
     match answer.await {
-        // Already JSON: sent as it is, not parsed into a tree and written again.
-        Ok(state) => ([(header::CONTENT_TYPE, "application/json")], state).into_response(),
+        // Already JSON: sent as it is, not parsed into a tree and written again — unless
+        // view_frameworks / view_tasks leave some of it out for this caller.
+        Ok(state) => {
+            let principal = caller
+                .as_ref()
+                .and_then(|c| c.principal().map(str::to_string));
+            let filtered = auth.and_then(|a| {
+                let text = std::str::from_utf8(&state).ok()?;
+                crate::auth::filter_view(&a.acls, principal.as_deref(), text)
+            });
+            let body: Vec<u8> = match filtered {
+                Some(text) => text.into_bytes(),
+                None => state,
+            };
+            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
         Err(_) => unavailable(),
     }
 }
