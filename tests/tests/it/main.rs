@@ -6,6 +6,7 @@
 mod allocation;
 mod bad_input;
 mod cli;
+mod confinement;
 mod executor;
 mod ha;
 mod images;
