@@ -8,6 +8,7 @@ mod bad_input;
 mod cli;
 mod executor;
 mod ha;
+mod hostile;
 mod images;
 mod isolation;
 mod network;
