@@ -18,6 +18,7 @@ use serde_json::json;
 use strata_ha::zk::Leadership;
 use tokio::sync::{mpsc, oneshot, watch};
 
+pub mod limits;
 mod operator;
 mod scheduler;
 mod v0;
@@ -73,11 +74,35 @@ pub fn router(
         )
         .layer(axum::Extension(flags))
         .layer(axum::Extension(auth.clone()))
-        // Outermost: every request is authenticated (or let through as anonymous) first.
+        // Every request is authenticated (or let through as anonymous) before any handler.
         .layer(axum::middleware::from_fn_with_state(
             auth,
             crate::auth::authenticate,
         ))
+        // Request bodies: size and time limits (413, 408), around everything above.
+        .layer(axum::extract::DefaultBodyLimit::max(limits::MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(limits::bodies))
+}
+
+/// The request parsers of the HTTP APIs as pure functions of a body, for the fuzz targets
+/// (`fuzzing/`, `fuzz/`); not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// `POST /api/v1/scheduler`: the call's type, or the error a client gets.
+    pub fn scheduler_call(body: &[u8]) -> Result<String, String> {
+        super::scheduler::parse_body(body)
+    }
+
+    /// `POST /api/v1` (the operator API): the call's type, or the error a client gets.
+    pub fn operator_call(body: &str) -> Result<String, String> {
+        super::v1_operator::parse_body(body)
+    }
+
+    /// The v0 operator endpoints' bodies (`endpoint` picks one: maintenance schedule, quota,
+    /// weights, drain, reactivate, machines, reserve as JSON, reserve as a form).
+    pub fn operator_body(endpoint: u8, body: &str) -> Result<(), String> {
+        super::operator::parse_body(endpoint, body)
+    }
 }
 
 /// On a standby, every endpoint but health and version redirects to the leader (307, same

@@ -19,9 +19,6 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::compat::TokioAsyncReadCompatExt;
 use tracing::{debug, warn};
 
-/// Upper bound on the words one incoming message may make a reader traverse.
-pub const TRAVERSAL_LIMIT_WORDS: usize = 64 * 1024 * 1024;
-
 type Actor = mpsc::UnboundedSender<Msg>;
 
 /// The read and write buffers of one connection (futures' default is 8 KiB each): every agent
@@ -171,8 +168,8 @@ fn serve<S>(
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
 {
     let (reader, writer) = stream.compat().split();
-    let mut options = capnp::message::ReaderOptions::new();
-    options.traversal_limit_in_words(Some(TRAVERSAL_LIMIT_WORDS));
+    // A message past the limits ends this connection only (wire::RPC_TRAVERSAL_LIMIT_WORDS).
+    let options = wire::rpc_reader_options();
     let network = twoparty::VatNetwork::new(
         futures::io::BufReader::with_capacity(CONNECTION_BUFFER, reader),
         futures::io::BufWriter::with_capacity(CONNECTION_BUFFER, writer),

@@ -558,33 +558,52 @@ impl Drop for PendingConn {
     }
 }
 
+/// A SUBSCRIBE call's framework and suppressed roles.
+fn parse_subscribe(call: &Value) -> Result<(strata_schema::FrameworkInfo, Vec<String>), V1Error> {
+    let subscribe = section(call, "subscribe", true)?.unwrap_or(&Value::Null);
+    let mut info = v1::framework_info_from_json(
+        v1::required(subscribe, "subscribe", "framework_info")?,
+        "subscribe.framework_info",
+    )?;
+    match (v1::opt_framework_id(call, "", "framework_id")?, &info.id) {
+        (Some(call_id), Some(info_id)) if call_id != *info_id => {
+            return Err(V1Error {
+                field: "framework_id".into(),
+                why: format!("{call_id} differs from subscribe.framework_info.id {info_id}"),
+            })
+        }
+        (Some(call_id), None) => info.id = Some(call_id),
+        _ => {}
+    }
+    let suppressed = v1::string_list(subscribe, "subscribe", "suppressed_roles")?;
+    check_suppressed(&info, &suppressed, "subscribe.suppressed_roles")?;
+    Ok((info, suppressed))
+}
+
+/// What [`scheduler`] makes of a body, without the HTTP and the actor around it (the fuzzers'
+/// entry, `strata_master::http::fuzzing`): the call's type, or the error a client gets.
+pub(crate) fn parse_body(body: &[u8]) -> Result<String, String> {
+    let call: Value =
+        serde_json::from_slice(body).map_err(|err| format!("the body is not JSON: {err}"))?;
+    v1::object(&call, "call").map_err(|e| e.to_string())?;
+    let kind = v1::req_str(&call, "", "type").map_err(|e| e.to_string())?;
+    if kind == "SUBSCRIBE" {
+        parse_subscribe(&call).map_err(|e| e.to_string())?;
+    } else {
+        let framework_id =
+            v1::framework_id(&call, "", "framework_id").map_err(|e| e.to_string())?;
+        parse_call(kind, &call, &framework_id).map_err(|e| e.to_string())?;
+    }
+    Ok(kind.to_string())
+}
+
 async fn subscribe(
     api: Api,
     call: &Value,
     (content_type, message_type): (&'static str, Option<&'static str>),
     caller: Caller,
 ) -> Response {
-    let parsed = (|| {
-        let subscribe = section(call, "subscribe", true)?.unwrap_or(&Value::Null);
-        let mut info = v1::framework_info_from_json(
-            v1::required(subscribe, "subscribe", "framework_info")?,
-            "subscribe.framework_info",
-        )?;
-        match (v1::opt_framework_id(call, "", "framework_id")?, &info.id) {
-            (Some(call_id), Some(info_id)) if call_id != *info_id => {
-                return Err(V1Error {
-                    field: "framework_id".into(),
-                    why: format!("{call_id} differs from subscribe.framework_info.id {info_id}"),
-                })
-            }
-            (Some(call_id), None) => info.id = Some(call_id),
-            _ => {}
-        }
-        let suppressed = v1::string_list(subscribe, "subscribe", "suppressed_roles")?;
-        check_suppressed(&info, &suppressed, "subscribe.suppressed_roles")?;
-        Ok((info, suppressed))
-    })();
-    let (mut info, suppressed_roles) = match parsed {
+    let (mut info, suppressed_roles) = match parse_subscribe(call) {
         Ok(parsed) => parsed,
         Err(err) => return bad_request(err),
     };

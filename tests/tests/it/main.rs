@@ -9,6 +9,7 @@ mod cli;
 mod confinement;
 mod executor;
 mod ha;
+mod hostile;
 mod images;
 mod isolation;
 mod network;
