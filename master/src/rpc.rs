@@ -124,16 +124,14 @@ pub fn spawn(
                         },
                         // The TLS stream stays registered with the accepting runtime's reactor
                         // (the master's main runtime, alive as long as the master).
-                        RpcStream::Tls(stream) => {
-                            serve(
-                                *stream,
-                                conn,
-                                peer,
-                                actor.clone(),
-                                leadership.clone(),
-                                std::sync::Arc::clone(&framework_auth),
-                            )
-                        }
+                        RpcStream::Tls(stream) => serve(
+                            *stream,
+                            conn,
+                            peer,
+                            actor.clone(),
+                            leadership.clone(),
+                            std::sync::Arc::clone(&framework_auth),
+                        ),
                     }
                 }
             });
