@@ -9,6 +9,7 @@ use strata_isolators::cgroups::io::{self, Device};
 use strata_isolators::filesystem::linux::{self, ReadOnlyMount};
 use strata_isolators::launch::Rlimit;
 use strata_isolators::linux::capabilities::{self, Bounding};
+use strata_isolators::linux::seccomp::{self, Profile as SeccompProfile};
 use strata_isolators::posix::rlimits;
 use strata_isolators::Selection;
 use strata_schema::{Attributes, Resources};
@@ -30,6 +31,10 @@ fn isolation(text: &str) -> Result<Selection, String> {
         .map_err(|e: strata_isolators::selection::SelectionError| e.to_string())
 }
 
+fn seccomp_profile(text: &str) -> Result<SeccompProfileName, String> {
+    seccomp::parse_profile_name(text).map(SeccompProfileName)
+}
+
 fn bounding(text: &str) -> Result<Bounding, String> {
     capabilities::parse_bounding(text)
 }
@@ -49,6 +54,10 @@ fn devices(text: &str) -> Result<Devices, String> {
 /// `--container-rlimits`, parsed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rlimits(pub Vec<Rlimit>);
+
+/// `--seccomp-profile-name`, parsed: `None` is `unconfined`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SeccompProfileName(pub Option<SeccompProfile>);
 
 /// `--container-ro-mounts`, parsed.
 #[derive(Debug, Clone, PartialEq)]
@@ -144,8 +153,10 @@ pub struct AgentConfig {
     pub registration_backoff_max: Duration,
     /// Isolators, comma-separated Mesos-style names (cgroups/cpu, cgroups/mem, cgroups/pids,
     /// cgroups/io, cgroups/cpuset, namespaces/pid, namespaces/ipc, namespaces/uts,
-    /// filesystem/linux, linux/capabilities, linux/nnp, posix/rlimits); `auto`: every one that can
-    /// work on this host; `none`: no isolation beyond a cgroup per container. The agent refuses
+    /// filesystem/linux, linux/capabilities, linux/nnp, linux/seccomp, posix/rlimits); `auto`: every
+    /// one that can work on this host; `none`: no isolation beyond a cgroup per container.
+    /// linux/capabilities, linux/nnp and linux/seccomp come with every selection (their own
+    /// flags loosen them). The agent refuses
     /// to start when an isolator named here cannot work.
     #[arg(long, env = "STRATA_ISOLATION", default_value = "auto", value_parser = isolation)]
     pub isolation: Selection,
@@ -170,6 +181,17 @@ pub struct AgentConfig {
         value_parser = bounding
     )]
     pub bounding_capabilities: Bounding,
+    /// linux/seccomp: the tasks' seccomp profile: `default` (modeled on Docker's default profile:
+    /// EPERM for kernel modules, ptrace, bpf, mount, namespaces, keyrings, the clock, reboot, …)
+    /// or `unconfined` (no filter).
+    #[arg(
+        long,
+        alias = "seccomp_profile_name",
+        env = "STRATA_SECCOMP_PROFILE_NAME",
+        default_value = "default",
+        value_parser = seccomp_profile
+    )]
+    pub seccomp_profile_name: SeccompProfileName,
     /// posix/rlimits: the tasks' resource limits, `NAME=SOFT[:HARD],…` (e.g. `nofile=1024:4096`;
     /// a value may be `unlimited`).
     #[arg(
@@ -332,6 +354,10 @@ mod tests {
         assert!(!config.cgroups_enable_cfs);
         assert_eq!(config.container_pids_max, 0);
         assert_eq!(config.bounding_capabilities, Bounding::Only(0xa804_25fb));
+        assert_eq!(
+            config.seccomp_profile_name,
+            SeccompProfileName(Some(SeccompProfile::Default))
+        );
         assert_eq!(config.container_rlimits.0.len(), 1);
         assert_eq!(config.container_ro_mounts, None);
         assert_eq!(config.cgroups_io_devices, None);
@@ -353,8 +379,11 @@ mod tests {
             "/etc:etc",
             "--cgroups-io-devices",
             "8:0",
+            "--seccomp_profile_name",
+            "unconfined",
         ])
         .unwrap();
+        assert_eq!(config.seccomp_profile_name, SeccompProfileName(None));
         assert_eq!(
             config.isolation,
             Selection::Only(vec![Kind::CgroupsMem, Kind::NamespacesPid])
@@ -376,6 +405,8 @@ mod tests {
         );
         let err = parse(&["--bounding-capabilities", "chown,superpower"]).unwrap_err();
         assert!(err.contains("unknown capability \"superpower\""), "{err}");
+        let err = parse(&["--seccomp-profile-name", "strict"]).unwrap_err();
+        assert!(err.contains("unknown seccomp profile \"strict\""), "{err}");
         let err = parse(&["--container-rlimits", "files=1"]).unwrap_err();
         assert!(err.contains("unknown resource limit"), "{err}");
         let err = parse(&["--container-ro-mounts", "relative"]).unwrap_err();

@@ -33,6 +33,17 @@ pub struct TaskCheckpoint {
     pub sandbox: PathBuf,
 }
 
+/// The user a command task runs as: its command's, else its framework's (as Mesos'
+/// `--switch_user` does); `None` (the agent's user) only when the framework names none.
+pub fn task_user(ckpt: &TaskCheckpoint) -> Option<String> {
+    ckpt.task
+        .command
+        .user
+        .clone()
+        .or_else(|| Some(ckpt.framework.user.clone()))
+        .filter(|user| !user.is_empty())
+}
+
 /// What a container's supervisor reports.
 #[derive(Debug)]
 pub enum ContainerEvent {
@@ -279,7 +290,8 @@ impl Containerizer {
             ("MESOS_SLAVE_ID".into(), ckpt.agent_id.to_string()),
             ("MESOS_CONTAINER_ID".into(), ckpt.container_id.to_string()),
         ];
-        if let Some(user) = &task.command.user {
+        let user = task_user(ckpt);
+        if let Some(user) = &user {
             env.push(("USER".into(), user.clone()));
         }
         for (name, value) in &task.command.environment {
@@ -303,7 +315,7 @@ impl Containerizer {
             cgroup: self.cgroup_of(&ckpt.container_id),
             argv,
             env,
-            user: task.command.user.clone(),
+            user,
             hostname: launch.hostname.clone().unwrap_or_default(),
             namespaces: launch.namespaces,
             isolation: launch.process.clone(),
@@ -320,12 +332,18 @@ impl Containerizer {
                 source,
             })?;
         }
+        // Only the task's user (and the agent) may enter the sandbox.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&ckpt.sandbox, std::fs::Permissions::from_mode(0o750))
+                .map_err(|source| LaunchError::Create {
+                    path: ckpt.sandbox.clone(),
+                    source,
+                })?;
+        }
         // A task with an image has its user in the image; the supervisor resolves it there.
         let mut owner = None;
-        if let Some(user) = ckpt
-            .task
-            .command
-            .user
+        if let Some(user) = task_user(ckpt)
             .as_ref()
             .filter(|_| ckpt.task.image().is_none())
         {
@@ -376,6 +394,14 @@ impl Containerizer {
             return Err(err.into());
         }
         let mut spec = self.spec(ckpt, &launch);
+        // In its own mount namespace a command task sees nothing of the work dir (other
+        // sandboxes, checkpoints, the image store, volumes) but its sandbox and its volumes.
+        if launch.namespaces.mount && self.paths.work_dir.is_absolute() {
+            spec.isolation
+                .mounts
+                .masks
+                .push(self.paths.work_dir.clone());
+        }
         let volumes = crate::volumes::host_volumes(&self.paths.work_dir, &ckpt.task.resources);
         let attached = if ckpt.task.image().is_some() {
             match &self.images {

@@ -19,6 +19,8 @@ use std::path::{Path, PathBuf};
 use strata_schema::{FrameworkId, Resources, TaskId};
 use tokio::sync::{mpsc, oneshot};
 
+pub mod limits;
+
 /// Largest chunk `/files/read` returns at once.
 pub const MAX_READ: u64 = 1 << 20;
 
@@ -66,6 +68,9 @@ pub fn router(
             containerizer,
         })
         .layer(axum::middleware::from_fn(cors))
+        // Request bodies: size and time limits (413, 408), around everything above.
+        .layer(axum::extract::DefaultBodyLimit::max(limits::MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(limits::bodies))
 }
 
 /// The read-only GETs the master's web UI calls from the browser.
@@ -224,6 +229,23 @@ pub(crate) fn confine_any(root: &Path, path: &str) -> Result<PathBuf, Box<Respon
         )));
     }
     Ok(canonical)
+}
+
+/// The sandbox path checks as plain functions, for the fuzz targets (`fuzzing/`, `fuzz/`); not
+/// an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::path::{Path, PathBuf};
+
+    /// [`super::confine_any`]: the canonical path, or the status code of the refusal.
+    pub fn confine_any(root: &Path, path: &str) -> Result<PathBuf, u16> {
+        super::confine_any(root, path).map_err(|r| r.status().as_u16())
+    }
+
+    /// [`super::confine`]: the canonical path of a file, or the status code of the refusal.
+    pub fn confine(root: &Path, path: &str) -> Result<PathBuf, u16> {
+        super::confine(root, path).map_err(|r| r.status().as_u16())
+    }
 }
 
 /// [`confine_any`], for a file.

@@ -16,6 +16,13 @@
 //!                                       rmdir ─▶ status.json
 //! ```
 //!
+//! The task's seccomp filter (`linux/seccomp`) is compiled by the supervisor and installed by
+//! [`SeccompExecutor`], the workload executor libcontainer calls last in the container's init,
+//! after the container start signal and right before `execvp`: libcontainer's own setup
+//! (mounts, `pivot_root`, namespaces) never runs under it, and this crate needs no libseccomp
+//! (libcontainer applies `linux.seccomp` only with its `libseccomp` feature, which is off; the
+//! runtime spec carries none). no_new_privs is always set.
+//!
 //! libcontainer picks its cgroup manager from what is mounted at `/sys/fs/cgroup`. On a hybrid
 //! host that is a tmpfs of v1 hierarchies, and its v1 manager would write them. So the
 //! supervisor presents, in its private mount namespace, the agent's own cgroup2 subtree at
@@ -39,6 +46,7 @@ use strata_images::user::{self, ResolvedUser};
 use strata_images::Store;
 use strata_isolators::cgroup2::Cgroup;
 use strata_isolators::cgroups::mem;
+use strata_isolators::linux::seccomp::{self, Filters};
 
 /// Where libcontainer finds cgroups (in the supervisor's mount namespace).
 const CGROUP_MOUNT: &str = "/sys/fs/cgroup";
@@ -333,7 +341,8 @@ fn create(
         binds: &image.binds,
         tmp: spec.isolation.mounts.tmp.as_ref().map(|t| t.size_bytes),
         bounding_capabilities: spec.isolation.bounding_capabilities.as_deref(),
-        no_new_privs: spec.isolation.no_new_privs,
+        // Always, as for command tasks.
+        no_new_privs: true,
         rlimits: &rlimits,
     })?;
     let bundle = dir.join("bundle");
@@ -363,6 +372,14 @@ fn create(
     };
     let stdout = output("stdout")?;
     let stderr = output("stderr")?;
+    let executor = SeccompExecutor {
+        filters: spec
+            .isolation
+            .seccomp
+            .map(seccomp::compile)
+            .transpose()
+            .map_err(|e| e.to_string())?,
+    };
     let pid = launch_in_cgroup(cgroup, || {
         let stdin =
             File::open("/dev/null").map_err(|e| format!("failed to open /dev/null: {e}"))?;
@@ -372,7 +389,7 @@ fn create(
         )
         .with_root_path(&image.runtime_root)
         .map_err(|e| format!("libcontainer: {e}"))?
-        .with_executor(libcontainer::workload::default::DefaultExecutor {})
+        .with_executor(executor)
         .with_stdin(stdin)
         .with_stdout(stdout)
         .with_stderr(stderr)
@@ -408,6 +425,34 @@ fn create(
         unsafe { libc::kill(pid, pending) };
     }
     Ok(pid)
+}
+
+/// libcontainer's default executor (`execvp` of the spec's args), after installing the task's
+/// seccomp filter: the last thing the container's init does before the workload runs.
+#[derive(Clone)]
+struct SeccompExecutor {
+    filters: Option<Filters>,
+}
+
+impl libcontainer::workload::Executor for SeccompExecutor {
+    fn exec(
+        &self,
+        spec: &libcontainer::oci_spec::runtime::Spec,
+    ) -> Result<(), libcontainer::workload::ExecutorError> {
+        if let Some(filters) = &self.filters {
+            filters
+                .install()
+                .map_err(|e| libcontainer::workload::ExecutorError::Other(e.to_string()))?;
+        }
+        libcontainer::workload::default::DefaultExecutor {}.exec(spec)
+    }
+
+    fn validate(
+        &self,
+        spec: &libcontainer::oci_spec::runtime::Spec,
+    ) -> Result<(), libcontainer::workload::ExecutorValidationError> {
+        libcontainer::workload::default::DefaultExecutor {}.validate(spec)
+    }
 }
 
 /// Runs `create` (libcontainer's create and start, which returns the container's init pid) in a

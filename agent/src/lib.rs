@@ -328,6 +328,7 @@ fn setup_isolation(config: &AgentConfig) -> Result<Isolation, AgentError> {
         io_devices,
         enforce_ports: config.enforce_container_ports,
         bpf_pin_dir: config.bpf_pin_dir.clone(),
+        seccomp: config.seccomp_profile_name.0,
     };
     let isolation = Isolation::setup(
         &config.isolation,

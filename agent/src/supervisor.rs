@@ -30,7 +30,9 @@
 //! carries the rest. Init is cloned straight into the cgroup and its namespaces
 //! (`clone3(CLONE_INTO_CGROUP)`), makes the mount tree private and mounts `/proc`, `/tmp` and
 //! read-only binds, and sets the hostname; the task sets its rlimits, drops capabilities from
-//! its bounding set, switches user and sets no_new_privs right before `execve`.
+//! its bounding set, switches user, sets no_new_privs (always, whatever the spec says) and, as
+//! the very last step before `execve`, installs its seccomp filter (compiled by the supervisor
+//! before it forks).
 //!
 //! SIGTERM and SIGINT to the supervisor go to init, which passes them (and SIGHUP, SIGQUIT,
 //! SIGUSR1, SIGUSR2) on to the task's process group. When the task exits, init exits with it and
@@ -59,6 +61,7 @@ use strata_isolators::filesystem::linux::{self as fs_linux, MountError};
 use strata_isolators::launch::Mounts;
 use strata_isolators::linux::capabilities::{BoundedCapabilities, CapabilityError};
 use strata_isolators::linux::nnp;
+use strata_isolators::linux::seccomp::{self, Filters, SeccompError};
 use strata_isolators::namespaces::{self, NamespaceError};
 use strata_isolators::posix::rlimits::{self, PreparedRlimit, RlimitError};
 
@@ -181,6 +184,8 @@ pub enum SupervisorError {
     Capability(#[from] CapabilityError),
     #[error(transparent)]
     Rlimit(#[from] RlimitError),
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
     #[error("failed to create a pipe: {0}")]
     Pipe(nix::Error),
     #[error("failed to create the container's init: {0}")]
@@ -456,7 +461,8 @@ struct Prepared {
     mounts: Mounts,
     /// The capability bounding set, set by the task before it switches user.
     capabilities: Option<BoundedCapabilities>,
-    no_new_privs: bool,
+    /// Installed by the task right before `execve`.
+    seccomp: Option<Filters>,
     rlimits: Vec<PreparedRlimit>,
     credentials: Option<Credentials>,
     stdin: File,
@@ -598,6 +604,7 @@ fn prepare(spec: &ContainerSpec) -> Result<Prepared, SupervisorError> {
         .map(BoundedCapabilities::new)
         .transpose()?;
     let rlimits = rlimits::prepare(&spec.isolation.rlimits)?;
+    let seccomp = spec.isolation.seccomp.map(seccomp::compile).transpose()?;
     let parent = spec
         .cgroup
         .parent()
@@ -626,7 +633,7 @@ fn prepare(spec: &ContainerSpec) -> Result<Prepared, SupervisorError> {
         namespaces: spec.namespaces,
         mounts: spec.isolation.mounts.clone(),
         capabilities,
-        no_new_privs: spec.isolation.no_new_privs,
+        seccomp,
         rlimits,
         credentials,
         stdin,
@@ -1074,14 +1081,14 @@ fn task_main(p: &Prepared, exec_w: OwnedFd, ready: OwnedFd) -> ! {
             );
         }
     }
-    if p.no_new_privs {
-        if let Err(err) = nnp::set_no_new_privs() {
-            fail(
-                pipe,
-                None,
-                &format!("failed to set no_new_privs: {}", err.desc()),
-            );
-        }
+    // Always: setuid binaries and file capabilities grant a task nothing, and an unprivileged
+    // task may install the seccomp filter below.
+    if let Err(err) = nnp::set_no_new_privs() {
+        fail(
+            pipe,
+            None,
+            &format!("failed to set no_new_privs: {}", err.desc()),
+        );
     }
     // No descriptor of the supervisor's (or the agent's) survives the exec.
     // SAFETY: close_range(2) marking descriptors CLOEXEC; failure (old kernel) is harmless.
@@ -1093,6 +1100,12 @@ fn task_main(p: &Prepared, exec_w: OwnedFd, ready: OwnedFd) -> ! {
             libc::CLOSE_RANGE_CLOEXEC,
         )
     };
+    // The very last step: from here on only execve (and the failure report) runs filtered.
+    if let Some(filters) = &p.seccomp {
+        if let Err(err) = filters.install() {
+            fail(pipe, None, &err.to_string());
+        }
+    }
     let mut error = Errno::ENOENT;
     let mut denied = false;
     for candidate in &p.candidates {

@@ -84,6 +84,54 @@ pub enum Command {
     Drain(DrainArgs),
     /// Reactivate a drained (or deactivated) agent
     Reactivate(AgentArgs),
+    /// Make a cluster CA and node certificates for mutual TLS (small installs without a CA)
+    Certs(CertsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    #[command(subcommand)]
+    pub action: CertsAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsAction {
+    /// Make a self-signed cluster CA: DIR/ca.crt and DIR/ca.key (mode 0600)
+    Ca {
+        /// Where to write the CA's files
+        #[arg(long, value_name = "DIR", default_value = "/etc/strata/tls")]
+        dir: PathBuf,
+        /// The CA's common name
+        #[arg(long, default_value = "Strata cluster CA")]
+        name: String,
+        /// Validity in days
+        #[arg(long, default_value_t = 3650)]
+        days: u32,
+        /// Replace files that exist
+        #[arg(long)]
+        force: bool,
+    },
+    /// Issue a node certificate signed by the CA: OUT/NAME.crt and OUT/NAME.key (mode 0600);
+    /// the subject CN is NAME, which the master takes as an agent's principal
+    Node {
+        /// The node's host name or address (subject CN and first alternative name)
+        name: String,
+        /// More DNS names or IP addresses the node is reached by (repeatable)
+        #[arg(long = "alt-name", value_name = "NAME")]
+        alt_names: Vec<String>,
+        /// Where the CA's ca.crt and ca.key are
+        #[arg(long, value_name = "DIR", default_value = "/etc/strata/tls")]
+        ca_dir: PathBuf,
+        /// Where to write the node's files (default: the CA's directory)
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Validity in days
+        #[arg(long, default_value_t = 825)]
+        days: u32,
+        /// Replace files that exist
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Args)]

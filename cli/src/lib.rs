@@ -10,6 +10,7 @@
 
 pub mod allocation;
 pub mod args;
+pub mod certs;
 pub mod config;
 pub mod daemons;
 pub mod images;
@@ -46,6 +47,15 @@ pub fn main(cli: Cli) -> u8 {
         let mut command = <Cli as clap::CommandFactory>::command();
         clap_complete::generate(args.shell, &mut command, "strata", &mut std::io::stdout());
         return 0;
+    }
+    if let Command::Certs(args) = &cli.command {
+        return match certs::certs(args) {
+            Ok(()) => 0,
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                1
+            }
+        };
     }
     let given = match cli.master {
         Some(master) => master,
@@ -85,7 +95,7 @@ pub fn main(cli: Cli) -> u8 {
             Command::Frameworks(args) => inspect::frameworks(&master, args).await,
             Command::Logs(args) => logs::logs(&given, &master, args).await,
             Command::Top(args) => top::top(&master, args).await,
-            Command::Completions(_) => Ok(0),
+            Command::Completions(_) | Command::Certs(_) => Ok(0),
             Command::Kill(args) => inspect::kill(&master, args).await,
             Command::Images(args) => images::images(&master, args).await,
             Command::Roles(args) => allocation::roles(&master, args).await,

@@ -70,6 +70,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<u8> {
     let mut started: Vec<Started> = Vec::new();
     if let Some(bin) = master_bin {
         let mut master = master_args(&ip, args.master_port, &layout.work_dir(Daemon::Master));
+        master.extend(dev_acls(&layout.work_dir(Daemon::Master))?);
         if args.insecure {
             master.push("--insecure".into());
         }
@@ -256,6 +257,18 @@ fn running_pid(layout: &Layout, daemon: Daemon) -> anyhow::Result<Option<(i32, b
 fn inspect(daemon: Daemon, pid: i32, pid_file: &Path) -> anyhow::Result<ProcState> {
     daemons::inspect_pid(Path::new(PROC_ROOT), pid, daemon.binary())
         .with_context(|| format!("cannot inspect pid {pid} from {}", pid_file.display()))
+}
+
+/// `--acls` for the dev cluster: a single-node loopback cluster run by its owner, whose tasks
+/// run as root by default — which a master allows only with an ACL that says so (issue 11).
+/// The file is written next to the master's work dir.
+fn dev_acls(work_dir: &Path) -> anyhow::Result<Vec<String>> {
+    let dir = work_dir.parent().unwrap_or(work_dir);
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join("acls.json");
+    std::fs::write(&path, strata_security::acl::Acls::ALLOW_ROOT_JSON)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(vec!["--acls".into(), path.display().to_string()])
 }
 
 pub fn master_args(ip: &str, port: u16, work_dir: &Path) -> Vec<String> {

@@ -477,7 +477,7 @@ async fn session(
         futures::io::BufReader::new(reader),
         futures::io::BufWriter::new(writer),
         rpc_twoparty_capnp::Side::Client,
-        Default::default(),
+        strata_schema::wire::rpc_reader_options(),
     );
     let mut rpc = RpcSystem::new(Box::new(network), None);
     let master: master::Client = rpc.bootstrap(rpc_twoparty_capnp::Side::Server);

@@ -1,7 +1,7 @@
 //! What the isolators ask of a container's processes, filled in by [`crate::Isolator::prepare`]
 //! in the agent and carried to the supervisor in its `spec.json`. The supervisor applies it in
 //! the container's init (namespaces, mounts) and in the task between `fork` and `execve`
-//! (rlimits, capabilities, no_new_privs).
+//! (rlimits, capabilities, no_new_privs, seccomp).
 
 use crate::namespaces::Namespaces;
 use serde::{Deserialize, Serialize};
@@ -39,8 +39,12 @@ pub struct ProcessIsolation {
     /// The capability bounding set, as names such as `CAP_CHOWN` (`linux/capabilities`);
     /// `None` leaves the capabilities alone.
     pub bounding_capabilities: Option<Vec<String>>,
-    /// `prctl(PR_SET_NO_NEW_PRIVS)` before `execve` (`linux/nnp`).
+    /// `prctl(PR_SET_NO_NEW_PRIVS)` before `execve` (`linux/nnp`). The supervisor sets it
+    /// whatever this says (kept for specs and runtime specs that read it).
     pub no_new_privs: bool,
+    /// The seccomp profile installed right before `execve` (`linux/seccomp`); `None`:
+    /// unconfined.
+    pub seccomp: Option<crate::linux::seccomp::Profile>,
     /// Resource limits set before `execve` (`posix/rlimits`).
     pub rlimits: Vec<Rlimit>,
 }
@@ -53,6 +57,10 @@ pub struct Mounts {
     pub proc: bool,
     /// A fresh tmpfs on `/tmp`.
     pub tmp: Option<Tmpfs>,
+    /// Host directories covered by an empty read-only tmpfs (the agent's work dir, the BPF
+    /// filesystem): the task sees none of what lies below them but its own sandbox and the
+    /// binds' sources, bound back at their paths.
+    pub masks: Vec<PathBuf>,
     /// Read-only bind mounts of host paths.
     pub read_only_binds: Vec<BindMount>,
     /// Read-write bind mounts of host paths, made after the read-only ones (the agent's

@@ -14,6 +14,7 @@ use crate::isolator::{Container, Isolator, IsolatorError};
 use crate::launch::{Launch, Rlimit};
 use crate::linux::capabilities::{self, Bounding};
 use crate::linux::nnp;
+use crate::linux::seccomp::{self, Profile};
 use crate::namespaces::{ipc, pid, uts};
 use crate::network::{self, accounting, ports, NetworkBpf};
 use crate::posix::rlimits;
@@ -40,11 +41,12 @@ pub enum Kind {
     FilesystemLinux,
     LinuxCapabilities,
     LinuxNnp,
+    LinuxSeccomp,
     PosixRlimits,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 15] = [
         Kind::CgroupsCpu,
         Kind::CgroupsMem,
         Kind::CgroupsPids,
@@ -58,8 +60,16 @@ impl Kind {
         Kind::FilesystemLinux,
         Kind::LinuxCapabilities,
         Kind::LinuxNnp,
+        Kind::LinuxSeccomp,
         Kind::PosixRlimits,
     ];
+
+    /// What every container gets, whatever `--isolation` lists (`none` included): the capability
+    /// bounding set, no_new_privs and seccomp. Their own flags loosen them
+    /// (`--bounding-capabilities all`, `--seccomp-profile-name unconfined`); no_new_privs is
+    /// always set.
+    pub const CONFINEMENT: [Kind; 3] =
+        [Kind::LinuxCapabilities, Kind::LinuxNnp, Kind::LinuxSeccomp];
 
     /// The Mesos-style name.
     pub fn name(self) -> &'static str {
@@ -77,6 +87,7 @@ impl Kind {
             Kind::FilesystemLinux => fs_linux::NAME,
             Kind::LinuxCapabilities => capabilities::NAME,
             Kind::LinuxNnp => nnp::NAME,
+            Kind::LinuxSeccomp => seccomp::NAME,
             Kind::PosixRlimits => rlimits::NAME,
         }
     }
@@ -108,8 +119,8 @@ impl Kind {
             Kind::NamespacesUts => uts::available(host),
             Kind::FilesystemLinux => fs_linux::available(host),
             Kind::NetworkPorts | Kind::NetworkAccounting => network::available(host),
-            // Capabilities (2.6.25), no_new_privs (3.5) and rlimits: every kernel this agent
-            // runs on (clone3 needs 5.3) has them.
+            // Capabilities (2.6.25), no_new_privs and seccomp filters (3.5) and rlimits: every
+            // kernel this agent runs on (clone3 needs 5.3) has them.
             _ => Ok(()),
         }
     }
@@ -234,6 +245,8 @@ pub struct IsolationConfig {
     pub enforce_ports: bool,
     /// `--bpf-pin-dir`: where the network isolators pin their BPF maps and links.
     pub bpf_pin_dir: PathBuf,
+    /// `--seccomp-profile-name`: `None` is `unconfined`.
+    pub seccomp: Option<Profile>,
 }
 
 impl Default for IsolationConfig {
@@ -247,6 +260,7 @@ impl Default for IsolationConfig {
             io_devices: Vec::new(),
             enforce_ports: true,
             bpf_pin_dir: PathBuf::from(strata_ebpf::DEFAULT_PIN_DIR),
+            seccomp: Some(Profile::Default),
         }
     }
 }
@@ -283,10 +297,13 @@ impl Isolation {
         cgroups_root: &Path,
     ) -> Result<Self, IsolationError> {
         let explicit = *selection != Selection::Auto;
-        let candidates = match selection {
+        let mut candidates = match selection {
             Selection::Auto => Kind::ALL.to_vec(),
             Selection::Only(kinds) => kinds.clone(),
         };
+        candidates.extend(Kind::CONFINEMENT);
+        candidates.sort();
+        candidates.dedup();
         let mut chosen = Vec::new();
         let mut left_out = Vec::new();
         for kind in candidates {
@@ -510,6 +527,17 @@ fn build_network(
         .collect())
 }
 
+/// The BPF filesystem a task must not see: `/sys/fs/bpf` and the pin directory (wherever it
+/// is), as far as they exist.
+fn bpf_masks(pin_dir: &Path) -> Vec<PathBuf> {
+    let mut masks = vec![PathBuf::from("/sys/fs/bpf")];
+    if !pin_dir.starts_with("/sys/fs/bpf") {
+        masks.push(pin_dir.to_path_buf());
+    }
+    masks.retain(|p| p.is_dir());
+    masks
+}
+
 fn build(
     kind: Kind,
     config: &IsolationConfig,
@@ -533,12 +561,22 @@ fn build(
         Kind::NamespacesUts => Box::new(uts::UtsIsolator),
         Kind::FilesystemLinux => Box::new(
             fs_linux::LinuxFilesystemIsolator::new(config.ro_mounts.clone())
+                .map(|fs| fs.masking(bpf_masks(&config.bpf_pin_dir)))
                 .map_err(invalid(fs_linux::NAME))?,
         ),
         Kind::LinuxCapabilities => Box::new(capabilities::CapabilitiesIsolator {
             bounding: config.bounding,
         }),
         Kind::LinuxNnp => Box::new(nnp::NnpIsolator),
+        Kind::LinuxSeccomp => {
+            if let Some(profile) = config.seccomp {
+                // A profile that does not compile here fails the agent, not every task.
+                seccomp::compile(profile).map_err(|err| invalid(seccomp::NAME)(err.to_string()))?;
+            }
+            Box::new(seccomp::SeccompIsolator {
+                profile: config.seccomp,
+            })
+        }
         Kind::PosixRlimits => Box::new(
             rlimits::RlimitsIsolator::new(config.rlimits.clone(), &host.proc)
                 .map_err(invalid(rlimits::NAME))?,
@@ -588,7 +626,7 @@ mod tests {
             err.to_string(),
             "unknown isolator \"cgroups/memory\" (known: auto, none, cgroups/cpu, cgroups/mem, \
              cgroups/pids, cgroups/io, cgroups/cpuset, network/ports, network/accounting, \
-             namespaces/pid, namespaces/ipc, namespaces/uts, filesystem/linux, linux/capabilities, linux/nnp, posix/rlimits)"
+             namespaces/pid, namespaces/ipc, namespaces/uts, filesystem/linux, linux/capabilities, linux/nnp, linux/seccomp, posix/rlimits)"
         );
         assert_eq!(
             "auto,cgroups/cpu"
@@ -674,6 +712,7 @@ mod tests {
                 "filesystem/linux",
                 "linux/capabilities",
                 "linux/nnp",
+                "linux/seccomp",
                 "posix/rlimits"
             ]
         );
@@ -722,7 +761,17 @@ mod tests {
             Path::new("a/b"),
         )
         .unwrap();
-        assert_eq!(isolation.names(), vec!["cgroups/mem", "namespaces/pid"]);
+        // The confinement isolators come with any selection.
+        assert_eq!(
+            isolation.names(),
+            vec![
+                "cgroups/mem",
+                "namespaces/pid",
+                "linux/capabilities",
+                "linux/nnp",
+                "linux/seccomp"
+            ]
+        );
         for dir in ["", "a", "a/b"] {
             assert_eq!(
                 std::fs::read_to_string(host.mount().join(dir).join("cgroup.subtree_control"))

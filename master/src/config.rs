@@ -116,15 +116,59 @@ pub struct MasterConfig {
         env = "STRATA_AUTHENTICATE_AGENTS"
     )]
     pub authenticate_agents: bool,
-    /// Principals and secrets that may authenticate (Mesos' format: JSON
-    /// `{"credentials":[{"principal":..,"secret":..}]}` or lines `principal secret`): agents'
-    /// credentials are checked against it.
-    // Also in the authentication block (sec-auth): one field at merge time.
-    #[arg(long, env = "STRATA_CREDENTIALS", value_name = "FILE")]
-    pub credentials: Option<PathBuf>,
     /// Serve a non-loopback address without TLS (the master refuses to otherwise).
     #[arg(long, env = "STRATA_INSECURE")]
     pub insecure: bool,
+
+    // ---- authentication and authorization (issue 11, H2) ----
+    /// Principals and secrets that may authenticate (Mesos' format: JSON
+    /// `{"credentials":[{"principal":..,"secret":..}]}` or lines `principal secret`): HTTP Basic,
+    /// the `credential` of a Cap'n Proto subscribe and agents' credentials are checked against it.
+    #[arg(long, env = "STRATA_CREDENTIALS", value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
+    /// Mesos' ACLs (JSON) deciding who may register with which role, run tasks as which user,
+    /// reserve, set quotas and weights, tear down, view frameworks and tasks. Without it every
+    /// action is allowed except running tasks as root (which needs a `run_tasks` rule naming
+    /// `root`).
+    #[arg(long, env = "STRATA_ACLS", value_name = "FILE")]
+    pub acls: Option<PathBuf>,
+    /// HS256 key (the file's bytes) that bearer tokens (`Authorization: Bearer`, `strata token`)
+    /// are signed with; the agents share it.
+    #[arg(
+        long,
+        alias = "jwt_secret_key",
+        env = "STRATA_JWT_SECRET_KEY",
+        value_name = "FILE"
+    )]
+    pub jwt_secret_key: Option<PathBuf>,
+    /// Frameworks subscribing over Cap'n Proto must authenticate (their `credential`).
+    #[arg(
+        long,
+        alias = "authenticate_frameworks",
+        env = "STRATA_AUTHENTICATE_FRAMEWORKS"
+    )]
+    pub authenticate_frameworks: bool,
+    /// Read-only HTTP endpoints (GET: /state, /roles, …) need credentials.
+    #[arg(
+        long,
+        alias = "authenticate_http_readonly",
+        env = "STRATA_AUTHENTICATE_HTTP_READONLY"
+    )]
+    pub authenticate_http_readonly: bool,
+    /// Read-write HTTP endpoints (operator POSTs, /api/v1) need credentials.
+    #[arg(
+        long,
+        alias = "authenticate_http_readwrite",
+        env = "STRATA_AUTHENTICATE_HTTP_READWRITE"
+    )]
+    pub authenticate_http_readwrite: bool,
+    /// Frameworks on the v1 HTTP scheduler API (/api/v1/scheduler) need credentials.
+    #[arg(
+        long,
+        alias = "authenticate_http_frameworks",
+        env = "STRATA_AUTHENTICATE_HTTP_FRAMEWORKS"
+    )]
+    pub authenticate_http_frameworks: bool,
 }
 
 /// The alternatives of `--min-allocatable-resources`.
@@ -198,6 +242,8 @@ impl MasterConfig {
             ("tls_key", &self.tls_key),
             ("tls_ca", &self.tls_ca),
             ("credentials", &self.credentials),
+            ("acls", &self.acls),
+            ("jwt_secret_key", &self.jwt_secret_key),
         ] {
             if let Some(path) = path {
                 flags.push((name, path.display().to_string()));
@@ -205,6 +251,23 @@ impl MasterConfig {
         }
         flags.push(("authenticate_agents", self.authenticate_agents.to_string()));
         flags.push(("insecure", self.insecure.to_string()));
+        for (name, on) in [
+            ("authenticate_frameworks", self.authenticate_frameworks),
+            (
+                "authenticate_http_readonly",
+                self.authenticate_http_readonly,
+            ),
+            (
+                "authenticate_http_readwrite",
+                self.authenticate_http_readwrite,
+            ),
+            (
+                "authenticate_http_frameworks",
+                self.authenticate_http_frameworks,
+            ),
+        ] {
+            flags.push((name, on.to_string()));
+        }
         let mut flags: Vec<(String, String)> =
             flags.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         flags.sort();

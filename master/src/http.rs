@@ -18,6 +18,7 @@ use serde_json::json;
 use strata_ha::zk::Leadership;
 use tokio::sync::{mpsc, oneshot, watch};
 
+pub mod limits;
 mod operator;
 mod scheduler;
 mod v0;
@@ -32,6 +33,7 @@ pub fn router(
     leadership: watch::Receiver<Leadership>,
     conns: crate::net::ConnIds,
     flags: Flags,
+    auth: crate::auth::SharedAuth,
 ) -> Router {
     let redirect_to = (leadership.clone(), actor.clone());
     let metrics_of = (leadership.clone(), actor.clone(), std::time::Instant::now());
@@ -45,7 +47,7 @@ pub fn router(
         .merge(v0::routes())
         .merge(v1_operator::routes())
         .with_state(actor.clone())
-        .merge(scheduler::routes(actor, conns))
+        .merge(scheduler::routes(actor, conns, auth.clone()))
         .layer(axum::middleware::from_fn_with_state(
             leadership,
             leader_only,
@@ -71,6 +73,36 @@ pub fn router(
             }),
         )
         .layer(axum::Extension(flags))
+        .layer(axum::Extension(auth.clone()))
+        // Every request is authenticated (or let through as anonymous) before any handler.
+        .layer(axum::middleware::from_fn_with_state(
+            auth,
+            crate::auth::authenticate,
+        ))
+        // Request bodies: size and time limits (413, 408), around everything above.
+        .layer(axum::extract::DefaultBodyLimit::max(limits::MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(limits::bodies))
+}
+
+/// The request parsers of the HTTP APIs as pure functions of a body, for the fuzz targets
+/// (`fuzzing/`, `fuzz/`); not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// `POST /api/v1/scheduler`: the call's type, or the error a client gets.
+    pub fn scheduler_call(body: &[u8]) -> Result<String, String> {
+        super::scheduler::parse_body(body)
+    }
+
+    /// `POST /api/v1` (the operator API): the call's type, or the error a client gets.
+    pub fn operator_call(body: &str) -> Result<String, String> {
+        super::v1_operator::parse_body(body)
+    }
+
+    /// The v0 operator endpoints' bodies (`endpoint` picks one: maintenance schedule, quota,
+    /// weights, drain, reactivate, machines, reserve as JSON, reserve as a form).
+    pub fn operator_body(endpoint: u8, body: &str) -> Result<(), String> {
+        super::operator::parse_body(endpoint, body)
+    }
 }
 
 /// On a standby, every endpoint but health and version redirects to the leader (307, same
@@ -115,14 +147,32 @@ fn unavailable() -> Response {
         .into_response()
 }
 
-async fn state(State(actor): State<Actor>) -> Response {
+async fn state(
+    State(actor): State<Actor>,
+    auth: Option<axum::Extension<crate::auth::SharedAuth>>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
+) -> Response {
     let (reply, answer) = oneshot::channel();
     if actor.send(Msg::GetState { reply }).is_err() {
         return unavailable();
     }
     match answer.await {
-        // Already JSON: sent as it is, not parsed into a tree and written again.
-        Ok(state) => ([(header::CONTENT_TYPE, "application/json")], state).into_response(),
+        // Already JSON: sent as it is, not parsed into a tree and written again — unless
+        // view_frameworks / view_tasks leave some of it out for this caller.
+        Ok(state) => {
+            let principal = caller
+                .as_ref()
+                .and_then(|c| c.principal().map(str::to_string));
+            let filtered = auth.and_then(|a| {
+                let text = std::str::from_utf8(&state).ok()?;
+                crate::auth::filter_view(&a.acls, principal.as_deref(), text)
+            });
+            let body: Vec<u8> = match filtered {
+                Some(text) => text.into_bytes(),
+                None => state,
+            };
+            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
         Err(_) => unavailable(),
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod actor;
 pub mod allocator;
+pub mod auth;
 pub mod config;
 pub mod http;
 mod memory;
@@ -111,12 +112,15 @@ pub struct Master {
     /// `--tls-cert`: every connection is TLS.
     tls: Option<strata_security::tls::TlsAcceptor>,
     agent_auth: rpc::AgentAuth,
+    auth: auth::SharedAuth,
 }
 
 impl Master {
     /// Binds the listening port (port 0 picks a free one; see [`Master::local_addr`]).
     pub async fn bind(config: MasterConfig) -> Result<Self, MasterError> {
         config.validate().map_err(MasterError::Config)?;
+        let auth =
+            std::sync::Arc::new(auth::Auth::from_config(&config).map_err(MasterError::Config)?);
         std::fs::create_dir_all(&config.work_dir).map_err(|source| MasterError::WorkDir {
             path: config.work_dir.clone(),
             source,
@@ -129,6 +133,7 @@ impl Master {
             listener,
             tls,
             agent_auth,
+            auth,
         })
     }
 
@@ -168,6 +173,7 @@ impl Master {
             max_completed_tasks_per_framework: self.config.max_completed_tasks_per_framework,
             offer_timeout: self.config.offer_timeout,
             min_allocatable: self.config.min_allocatable_resources.0.clone(),
+            acls: std::sync::Arc::clone(&self.auth.acls),
             ..state::StateConfig::default()
         };
         let timers = actor::Timers {
@@ -207,8 +213,13 @@ impl Master {
             }
         };
         let (actor_tx, mailbox) = tokio::sync::mpsc::unbounded_channel();
-        let rpc = rpc::spawn(actor_tx.clone(), leadership.clone(), self.agent_auth)
-            .map_err(MasterError::RpcThread)?;
+        let rpc = rpc::spawn(
+            actor_tx.clone(),
+            leadership.clone(),
+            self.agent_auth,
+            std::sync::Arc::clone(&self.auth),
+        )
+        .map_err(MasterError::RpcThread)?;
         let (http_tx, http_rx) = tokio::sync::mpsc::channel(1024);
         let conns = net::ConnIds::default();
         let accept = tokio::spawn(net::accept_loop(
@@ -227,6 +238,7 @@ impl Master {
                 leadership.clone(),
                 conns,
                 std::sync::Arc::new(self.config.flags()),
+                std::sync::Arc::clone(&self.auth),
             ),
             async move {
                 let _ = stop_http.wait_for(|s| *s).await;

@@ -19,9 +19,6 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::compat::TokioAsyncReadCompatExt;
 use tracing::{debug, warn};
 
-/// Upper bound on the words one incoming message may make a reader traverse.
-pub const TRAVERSAL_LIMIT_WORDS: usize = 64 * 1024 * 1024;
-
 type Actor = mpsc::UnboundedSender<Msg>;
 
 /// The read and write buffers of one connection (futures' default is 8 KiB each): every agent
@@ -93,6 +90,7 @@ pub fn spawn(
     actor: Actor,
     leadership: watch::Receiver<Leadership>,
     auth: AgentAuth,
+    framework_auth: crate::auth::SharedAuth,
 ) -> std::io::Result<mpsc::UnboundedSender<RpcConn>> {
     let (tx, mut rx) = mpsc::unbounded_channel::<RpcConn>();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -113,15 +111,27 @@ pub fn spawn(
                         RpcStream::Plain(stream) => match tokio::net::TcpStream::from_std(stream) {
                             Ok(stream) => {
                                 let _ = stream.set_nodelay(true);
-                                serve(stream, conn, peer, actor.clone(), leadership.clone())
+                                serve(
+                                    stream,
+                                    conn,
+                                    peer,
+                                    actor.clone(),
+                                    leadership.clone(),
+                                    std::sync::Arc::clone(&framework_auth),
+                                )
                             }
                             Err(err) => warn!(cause = %err, "failed to adopt an RPC connection"),
                         },
                         // The TLS stream stays registered with the accepting runtime's reactor
                         // (the master's main runtime, alive as long as the master).
-                        RpcStream::Tls(stream) => {
-                            serve(*stream, conn, peer, actor.clone(), leadership.clone())
-                        }
+                        RpcStream::Tls(stream) => serve(
+                            *stream,
+                            conn,
+                            peer,
+                            actor.clone(),
+                            leadership.clone(),
+                            std::sync::Arc::clone(&framework_auth),
+                        ),
                     }
                 }
             });
@@ -151,12 +161,13 @@ fn serve<S>(
     peer: Peer,
     actor: Actor,
     leadership: watch::Receiver<Leadership>,
+    auth: crate::auth::SharedAuth,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
 {
     let (reader, writer) = stream.compat().split();
-    let mut options = capnp::message::ReaderOptions::new();
-    options.traversal_limit_in_words(Some(TRAVERSAL_LIMIT_WORDS));
+    // A message past the limits ends this connection only (wire::RPC_TRAVERSAL_LIMIT_WORDS).
+    let options = wire::rpc_reader_options();
     let network = twoparty::VatNetwork::new(
         futures::io::BufReader::with_capacity(CONNECTION_BUFFER, reader),
         futures::io::BufWriter::with_capacity(CONNECTION_BUFFER, writer),
@@ -170,6 +181,7 @@ fn serve<S>(
         leadership,
         closer: std::rc::Rc::clone(&closer),
         peer,
+        auth,
     });
     let rpc = RpcSystem::new(Box::new(network), Some(bootstrap.client));
     tokio::task::spawn_local(async move {
@@ -191,6 +203,7 @@ struct MasterImpl {
     leadership: watch::Receiver<Leadership>,
     closer: std::rc::Rc<tokio::sync::Notify>,
     peer: Peer,
+    auth: crate::auth::SharedAuth,
 }
 
 impl MasterImpl {
@@ -285,7 +298,30 @@ impl master::Server for MasterImpl {
     ) -> Result<(), capnp::Error> {
         self.require_leading()?;
         let p = params.get()?;
-        let info = wire::framework(p.get_framework()?)?;
+        let mut info = wire::framework(p.get_framework()?)?;
+        // The framework's credential, checked against --credentials (issue 11).
+        let mut authenticated = None;
+        if p.has_credential() {
+            let credential = p.get_credential()?;
+            let principal = credential.get_principal()?.to_str()?;
+            let secret = credential.get_secret()?.to_str()?;
+            if !principal.is_empty() {
+                if !self.auth.verify_credential(principal, secret) {
+                    warn!(principal, "framework authentication failed");
+                    return Err(capnp::Error::failed(format!(
+                        "framework authentication failed for principal {principal:?}"
+                    )));
+                }
+                authenticated = Some(principal.to_string());
+            }
+        }
+        if let Err(why) =
+            self.auth
+                .admit_framework(authenticated.as_deref(), self.auth.frameworks, &mut info)
+        {
+            warn!(principal = authenticated.as_deref().unwrap_or("<none>"), %why, "subscribe refused");
+            return Err(capnp::Error::failed(why));
+        }
         let client: scheduler::Client = p.get_scheduler()?;
         let (link, events) = mpsc::unbounded_channel();
         let (reply, answer) = oneshot::channel();

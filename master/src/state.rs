@@ -134,6 +134,8 @@ pub struct StateConfig {
     pub offer_timeout: Option<Duration>,
     /// An offer must hold at least one of these (`--min-allocatable-resources`).
     pub min_allocatable: Vec<Resources>,
+    /// Mesos' ACLs (`--acls`): `register_frameworks` and `run_tasks` are decided here.
+    pub acls: Arc<strata_security::acl::Acls>,
 }
 
 impl Default for StateConfig {
@@ -147,6 +149,9 @@ impl Default for StateConfig {
             agent_reregister_timeout: Duration::from_secs(600),
             offer_timeout: None,
             min_allocatable: allocator::default_min_allocatable(),
+            // The master always sets these from `--acls`; the default (unit tests) lets every
+            // principal run tasks as root, as the test harness's ACL file does.
+            acls: Arc::new(strata_security::acl::Acls::allow_all_with_root()),
         }
     }
 }
@@ -373,6 +378,9 @@ pub enum CallError {
     InvalidOffers(String),
     #[error("{0}")]
     Invalid(String),
+    /// Refused by an ACL (or a principal mismatch); the message names the rule.
+    #[error("{0}")]
+    Unauthorized(String),
 }
 
 /// Why an operator's kill was refused.
@@ -1113,7 +1121,19 @@ impl Master {
             if self.completed_frameworks.iter().any(|f| f.id == *id) {
                 return Err(CallError::Removed(id.clone()));
             }
+            // A framework's id does not let another principal take it over.
+            if let Some(fw) = self.frameworks.get(id) {
+                if fw.info.principal != info.principal {
+                    warn!(framework_id = %id, principal = info.principal.as_deref().unwrap_or("<none>"), "re-subscription by another principal refused");
+                    return Err(CallError::Unauthorized(format!(
+                        "framework {id} belongs to principal {:?}; {:?} may not subscribe as it",
+                        fw.info.principal.as_deref().unwrap_or(""),
+                        info.principal.as_deref().unwrap_or("")
+                    )));
+                }
+            }
         }
+        self.authorize_roles(&info)?;
         let id = match info.id.clone() {
             Some(id) => id,
             None => {
@@ -1208,6 +1228,10 @@ impl Master {
     }
 
     /// Checks that a call on `conn` may act for framework `id`.
+    fn authorize_roles(&self, info: &FrameworkInfo) -> Result<(), CallError> {
+        authorize_roles(&self.config.acls, info)
+    }
+
     fn caller(&self, conn: ConnId, id: &FrameworkId) -> Result<(), CallError> {
         match self.frameworks.get(id) {
             Some(fw) if fw.conn == Some(conn) => Ok(()),
@@ -1317,6 +1341,8 @@ impl Master {
                 old.checkpoint
             )));
         }
+        let acls = Arc::clone(&self.config.acls);
+        authorize_roles(&acls, &info)?;
         let roles = info.effective_roles();
         if let Some(role) = suppressed_roles
             .iter()
@@ -1728,6 +1754,20 @@ impl Master {
                 }
             };
             for task in tasks {
+                if let Some(message) = self.unauthorized_task(id, &task, None) {
+                    batch_ids.insert(task.task_id.clone());
+                    let status = master_status(
+                        &task,
+                        id,
+                        TaskState::Error,
+                        "REASON_TASK_UNAUTHORIZED",
+                        message,
+                    );
+                    if let Some(fw) = self.frameworks.get(id) {
+                        fw.send(SchedulerEvent::Update(status));
+                    }
+                    continue;
+                }
                 let error = self.validate_task(id, &agent_id, &task, &remaining, &batch_ids);
                 batch_ids.insert(task.task_id.clone());
                 if let Some(message) = error {
@@ -1764,6 +1804,63 @@ impl Master {
                 dropped.join("; ")
             )))
         }
+    }
+
+    /// `run_tasks` (Mesos' RUN_TASK, object: the task's user — CommandInfo.user, else the
+    /// executor's, else FrameworkInfo.user) and Strata's root rule: a task that runs as root —
+    /// it names root, or names no user and so runs as the agent's user — needs a `run_tasks` ACL
+    /// naming root for the framework's principal ([`Acls::allows_root`]); `permissive` never
+    /// grants it. Answers the refusal's message; denials are logged.
+    ///
+    /// [`Acls::allows_root`]: strata_security::acl::Acls::allows_root
+    fn unauthorized_task(
+        &self,
+        fw_id: &FrameworkId,
+        task: &TaskInfo,
+        group_executor: Option<&ExecutorInfo>,
+    ) -> Option<String> {
+        use strata_security::acl::Action;
+        let fw = self.frameworks.get(fw_id)?;
+        let principal = fw.info.principal.as_deref().filter(|p| !p.is_empty());
+        let named = task
+            .command
+            .user
+            .clone()
+            .or_else(|| task.executor.as_ref().and_then(|e| e.command.user.clone()))
+            .or_else(|| group_executor.and_then(|e| e.command.user.clone()))
+            .filter(|u| !u.is_empty());
+        let user = named
+            .clone()
+            .or_else(|| Some(fw.info.user.clone()).filter(|u| !u.is_empty()))
+            .unwrap_or_else(|| "root".to_string());
+        let acls = &self.config.acls;
+        let decision = acls.authorize(principal, Action::RunTask, Some(&user));
+        if !decision.allowed {
+            crate::auth::denied(principal, &decision, Some(&user));
+            return Some(format!(
+                "principal {:?} is not authorized to run task {} as user {user:?}: {decision}",
+                principal.unwrap_or(""),
+                task.task_id
+            ));
+        }
+        if user == "root" || named.is_none() {
+            let decision = acls.allows_root(principal);
+            if !decision.allowed {
+                crate::auth::denied(principal, &decision, Some("root"));
+                let why = if named.is_none() {
+                    "it names no user, so it would run as the agent's user (root)"
+                } else {
+                    "it runs as root"
+                };
+                return Some(format!(
+                    "principal {:?} may not run task {} as root ({why}): running as root needs a \
+                     run_tasks ACL naming \"root\" in its users for this principal ({decision})",
+                    principal.unwrap_or(""),
+                    task.task_id
+                ));
+            }
+        }
+        None
     }
 
     fn validate_task(
@@ -1840,6 +1937,11 @@ impl Master {
             .map_err(|why| format!("invalid executor: {why}"))?;
         if tasks.is_empty() {
             return Err("the task group holds no task".to_string());
+        }
+        for task in tasks {
+            if let Some(message) = self.unauthorized_task(fw_id, task, Some(executor)) {
+                return Err(message);
+            }
         }
         let mut needed = Resources::new();
         if executor.kind == strata_schema::ExecutorKind::Custom
@@ -2602,3 +2704,27 @@ pub use events::OperatorLink;
 pub use inverse::InverseOfferEvent;
 pub use operations::{MachineId, Operation, OperatorError};
 pub use operator_view::TasksQuery;
+
+/// `register_frameworks` (Mesos' REGISTER_FRAMEWORK, object: each role) for the framework's
+/// principal; the refusal names the role and the rule.
+fn authorize_roles(
+    acls: &strata_security::acl::Acls,
+    info: &FrameworkInfo,
+) -> Result<(), CallError> {
+    let principal = info.principal.as_deref().filter(|p| !p.is_empty());
+    for role in info.effective_roles() {
+        let decision = acls.authorize(
+            principal,
+            strata_security::acl::Action::RegisterFramework,
+            Some(&role),
+        );
+        if !decision.allowed {
+            crate::auth::denied(principal, &decision, Some(&role));
+            return Err(CallError::Unauthorized(format!(
+                "principal {:?} is not authorized to register with role {role:?}: {decision}",
+                principal.unwrap_or("")
+            )));
+        }
+    }
+    Ok(())
+}

@@ -279,6 +279,48 @@ pub fn record(event: &Value) -> Vec<u8> {
     out
 }
 
+/// The largest record a RecordIO reader accepts (64 MiB): a length past it is refused before
+/// anything is allocated for it.
+pub const MAX_RECORD_BYTES: usize = 64 << 20;
+
+/// A RecordIO record's length line (without its newline): decimal digits, at most
+/// [`MAX_RECORD_BYTES`].
+pub fn record_length(line: &[u8]) -> std::result::Result<usize, String> {
+    if line.is_empty() || line.len() > 20 || !line.iter().all(u8::is_ascii_digit) {
+        return Err(format!(
+            "a record length is not a decimal number: {:?}",
+            String::from_utf8_lossy(&line[..line.len().min(32)])
+        ));
+    }
+    // Twenty digits or fewer, all ASCII: parses unless it overflows.
+    let len: u64 = std::str::from_utf8(line)
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(u64::MAX);
+    if len > MAX_RECORD_BYTES as u64 {
+        return Err(format!(
+            "a record of {len} bytes is larger than the limit of {MAX_RECORD_BYTES}"
+        ));
+    }
+    Ok(len as usize)
+}
+
+/// The first RecordIO record of `buf` and the bytes it took (its length line and itself), or
+/// `None` while `buf` holds no whole record yet; an error for a malformed or oversized length.
+pub fn split_record(buf: &[u8]) -> std::result::Result<Option<(&[u8], usize)>, String> {
+    let Some(newline) = buf.iter().take(21).position(|&b| b == b'\n') else {
+        if buf.len() > 20 {
+            return record_length(&buf[..21]).map(|_| None);
+        }
+        return Ok(None);
+    };
+    let len = record_length(&buf[..newline])?;
+    let start = newline + 1;
+    Ok(buf
+        .get(start..start + len)
+        .map(|record| (record, start + len)))
+}
+
 // ---- frameworks ---------------------------------------------------------------------------------
 
 /// Mesos' `FrameworkInfo`. `user` and `name` are required (as in the proto); `roles` (or the
@@ -1406,5 +1448,36 @@ mod tests {
         assert_eq!(decode_bytes("aGVsbG8", "d").unwrap(), b"hello");
         assert_eq!(decode_bytes("aGVsbG8=", "d").unwrap(), b"hello");
         assert!(decode_bytes("***", "d").is_err());
+    }
+
+    #[test]
+    fn records_split_and_bad_lengths_are_refused() {
+        let event = json!({"type": "HEARTBEAT"});
+        let mut stream = record(&event);
+        stream.extend_from_slice(b"2\n{}");
+        let (first, taken) = split_record(&stream).unwrap().unwrap();
+        assert_eq!(first, event.to_string().as_bytes());
+        assert_eq!(
+            split_record(&stream[taken..]).unwrap(),
+            Some((&b"{}"[..], 4))
+        );
+        // Not yet whole: more bytes needed.
+        assert_eq!(split_record(b"10\n{}").unwrap(), None);
+        assert_eq!(split_record(b"123").unwrap(), None);
+        // Malformed or too large lengths are refused before anything is allocated.
+        for bad in [
+            &b"x\n"[..],
+            b"\n",
+            b"-1\n",
+            b"1 \n",
+            b"999999999999999999999\n",
+        ] {
+            assert!(split_record(bad).is_err(), "{bad:?}");
+        }
+        let err = split_record(b"18446744073709551615\n").unwrap_err();
+        assert!(err.contains("larger than the limit"), "{err}");
+        assert!(split_record(&[b'1'; 40]).is_err());
+        assert_eq!(record_length(b"67108864"), Ok(MAX_RECORD_BYTES));
+        assert!(record_length(b"67108865").is_err());
     }
 }

@@ -15,6 +15,29 @@ use crate::{ContainerInfo, ContainerType, Image, ImageType, Volume, VolumeMode};
 use capnp::struct_list;
 use std::collections::BTreeSet;
 
+/// Largest message, in 8-byte words, a Strata RPC connection reads (64 MiB), and the most words
+/// one message may make its reader traverse. Cap'n Proto's default is 64 Mi words (512 MiB), and a
+/// peer's frame header alone makes the reader allocate what it announces, so each connection could
+/// hold half a gigabyte before sending it. The largest legitimate messages are an agent's
+/// registration with its running tasks and a batch of offers: a registration carrying 10,000
+/// tasks with commands, resources and labels is under 2 Mi words (`registration_fits` measures
+/// it), a quarter of this.
+pub const RPC_TRAVERSAL_LIMIT_WORDS: usize = 8 << 20;
+
+/// Deepest pointer nesting an RPC message may have (Cap'n Proto's default, stated here): Strata's
+/// deepest structure (a registration's task's container's image) is under 10.
+pub const RPC_NESTING_LIMIT: i32 = 64;
+
+/// The reader options of every Strata Cap'n Proto RPC connection (master, agent, scheduler
+/// driver): [`RPC_TRAVERSAL_LIMIT_WORDS`] and [`RPC_NESTING_LIMIT`]. A message past them ends its
+/// connection, and no other.
+pub fn rpc_reader_options() -> capnp::message::ReaderOptions {
+    let mut options = capnp::message::ReaderOptions::new();
+    options.traversal_limit_in_words(Some(RPC_TRAVERSAL_LIMIT_WORDS));
+    options.nesting_limit(RPC_NESTING_LIMIT);
+    options
+}
+
 /// A message could not be decoded or held an invalid value.
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
@@ -751,5 +774,99 @@ mod container_tests {
             err.contains(r#""disk(ops)[v1:/abs]:1""#) && err.contains("must be relative"),
             "{err}"
         );
+    }
+
+    /// What [`RPC_TRAVERSAL_LIMIT_WORDS`] has to carry: an agent's re-registration with 10,000
+    /// running tasks, each with its framework, a command, resources and labels.
+    #[test]
+    fn registration_fits() {
+        use crate::agent_capnp::running_task;
+        let fw = FrameworkInfo {
+            id: Some(FrameworkId::new("2a1b7d90-7d6c-4c37-a2b4-0f0e0d0c0b0a-0001").unwrap()),
+            name: "a framework with a typical name".into(),
+            user: "root".into(),
+            roles: vec!["engineering/batch".into()],
+            failover_timeout_secs: 604800.0,
+            checkpoint: true,
+            hostname: "scheduler-1.example.com".into(),
+            partition_aware: true,
+            principal: Some("batch".into()),
+            webui_url: None,
+            capabilities: vec!["MULTI_ROLE".into(), "PARTITION_AWARE".into()],
+            labels: vec![("team".into(), "data".into())],
+        };
+        let tasks = 10_000u32;
+        let mut message = capnp::message::Builder::new_default();
+        let mut list = message
+            .init_root::<capnp::any_pointer::Builder>()
+            .initn_as::<struct_list::Builder<running_task::Owned>>(tasks);
+        for i in 0..tasks {
+            let t = TaskInfo {
+                task_id: TaskId::new(format!("batch-job-{i:06}.7c1e4a2e-44b1-11ef-9c1a-0242ac120002")).unwrap(),
+                name: format!("batch job {i}"),
+                agent_id: AgentId::new("5f0e3a61-2b9c-4a7e-8d5c-1a2b3c4d5e6f-S12").unwrap(),
+                resources: Resources::parse("cpus(engineering/batch):0.5;mem(engineering/batch):512;disk:1024;ports:[31000-31001]").unwrap(),
+                command: CommandInfo::shell("exec /usr/local/bin/batch-worker --queue=default --concurrency=4"),
+                kill_grace_period_secs: Some(30.0),
+                hostname: Some("node-0012.example.com".into()),
+                container: None,
+                executor: None,
+                data: Vec::new(),
+                labels: vec![("job".into(), format!("{i}")), ("owner".into(), "data".into())],
+            };
+            let mut r = list.reborrow().get(i);
+            r.set_framework_id(fw.id.as_ref().unwrap().as_str());
+            set_task(r.reborrow().init_task(), &t);
+            set_framework(r.init_framework(), &fw);
+        }
+        let words = message
+            .get_segments_for_output()
+            .iter()
+            .map(|s| s.len() / 8)
+            .sum::<usize>();
+        assert!(words < RPC_TRAVERSAL_LIMIT_WORDS / 4, "{words} words");
+        // Read back whole under the connection's options.
+        let bytes = capnp::serialize::write_message_to_words(&message);
+        let reader = capnp::serialize::read_message(&mut &bytes[..], rpc_reader_options()).unwrap();
+        let list = reader
+            .get_root::<struct_list::Reader<running_task::Owned>>()
+            .unwrap();
+        for r in list.iter() {
+            task(r.get_task().unwrap()).unwrap();
+            framework(r.get_framework().unwrap()).unwrap();
+        }
+        eprintln!("a registration of {tasks} tasks is {words} words");
+    }
+
+    /// A message past the options is refused when read, from its frame header alone.
+    #[test]
+    fn oversized_and_deep_messages_are_refused() {
+        // A frame announcing one segment of 2^31 words.
+        let header = [0u8, 0, 0, 0, 0, 0, 0, 0x80];
+        let err = capnp::serialize::read_message(&mut &header[..], rpc_reader_options())
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("too large"), "{err}");
+        // Structs nested deeper than the nesting limit: a frame of one segment whose words are
+        // each a pointer to a struct of one pointer, the next word.
+        let chain = |depth: u32| {
+            let mut frame = Vec::new();
+            frame.extend_from_slice(&0u32.to_le_bytes());
+            frame.extend_from_slice(&(depth + 1).to_le_bytes());
+            for _ in 0..depth {
+                frame.extend_from_slice(&(1u64 << 48).to_le_bytes());
+            }
+            frame.extend_from_slice(&0u64.to_le_bytes());
+            frame
+        };
+        let size = |frame: Vec<u8>| {
+            let reader = capnp::serialize::read_message(&mut &frame[..], rpc_reader_options())?;
+            reader
+                .get_root::<capnp::any_pointer::Reader>()?
+                .target_size()
+        };
+        assert!(size(chain(10)).is_ok());
+        let err = size(chain(RPC_NESTING_LIMIT as u32 + 10)).unwrap_err();
+        assert!(err.to_string().contains("nested"), "{err}");
     }
 }

@@ -256,8 +256,27 @@ fn spawn_logged(mut cmd: Command, log: &Path) -> Result<Child> {
     // An empty config file: a host with the packages installed has /etc/strata/*.toml, which
     // must not reach the tests' daemons.
     cmd.env("STRATA_CONFIG", "/dev/null");
+    // Masters run tasks as root only with an ACL that says so (issue 11): the harness's masters
+    // get one unless the test passes its own `--acls`.
+    let is_master = Path::new(cmd.get_program()).ends_with("strata-master");
+    let has_acls = cmd
+        .get_args()
+        .any(|a| a == "--acls" || a.to_string_lossy().starts_with("--acls="));
+    if is_master && !has_acls {
+        let dir = log.parent().unwrap_or(Path::new("."));
+        cmd.env("STRATA_ACLS", allow_root_acls(dir)?);
+    }
     cmd.spawn()
         .with_context(|| format!("spawn {:?}", cmd.get_program()))
+}
+
+/// Writes (in `dir`) Mesos ACLs that allow everything and let every principal run tasks as
+/// root — what the harness's masters use unless a test gives `--acls` — and returns the path.
+pub fn allow_root_acls(dir: &Path) -> Result<PathBuf> {
+    let path = dir.join("acls-allow-root.json");
+    std::fs::write(&path, strata_security::acl::Acls::ALLOW_ROOT_JSON)
+        .with_context(|| format!("write {}", path.display()))?;
+    Ok(path)
 }
 
 impl Cluster {

@@ -163,11 +163,7 @@ impl<R: Read> RecordIo<R> {
             );
         }
         line.pop();
-        let text = std::str::from_utf8(&line).context("a record length is not text")?;
-        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-            bail!("a record length is not a decimal number: {text:?}");
-        }
-        let len: usize = text.parse()?;
+        let len = strata_schema::v1::record_length(&line).map_err(anyhow::Error::msg)?;
         let mut record = vec![0u8; len];
         self.inner
             .read_exact(&mut record)

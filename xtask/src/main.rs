@@ -5,6 +5,7 @@ mod apt;
 mod bench;
 mod ci;
 mod cmd;
+mod fuzz;
 mod package;
 mod package_test;
 mod up;
@@ -77,6 +78,22 @@ enum Task {
         /// Rebuild the cached Debian root (target/package-test/root.img) with debootstrap
         #[arg(long)]
         fresh_root: bool,
+    },
+    /// The cargo-fuzz targets (fuzz/, libFuzzer), each for a bounded time or number of runs;
+    /// needs cargo-fuzz and nightly (or --stable); a target that cannot run is reported skipped,
+    /// and fails the task (the test suite's smoke run, fuzzing/tests/smoke.rs, needs neither)
+    Fuzz {
+        /// Seconds per target (libFuzzer's -max_total_time); without it, --runs inputs
+        #[arg(long, value_name = "SECONDS")]
+        time: Option<u64>,
+        /// Inputs per target when no --time is given (libFuzzer's -runs)
+        #[arg(long, default_value_t = 2000)]
+        runs: u64,
+        /// Build with the stable toolchain and no sanitizer (cargo fuzz -s none)
+        #[arg(long)]
+        stable: bool,
+        /// Only these targets (default: all of fuzz/fuzz_targets/)
+        targets: Vec<String>,
     },
     /// Benchmarks through the real release binaries (root)
     Bench {
@@ -177,6 +194,17 @@ fn main() -> ExitCode {
             accel,
             memory_mib,
             fresh_root,
+        }),
+        Task::Fuzz {
+            time,
+            runs,
+            stable,
+            targets,
+        } => fuzz::run(&fuzz::Options {
+            time,
+            runs,
+            targets,
+            stable,
         }),
         Task::Bench {
             bench: Bench::Launch { tasks },

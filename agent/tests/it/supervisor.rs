@@ -398,9 +398,11 @@ fn check_isolation(env: &[(&str, &str)]) {
                 target,
             }],
             read_write_binds: Vec::new(),
+            masks: Vec::new(),
         },
         bounding_capabilities: Some(vec!["CAP_CHOWN".to_string(), "CAP_KILL".to_string()]),
         no_new_privs: true,
+        seccomp: None,
         rlimits: vec![Rlimit {
             resource: "nofile".to_string(),
             soft: Some(100),
@@ -519,4 +521,88 @@ fn persistent_volumes_outlive_the_task() {
     assert!(!volumes::dir(&work_dir, "ops", "v2").join("g").exists());
     std::fs::remove_dir_all(&fx.sandbox).unwrap();
     assert!(volumes::dir(&work_dir, "ops", "v1").join("f").is_file());
+}
+
+/// A masked work dir outside /tmp (as in production): the task sees its sandbox and its volume
+/// there and nothing else, cannot write the mask, and runs with no_new_privs (even when the spec
+/// does not ask for it) and the default seccomp filter.
+#[test]
+fn a_masked_work_dir_shows_only_the_sandbox_and_the_task_runs_filtered() {
+    use strata_isolators::launch::{BindMount, Mounts, Tmpfs};
+    use strata_isolators::linux::seccomp::Profile;
+    let fx = Fixture::new();
+    let work = tempfile::tempdir_in("/var/tmp").unwrap();
+    let w = work.path();
+    std::fs::create_dir_all(w.join("other")).unwrap();
+    std::fs::write(w.join("other/secret"), "secret\n").unwrap();
+    std::fs::create_dir_all(w.join("runs/s1/vol")).unwrap();
+    std::fs::create_dir_all(w.join("volumes/v1")).unwrap();
+    let mut masks = vec![w.to_path_buf()];
+    let bpf = std::path::Path::new("/sys/fs/bpf");
+    if bpf.is_dir() {
+        masks.push(bpf.to_path_buf());
+    }
+    let script = format!(
+        "cat {w}/other/secret 2>/dev/null || echo hidden; ls {w}; ls {w}/runs; \
+         echo hi > {w}/runs/s1/out && echo sandbox-ok; echo v > vol/f && echo vol-ok; \
+         touch {w}/x 2>/dev/null || echo masked-ro; \
+         echo bpf $(ls -A /sys/fs/bpf 2>/dev/null | wc -l); \
+         grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status",
+        w = w.display()
+    );
+    let mut spec = fx.spec(&["sh", "-c", &script]);
+    spec.sandbox = w.join("runs/s1");
+    spec.isolation.mounts = Mounts {
+        proc: true,
+        tmp: Some(Tmpfs {
+            size_bytes: Some(1 << 20),
+        }),
+        masks,
+        read_write_binds: vec![BindMount {
+            source: w.join("volumes/v1"),
+            target: w.join("runs/s1/vol"),
+        }],
+        ..Mounts::default()
+    };
+    spec.isolation.no_new_privs = false;
+    spec.isolation.seccomp = Some(Profile::Default);
+    let mut sup = fx.spawn(&spec);
+    sup.expect_running();
+    assert_eq!(sup.line(), "exited");
+    assert_eq!(sup.wait(), Some(0));
+    let out = std::fs::read_to_string(w.join("runs/s1/stdout")).unwrap();
+    let err = std::fs::read_to_string(w.join("runs/s1/stderr")).unwrap();
+    assert_eq!(
+        out,
+        "hidden\nruns\ns1\nsandbox-ok\nvol-ok\nmasked-ro\nbpf 0\nNoNewPrivs:\t1\nSeccomp:\t2\n",
+        "{err}\n{}",
+        fx.supervisor_log()
+    );
+    assert_eq!(
+        std::fs::read_to_string(w.join("runs/s1/out")).unwrap(),
+        "hi\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(w.join("volumes/v1/f")).unwrap(),
+        "v\n"
+    );
+    assert!(!w.join("x").exists());
+    assert!(w.join("other/secret").exists());
+}
+
+/// A spec without a seccomp profile (`--seccomp-profile-name unconfined`) runs unfiltered, but
+/// still with no_new_privs.
+#[test]
+fn an_unconfined_spec_runs_without_a_filter() {
+    let fx = Fixture::new();
+    let spec = fx.spec(&[
+        "sh",
+        "-c",
+        "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status",
+    ]);
+    let mut sup = fx.spawn(&spec);
+    sup.expect_running();
+    assert_eq!(sup.line(), "exited");
+    assert_eq!(sup.wait(), Some(0));
+    assert_eq!(fx.sandbox_file("stdout"), "NoNewPrivs:\t1\nSeccomp:\t0\n");
 }

@@ -7,11 +7,14 @@
 //! - read-only bind mounts of host paths given by the agent's `--container-ro-mounts`
 //!   (`HOST[:CONTAINER],…`): `HOST` (absolute, must exist) appears read-only at `CONTAINER`, which
 //!   is absolute (and must exist on the host, e.g. `/srv/data:/mnt`) or relative to the sandbox
-//!   (created there); without `:CONTAINER`, `HOST` is made read-only in place (e.g. `/home`).
+//!   (created there); without `:CONTAINER`, `HOST` is made read-only in place (e.g. `/home`);
+//! - masks: the agent's work dir (other sandboxes, checkpoints, the image store, volumes) and the
+//!   BPF filesystem (`/sys/fs/bpf`, the `--bpf-pin-dir`) are covered by an empty read-only tmpfs.
 //!
 //! Mounts are made by the container's init after it made the whole tree private, in the order
-//! above, so nothing propagates back to the host. A sandbox below `/tmp` (a work dir there) is
-//! bound back into the new tmpfs at its path.
+//! above, so nothing propagates back to the host. A sandbox below `/tmp` or a mask (a work dir
+//! there) is bound back into the new tmpfs at its path, and so are the binds' sources there
+//! (persistent volumes in the work dir).
 
 use crate::isolator::{Container, Isolator, IsolatorError};
 use crate::launch::{BindMount, Launch, Mounts, Tmpfs};
@@ -72,6 +75,8 @@ pub fn available(host: &Host) -> Result<(), String> {
 #[derive(Debug)]
 pub struct LinuxFilesystemIsolator {
     pub ro_mounts: Vec<ReadOnlyMount>,
+    /// Host directories every container gets covered (see [`Mounts::masks`]).
+    pub masks: Vec<PathBuf>,
 }
 
 impl LinuxFilesystemIsolator {
@@ -94,7 +99,16 @@ impl LinuxFilesystemIsolator {
                 }
             }
         }
-        Ok(Self { ro_mounts })
+        Ok(Self {
+            ro_mounts,
+            masks: Vec::new(),
+        })
+    }
+
+    /// Covers `masks` in every container (besides the work dir, which the agent adds).
+    pub fn masking(mut self, masks: Vec<PathBuf>) -> Self {
+        self.masks = masks;
+        self
     }
 
     /// The bind mount of `mount` for a container with `sandbox`, creating a relative mount point.
@@ -152,6 +166,7 @@ impl Isolator for LinuxFilesystemIsolator {
                 .map(|m| self.bind(m, container.sandbox))
                 .collect::<Result<_, _>>()?,
             read_write_binds: Vec::new(),
+            masks: self.masks.clone(),
         };
         Ok(())
     }
@@ -180,17 +195,21 @@ pub enum MountError {
 const TMP: &str = "/tmp";
 
 /// Makes `mounts` in the caller's (new, private) mount namespace: `proc` on `/proc`, the tmpfs on
-/// `/tmp`, then the read-only binds and the read-write ones. Runs in the container's init.
+/// `/tmp`, the masks, then the read-only binds and the read-write ones; last, the masks become
+/// read-only. Runs in the container's init.
 ///
-/// The tmpfs hides whatever lay below `/tmp`, `sandbox` included when the agent's work dir is
-/// there (as in tests): the sandbox and the binds' sources below `/tmp` are opened (`O_PATH`)
-/// before the tmpfs is mounted and bound back at their paths inside it, so the task finds its
-/// sandbox where its environment says, and nothing else of the host's `/tmp`.
+/// The tmpfs hides whatever lay below `/tmp`, and a mask what lies below it: `sandbox` included
+/// when the agent's work dir is there. The sandbox and the binds' sources below them are opened
+/// (`O_PATH`) before the tmpfs are mounted and bound back at their paths inside them, so the task
+/// finds its sandbox where its environment says, and nothing else of what they cover.
 pub fn mount_all(mounts: &Mounts, proc: bool, sandbox: &Path) -> Result<(), MountError> {
     if proc {
         namespaces::mount_proc(Path::new("/proc"))?;
     }
-    let hidden = |path: &Path| mounts.tmp.is_some() && path.starts_with(TMP);
+    let hidden = |path: &Path| {
+        (mounts.tmp.is_some() && path.starts_with(TMP))
+            || mounts.masks.iter().any(|m| path.starts_with(m))
+    };
     let sandbox_fd = if hidden(sandbox) {
         Some(open_path(sandbox)?)
     } else {
@@ -214,6 +233,18 @@ pub fn mount_all(mounts: &Mounts, proc: bool, sandbox: &Path) -> Result<(), Moun
         .collect::<Result<Vec<_>, _>>()?;
     if let Some(tmp) = &mounts.tmp {
         mount_tmpfs(Path::new(TMP), tmp)?;
+    }
+    // A mask below /tmp (a work dir there) is covered already; others need their mount point.
+    let mut masked = Vec::new();
+    for mask in &mounts.masks {
+        if mounts.tmp.is_some() && mask.starts_with(TMP) {
+            continue;
+        }
+        if !mask.is_dir() {
+            continue;
+        }
+        mount_mask(mask)?;
+        masked.push(mask);
     }
     if let Some(fd) = &sandbox_fd {
         let bind = BindMount {
@@ -240,7 +271,49 @@ pub fn mount_all(mounts: &Mounts, proc: bool, sandbox: &Path) -> Result<(), Moun
             read_only(&bind.target)?;
         }
     }
+    // The mount points made in them, the masks are sealed.
+    for mask in masked {
+        seal_mask(mask)?;
+    }
     Ok(())
+}
+
+/// The options of a mask's tmpfs: small, empty, nothing to execute or open as a device.
+const MASK_OPTIONS: &str = "mode=0755,size=64k";
+
+fn mask_flags() -> MsFlags {
+    MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC
+}
+
+/// Covers `path` with an empty tmpfs, writable until [`seal_mask`] so that mount points can be
+/// made in it.
+fn mount_mask(path: &Path) -> Result<(), MountError> {
+    nix::mount::mount(
+        Some("tmpfs"),
+        path,
+        Some("tmpfs"),
+        mask_flags(),
+        Some(MASK_OPTIONS),
+    )
+    .map_err(|source| MountError::Tmpfs {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Makes the mask at `path` read-only (the binds inside keep their own flags).
+fn seal_mask(path: &Path) -> Result<(), MountError> {
+    nix::mount::mount(
+        None::<&str>,
+        path,
+        Some("tmpfs"),
+        mask_flags() | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        Some(MASK_OPTIONS),
+    )
+    .map_err(|source| MountError::ReadOnly {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// An `O_PATH` descriptor of `path`, which stays usable as a mount source after `path` is

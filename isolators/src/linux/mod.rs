@@ -1,4 +1,5 @@
-//! Linux process-security isolators: the capability bounding set and no_new_privs.
+//! Linux process-security isolators: the capability bounding set, no_new_privs and seccomp.
 
 pub mod capabilities;
 pub mod nnp;
+pub mod seccomp;

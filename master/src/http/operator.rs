@@ -412,6 +412,28 @@ pub(crate) fn mesos_resources(v: &Value) -> Result<Resources, String> {
     }
 }
 
+/// What the operator endpoints make of a body, without the HTTP and the actor around them (the
+/// fuzzers' entry, `strata_master::http::fuzzing`): `endpoint` picks one of the eight parsers.
+pub(crate) fn parse_body(endpoint: u8, body: &str) -> Result<(), String> {
+    match endpoint % 8 {
+        0 => json_body(body).and_then(|v| parse_schedule(&v)).map(drop),
+        1 => json_body(body).and_then(|v| parse_quota(&v)).map(drop),
+        2 => json_body(body).and_then(|v| parse_weights(&v)).map(drop),
+        3 => json_body(body).and_then(|v| parse_drain(&v)).map(drop),
+        4 => json_body(body).and_then(|v| agent_id(&v)).map(drop),
+        5 => json_body(body).and_then(machines).map(drop),
+        6 => parse_agent_resources(&HeaderMap::new(), body).map(drop),
+        _ => {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/x-www-form-urlencoded"),
+            );
+            parse_agent_resources(&headers, body).map(drop)
+        }
+    }
+}
+
 /// The agent and resources of `/reserve` and `/unreserve`: JSON `{"agent_id": ID, "resources":
 /// [..] or "text"}`, or Mesos' form `slaveId=ID&resources=JSON`.
 fn parse_agent_resources(headers: &HeaderMap, body: &str) -> Result<(AgentId, Resources), String> {

@@ -17,6 +17,7 @@
 
 use super::Actor;
 use crate::actor::{Call, Msg};
+use crate::auth::{Caller, SharedAuth};
 use crate::net::ConnIds;
 use crate::state::{CallError, ConnId, SchedulerEvent};
 use axum::body::{Body, Bytes};
@@ -24,6 +25,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::Extension;
 use axum::Router;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -31,7 +33,7 @@ use std::sync::{Arc, Mutex};
 use strata_schema::v1::{self, V1Error};
 use strata_schema::{FrameworkId, UpdateUuid};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 /// Mesos' default `Filters.refuse_seconds`.
 const DEFAULT_REFUSE_SECONDS: f64 = 5.0;
@@ -44,6 +46,9 @@ const STREAM_ID: &str = "mesos-stream-id";
 struct Subscription {
     stream_id: String,
     conn: ConnId,
+    /// The principal the SUBSCRIBE authenticated as: every call for the framework must come
+    /// from it (Mesos: "the principal of the call must match the framework's").
+    principal: Option<String>,
 }
 
 type Subscriptions = Arc<Mutex<HashMap<FrameworkId, Subscription>>>;
@@ -53,15 +58,17 @@ struct Api {
     actor: Actor,
     conns: ConnIds,
     subscriptions: Subscriptions,
+    auth: SharedAuth,
 }
 
-pub fn routes(actor: Actor, conns: ConnIds) -> Router {
+pub fn routes(actor: Actor, conns: ConnIds, auth: SharedAuth) -> Router {
     Router::new()
         .route("/api/v1/scheduler", post(scheduler))
         .with_state(Api {
             actor,
             conns,
             subscriptions: Arc::default(),
+            auth,
         })
 }
 
@@ -94,6 +101,7 @@ fn call_error(err: CallError) -> Response {
             StatusCode::FORBIDDEN
         }
         CallError::InvalidOffers(_) | CallError::Invalid(_) => StatusCode::BAD_REQUEST,
+        CallError::Unauthorized(_) => StatusCode::FORBIDDEN,
     };
     refuse(status, err.to_string())
 }
@@ -149,7 +157,13 @@ fn stream_format(headers: &HeaderMap) -> Result<(&'static str, Option<&'static s
     Err("Accept allows neither application/json nor application/recordio: Strata's scheduler API speaks JSON only".into())
 }
 
-async fn scheduler(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Response {
+async fn scheduler(
+    State(api): State<Api>,
+    caller: Option<Extension<Caller>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let caller = caller.map(|Extension(c)| c).unwrap_or_default();
     match headers
         .get(header::CONTENT_TYPE)
         .map(|v| essence(v.to_str().unwrap_or("")))
@@ -192,7 +206,7 @@ async fn scheduler(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> R
     };
     if kind == "SUBSCRIBE" {
         return match stream_format(&headers) {
-            Ok(format) => subscribe(api, &call, format).await,
+            Ok(format) => subscribe(api, &call, format, caller).await,
             Err(why) => refuse(StatusCode::NOT_ACCEPTABLE, why),
         };
     }
@@ -231,6 +245,18 @@ async fn scheduler(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> R
             )
         }
         Some(_) => {}
+    }
+    if let Some(owner) = &subscription.principal {
+        if caller.principal() != Some(owner.as_str()) {
+            warn!(%framework_id, principal = caller.principal().unwrap_or("<none>"), owner = %owner, call = %kind, "call for another principal's framework refused");
+            return refuse(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "framework {framework_id} belongs to principal {owner:?}; this call authenticated as {:?}",
+                    caller.principal().unwrap_or("")
+                ),
+            );
+        }
     }
     let accept = matches!(parsed, Call::Accept { .. });
     let (reply, answer) = oneshot::channel();
@@ -532,35 +558,66 @@ impl Drop for PendingConn {
     }
 }
 
+/// A SUBSCRIBE call's framework and suppressed roles.
+fn parse_subscribe(call: &Value) -> Result<(strata_schema::FrameworkInfo, Vec<String>), V1Error> {
+    let subscribe = section(call, "subscribe", true)?.unwrap_or(&Value::Null);
+    let mut info = v1::framework_info_from_json(
+        v1::required(subscribe, "subscribe", "framework_info")?,
+        "subscribe.framework_info",
+    )?;
+    match (v1::opt_framework_id(call, "", "framework_id")?, &info.id) {
+        (Some(call_id), Some(info_id)) if call_id != *info_id => {
+            return Err(V1Error {
+                field: "framework_id".into(),
+                why: format!("{call_id} differs from subscribe.framework_info.id {info_id}"),
+            })
+        }
+        (Some(call_id), None) => info.id = Some(call_id),
+        _ => {}
+    }
+    let suppressed = v1::string_list(subscribe, "subscribe", "suppressed_roles")?;
+    check_suppressed(&info, &suppressed, "subscribe.suppressed_roles")?;
+    Ok((info, suppressed))
+}
+
+/// What [`scheduler`] makes of a body, without the HTTP and the actor around it (the fuzzers'
+/// entry, `strata_master::http::fuzzing`): the call's type, or the error a client gets.
+pub(crate) fn parse_body(body: &[u8]) -> Result<String, String> {
+    let call: Value =
+        serde_json::from_slice(body).map_err(|err| format!("the body is not JSON: {err}"))?;
+    v1::object(&call, "call").map_err(|e| e.to_string())?;
+    let kind = v1::req_str(&call, "", "type").map_err(|e| e.to_string())?;
+    if kind == "SUBSCRIBE" {
+        parse_subscribe(&call).map_err(|e| e.to_string())?;
+    } else {
+        let framework_id =
+            v1::framework_id(&call, "", "framework_id").map_err(|e| e.to_string())?;
+        parse_call(kind, &call, &framework_id).map_err(|e| e.to_string())?;
+    }
+    Ok(kind.to_string())
+}
+
 async fn subscribe(
     api: Api,
     call: &Value,
     (content_type, message_type): (&'static str, Option<&'static str>),
+    caller: Caller,
 ) -> Response {
-    let parsed = (|| {
-        let subscribe = section(call, "subscribe", true)?.unwrap_or(&Value::Null);
-        let mut info = v1::framework_info_from_json(
-            v1::required(subscribe, "subscribe", "framework_info")?,
-            "subscribe.framework_info",
-        )?;
-        match (v1::opt_framework_id(call, "", "framework_id")?, &info.id) {
-            (Some(call_id), Some(info_id)) if call_id != *info_id => {
-                return Err(V1Error {
-                    field: "framework_id".into(),
-                    why: format!("{call_id} differs from subscribe.framework_info.id {info_id}"),
-                })
-            }
-            (Some(call_id), None) => info.id = Some(call_id),
-            _ => {}
-        }
-        let suppressed = v1::string_list(subscribe, "subscribe", "suppressed_roles")?;
-        check_suppressed(&info, &suppressed, "subscribe.suppressed_roles")?;
-        Ok((info, suppressed))
-    })();
-    let (info, suppressed_roles) = match parsed {
+    let (mut info, suppressed_roles) = match parse_subscribe(call) {
         Ok(parsed) => parsed,
         Err(err) => return bad_request(err),
     };
+    if let Err(why) =
+        api.auth
+            .admit_framework(caller.principal(), api.auth.http_frameworks, &mut info)
+    {
+        warn!(principal = caller.principal().unwrap_or("<none>"), %why, "scheduler API SUBSCRIBE refused");
+        return if caller.principal().is_none() {
+            crate::auth::unauthorized(&why)
+        } else {
+            refuse(StatusCode::FORBIDDEN, why)
+        };
+    }
     let conn = api.conns.next();
     // Should the client go away before the master answers (this future is then dropped), the
     // master still hears that the connection closed.
@@ -597,6 +654,7 @@ async fn subscribe(
         Subscription {
             stream_id: stream_id.clone(),
             conn,
+            principal: caller.0.clone(),
         },
     );
     info!(%framework_id, %stream_id, conn, "framework subscribed on the scheduler API");

@@ -86,6 +86,49 @@ pub(crate) fn parse_call(body: &str) -> Result<(String, Value), String> {
     Ok((kind, inner))
 }
 
+/// What [`call`] makes of a body before it asks the actor, without the HTTP around it (the
+/// fuzzers' entry, `strata_master::http::fuzzing`): the call's type, or the error.
+pub(crate) fn parse_body(body: &str) -> Result<String, String> {
+    let (kind, inner) = parse_call(body)?;
+    let resources = |key: &str| -> Result<(), String> {
+        agent_id(&inner, &kind)?;
+        mesos_resources(inner.get(key).ok_or_else(|| format!("no {key}"))?)?;
+        Ok(())
+    };
+    match kind.as_str() {
+        "UPDATE_MAINTENANCE_SCHEDULE" => {
+            parse_schedule(inner.get("schedule").unwrap_or(&Value::Null))?;
+        }
+        "START_MAINTENANCE" | "STOP_MAINTENANCE" => {
+            let machines = inner.get("machines").cloned().unwrap_or(Value::Null);
+            serde_json::from_value::<Vec<MachineId>>(machines).map_err(|e| e.to_string())?;
+        }
+        "CREATE_VOLUMES" | "DESTROY_VOLUMES" => resources("volumes")?,
+        "RESERVE_RESOURCES" | "UNRESERVE_RESOURCES" => resources("resources")?,
+        "UPDATE_WEIGHTS" => {
+            parse_weights(inner.get("weight_infos").unwrap_or(&Value::Null))?;
+        }
+        "UPDATE_QUOTA" => {
+            for c in inner
+                .get("quota_configs")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                parse_quota(c)?;
+            }
+        }
+        "DRAIN_AGENT" => {
+            parse_drain(&inner)?;
+        }
+        "REACTIVATE_AGENT" => {
+            agent_id(&inner, &kind)?;
+        }
+        _ => {}
+    }
+    Ok(kind)
+}
+
 fn answer(kind: &str, body: Value) -> Response {
     Json(json!({ "type": kind, kind.to_lowercase(): body })).into_response()
 }

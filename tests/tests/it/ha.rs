@@ -642,6 +642,8 @@ async fn a_partitioned_agent_comes_back() {
             .arg("--insecure")
             .arg("--work-dir")
             .arg(dir.path().join("master"))
+            .arg("--acls")
+            .arg(strata_tests::allow_root_acls(dir.path()).unwrap())
             .args([
                 "--agent-ping-timeout",
                 "500ms",

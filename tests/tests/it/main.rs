@@ -6,8 +6,10 @@
 mod allocation;
 mod bad_input;
 mod cli;
+mod confinement;
 mod executor;
 mod ha;
+mod hostile;
 mod images;
 mod isolation;
 mod network;

@@ -1,0 +1,460 @@
+//! Who is calling, and may they: the master's authentication (HTTP Basic against
+//! `--credentials`, HTTP Bearer tokens signed with `--jwt-secret-key`, the `credential` of a
+//! Cap'n Proto subscribe) and the authorization helpers around Mesos' ACLs (`--acls`).
+//!
+//! The HTTP side is one axum middleware ([`authenticate`]): it resolves the caller's principal,
+//! answers 401 (with `WWW-Authenticate`) when credentials are wrong, or missing where the
+//! `--authenticate-http-*` flags require them, applies `get_endpoints` to Mesos' guarded paths,
+//! and hands the principal to the handlers as a [`Caller`] extension. Decisions that need the
+//! state (registering with a role, running a task as a user) are made by `state::Master` with
+//! the same [`Acls`].
+
+use crate::MasterConfig;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use strata_schema::FrameworkInfo;
+use strata_security::acl::{Acls, Action, Decision};
+use strata_security::credentials::Credentials;
+use strata_security::token::TokenKey;
+use tracing::warn;
+
+/// The master's authentication and authorization settings.
+#[derive(Debug, Default)]
+pub struct Auth {
+    pub credentials: Option<Credentials>,
+    pub token_key: Option<TokenKey>,
+    pub acls: Arc<Acls>,
+    /// `--authenticate-frameworks` (Cap'n Proto subscribe).
+    pub frameworks: bool,
+    pub http_readonly: bool,
+    pub http_readwrite: bool,
+    pub http_frameworks: bool,
+}
+
+pub type SharedAuth = Arc<Auth>;
+
+/// The principal an HTTP request authenticated as (`None`: no credentials were given).
+#[derive(Debug, Clone, Default)]
+pub struct Caller(pub Option<String>);
+
+impl Caller {
+    pub fn principal(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
+
+/// The paths Mesos guards with `get_endpoints` (docs/authorization.md: "/files/debug",
+/// "/logging/toggle", "/metrics/snapshot", "/containers", "/monitor/statistics" and the
+/// flags endpoints).
+const ENDPOINT_ACL_PATHS: &[&str] = &[
+    "/flags",
+    "/master/flags",
+    "/metrics/snapshot",
+    "/logging/toggle",
+    "/files/debug",
+    "/containers",
+    "/monitor/statistics",
+];
+
+impl Auth {
+    /// Reads the files the flags name.
+    pub fn from_config(config: &MasterConfig) -> Result<Self, String> {
+        let credentials = match &config.credentials {
+            Some(path) => Some(Credentials::load(path).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        let token_key = match &config.jwt_secret_key {
+            Some(path) => Some(TokenKey::load(path).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        let acls = match &config.acls {
+            Some(path) => Acls::load(path).map_err(|e| e.to_string())?,
+            None => Acls::default(),
+        };
+        let auth = Auth {
+            credentials,
+            token_key,
+            acls: Arc::new(acls),
+            frameworks: config.authenticate_frameworks,
+            http_readonly: config.authenticate_http_readonly,
+            http_readwrite: config.authenticate_http_readwrite,
+            http_frameworks: config.authenticate_http_frameworks,
+        };
+        let http = auth.http_readonly || auth.http_readwrite || auth.http_frameworks;
+        if http && auth.credentials.is_none() && auth.token_key.is_none() {
+            return Err("--authenticate-http-* needs --credentials or --jwt-secret-key".into());
+        }
+        if auth.frameworks && auth.credentials.is_none() {
+            return Err("--authenticate-frameworks needs --credentials".into());
+        }
+        Ok(auth)
+    }
+
+    /// Whether `principal`/`secret` is a known credential.
+    pub fn verify_credential(&self, principal: &str, secret: &str) -> bool {
+        self.credentials
+            .as_ref()
+            .is_some_and(|c| c.verify(principal, secret))
+    }
+
+    /// The principal an `Authorization` header proves: `Ok(None)` without the header, an error
+    /// (for a 401) when it is malformed or its credentials are wrong.
+    pub fn principal_of(&self, headers: &HeaderMap) -> Result<Option<String>, String> {
+        let Some(value) = headers.get(header::AUTHORIZATION) else {
+            return Ok(None);
+        };
+        let value = value
+            .to_str()
+            .map_err(|_| "the Authorization header is not text".to_string())?;
+        let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+        let rest = rest.trim();
+        if scheme.eq_ignore_ascii_case("basic") {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(rest)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| "malformed Basic credentials".to_string())?;
+            let (principal, secret) = decoded
+                .split_once(':')
+                .ok_or_else(|| "malformed Basic credentials (no ':')".to_string())?;
+            if self.verify_credential(principal, secret) {
+                Ok(Some(principal.to_string()))
+            } else {
+                Err(format!("wrong credentials for principal {principal:?}"))
+            }
+        } else if scheme.eq_ignore_ascii_case("bearer") {
+            let key = self.token_key.as_ref().ok_or_else(|| {
+                "bearer tokens are not accepted (no --jwt-secret-key)".to_string()
+            })?;
+            let claims = key.verify(rest).map_err(|e| e.to_string())?;
+            claims
+                .sub
+                .filter(|s| !s.is_empty())
+                .map(Some)
+                .ok_or_else(|| "the token names no principal (sub)".to_string())
+        } else {
+            Err(format!("unsupported authorization scheme {scheme:?}"))
+        }
+    }
+
+    /// Authenticates a framework's subscription and fills or checks its principal: with a
+    /// proven principal, `framework_info.principal` must be it (or empty: then it is set);
+    /// without one, `required` refuses.
+    pub fn admit_framework(
+        &self,
+        authenticated: Option<&str>,
+        required: bool,
+        info: &mut FrameworkInfo,
+    ) -> Result<(), String> {
+        match authenticated {
+            None if required => {
+                Err("framework authentication is required: subscribe with a credential".to_string())
+            }
+            None => Ok(()),
+            Some(p) => match info.principal.as_deref() {
+                None | Some("") => {
+                    info.principal = Some(p.to_string());
+                    Ok(())
+                }
+                Some(given) if given == p => Ok(()),
+                Some(given) => Err(format!(
+                    "framework_info.principal {given:?} is not the authenticated principal {p:?}"
+                )),
+            },
+        }
+    }
+
+    /// Authorizes `action` on `object` for `caller`; a denial is logged.
+    pub fn check(&self, caller: Option<&str>, action: Action, object: Option<&str>) -> Decision {
+        let decision = self.acls.authorize(caller, action, object);
+        if !decision.allowed {
+            denied(caller, &decision, object);
+        }
+        decision
+    }
+}
+
+/// Logs a denial (warn), naming principal, action and object.
+pub fn denied(principal: Option<&str>, decision: &Decision, object: Option<&str>) {
+    warn!(
+        principal = principal.unwrap_or("<none>"),
+        action = %decision.action,
+        object = object.unwrap_or("<any>"),
+        %decision,
+        "request denied"
+    );
+}
+
+/// 401 with the challenges Strata accepts.
+pub fn unauthorized(why: &str) -> Response {
+    let mut response = (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({ "error": format!("authentication required: {why}") })),
+    )
+        .into_response();
+    let headers = response.headers_mut();
+    headers.append(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"strata\""),
+    );
+    headers.append(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"strata\""),
+    );
+    response
+}
+
+/// 403 naming what was denied and by which ACL.
+pub fn forbidden(decision: &Decision, object: Option<&str>) -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        Json(json!({
+            "error": format!(
+                "not authorized to {} {}: {decision}",
+                decision.action,
+                object.unwrap_or("")
+            )
+        })),
+    )
+        .into_response()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Open,
+    ReadOnly,
+    ReadWrite,
+    Framework,
+}
+
+fn classify(method: &Method, path: &str) -> Class {
+    match path {
+        "/health" | "/master/health" | "/version" => Class::Open,
+        "/api/v1/scheduler" => Class::Framework,
+        _ if path.starts_with("/api/v1") => Class::ReadWrite,
+        _ if *method == Method::GET || *method == Method::HEAD || *method == Method::OPTIONS => {
+            Class::ReadOnly
+        }
+        _ => Class::ReadWrite,
+    }
+}
+
+/// The HTTP middleware: resolves the [`Caller`], refuses with 401 / 403.
+pub async fn authenticate(
+    State(auth): State<SharedAuth>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path().to_string();
+    let class = classify(request.method(), &path);
+    if class == Class::Open {
+        request.extensions_mut().insert(Caller(None));
+        return next.run(request).await;
+    }
+    let required = match class {
+        Class::Open => false,
+        Class::ReadOnly => auth.http_readonly,
+        Class::ReadWrite => auth.http_readwrite,
+        Class::Framework => auth.http_frameworks,
+    };
+    let principal = match auth.principal_of(request.headers()) {
+        Ok(p) => p,
+        Err(why) => {
+            warn!(%path, %why, "authentication failed");
+            return unauthorized(&why);
+        }
+    };
+    if principal.is_none() && required {
+        warn!(%path, "request without credentials refused");
+        return unauthorized("this endpoint needs credentials (Basic or Bearer)");
+    }
+    if ENDPOINT_ACL_PATHS.contains(&path.as_str()) {
+        let decision = auth.check(principal.as_deref(), Action::GetEndpoint, Some(&path));
+        if !decision.allowed {
+            return forbidden(&decision, Some(&path));
+        }
+    }
+    request.extensions_mut().insert(Caller(principal));
+    next.run(request).await
+}
+
+/// Leaves out of a `/state`-shaped answer the frameworks (`view_frameworks`) and tasks
+/// (`view_tasks`, by the framework's user as Mesos falls back to) `principal` may not view.
+/// Answers `None` when nothing needs filtering (the text is sent as it is).
+pub fn filter_view(acls: &Acls, principal: Option<&str>, text: &str) -> Option<String> {
+    if acls.permissive()
+        && !acls.has_rules(Action::ViewFramework)
+        && !acls.has_rules(Action::ViewTask)
+    {
+        return None;
+    }
+    let mut value: Value = serde_json::from_str(text).ok()?;
+    filter_value(acls, principal, &mut value);
+    serde_json::to_string(&value).ok()
+}
+
+/// [`filter_view`] on a parsed answer (also used for v0 `/frameworks` and `/tasks`).
+pub fn filter_value(acls: &Acls, principal: Option<&str>, value: &mut Value) {
+    let Some(top) = value.as_object_mut() else {
+        return;
+    };
+    // Framework id -> user, for top-level task lists.
+    let mut users = std::collections::HashMap::new();
+    for key in [
+        "frameworks",
+        "completed_frameworks",
+        "unregistered_frameworks",
+    ] {
+        let Some(Value::Array(list)) = top.get_mut(key) else {
+            continue;
+        };
+        list.retain_mut(|fw| {
+            let user = fw
+                .get("user")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            if let Some(id) = fw.get("id").and_then(Value::as_str) {
+                users.insert(id.to_string(), user.clone());
+            }
+            if !acls.allowed(principal, Action::ViewFramework, Some(&user)) {
+                return false;
+            }
+            if !acls.allowed(principal, Action::ViewTask, Some(&user)) {
+                for tasks in [
+                    "tasks",
+                    "completed_tasks",
+                    "unreachable_tasks",
+                    "pending_tasks",
+                ] {
+                    if let Some(Value::Array(t)) = fw.get_mut(tasks) {
+                        t.clear();
+                    }
+                }
+            }
+            true
+        });
+    }
+    for key in [
+        "tasks",
+        "completed_tasks",
+        "orphan_tasks",
+        "unreachable_tasks",
+    ] {
+        let Some(Value::Array(list)) = top.get_mut(key) else {
+            continue;
+        };
+        list.retain(|task| {
+            let fw = task
+                .get("framework_id")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let user = users.get(fw).map(String::as_str).unwrap_or("");
+            acls.allowed(principal, Action::ViewTask, Some(user))
+                && acls.allowed(principal, Action::ViewFramework, Some(user))
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::path::Path;
+
+    fn auth() -> Auth {
+        Auth {
+            credentials: Some(Credentials::parse(Path::new("c"), "ops secret\n").unwrap()),
+            token_key: Some(TokenKey::new(b"k")),
+            ..Auth::default()
+        }
+    }
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn basic_and_bearer_resolve_principals() {
+        let a = auth();
+        let basic = base64::engine::general_purpose::STANDARD.encode("ops:secret");
+        assert_eq!(
+            a.principal_of(&headers(&format!("Basic {basic}"))).unwrap(),
+            Some("ops".into())
+        );
+        let wrong = base64::engine::general_purpose::STANDARD.encode("ops:nope");
+        assert!(a.principal_of(&headers(&format!("Basic {wrong}"))).is_err());
+        let token = TokenKey::new(b"k").mint(&strata_security::token::Claims::principal("t", 60));
+        assert_eq!(
+            a.principal_of(&headers(&format!("Bearer {token}")))
+                .unwrap(),
+            Some("t".into())
+        );
+        let other = TokenKey::new(b"x").mint(&strata_security::token::Claims::principal("t", 60));
+        assert!(a
+            .principal_of(&headers(&format!("Bearer {other}")))
+            .is_err());
+        assert_eq!(a.principal_of(&HeaderMap::new()).unwrap(), None);
+        assert!(a.principal_of(&headers("Digest x")).is_err());
+    }
+
+    #[test]
+    fn framework_principal_is_filled_or_checked() {
+        let a = auth();
+        let mut info = FrameworkInfo::default();
+        a.admit_framework(Some("ops"), true, &mut info).unwrap();
+        assert_eq!(info.principal.as_deref(), Some("ops"));
+        let err = a.admit_framework(Some("dev"), true, &mut info).unwrap_err();
+        assert!(err.contains("\"ops\"") && err.contains("\"dev\""), "{err}");
+        let mut anon = FrameworkInfo::default();
+        assert!(a.admit_framework(None, true, &mut anon).is_err());
+        assert!(a.admit_framework(None, false, &mut anon).is_ok());
+    }
+
+    #[test]
+    fn classes() {
+        assert_eq!(classify(&Method::GET, "/health"), Class::Open);
+        assert_eq!(classify(&Method::GET, "/state"), Class::ReadOnly);
+        assert_eq!(classify(&Method::POST, "/reserve"), Class::ReadWrite);
+        assert_eq!(classify(&Method::POST, "/api/v1"), Class::ReadWrite);
+        assert_eq!(
+            classify(&Method::POST, "/api/v1/scheduler"),
+            Class::Framework
+        );
+    }
+
+    #[test]
+    fn state_is_filtered_by_view_acls() {
+        let acls = Acls::parse(
+            Path::new("a"),
+            r#"{"view_frameworks": [{"principals": {"values": ["alice"]}, "users": {"values": ["alice"]}},
+                                    {"principals": {"type": "ANY"}, "users": {"type": "NONE"}}]}"#,
+        )
+        .unwrap();
+        let state = json!({
+            "frameworks": [
+                {"id": "f1", "user": "alice", "tasks": [{"id": "t1"}]},
+                {"id": "f2", "user": "bob", "tasks": [{"id": "t2"}]}
+            ],
+            "tasks": [{"id": "t1", "framework_id": "f1"}, {"id": "t2", "framework_id": "f2"}]
+        })
+        .to_string();
+        let out: Value =
+            serde_json::from_str(&filter_view(&acls, Some("alice"), &state).unwrap()).unwrap();
+        assert_eq!(out["frameworks"].as_array().unwrap().len(), 1);
+        assert_eq!(out["frameworks"][0]["id"], "f1");
+        assert_eq!(out["tasks"].as_array().unwrap().len(), 1);
+        let out: Value =
+            serde_json::from_str(&filter_view(&acls, Some("bob"), &state).unwrap()).unwrap();
+        assert_eq!(out["frameworks"].as_array().unwrap().len(), 0);
+        assert!(filter_view(&Acls::default(), None, &state).is_none());
+    }
+}
