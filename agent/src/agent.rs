@@ -216,6 +216,7 @@ pub struct Agent {
     to_self: mpsc::UnboundedSender<Msg>,
     /// `host:port` of this agent's HTTP API, for executors (`MESOS_AGENT_ENDPOINT`).
     endpoint: String,
+    auth: Option<crate::auth::SharedAgentAuth>,
     /// The custom executors running here.
     executors: HashMap<ExecutorKey, Executor>,
     /// The container of each executor.
@@ -248,6 +249,8 @@ pub struct AgentSetup {
     pub to_self: mpsc::UnboundedSender<Msg>,
     /// `host:port` of the agent's HTTP API, as executors reach it.
     pub endpoint: String,
+    /// Authentication settings: executors' tokens are minted with them (issue 11).
+    pub auth: Option<crate::auth::SharedAgentAuth>,
 }
 
 fn exit_code(status: &ExitStatus) -> Option<i32> {
@@ -288,6 +291,7 @@ impl Agent {
             to_master: setup.to_master,
             to_self: setup.to_self,
             endpoint: setup.endpoint,
+            auth: setup.auth,
             executors: HashMap::new(),
             executor_containers: HashMap::new(),
             groups: HashMap::new(),
@@ -1558,9 +1562,18 @@ impl Agent {
         agent_id: &AgentId,
         task_resources: &Resources,
     ) -> Result<(), String> {
-        let env = exec::executor_environment(&self.endpoint, framework);
-        let task = exec::executor_task(info, agent_id, task_resources, env)?;
+        let mut env = exec::executor_environment(&self.endpoint, framework);
         let container_id = ContainerId::random();
+        // Under --authenticate-http-executors: the token that proves this executor (Mesos' name
+        // and claims fid/eid/cid).
+        if let Some(token) = self
+            .auth
+            .as_ref()
+            .and_then(|a| a.executor_token(&key.0, &info.executor_id, container_id.as_str()))
+        {
+            env.push((crate::auth::EXECUTOR_TOKEN_ENV.to_string(), token));
+        }
+        let task = exec::executor_task(info, agent_id, task_resources, env)?;
         let sandbox = self
             .paths
             .sandbox(agent_id, &key.0, &task.task_id, &container_id);

@@ -4,6 +4,7 @@
 //! at the repository root.
 
 pub mod agent;
+pub mod auth;
 pub mod checkpoint;
 pub mod cleanup;
 pub mod config;
@@ -79,11 +80,13 @@ pub struct AgentDaemon {
     isolation: Arc<Isolation>,
     /// What the previous run left in the work dir.
     recovered: checkpoint::Recovered,
+    auth: auth::SharedAgentAuth,
 }
 
 impl AgentDaemon {
     pub async fn bind(config: AgentConfig) -> Result<Self, AgentError> {
         config.validate().map_err(AgentError::Config)?;
+        let auth = Arc::new(auth::AgentAuth::from_config(&config).map_err(AgentError::Config)?);
         if !nix::unistd::geteuid().is_root() {
             return Err(AgentError::NotRoot);
         }
@@ -105,6 +108,7 @@ impl AgentDaemon {
             listener,
             isolation,
             recovered,
+            auth,
         })
     }
 
@@ -157,6 +161,7 @@ impl AgentDaemon {
         let containerizer = containerizer.with_images(Arc::new(store));
         let http_containerizer = containerizer.clone();
         let mut state = agent::Agent::new(agent::AgentSetup {
+            auth: Some(Arc::clone(&self.auth)),
             paths,
             hostname,
             port: local.port(),
@@ -192,6 +197,7 @@ impl AgentDaemon {
                 sandbox_root,
                 http_containerizer,
                 operator_api::flags(&config),
+                Arc::clone(&self.auth),
             ),
         )
         .with_graceful_shutdown(async move {

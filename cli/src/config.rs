@@ -11,6 +11,10 @@ pub const DEFAULT_PATH: &str = "/etc/strata/cli.toml";
 #[serde(deny_unknown_fields)]
 struct File {
     master: Option<String>,
+    /// Credentials (issue 11): `principal` with `secret_file`, or `token`.
+    principal: Option<String>,
+    secret_file: Option<PathBuf>,
+    token: Option<String>,
 }
 
 /// The file to read: `STRATA_CLI_CONFIG`, else [`DEFAULT_PATH`].
@@ -47,10 +51,89 @@ fn master_from(path: &Path, must_exist: bool) -> anyhow::Result<String> {
     }
 }
 
+/// The credentials the CLI sends: the flags' (or environment's), else the file's. A principal
+/// needs a secret file; a token goes alone.
+pub fn credentials(
+    principal: Option<String>,
+    secret_file: Option<PathBuf>,
+    token: Option<String>,
+) -> anyhow::Result<Option<strata_client::http::HttpAuth>> {
+    let named = std::env::var_os("STRATA_CLI_CONFIG").is_some();
+    credentials_from(&path(), named, principal, secret_file, token)
+}
+
+fn credentials_from(
+    path: &Path,
+    must_exist: bool,
+    principal: Option<String>,
+    secret_file: Option<PathBuf>,
+    token: Option<String>,
+) -> anyhow::Result<Option<strata_client::http::HttpAuth>> {
+    use strata_client::http::HttpAuth;
+    let file = if principal.is_some() || token.is_some() {
+        File::default()
+    } else {
+        match std::fs::read_to_string(path) {
+            Ok(text) => toml::from_str(&text)
+                .map_err(|err| anyhow::anyhow!("{}: {}", path.display(), err.message()))?,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound && !must_exist => {
+                File::default()
+            }
+            Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
+        }
+    };
+    if let Some(token) = token.or(file.token) {
+        return Ok(Some(HttpAuth::Bearer(token.trim().to_string())));
+    }
+    let Some(principal) = principal.or(file.principal) else {
+        return Ok(None);
+    };
+    let Some(secret_file) = secret_file.or(file.secret_file) else {
+        bail!(
+            "principal {principal:?} needs a secret: give --secret-file (or `secret_file` in {})",
+            path.display()
+        );
+    };
+    let secret = std::fs::read_to_string(&secret_file)
+        .with_context(|| format!("cannot read the secret file {}", secret_file.display()))?;
+    Ok(Some(HttpAuth::Basic {
+        principal,
+        secret: secret.trim_end_matches(['\n', '\r']).to_string(),
+    }))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_come_from_flags_or_the_file() {
+        use strata_client::http::HttpAuth;
+        let secret = file("s3cret\n");
+        let f = file(&format!(
+            "principal = \"ops\"\nsecret_file = \"{}\"\n",
+            secret.path().display()
+        ));
+        match credentials_from(f.path(), true, None, None, None).unwrap() {
+            Some(HttpAuth::Basic { principal, secret }) => {
+                assert_eq!((principal.as_str(), secret.as_str()), ("ops", "s3cret"))
+            }
+            other => panic!("{other:?}"),
+        }
+        match credentials_from(f.path(), true, None, None, Some("tok".into())).unwrap() {
+            Some(HttpAuth::Bearer(t)) => assert_eq!(t, "tok"),
+            other => panic!("{other:?}"),
+        }
+        let err = credentials_from(f.path(), true, Some("dev".into()), None, None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--secret-file"), "{err}");
+        let none = file("master = \"10.0.0.1:5050\"\n");
+        assert!(credentials_from(none.path(), true, None, None, None)
+            .unwrap()
+            .is_none());
+    }
 
     fn file(text: &str) -> tempfile::NamedTempFile {
         let f = tempfile::NamedTempFile::new().unwrap();

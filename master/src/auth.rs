@@ -15,7 +15,6 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use base64::Engine;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use strata_schema::FrameworkInfo;
@@ -112,35 +111,12 @@ impl Auth {
         let value = value
             .to_str()
             .map_err(|_| "the Authorization header is not text".to_string())?;
-        let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-        let rest = rest.trim();
-        if scheme.eq_ignore_ascii_case("basic") {
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(rest)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| "malformed Basic credentials".to_string())?;
-            let (principal, secret) = decoded
-                .split_once(':')
-                .ok_or_else(|| "malformed Basic credentials (no ':')".to_string())?;
-            if self.verify_credential(principal, secret) {
-                Ok(Some(principal.to_string()))
-            } else {
-                Err(format!("wrong credentials for principal {principal:?}"))
-            }
-        } else if scheme.eq_ignore_ascii_case("bearer") {
-            let key = self.token_key.as_ref().ok_or_else(|| {
-                "bearer tokens are not accepted (no --jwt-secret-key)".to_string()
-            })?;
-            let claims = key.verify(rest).map_err(|e| e.to_string())?;
-            claims
-                .sub
-                .filter(|s| !s.is_empty())
-                .map(Some)
-                .ok_or_else(|| "the token names no principal (sub)".to_string())
-        } else {
-            Err(format!("unsupported authorization scheme {scheme:?}"))
-        }
+        strata_security::authn::principal_of(
+            value,
+            self.credentials.as_ref(),
+            self.token_key.as_ref(),
+        )
+        .map(Some)
     }
 
     /// Authenticates a framework's subscription and fills or checks its principal: with a
@@ -366,6 +342,7 @@ pub fn filter_value(acls: &Acls, principal: Option<&str>, value: &mut Value) {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use base64::Engine;
     use std::path::Path;
 
     fn auth() -> Auth {

@@ -1,0 +1,456 @@
+//! Authentication and authorization end to end (issue 11): frameworks authenticate (Cap'n Proto
+//! credential, v1 HTTP Basic) and register only with the roles `register_frameworks` allows;
+//! operators need credentials on read-write endpoints; frameworks cannot kill, reconcile or
+//! read the sandboxes of each other's tasks; root tasks need an explicit `run_tasks` ACL;
+//! executors' tokens speak only for their own executor.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use strata_schema::{FrameworkInfo, TaskId, TaskState};
+use strata_security::authn::basic_header;
+use strata_security::token::{Claims, TokenKey};
+use strata_tests::framework::{task, TestFramework};
+use strata_tests::{http_exchange_with, Cluster};
+
+const T: Duration = Duration::from_secs(30);
+
+const CREDENTIALS: &str = r#"{"credentials": [
+    {"principal": "alice", "secret": "alice-secret"},
+    {"principal": "bob", "secret": "bob-secret"},
+    {"principal": "ops", "secret": "ops-secret"},
+    {"principal": "dev", "secret": "dev-secret"}
+]}"#;
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path: PathBuf = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+fn framework(name: &str, roles: &[&str]) -> FrameworkInfo {
+    FrameworkInfo {
+        name: name.to_string(),
+        user: "root".to_string(),
+        roles: roles.iter().map(|r| r.to_string()).collect(),
+        ..FrameworkInfo::default()
+    }
+}
+
+fn subscribe_body(roles: &[&str], principal: Option<&str>) -> String {
+    let mut info = serde_json::json!({"user": "root", "name": "http-fw", "roles": roles});
+    if let Some(p) = principal {
+        info["principal"] = p.into();
+    }
+    serde_json::json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": info}}).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frameworks_authenticate_and_register_only_with_allowed_roles() {
+    let dir = tempfile::tempdir().unwrap();
+    let creds = write(dir.path(), "credentials.json", CREDENTIALS);
+    let acls = write(
+        dir.path(),
+        "acls.json",
+        r#"{"register_frameworks": [
+              {"principals": {"values": ["alice", "bob"]}, "roles": {"values": ["*", "web"]}},
+              {"principals": {"type": "ANY"}, "roles": {"type": "NONE"}}],
+            "run_tasks": [{"principals": {"type": "ANY"}, "users": {"values": ["root"]}}]}"#,
+    );
+    let cluster = Cluster::start_with(
+        &["cpus:1;mem:256"],
+        &[
+            "--credentials",
+            &creds,
+            "--acls",
+            &acls,
+            "--authenticate-frameworks",
+            "--authenticate-http-frameworks",
+            "--authenticate-http-readwrite",
+        ],
+    )
+    .unwrap();
+    let master = cluster.master.addr();
+
+    // Cap'n Proto: no credential, a wrong secret, a role the ACLs refuse.
+    let err = TestFramework::subscribe_with(&master, framework("anon", &[]))
+        .await
+        .err()
+        .expect("an anonymous framework is refused");
+    assert!(
+        format!("{err:#}").contains("framework authentication is required"),
+        "{err:#}"
+    );
+    let err = TestFramework::subscribe_as(&master, framework("a", &[]), "alice", "wrong")
+        .await
+        .err()
+        .expect("a wrong secret is refused");
+    assert!(
+        format!("{err:#}").contains("authentication failed for principal \"alice\""),
+        "{err:#}"
+    );
+    let err =
+        TestFramework::subscribe_as(&master, framework("a", &["db"]), "alice", "alice-secret")
+            .await
+            .err()
+            .expect("role db is refused");
+    let err = format!("{err:#}");
+    assert!(
+        err.contains("not authorized to register with role \"db\"")
+            && err.contains("register_frameworks[1]"),
+        "{err}"
+    );
+    // The principal is filled from the credential; another principal in the info is refused.
+    let mut claimed = framework("a", &["web"]);
+    claimed.principal = Some("bob".into());
+    let err = TestFramework::subscribe_as(&master, claimed, "alice", "alice-secret")
+        .await
+        .err()
+        .expect("a foreign principal is refused");
+    assert!(
+        format!("{err:#}").contains("not the authenticated principal"),
+        "{err:#}"
+    );
+    let ok =
+        TestFramework::subscribe_as(&master, framework("a", &["web"]), "alice", "alice-secret")
+            .await
+            .unwrap();
+    let state = cluster.master_state().unwrap();
+    let fw = state["frameworks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == ok.driver.framework_id().as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(fw["principal"], "alice", "{fw}");
+
+    // v1 HTTP: 401 without credentials (with the challenges), 403 for the refused role.
+    let accept = ("Accept", "application/json");
+    let (code, headers, _) = http_exchange_with(
+        &master,
+        "POST",
+        "/api/v1/scheduler",
+        &[accept],
+        &subscribe_body(&[], None),
+    )
+    .unwrap();
+    assert_eq!(code, 401);
+    let challenges: Vec<&str> = headers
+        .iter()
+        .filter(|(n, _)| n == "www-authenticate")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert!(
+        challenges.contains(&"Basic realm=\"strata\""),
+        "{headers:?}"
+    );
+    let wrong = basic_header("alice", "nope");
+    let (code, _, _) = http_exchange_with(
+        &master,
+        "POST",
+        "/api/v1/scheduler",
+        &[accept, ("Authorization", &wrong)],
+        &subscribe_body(&[], None),
+    )
+    .unwrap();
+    assert_eq!(code, 401);
+    let alice = basic_header("alice", "alice-secret");
+    let (code, _, body) = http_exchange_with(
+        &master,
+        "POST",
+        "/api/v1/scheduler",
+        &[accept, ("Authorization", &alice)],
+        &subscribe_body(&["db"], None),
+    )
+    .unwrap();
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("role \"db\""), "{body}");
+    let (code, _, body) = http_exchange_with(
+        &master,
+        "POST",
+        "/api/v1/scheduler",
+        &[accept, ("Authorization", &alice)],
+        &subscribe_body(&["web"], Some("bob")),
+    )
+    .unwrap();
+    assert_eq!(code, 403, "{body}");
+
+    // Operators: a read-write endpoint needs credentials; reads do not (no readonly flag).
+    let quota = r#"{"role": "web", "guarantee": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}}]}"#;
+    let (code, headers, _) = http_exchange_with(&master, "POST", "/quota", &[], quota).unwrap();
+    assert_eq!(code, 401);
+    assert!(headers.iter().any(|(n, _)| n == "www-authenticate"));
+    let ops = basic_header("ops", "ops-secret");
+    let (code, _, body) =
+        http_exchange_with(&master, "POST", "/quota", &[("Authorization", &ops)], quota).unwrap();
+    assert_ne!(code, 401, "{body}");
+    let (code, _, _) = http_exchange_with(&master, "GET", "/state", &[], "").unwrap();
+    assert_eq!(code, 200);
+
+    // Denials are logged with the principal and what was denied.
+    let log = cluster.logs();
+    assert!(
+        log.contains("request denied") && log.contains("alice"),
+        "{log}"
+    );
+    assert!(log.contains("request without credentials refused"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frameworks_cannot_kill_reconcile_or_read_each_others_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let creds = write(dir.path(), "credentials.json", CREDENTIALS);
+    let cluster = Cluster::start_with_agent_flags(
+        &["cpus:2;mem:512"],
+        &["--credentials", &creds, "--authenticate-frameworks"],
+        &["--credentials", &creds],
+    )
+    .unwrap();
+    let master = cluster.master.addr();
+    let agent_addr = cluster.agent(0).addr();
+    let mut alice =
+        TestFramework::subscribe_as(&master, framework("alice", &[]), "alice", "alice-secret")
+            .await
+            .unwrap();
+    let offer = alice.offer_with("cpus:0.5;mem:64", T).await.unwrap();
+    let agent_id = offer.agent_id.clone();
+    alice
+        .launch(
+            &offer,
+            vec![task(
+                "t-alice",
+                &agent_id,
+                "cpus:0.5;mem:64",
+                "echo secret-of-alice; sleep 60",
+            )],
+        )
+        .await
+        .unwrap();
+    alice
+        .wait_for("t-alice", T, |s| s == TaskState::Running)
+        .await
+        .unwrap();
+    let mut bob = TestFramework::subscribe_as(&master, framework("bob", &[]), "bob", "bob-secret")
+        .await
+        .unwrap();
+    let id = TaskId::new("t-alice").unwrap();
+
+    // Bob's kill of alice's task id reaches nothing; his reconciliation learns nothing.
+    let _ = bob.driver.kill(id.clone(), Some(agent_id.clone())).await;
+    bob.driver
+        .reconcile(vec![(id.clone(), Some(agent_id.clone()))])
+        .await
+        .unwrap();
+    let seen = bob.wait_for("t-alice", T, |_| true).await.unwrap();
+    assert_ne!(seen.state, TaskState::Running, "{seen:?}");
+    assert!(seen.message.contains("unknown"), "{seen:?}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let state = cluster.master_state().unwrap();
+    let running = state["frameworks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|f| f["tasks"].as_array().cloned().unwrap_or_default())
+        .find(|t| t["id"] == "t-alice")
+        .unwrap();
+    assert_eq!(running["state"], "TASK_RUNNING", "{running}");
+    assert_eq!(
+        alice.latest.get(&id).map(|s| s.state),
+        Some(TaskState::Running)
+    );
+
+    // Sandboxes: only alice (or an access_sandboxes ACL) reads hers.
+    let fw = alice.driver.framework_id().to_string();
+    let stdout = (0..100)
+        .find_map(|_| {
+            let p = crate::sandbox_file(&cluster, 0, &fw, "t-alice", "stdout");
+            if p.is_none() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            p
+        })
+        .expect("alice's stdout");
+    let stdout = stdout.display().to_string();
+    let sandbox = Path::new(&stdout).parent().unwrap().display().to_string();
+    let bob_auth = basic_header("bob", "bob-secret");
+    let alice_auth = basic_header("alice", "alice-secret");
+    let read = format!("/files/read?path={stdout}&offset=0");
+    let browse = format!("/files/browse?path={sandbox}");
+    for (path, who) in [(&read, "bob"), (&browse, "bob")] {
+        let (code, _, body) = http_exchange_with(
+            &agent_addr,
+            "GET",
+            path,
+            &[("Authorization", &bob_auth)],
+            "",
+        )
+        .unwrap();
+        assert_eq!(code, 403, "{who} {path}: {body}");
+        assert!(body.contains("access_sandboxes"), "{body}");
+        let (code, _, _) = http_exchange_with(&agent_addr, "GET", path, &[], "").unwrap();
+        assert_eq!(code, 403, "anonymous {path}");
+    }
+    let read_file =
+        serde_json::json!({"type": "READ_FILE", "read_file": {"path": stdout, "offset": 0}})
+            .to_string();
+    let (code, _, body) = http_exchange_with(
+        &agent_addr,
+        "POST",
+        "/api/v1",
+        &[("Authorization", &bob_auth)],
+        &read_file,
+    )
+    .unwrap();
+    assert_eq!(code, 403, "READ_FILE by bob: {body}");
+    let (code, _, body) = http_exchange_with(
+        &agent_addr,
+        "POST",
+        "/api/v1",
+        &[("Authorization", &alice_auth)],
+        &read_file,
+    )
+    .unwrap();
+    assert_eq!(code, 200, "READ_FILE by alice: {body}");
+    // base64 of "secret-of-alice\n"
+    assert!(body.contains("c2VjcmV0LW9mLWFsaWNlCg=="), "{body}");
+    let (code, _, body) = http_exchange_with(
+        &agent_addr,
+        "GET",
+        &read,
+        &[("Authorization", &alice_auth)],
+        "",
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("secret-of-alice"), "{body}");
+    assert!(cluster.logs().contains("sandbox access denied"));
+    alice.driver.kill(id, None).await.unwrap();
+    alice.wait_terminal("t-alice", T).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn root_tasks_need_an_explicit_run_tasks_acl() {
+    let dir = tempfile::tempdir().unwrap();
+    let creds = write(dir.path(), "credentials.json", CREDENTIALS);
+    // Permissive (the default): every user but root is allowed; root only for ops.
+    let acls = write(
+        dir.path(),
+        "acls.json",
+        r#"{"run_tasks": [{"principals": {"values": ["ops"]}, "users": {"values": ["root"]}}]}"#,
+    );
+    let cluster = Cluster::start_with(
+        &["cpus:2;mem:512"],
+        &["--credentials", &creds, "--acls", &acls],
+    )
+    .unwrap();
+    let master = cluster.master.addr();
+    let mut dev = TestFramework::subscribe_as(&master, framework("dev", &[]), "dev", "dev-secret")
+        .await
+        .unwrap();
+    let offer = dev.offer_with("cpus:0.5;mem:64", T).await.unwrap();
+    let agent = offer.agent_id.clone();
+    let mut as_nobody = task("t-nobody", &agent, "cpus:0.2;mem:32", "true");
+    as_nobody.command.user = Some("nobody".into());
+    dev.launch(
+        &offer,
+        vec![task("t-root", &agent, "cpus:0.2;mem:32", "true"), as_nobody],
+    )
+    .await
+    .unwrap();
+    let refused = dev.wait_terminal("t-root", T).await.unwrap();
+    assert_eq!(refused.state, TaskState::Error, "{refused:?}");
+    assert_eq!(refused.reason.as_deref(), Some("REASON_TASK_UNAUTHORIZED"));
+    assert!(
+        refused.message.contains("may not run task t-root as root")
+            && refused.message.contains("run_tasks ACL naming \"root\""),
+        "{refused:?}"
+    );
+    let nobody = dev.wait_terminal("t-nobody", T).await.unwrap();
+    assert_eq!(nobody.state, TaskState::Finished, "{nobody:?}");
+    // Its outstanding offers go back to the pool for ops.
+    drop(dev);
+
+    let mut ops = TestFramework::subscribe_as(&master, framework("ops", &[]), "ops", "ops-secret")
+        .await
+        .unwrap();
+    let offer = ops.offer_with("cpus:0.2;mem:32", T).await.unwrap();
+    ops.launch(
+        &offer,
+        vec![task("t-ops", &offer.agent_id, "cpus:0.2;mem:32", "true")],
+    )
+    .await
+    .unwrap();
+    let allowed = ops.wait_terminal("t-ops", T).await.unwrap();
+    assert_eq!(allowed.state, TaskState::Finished, "{allowed:?}");
+    assert!(cluster.logs().contains("request denied"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_executor_token_speaks_only_for_its_executor() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = write(dir.path(), "jwt.key", "test-jwt-key\n");
+    let cluster = Cluster::start_with_agent_flags(
+        &["cpus:1;mem:256"],
+        &[],
+        &[
+            "--authenticate-http-executors",
+            "--jwt-secret-key",
+            &key_file,
+        ],
+    )
+    .unwrap();
+    let agent = cluster.agent(0).addr();
+    let key = TokenKey::new(b"test-jwt-key");
+    let call = |executor: &str| {
+        serde_json::json!({
+            "type": "SUBSCRIBE",
+            "framework_id": {"value": "f1"},
+            "executor_id": {"value": executor},
+            "subscribe": {}
+        })
+        .to_string()
+    };
+    let (code, _, body) =
+        http_exchange_with(&agent, "POST", "/api/v1/executor", &[], &call("e2")).unwrap();
+    assert_eq!(code, 401, "{body}");
+    let e1 = format!("Bearer {}", key.mint(&Claims::executor("f1", "e1", "c1")));
+    let (code, _, body) = http_exchange_with(
+        &agent,
+        "POST",
+        "/api/v1/executor",
+        &[("Authorization", &e1)],
+        &call("e2"),
+    )
+    .unwrap();
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("cannot speak for executor e2"), "{body}");
+    // A token for another key is refused outright.
+    let forged = format!(
+        "Bearer {}",
+        TokenKey::new(b"other").mint(&Claims::executor("f1", "e2", "c2"))
+    );
+    let (code, _, _) = http_exchange_with(
+        &agent,
+        "POST",
+        "/api/v1/executor",
+        &[("Authorization", &forged)],
+        &call("e2"),
+    )
+    .unwrap();
+    assert_eq!(code, 401);
+    // Its own token gets past authentication (the agent runs no such executor: 403 for that).
+    let e2 = format!("Bearer {}", key.mint(&Claims::executor("f1", "e2", "c2")));
+    let (code, _, body) = http_exchange_with(
+        &agent,
+        "POST",
+        "/api/v1/executor",
+        &[("Authorization", &e2)],
+        &call("e2"),
+    )
+    .unwrap();
+    assert_eq!(code, 403, "{body}");
+    assert!(!body.contains("cannot speak for"), "{body}");
+    assert!(cluster
+        .logs()
+        .contains("executor token used for another executor refused"));
+}
