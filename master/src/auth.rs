@@ -201,6 +201,76 @@ pub fn forbidden(decision: &Decision, object: Option<&str>) -> Response {
         .into_response()
 }
 
+/// An operator action on `objects` (each role, or `None` for the action as a whole), for
+/// handlers: the first object denied answers 403 naming the rule. Without an [`Auth`] (a router
+/// built without one) everything is allowed.
+pub fn operator_check(
+    auth: Option<&SharedAuth>,
+    caller: Option<&Caller>,
+    action: Action,
+    objects: &[Option<String>],
+) -> Result<(), Box<Response>> {
+    let Some(auth) = auth else {
+        return Ok(());
+    };
+    let principal = caller.and_then(Caller::principal);
+    let all = [None];
+    let objects = if objects.is_empty() {
+        &all[..]
+    } else {
+        objects
+    };
+    for object in objects {
+        let decision = auth.check(principal, action, object.as_deref());
+        if !decision.allowed {
+            return Err(Box::new(forbidden(&decision, object.as_deref())));
+        }
+    }
+    Ok(())
+}
+
+/// Every string under a `role` key in `value` (Mesos' JSON: `role`, `reservations[].role`,
+/// `weight_infos[].role`, `quota_configs[].role`), deduplicated.
+pub fn roles_in(value: &Value) -> Vec<Option<String>> {
+    fn walk(v: &Value, out: &mut Vec<Option<String>>) {
+        match v {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    match (k.as_str(), v) {
+                        ("role", Value::String(r)) => {
+                            if !out.iter().any(|o| o.as_deref() == Some(r)) {
+                                out.push(Some(r.clone()));
+                            }
+                        }
+                        _ => walk(v, out),
+                    }
+                }
+            }
+            Value::Array(list) => list.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(value, &mut out);
+    out
+}
+
+/// The v1 operator calls the ACLs govern: the action and its objects.
+pub fn v1_operator_action(kind: &str, inner: &Value) -> Option<(Action, Vec<Option<String>>)> {
+    Some(match kind {
+        "UPDATE_WEIGHTS" => (Action::UpdateWeight, roles_in(inner)),
+        "UPDATE_QUOTA" => (Action::UpdateQuota, roles_in(inner)),
+        "GET_QUOTA" => (Action::GetQuota, Vec::new()),
+        "RESERVE_RESOURCES" => (Action::ReserveResources, roles_in(inner)),
+        "UNRESERVE_RESOURCES" => (Action::UnreserveResources, Vec::new()),
+        "CREATE_VOLUMES" => (Action::CreateVolume, roles_in(inner)),
+        "DESTROY_VOLUMES" => (Action::DestroyVolume, Vec::new()),
+        "TEARDOWN" => (Action::TeardownFramework, Vec::new()),
+        "GET_FLAGS" => (Action::ViewFlags, Vec::new()),
+        _ => return None,
+    })
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Class {
     Open,
@@ -394,6 +464,39 @@ mod tests {
         let mut anon = FrameworkInfo::default();
         assert!(a.admit_framework(None, true, &mut anon).is_err());
         assert!(a.admit_framework(None, false, &mut anon).is_ok());
+    }
+
+    #[test]
+    fn operator_calls_name_their_roles() {
+        let inner =
+            json!({"weight_infos": [{"role": "a", "weight": 2.0}, {"role": "b", "weight": 1.0}]});
+        let (action, roles) = v1_operator_action("UPDATE_WEIGHTS", &inner).unwrap();
+        assert_eq!(action, Action::UpdateWeight);
+        assert_eq!(roles, vec![Some("a".to_string()), Some("b".to_string())]);
+        let inner = json!({"resources": [{"name": "cpus", "reservations": [{"role": "r"}]}]});
+        assert_eq!(
+            v1_operator_action("RESERVE_RESOURCES", &inner).unwrap().1,
+            vec![Some("r".to_string())]
+        );
+        assert!(v1_operator_action("GET_STATE", &inner).is_none());
+        let acls = Acls::parse(
+            Path::new("a"),
+            r#"{"update_weights": [{"principals": {"values": ["ops"]}, "roles": {"type": "ANY"}},
+                                   {"principals": {"type": "ANY"}, "roles": {"type": "NONE"}}]}"#,
+        )
+        .unwrap();
+        let auth = Arc::new(Auth {
+            acls: Arc::new(acls),
+            ..Auth::default()
+        });
+        let roles = vec![Some("a".to_string())];
+        let ops = Caller(Some("ops".into()));
+        let dev = Caller(Some("dev".into()));
+        assert!(operator_check(Some(&auth), Some(&ops), Action::UpdateWeight, &roles).is_ok());
+        let denied =
+            operator_check(Some(&auth), Some(&dev), Action::UpdateWeight, &roles).unwrap_err();
+        assert_eq!(denied.status(), StatusCode::FORBIDDEN);
+        assert!(operator_check(None, Some(&dev), Action::UpdateWeight, &roles).is_ok());
     }
 
     #[test]

@@ -102,6 +102,8 @@ fn agent_id(v: &Value, call: &str) -> Result<AgentId, String> {
 async fn call(
     State(actor): State<Actor>,
     Extension(flags): Extension<Flags>,
+    auth: Option<Extension<crate::auth::SharedAuth>>,
+    caller: Option<Extension<crate::auth::Caller>>,
     headers: HeaderMap,
     body: String,
 ) -> Response {
@@ -112,6 +114,17 @@ async fn call(
         Ok(c) => c,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
+    // Mesos' ACLs for the calls they govern (update_weights, update_quotas, reserve_resources, …).
+    if let Some((action, objects)) = crate::auth::v1_operator_action(&kind, &inner) {
+        if let Err(denied) = crate::auth::operator_check(
+            auth.as_ref().map(|a| &a.0),
+            caller.as_ref().map(|c| &c.0),
+            action,
+            &objects,
+        ) {
+            return *denied;
+        }
+    }
     let read = |v: View| {
         let actor = actor.clone();
         let kind = kind.clone();

@@ -54,6 +54,9 @@ async fn frameworks_authenticate_and_register_only_with_allowed_roles() {
         r#"{"register_frameworks": [
               {"principals": {"values": ["alice", "bob"]}, "roles": {"values": ["*", "web"]}},
               {"principals": {"type": "ANY"}, "roles": {"type": "NONE"}}],
+            "update_quotas": [
+              {"principals": {"values": ["ops"]}, "roles": {"type": "ANY"}},
+              {"principals": {"type": "ANY"}, "roles": {"type": "NONE"}}],
             "run_tasks": [{"principals": {"type": "ANY"}, "users": {"values": ["root"]}}]}"#,
     );
     let cluster = Cluster::start_with(
@@ -183,7 +186,30 @@ async fn frameworks_authenticate_and_register_only_with_allowed_roles() {
     let ops = basic_header("ops", "ops-secret");
     let (code, _, body) =
         http_exchange_with(&master, "POST", "/quota", &[("Authorization", &ops)], quota).unwrap();
-    assert_ne!(code, 401, "{body}");
+    assert!(code == 200 || code == 202, "{code} {body}");
+    // update_quotas: only ops sets quotas; alice's is refused naming the rule (v0 and v1).
+    let (code, _, body) = http_exchange_with(
+        &master,
+        "POST",
+        "/quota",
+        &[("Authorization", &alice)],
+        quota,
+    )
+    .unwrap();
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("update_quotas[1]"), "{body}");
+    let v1_quota = serde_json::json!({"type": "UPDATE_QUOTA", "update_quota": {"quota_configs": [
+        {"role": "web", "guarantees": {"cpus": {"value": 0.1}}}]}})
+    .to_string();
+    let (code, _, body) = http_exchange_with(
+        &master,
+        "POST",
+        "/api/v1",
+        &[("Authorization", &alice), accept],
+        &v1_quota,
+    )
+    .unwrap();
+    assert_eq!(code, 403, "{body}");
     let (code, _, _) = http_exchange_with(&master, "GET", "/state", &[], "").unwrap();
     assert_eq!(code, 200);
 
