@@ -480,3 +480,42 @@ async fn an_executor_token_speaks_only_for_its_executor() {
         .logs()
         .contains("executor token used for another executor refused"));
 }
+
+#[test]
+fn a_pymesos_scheduler_authenticates_with_basic_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let creds = write(dir.path(), "credentials.json", CREDENTIALS);
+    let cluster = Cluster::start_with(
+        &["cpus:2;mem:1024"],
+        &["--credentials", &creds, "--authenticate-http-frameworks"],
+    )
+    .unwrap();
+    let run = |principal: Option<(&str, &str)>| {
+        let mut cmd = strata_tests::python::script("scheduler.py").unwrap();
+        cmd.args([&cluster.master.addr(), "2", "30"])
+            .env_remove("PYMESOS_PRINCIPAL")
+            .env_remove("PYMESOS_SECRET");
+        if let Some((p, s)) = principal {
+            cmd.env("PYMESOS_PRINCIPAL", p).env("PYMESOS_SECRET", s);
+        }
+        // The script gives up by itself after 30 s.
+        cmd.output().unwrap()
+    };
+    let out = run(Some(("alice", "alice-secret")));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("all 2 tasks finished"),
+        "{stdout}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        cluster.logs()
+    );
+    let state = cluster.master_state().unwrap();
+    let principals: Vec<&str> = state["completed_frameworks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(state["frameworks"].as_array().into_iter().flatten())
+        .filter_map(|f| f["principal"].as_str())
+        .collect();
+    assert!(principals.contains(&"alice"), "{state}");
+}
