@@ -519,3 +519,100 @@ fn a_pymesos_scheduler_authenticates_with_basic_credentials() {
         .collect();
     assert!(principals.contains(&"alice"), "{state}");
 }
+
+/// The first file named `name` under `dir`.
+fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if let Some(found) = find_file(&path, name) {
+                return Some(found);
+            }
+        } else if path.file_name().is_some_and(|n| n == name) {
+            return Some(path);
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_executor_gets_a_token_naming_it_and_only_it() {
+    use strata_schema::{CommandInfo, ExecutorId, ExecutorInfo, ExecutorKind, Resources};
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = write(dir.path(), "jwt.key", "executor-key\n");
+    let cluster = Cluster::start_with_agent_flags(
+        &["cpus:1;mem:512"],
+        &[],
+        &[
+            "--authenticate-http-executors",
+            "--jwt-secret-key",
+            &key_file,
+        ],
+    )
+    .unwrap();
+    let mut fw = TestFramework::subscribe(&cluster.master.addr(), "tok")
+        .await
+        .unwrap();
+    let offer = fw.offer_with("cpus:0.5;mem:256", T).await.unwrap();
+    let executor = ExecutorInfo {
+        kind: ExecutorKind::Custom,
+        executor_id: ExecutorId::new("tok-exec").unwrap(),
+        name: "env dumper".to_string(),
+        command: CommandInfo::shell("env > env.txt; sleep 30"),
+        resources: Resources::parse("cpus:0.2;mem:64").unwrap(),
+        container: None,
+        data: Vec::new(),
+    };
+    let mut t = task("tok-task", &offer.agent_id, "cpus:0.1;mem:32", "");
+    t.command = CommandInfo::default();
+    t.executor = Some(Box::new(executor));
+    fw.launch(&offer, vec![t]).await.unwrap();
+    let work = cluster.agents[0].0.work_dir.join("agents");
+    let mut env = String::new();
+    for _ in 0..200 {
+        if let Some(p) = find_file(&work, "env.txt") {
+            env = std::fs::read_to_string(p).unwrap_or_default();
+            if env.contains("MESOS_EXECUTOR_AUTHENTICATION_TOKEN=") {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let token = env
+        .lines()
+        .find_map(|l| l.strip_prefix("MESOS_EXECUTOR_AUTHENTICATION_TOKEN="))
+        .unwrap_or_else(|| panic!("no token in the executor's environment:\n{env}"))
+        .to_string();
+    let claims = TokenKey::new(b"executor-key").verify(&token).unwrap();
+    let fid = fw.driver.framework_id().to_string();
+    assert_eq!(claims.fid.as_deref(), Some(fid.as_str()));
+    assert_eq!(claims.eid.as_deref(), Some("tok-exec"));
+    assert!(claims.cid.as_deref().is_some_and(|c| !c.is_empty()));
+    // The executor's own token cannot speak for another executor of its framework.
+    let other = serde_json::json!({
+        "type": "SUBSCRIBE",
+        "framework_id": {"value": fid},
+        "executor_id": {"value": "other-exec"},
+        "subscribe": {}
+    })
+    .to_string();
+    let bearer = format!("Bearer {token}");
+    let (code, _, body) = http_exchange_with(
+        &cluster.agent(0).addr(),
+        "POST",
+        "/api/v1/executor",
+        &[("Authorization", &bearer)],
+        &other,
+    )
+    .unwrap();
+    assert_eq!(code, 403, "{body}");
+    assert!(
+        body.contains("cannot speak for executor other-exec"),
+        "{body}"
+    );
+    fw.driver
+        .kill(TaskId::new("tok-task").unwrap(), None)
+        .await
+        .unwrap();
+    fw.wait_terminal("tok-task", T).await.unwrap();
+}
