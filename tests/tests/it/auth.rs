@@ -616,3 +616,68 @@ async fn a_custom_executor_gets_a_token_naming_it_and_only_it() {
         .unwrap();
     fw.wait_terminal("tok-task", T).await.unwrap();
 }
+
+#[test]
+fn v1_calls_for_a_framework_must_come_from_its_principal() {
+    use strata_tests::recordio::{post, Subscription, JSON};
+    let dir = tempfile::tempdir().unwrap();
+    let creds = write(dir.path(), "credentials.json", CREDENTIALS);
+    let cluster = Cluster::start_with(
+        &["cpus:1;mem:256"],
+        &["--credentials", &creds, "--authenticate-http-frameworks"],
+    )
+    .unwrap();
+    let master = cluster.master.addr();
+    let alice = basic_header("alice", "alice-secret");
+    let bob = basic_header("bob", "bob-secret");
+    let sub = Subscription::open_with(
+        &master,
+        &[JSON[0], JSON[1], ("Authorization", &alice)],
+        &subscribe_body(&[], None),
+    )
+    .unwrap()
+    .unwrap_or_else(|r| panic!("alice's SUBSCRIBE: {} {}", r.status, r.body));
+    let revive = serde_json::json!({
+        "type": "REVIVE",
+        "framework_id": {"value": sub.framework_id},
+        "revive": {}
+    })
+    .to_string();
+    let call = |auth: Option<&str>| {
+        let mut headers = vec![
+            JSON[0],
+            JSON[1],
+            ("Mesos-Stream-Id", sub.stream_id.as_str()),
+        ];
+        if let Some(a) = auth {
+            headers.push(("Authorization", a));
+        }
+        post(&master, &headers, &revive).unwrap()
+    };
+    // Bob holds alice's stream id (say it leaked): still refused, naming the owner.
+    let r = call(Some(&bob));
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(
+        r.body.contains("belongs to principal \"alice\""),
+        "{}",
+        r.body
+    );
+    assert_eq!(call(None).status, 401);
+    let r = call(Some(&alice));
+    assert_eq!(r.status, 202, "{}", r.body);
+    // Nor can bob take alice's framework over by subscribing with its id.
+    let mut body: serde_json::Value = serde_json::from_str(&subscribe_body(&[], None)).unwrap();
+    body["framework_id"] = serde_json::json!({"value": sub.framework_id});
+    body["subscribe"]["framework_info"]["id"] = serde_json::json!({"value": sub.framework_id});
+    let taken = Subscription::open_with(
+        &master,
+        &[JSON[0], JSON[1], ("Authorization", &bob)],
+        &body.to_string(),
+    )
+    .unwrap();
+    let refused = taken
+        .err()
+        .expect("bob cannot subscribe as alice's framework");
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    sub.close();
+}
