@@ -408,6 +408,79 @@ pub fn filter_value(acls: &Acls, principal: Option<&str>, value: &mut Value) {
     }
 }
 
+/// [`filter_value`] for the v1 operator API's answers (GET_STATE, GET_FRAMEWORKS, GET_TASKS):
+/// frameworks are `{"framework_info": {"id": {"value"}, "user"}}`, tasks name
+/// `framework_id.value`; a task whose framework is not in the same answer is judged by the user
+/// `""`.
+pub fn filter_v1(acls: &Acls, principal: Option<&str>, value: &mut Value) {
+    if acls.permissive()
+        && !acls.has_rules(Action::ViewFramework)
+        && !acls.has_rules(Action::ViewTask)
+    {
+        return;
+    }
+    fn users(v: &Value, out: &mut std::collections::HashMap<String, String>) {
+        match v {
+            Value::Object(map) => {
+                if let Some(info) = map.get("framework_info") {
+                    if let Some(id) = info["id"]["value"].as_str() {
+                        let user = info["user"].as_str().unwrap_or("").to_string();
+                        out.insert(id.to_string(), user);
+                    }
+                }
+                map.values().for_each(|v| users(v, out));
+            }
+            Value::Array(list) => list.iter().for_each(|v| users(v, out)),
+            _ => {}
+        }
+    }
+    fn filter(
+        v: &mut Value,
+        acls: &Acls,
+        principal: Option<&str>,
+        users: &std::collections::HashMap<String, String>,
+    ) {
+        match v {
+            Value::Object(map) => {
+                for (key, child) in map.iter_mut() {
+                    if let Value::Array(list) = child {
+                        match key.as_str() {
+                            "frameworks" | "completed_frameworks" | "recovered_frameworks" => {
+                                list.retain(|f| {
+                                    let user = f["framework_info"]["user"].as_str().unwrap_or("");
+                                    acls.allowed(principal, Action::ViewFramework, Some(user))
+                                });
+                            }
+                            "tasks" | "completed_tasks" | "orphan_tasks" | "unreachable_tasks"
+                            | "pending_tasks" => {
+                                list.retain(|t| {
+                                    let fw = t["framework_id"]["value"].as_str().unwrap_or("");
+                                    let user = users.get(fw).map(String::as_str).unwrap_or("");
+                                    acls.allowed(principal, Action::ViewTask, Some(user))
+                                        && acls.allowed(
+                                            principal,
+                                            Action::ViewFramework,
+                                            Some(user),
+                                        )
+                                });
+                            }
+                            _ => {}
+                        }
+                    }
+                    filter(child, acls, principal, users);
+                }
+            }
+            Value::Array(list) => list
+                .iter_mut()
+                .for_each(|v| filter(v, acls, principal, users)),
+            _ => {}
+        }
+    }
+    let mut map = std::collections::HashMap::new();
+    users(value, &mut map);
+    filter(value, acls, principal, &map);
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -536,5 +609,22 @@ mod tests {
             serde_json::from_str(&filter_view(&acls, Some("bob"), &state).unwrap()).unwrap();
         assert_eq!(out["frameworks"].as_array().unwrap().len(), 0);
         assert!(filter_view(&Acls::default(), None, &state).is_none());
+
+        let mut v1 = json!({"get_state": {
+            "get_frameworks": {"frameworks": [
+                {"framework_info": {"id": {"value": "f1"}, "user": "alice"}},
+                {"framework_info": {"id": {"value": "f2"}, "user": "bob"}}]},
+            "get_tasks": {"tasks": [
+                {"task_id": {"value": "t1"}, "framework_id": {"value": "f1"}},
+                {"task_id": {"value": "t2"}, "framework_id": {"value": "f2"}}]}
+        }});
+        filter_v1(&acls, Some("alice"), &mut v1);
+        let fws = v1["get_state"]["get_frameworks"]["frameworks"]
+            .as_array()
+            .unwrap();
+        assert_eq!(fws.len(), 1);
+        let tasks = v1["get_state"]["get_tasks"]["tasks"].as_array().unwrap();
+        assert_eq!(tasks.len(), 1);
+        assert_eq!(tasks[0]["task_id"]["value"], "t1");
     }
 }

@@ -54,6 +54,9 @@ async fn frameworks_authenticate_and_register_only_with_allowed_roles() {
         r#"{"register_frameworks": [
               {"principals": {"values": ["alice", "bob"]}, "roles": {"values": ["*", "web"]}},
               {"principals": {"type": "ANY"}, "roles": {"type": "NONE"}}],
+            "view_frameworks": [
+              {"principals": {"values": ["alice"]}, "users": {"type": "ANY"}},
+              {"principals": {"type": "ANY"}, "users": {"type": "NONE"}}],
             "update_quotas": [
               {"principals": {"values": ["ops"]}, "roles": {"type": "ANY"}},
               {"principals": {"type": "ANY"}, "roles": {"type": "NONE"}}],
@@ -117,7 +120,18 @@ async fn frameworks_authenticate_and_register_only_with_allowed_roles() {
         TestFramework::subscribe_as(&master, framework("a", &["web"]), "alice", "alice-secret")
             .await
             .unwrap();
-    let state = cluster.master_state().unwrap();
+    // view_frameworks: alice sees the framework (with its principal); anonymous callers and
+    // bob see none, in /state, /frameworks and the v1 GET_FRAMEWORKS.
+    let alice_auth = basic_header("alice", "alice-secret");
+    let (_, _, body) = http_exchange_with(
+        &master,
+        "GET",
+        "/state",
+        &[("Authorization", &alice_auth)],
+        "",
+    )
+    .unwrap();
+    let state: serde_json::Value = serde_json::from_str(&body).unwrap();
     let fw = state["frameworks"]
         .as_array()
         .unwrap()
@@ -126,6 +140,35 @@ async fn frameworks_authenticate_and_register_only_with_allowed_roles() {
         .cloned()
         .unwrap();
     assert_eq!(fw["principal"], "alice", "{fw}");
+    let bob_auth = basic_header("bob", "bob-secret");
+    for auth in [None, Some(bob_auth.as_str())] {
+        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", *a)).collect();
+        for path in ["/state", "/frameworks"] {
+            let (code, _, body) = http_exchange_with(&master, "GET", path, &headers, "").unwrap();
+            assert_eq!(code, 200, "{path}: {body}");
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(
+                v["frameworks"].as_array().map(Vec::len),
+                Some(0),
+                "{path} {auth:?}: {v}"
+            );
+        }
+    }
+    let (code, _, body) = http_exchange_with(
+        &master,
+        "POST",
+        "/api/v1",
+        &[("Authorization", &bob_auth), ("Accept", "application/json")],
+        r#"{"type": "GET_FRAMEWORKS"}"#,
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v["get_frameworks"]["frameworks"].as_array().map(Vec::len),
+        Some(0),
+        "{v}"
+    );
 
     // v1 HTTP: 401 without credentials (with the challenges), 403 for the refused role.
     let accept = ("Accept", "application/json");
