@@ -218,6 +218,7 @@ pub struct Agent {
     endpoint: String,
     /// Extra environment of executors (the agent's TLS, `LIBPROCESS_SSL_*`).
     executor_env: Vec<(String, String)>,
+    auth: Option<crate::auth::SharedAgentAuth>,
     /// The custom executors running here.
     executors: HashMap<ExecutorKey, Executor>,
     /// The container of each executor.
@@ -252,6 +253,8 @@ pub struct AgentSetup {
     pub endpoint: String,
     /// Extra environment of executors (the agent's TLS, `LIBPROCESS_SSL_*`).
     pub executor_env: Vec<(String, String)>,
+    /// Authentication settings: executors' tokens are minted with them (issue 11).
+    pub auth: Option<crate::auth::SharedAgentAuth>,
 }
 
 fn exit_code(status: &ExitStatus) -> Option<i32> {
@@ -293,6 +296,7 @@ impl Agent {
             to_self: setup.to_self,
             endpoint: setup.endpoint,
             executor_env: setup.executor_env,
+            auth: setup.auth,
             executors: HashMap::new(),
             executor_containers: HashMap::new(),
             groups: HashMap::new(),
@@ -1565,8 +1569,17 @@ impl Agent {
     ) -> Result<(), String> {
         let mut env = exec::executor_environment(&self.endpoint, framework);
         env.extend(self.executor_env.iter().cloned());
-        let task = exec::executor_task(info, agent_id, task_resources, env)?;
         let container_id = ContainerId::random();
+        // Under --authenticate-http-executors: the token that proves this executor (Mesos' name
+        // and claims fid/eid/cid).
+        if let Some(token) = self
+            .auth
+            .as_ref()
+            .and_then(|a| a.executor_token(&key.0, &info.executor_id, container_id.as_str()))
+        {
+            env.push((crate::auth::EXECUTOR_TOKEN_ENV.to_string(), token));
+        }
+        let task = exec::executor_task(info, agent_id, task_resources, env)?;
         let sandbox = self
             .paths
             .sandbox(agent_id, &key.0, &task.task_id, &container_id);

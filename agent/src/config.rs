@@ -223,6 +223,52 @@ pub struct AgentConfig {
         action = clap::ArgAction::Set
     )]
     pub enforce_container_ports: bool,
+    // ---- authentication and authorization (issue 11, H2) ----
+    /// Principals and secrets HTTP Basic is checked against (Mesos' `--http_credentials`: JSON
+    /// `{"credentials":[..]}` or lines `principal secret`). Not `--credential`, the agent's own
+    /// principal towards the master.
+    #[arg(
+        long,
+        alias = "http_credentials",
+        env = "STRATA_HTTP_CREDENTIALS",
+        value_name = "FILE"
+    )]
+    pub http_credentials: Option<PathBuf>,
+    /// Mesos' ACLs (JSON); the agent applies `access_sandboxes` (who may read the sandboxes of
+    /// frameworks not their own) and `get_endpoints`.
+    #[arg(long, env = "STRATA_ACLS", value_name = "FILE")]
+    pub acls: Option<PathBuf>,
+    /// HS256 key (the file's bytes) shared with the master: bearer tokens are checked with it,
+    /// and executors' tokens signed with it (without it, with a random key of this agent's).
+    #[arg(
+        long,
+        alias = "jwt_secret_key",
+        env = "STRATA_JWT_SECRET_KEY",
+        value_name = "FILE"
+    )]
+    pub jwt_secret_key: Option<PathBuf>,
+    /// Read-only HTTP endpoints (GET: /state, /files/*, …) need credentials.
+    #[arg(
+        long,
+        alias = "authenticate_http_readonly",
+        env = "STRATA_AUTHENTICATE_HTTP_READONLY"
+    )]
+    pub authenticate_http_readonly: bool,
+    /// Read-write HTTP endpoints (POSTs, the v1 operator API) need credentials.
+    #[arg(
+        long,
+        alias = "authenticate_http_readwrite",
+        env = "STRATA_AUTHENTICATE_HTTP_READWRITE"
+    )]
+    pub authenticate_http_readwrite: bool,
+    /// Executors must present the token the agent gave them
+    /// (`MESOS_EXECUTOR_AUTHENTICATION_TOKEN`) on the v1 executor API, and it must name them.
+    #[arg(
+        long,
+        alias = "authenticate_http_executors",
+        env = "STRATA_AUTHENTICATE_HTTP_EXECUTORS"
+    )]
+    pub authenticate_http_executors: bool,
     /// network/ports and network/accounting: where BPF maps and links are pinned, so ports
     /// enforcement and traffic counters outlive an agent restart. Its parent must be a BPF
     /// filesystem (the agent mounts one at /sys/fs/bpf when nothing is mounted there).

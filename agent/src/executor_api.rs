@@ -17,10 +17,13 @@ use axum::Router;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
-pub fn router<S>(actor: mpsc::UnboundedSender<Msg>) -> Router<S> {
+pub fn router<S>(
+    actor: mpsc::UnboundedSender<Msg>,
+    auth: crate::auth::SharedAgentAuth,
+) -> Router<S> {
     Router::new()
         .route("/api/v1/executor", post(call))
-        .with_state(actor)
+        .with_state((actor, auth))
 }
 
 fn error(code: StatusCode, message: impl Into<String>) -> Response {
@@ -33,7 +36,7 @@ fn error(code: StatusCode, message: impl Into<String>) -> Response {
 }
 
 async fn call(
-    State(actor): State<mpsc::UnboundedSender<Msg>>,
+    State((actor, auth)): State<(mpsc::UnboundedSender<Msg>, crate::auth::SharedAgentAuth)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -55,6 +58,11 @@ async fn call(
         Ok(call) => call,
         Err(why) => return error(StatusCode::BAD_REQUEST, format!("invalid call: {why}")),
     };
+    // Under --authenticate-http-executors: the caller's token must name this executor.
+    let (framework_id, executor_id) = call.key();
+    if let Err(refused) = auth.check_executor(&headers, &framework_id, &executor_id) {
+        return *refused;
+    }
     let subscribe = matches!(call, Call::Subscribe { .. });
     let (reply, answer) = oneshot::channel();
     if actor.send(Msg::ExecutorCall { call, reply }).is_err() {

@@ -16,6 +16,7 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use strata_schema::{FrameworkId, Resources, TaskId};
 use tokio::sync::{mpsc, oneshot};
 
@@ -36,6 +37,7 @@ pub fn router(
     sandbox_root: PathBuf,
     containerizer: Containerizer,
     flags: Vec<(String, String)>,
+    auth: crate::auth::SharedAgentAuth,
 ) -> Router {
     Router::new()
         .route("/state", get(state))
@@ -61,16 +63,43 @@ pub fn router(
             containerizer.clone(),
             flags,
         ))
-        .merge(crate::executor_api::router(actor.clone()))
+        .merge(crate::executor_api::router(
+            actor.clone(),
+            Arc::clone(&auth),
+        ))
         .with_state(Ctx {
             actor,
             sandbox_root,
             containerizer,
         })
         .layer(axum::middleware::from_fn(cors))
+        .layer(axum::Extension(Arc::clone(&auth)))
+        .layer(axum::middleware::from_fn_with_state(
+            auth,
+            crate::auth::authenticate,
+        ))
         // Request bodies: size and time limits (413, 408), around everything above.
         .layer(axum::extract::DefaultBodyLimit::max(limits::MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(limits::bodies))
+}
+
+/// The router's authentication, as handlers extract it.
+type AuthExt = Option<axum::Extension<crate::auth::SharedAgentAuth>>;
+type CallerExt = Option<axum::Extension<crate::auth::Caller>>;
+
+/// The sandbox check of `/files/*` (see [`crate::auth::AgentAuth::check_sandbox`]).
+pub(crate) fn sandbox_gate(
+    auth: &AuthExt,
+    caller: &CallerExt,
+    root: &Path,
+    path: &str,
+) -> Result<(), Box<Response>> {
+    crate::auth::gate(
+        auth.as_ref().map(|a| &a.0),
+        caller.as_ref().map(|c| &c.0),
+        root,
+        path,
+    )
 }
 
 /// The read-only GETs the master's web UI calls from the browser.
@@ -311,7 +340,15 @@ pub(crate) fn read_range(
 }
 
 /// Mesos' `/files/read`: `{"data": …, "offset": …}`; `offset=-1` answers the file's length.
-async fn read(State(ctx): State<Ctx>, Query(q): Query<ReadQuery>) -> Response {
+async fn read(
+    State(ctx): State<Ctx>,
+    auth: AuthExt,
+    caller: CallerExt,
+    Query(q): Query<ReadQuery>,
+) -> Response {
+    if let Err(r) = sandbox_gate(&auth, &caller, &ctx.sandbox_root, &q.path) {
+        return *r;
+    }
     let path = match confine(&ctx.sandbox_root, &q.path) {
         Ok(p) => p,
         Err(r) => return *r,
@@ -347,7 +384,15 @@ struct DownloadQuery {
     path: String,
 }
 
-async fn download(State(ctx): State<Ctx>, Query(q): Query<DownloadQuery>) -> Response {
+async fn download(
+    State(ctx): State<Ctx>,
+    auth: AuthExt,
+    caller: CallerExt,
+    Query(q): Query<DownloadQuery>,
+) -> Response {
+    if let Err(r) = sandbox_gate(&auth, &caller, &ctx.sandbox_root, &q.path) {
+        return *r;
+    }
     let path = match confine(&ctx.sandbox_root, &q.path) {
         Ok(p) => p,
         Err(r) => return *r,
@@ -459,7 +504,15 @@ struct BrowseQuery {
 }
 
 /// Mesos' `/files/browse?path=DIR`: the entries of a sandbox directory.
-async fn browse(State(ctx): State<Ctx>, Query(q): Query<BrowseQuery>) -> Response {
+async fn browse(
+    State(ctx): State<Ctx>,
+    auth: AuthExt,
+    caller: CallerExt,
+    Query(q): Query<BrowseQuery>,
+) -> Response {
+    if let Err(r) = sandbox_gate(&auth, &caller, &ctx.sandbox_root, &q.path) {
+        return *r;
+    }
     let root = ctx.sandbox_root.clone();
     match tokio::task::spawn_blocking(move || list_files(&root, &q.path)).await {
         Ok(Ok(entries)) => Json(serde_json::Value::Array(

@@ -4,6 +4,7 @@
 //! at the repository root.
 
 pub mod agent;
+pub mod auth;
 pub mod checkpoint;
 pub mod cleanup;
 pub mod config;
@@ -83,6 +84,7 @@ pub struct AgentDaemon {
     isolation: Arc<Isolation>,
     /// What the previous run left in the work dir.
     recovered: checkpoint::Recovered,
+    auth: auth::SharedAgentAuth,
     /// `--tls-cert`: the HTTP endpoints serve TLS only.
     tls: Option<strata_security::tls::TlsAcceptor>,
     master_link: rpc::MasterLink,
@@ -163,6 +165,7 @@ impl AgentDaemon {
     pub async fn bind(config: AgentConfig) -> Result<Self, AgentError> {
         config.validate().map_err(AgentError::Config)?;
         let (tls, master_link) = transport_security(&config)?;
+        let auth = Arc::new(auth::AgentAuth::from_config(&config).map_err(AgentError::Config)?);
         if !nix::unistd::geteuid().is_root() {
             return Err(AgentError::NotRoot);
         }
@@ -186,6 +189,7 @@ impl AgentDaemon {
             recovered,
             tls,
             master_link,
+            auth,
         })
     }
 
@@ -238,6 +242,7 @@ impl AgentDaemon {
         let containerizer = containerizer.with_images(Arc::new(store));
         let http_containerizer = containerizer.clone();
         let mut state = agent::Agent::new(agent::AgentSetup {
+            auth: Some(Arc::clone(&self.auth)),
             paths,
             hostname,
             port: local.port(),
@@ -276,6 +281,7 @@ impl AgentDaemon {
                 sandbox_root,
                 http_containerizer,
                 operator_api::flags(&config),
+                Arc::clone(&self.auth),
             ),
             async move {
                 let _ = stop_http.wait_for(|s| *s).await;

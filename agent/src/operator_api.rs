@@ -84,6 +84,31 @@ pub fn flags(config: &crate::config::AgentConfig) -> Vec<(String, String)> {
     if let Some(a) = &config.attributes {
         flags.push(("attributes", a.to_string()));
     }
+    for (name, path) in [
+        ("http_credentials", &config.http_credentials),
+        ("acls", &config.acls),
+        ("jwt_secret_key", &config.jwt_secret_key),
+    ] {
+        if let Some(path) = path {
+            flags.push((name, path.display().to_string()));
+        }
+    }
+    for (name, on) in [
+        (
+            "authenticate_http_readonly",
+            config.authenticate_http_readonly,
+        ),
+        (
+            "authenticate_http_readwrite",
+            config.authenticate_http_readwrite,
+        ),
+        (
+            "authenticate_http_executors",
+            config.authenticate_http_executors,
+        ),
+    ] {
+        flags.push((name, on.to_string()));
+    }
     let mut flags: Vec<(String, String)> =
         flags.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     flags.sort();
@@ -318,7 +343,13 @@ async fn containers(api: &Api) -> Result<Value, Response> {
     Ok(json!({ "containers": list }))
 }
 
-async fn call(State(api): State<Api>, headers: HeaderMap, body: String) -> Response {
+async fn call(
+    State(api): State<Api>,
+    auth: Option<axum::Extension<crate::auth::SharedAgentAuth>>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -407,6 +438,9 @@ async fn call(State(api): State<Api>, headers: HeaderMap, body: String) -> Respo
                     "LIST_FILES: list_files.path is missing",
                 );
             };
+            if let Err(r) = crate::http::sandbox_gate(&auth, &caller, &api.sandbox_root, &path) {
+                return *r;
+            }
             let root = api.sandbox_root.clone();
             match tokio::task::spawn_blocking(move || list_files(&root, &path)).await {
                 Ok(Ok(entries)) => answer(
@@ -434,6 +468,9 @@ async fn call(State(api): State<Api>, headers: HeaderMap, body: String) -> Respo
                 .and_then(Value::as_u64)
                 .unwrap_or(MAX_READ)
                 .min(MAX_READ);
+            if let Err(r) = crate::http::sandbox_gate(&auth, &caller, &api.sandbox_root, &path) {
+                return *r;
+            }
             let file = match confine(&api.sandbox_root, &path) {
                 Ok(p) => p,
                 Err(r) => return *r,

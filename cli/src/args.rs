@@ -36,6 +36,17 @@ pub struct Cli {
     /// Private key (PEM) of --tls-cert [default: `tls_key` in /etc/strata/cli.toml]
     #[arg(long, global = true, env = "STRATA_TLS_KEY", value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
+    /// The principal to authenticate as (HTTP Basic with --secret-file; `strata run`'s framework
+    /// subscribes with it) [default: `principal` in /etc/strata/cli.toml]
+    #[arg(long, global = true, env = "STRATA_PRINCIPAL")]
+    pub principal: Option<String>,
+    /// A file holding the principal's secret [default: `secret_file` in /etc/strata/cli.toml]
+    #[arg(long, global = true, env = "STRATA_SECRET_FILE", value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
+    /// A bearer token (see `strata token`) sent instead of a principal and secret
+    /// [default: `token` in /etc/strata/cli.toml]
+    #[arg(long, global = true, env = "STRATA_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 
     /// Log to stderr (-v info, -vv debug, -vvv trace; RUST_LOG overrides)
     #[arg(short, long, global = true, action = ArgAction::Count)]
@@ -84,6 +95,9 @@ pub enum Command {
     Drain(DrainArgs),
     /// Reactivate a drained (or deactivated) agent
     Reactivate(AgentArgs),
+    /// Mint an operator's bearer token (HS256, signed with the master's --jwt-secret-key) for
+    /// the principal given with --principal
+    Token(TokenArgs),
     /// Make a cluster CA and node certificates for mutual TLS (small installs without a CA)
     Certs(CertsArgs),
 }
@@ -132,6 +146,16 @@ pub enum CertsAction {
         #[arg(long)]
         force: bool,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The HS256 key file the master was given as --jwt-secret-key
+    #[arg(long, value_name = "FILE")]
+    pub jwt_secret_key: PathBuf,
+    /// How long the token is valid (e.g. 1hours, 30mins, 7days)
+    #[arg(long, default_value = "1hours", value_parser = parse_grace)]
+    pub ttl: Duration,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,7 @@
 //! `/etc/strata/cli.toml`: the CLI's defaults for a machine: the master's address, read when
-//! neither `--master` nor `STRATA_MASTER` gives one, and the TLS files (`tls_ca`, `tls_cert`,
-//! `tls_key`) when no flag or variable gives them. `STRATA_CLI_CONFIG` names another file.
+//! neither `--master` nor `STRATA_MASTER` gives one, the TLS files (`tls_ca`, `tls_cert`,
+//! `tls_key`) and the credentials (`principal` with `secret_file`, or `token`) when no flag or
+//! variable gives them. `STRATA_CLI_CONFIG` names another file.
 
 use crate::args::{parse_master, DEFAULT_MASTER};
 use anyhow::{bail, Context};
@@ -16,6 +17,10 @@ struct File {
     tls_ca: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    /// Credentials (issue 11): `principal` with `secret_file`, or `token`.
+    principal: Option<String>,
+    secret_file: Option<PathBuf>,
+    token: Option<String>,
 }
 
 /// The TLS files of the CLI's config file (`tls_ca`, `tls_cert`, `tls_key`).
@@ -70,16 +75,7 @@ pub fn default_master() -> anyhow::Result<String> {
 }
 
 fn master_from(path: &Path, must_exist: bool) -> anyhow::Result<String> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound && !must_exist => {
-            return Ok(DEFAULT_MASTER.to_string())
-        }
-        Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
-    };
-    let file: File = toml::from_str(&text)
-        .map_err(|err| anyhow::anyhow!("{}: {}", path.display(), err.message()))?;
-    match file.master {
+    match read_file(path, must_exist)?.and_then(|file| file.master) {
         None => Ok(DEFAULT_MASTER.to_string()),
         Some(master) => match parse_master(&master) {
             Ok(master) => Ok(master),
@@ -88,10 +84,82 @@ fn master_from(path: &Path, must_exist: bool) -> anyhow::Result<String> {
     }
 }
 
+/// The credentials the CLI sends: the flags' (or environment's), else the file's. A principal
+/// needs a secret file; a token goes alone.
+pub fn credentials(
+    principal: Option<String>,
+    secret_file: Option<PathBuf>,
+    token: Option<String>,
+) -> anyhow::Result<Option<strata_client::http::HttpAuth>> {
+    let named = std::env::var_os("STRATA_CLI_CONFIG").is_some();
+    credentials_from(&path(), named, principal, secret_file, token)
+}
+
+fn credentials_from(
+    path: &Path,
+    must_exist: bool,
+    principal: Option<String>,
+    secret_file: Option<PathBuf>,
+    token: Option<String>,
+) -> anyhow::Result<Option<strata_client::http::HttpAuth>> {
+    use strata_client::http::HttpAuth;
+    let file = if principal.is_some() || token.is_some() {
+        File::default()
+    } else {
+        read_file(path, must_exist)?.unwrap_or_default()
+    };
+    if let Some(token) = token.or(file.token) {
+        return Ok(Some(HttpAuth::Bearer(token.trim().to_string())));
+    }
+    let Some(principal) = principal.or(file.principal) else {
+        return Ok(None);
+    };
+    let Some(secret_file) = secret_file.or(file.secret_file) else {
+        bail!(
+            "principal {principal:?} needs a secret: give --secret-file (or `secret_file` in {})",
+            path.display()
+        );
+    };
+    let secret = std::fs::read_to_string(&secret_file)
+        .with_context(|| format!("cannot read the secret file {}", secret_file.display()))?;
+    Ok(Some(HttpAuth::Basic {
+        principal,
+        secret: secret.trim_end_matches(['\n', '\r']).to_string(),
+    }))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_come_from_flags_or_the_file() {
+        use strata_client::http::HttpAuth;
+        let secret = file("s3cret\n");
+        let f = file(&format!(
+            "principal = \"ops\"\nsecret_file = \"{}\"\n",
+            secret.path().display()
+        ));
+        match credentials_from(f.path(), true, None, None, None).unwrap() {
+            Some(HttpAuth::Basic { principal, secret }) => {
+                assert_eq!((principal.as_str(), secret.as_str()), ("ops", "s3cret"))
+            }
+            other => panic!("{other:?}"),
+        }
+        match credentials_from(f.path(), true, None, None, Some("tok".into())).unwrap() {
+            Some(HttpAuth::Bearer(t)) => assert_eq!(t, "tok"),
+            other => panic!("{other:?}"),
+        }
+        let err = credentials_from(f.path(), true, Some("dev".into()), None, None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--secret-file"), "{err}");
+        let none = file("master = \"10.0.0.1:5050\"\n");
+        assert!(credentials_from(none.path(), true, None, None, None)
+            .unwrap()
+            .is_none());
+    }
 
     fn file(text: &str) -> tempfile::NamedTempFile {
         let f = tempfile::NamedTempFile::new().unwrap();

@@ -83,6 +83,23 @@ pub fn main(cli: Cli) -> u8 {
             return 2;
         }
     }
+    match config::credentials(
+        cli.principal.clone(),
+        cli.secret_file.clone(),
+        cli.token.clone(),
+    ) {
+        Ok(Some(auth)) => {
+            strata_client::http::set_auth(auth);
+        }
+        Ok(None) => {}
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return 2;
+        }
+    }
+    if let Command::Token(args) = &cli.command {
+        return token(cli.principal.as_deref(), args);
+    }
     let result = runtime.block_on(async move {
         let master = resolve_master(&given).await?;
         match cli.command {
@@ -95,7 +112,7 @@ pub fn main(cli: Cli) -> u8 {
             Command::Frameworks(args) => inspect::frameworks(&master, args).await,
             Command::Logs(args) => logs::logs(&given, &master, args).await,
             Command::Top(args) => top::top(&master, args).await,
-            Command::Completions(_) | Command::Certs(_) => Ok(0),
+            Command::Completions(_) | Command::Certs(_) | Command::Token(_) => Ok(0),
             Command::Kill(args) => inspect::kill(&master, args).await,
             Command::Images(args) => images::images(&master, args).await,
             Command::Roles(args) => allocation::roles(&master, args).await,
@@ -175,6 +192,24 @@ pub fn connect_ip(ip: IpAddr) -> IpAddr {
         IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
         other => other,
     }
+}
+
+/// `strata token`: prints a bearer token for `--principal`, signed with `--jwt-secret-key`.
+fn token(principal: Option<&str>, args: &args::TokenArgs) -> u8 {
+    let Some(principal) = principal else {
+        eprintln!("error: strata token needs --principal");
+        return 2;
+    };
+    let key = match strata_security::token::TokenKey::load(&args.jwt_secret_key) {
+        Ok(key) => key,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return 1;
+        }
+    };
+    let claims = strata_security::token::Claims::principal(principal, args.ttl.as_secs());
+    println!("{}", key.mint(&claims));
+    0
 }
 
 #[cfg(test)]

@@ -58,7 +58,19 @@ pub async fn run(given: &str, master: &str, args: RunArgs) -> anyhow::Result<u8>
         ..FrameworkInfo::default()
     };
     let driver_addr = if follows_leader { given } else { master };
-    let (driver, mut events) = SchedulerDriver::subscribe(driver_addr, framework)
+    // With a principal and secret (flags or cli.toml), the framework authenticates with them.
+    let options = strata_client::scheduler::SubscribeOptions {
+        credential: match strata_client::http::auth() {
+            Some(strata_client::http::HttpAuth::Basic { principal, secret }) => {
+                Some(strata_client::scheduler::Credential {
+                    principal: principal.clone(),
+                    secret: secret.clone(),
+                })
+            }
+            _ => None,
+        },
+    };
+    let (driver, mut events) = SchedulerDriver::subscribe_with(driver_addr, framework, options)
         .await
         .map_err(|err| match err {
             ClientError::Connect { source, .. } => {

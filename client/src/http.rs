@@ -39,13 +39,53 @@ fn client() -> &'static reqwest::Client {
 /// `http://{addr}{path}`, or `https://` once [`crate::tls::use_tls`] was called.
 fn url(addr: &str, path: &str) -> String {
     format!("{}://{addr}{path}", crate::tls::scheme())
+/// Credentials every HTTP request of this process carries (the CLI sets them from its flags or
+/// `/etc/strata/cli.toml`): HTTP Basic against the master's `--credentials`, or a bearer token
+/// signed with its `--jwt-secret-key`.
+#[derive(Clone)]
+pub enum HttpAuth {
+    Basic { principal: String, secret: String },
+    Bearer(String),
+}
+
+impl std::fmt::Debug for HttpAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HttpAuth::Basic { principal, .. } => write!(f, "Basic({principal}, <redacted>)"),
+            HttpAuth::Bearer(_) => f.write_str("Bearer(<redacted>)"),
+        }
+    }
+}
+
+static AUTH: OnceLock<HttpAuth> = OnceLock::new();
+
+/// Sets the process's credentials (once; a second call is ignored and answers false).
+pub fn set_auth(auth: HttpAuth) -> bool {
+    AUTH.set(auth).is_ok()
+}
+
+/// The process's credentials, if set.
+pub fn auth() -> Option<&'static HttpAuth> {
+    AUTH.get()
+}
+
+/// Adds the process's credentials to a request.
+pub fn authed(req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    match AUTH.get() {
+        Some(HttpAuth::Basic { principal, secret }) => req.basic_auth(principal, Some(secret)),
+        Some(HttpAuth::Bearer(token)) => req.bearer_auth(token),
+        None => req,
+    }
 }
 
 async fn send(url: String, req: reqwest::RequestBuilder) -> Result<Value, HttpError> {
-    let resp = req.send().await.map_err(|source| HttpError::Unreachable {
-        url: url.clone(),
-        source,
-    })?;
+    let resp = authed(req)
+        .send()
+        .await
+        .map_err(|source| HttpError::Unreachable {
+            url: url.clone(),
+            source,
+        })?;
     let status = resp.status();
     if !status.is_success() {
         let body = resp.text().await.unwrap_or_default();

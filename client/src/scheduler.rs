@@ -155,6 +155,16 @@ enum Cmd {
     },
 }
 
+/// Options of [`SchedulerDriver::subscribe_with`].
+#[derive(Debug, Clone, Default)]
+pub struct SubscribeOptions {
+    /// The framework's principal and secret (Mesos' `Credential`), for a master that
+    /// authenticates frameworks.
+    pub credential: Option<Credential>,
+}
+
+pub use strata_security::credentials::Credential;
+
 /// A subscribed framework. Cheap to clone; `Send`. Dropping every clone closes the connection
 /// (the master then starts the framework's failover timeout).
 #[derive(Clone)]
@@ -170,6 +180,18 @@ impl SchedulerDriver {
         addr: &str,
         framework: FrameworkInfo,
     ) -> Result<(SchedulerDriver, mpsc::UnboundedReceiver<Event>), ClientError> {
+        Self::subscribe_with(addr, framework, SubscribeOptions::default()).await
+    }
+
+    /// [`SchedulerDriver::subscribe`] with options: a `credential` (principal and secret,
+    /// checked against the master's `--credentials`; the framework's principal is then that
+    /// principal).
+    pub async fn subscribe_with(
+        addr: &str,
+        framework: FrameworkInfo,
+        options: SubscribeOptions,
+    ) -> Result<(SchedulerDriver, mpsc::UnboundedReceiver<Event>), ClientError> {
+        let credential = options.credential;
         let (ready_tx, ready) = oneshot::channel();
         let (cmds, cmd_rx) = mpsc::unbounded_channel();
         let (events_tx, events) = mpsc::unbounded_channel();
@@ -187,7 +209,7 @@ impl SchedulerDriver {
                 let local = tokio::task::LocalSet::new();
                 local.block_on(
                     &runtime,
-                    connection(addr, framework, cmd_rx, events_tx, ready_tx),
+                    connection(addr, framework, credential, cmd_rx, events_tx, ready_tx),
                 );
             })
             .map_err(|source| ClientError::Connect {
@@ -372,6 +394,7 @@ enum Ended {
 async fn connection(
     addr: String,
     mut framework: FrameworkInfo,
+    credential: Option<Credential>,
     mut cmds: mpsc::UnboundedReceiver<Cmd>,
     events: mpsc::UnboundedSender<Event>,
     ready: oneshot::Sender<Result<FrameworkId, ClientError>>,
@@ -393,6 +416,7 @@ async fn connection(
         match session(
             &endpoint,
             &mut framework,
+            credential.as_ref(),
             &mut cmds,
             &events,
             &mut ready,
@@ -445,6 +469,7 @@ impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Io for T {}
 async fn session(
     addr: &str,
     framework: &mut FrameworkInfo,
+    credential: Option<&Credential>,
     cmds: &mut mpsc::UnboundedReceiver<Cmd>,
     events: &mpsc::UnboundedSender<Event>,
     ready: &mut Option<oneshot::Sender<Result<FrameworkId, ClientError>>>,
@@ -491,6 +516,11 @@ async fn session(
     });
     let mut req = master.subscribe_request();
     wire::set_framework(req.get().init_framework(), framework);
+    if let Some(credential) = credential {
+        let mut c = req.get().init_credential();
+        c.set_principal(credential.principal.as_str());
+        c.set_secret(credential.secret.as_str());
+    }
     req.get()
         .set_scheduler(capnp_rpc::new_client(SchedulerImpl {
             events: events.clone(),

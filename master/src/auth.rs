@@ -15,7 +15,6 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use base64::Engine;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use strata_schema::FrameworkInfo;
@@ -112,35 +111,12 @@ impl Auth {
         let value = value
             .to_str()
             .map_err(|_| "the Authorization header is not text".to_string())?;
-        let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-        let rest = rest.trim();
-        if scheme.eq_ignore_ascii_case("basic") {
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(rest)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| "malformed Basic credentials".to_string())?;
-            let (principal, secret) = decoded
-                .split_once(':')
-                .ok_or_else(|| "malformed Basic credentials (no ':')".to_string())?;
-            if self.verify_credential(principal, secret) {
-                Ok(Some(principal.to_string()))
-            } else {
-                Err(format!("wrong credentials for principal {principal:?}"))
-            }
-        } else if scheme.eq_ignore_ascii_case("bearer") {
-            let key = self.token_key.as_ref().ok_or_else(|| {
-                "bearer tokens are not accepted (no --jwt-secret-key)".to_string()
-            })?;
-            let claims = key.verify(rest).map_err(|e| e.to_string())?;
-            claims
-                .sub
-                .filter(|s| !s.is_empty())
-                .map(Some)
-                .ok_or_else(|| "the token names no principal (sub)".to_string())
-        } else {
-            Err(format!("unsupported authorization scheme {scheme:?}"))
-        }
+        strata_security::authn::principal_of(
+            value,
+            self.credentials.as_ref(),
+            self.token_key.as_ref(),
+        )
+        .map(Some)
     }
 
     /// Authenticates a framework's subscription and fills or checks its principal: with a
@@ -223,6 +199,76 @@ pub fn forbidden(decision: &Decision, object: Option<&str>) -> Response {
         })),
     )
         .into_response()
+}
+
+/// An operator action on `objects` (each role, or `None` for the action as a whole), for
+/// handlers: the first object denied answers 403 naming the rule. Without an [`Auth`] (a router
+/// built without one) everything is allowed.
+pub fn operator_check(
+    auth: Option<&SharedAuth>,
+    caller: Option<&Caller>,
+    action: Action,
+    objects: &[Option<String>],
+) -> Result<(), Box<Response>> {
+    let Some(auth) = auth else {
+        return Ok(());
+    };
+    let principal = caller.and_then(Caller::principal);
+    let all = [None];
+    let objects = if objects.is_empty() {
+        &all[..]
+    } else {
+        objects
+    };
+    for object in objects {
+        let decision = auth.check(principal, action, object.as_deref());
+        if !decision.allowed {
+            return Err(Box::new(forbidden(&decision, object.as_deref())));
+        }
+    }
+    Ok(())
+}
+
+/// Every string under a `role` key in `value` (Mesos' JSON: `role`, `reservations[].role`,
+/// `weight_infos[].role`, `quota_configs[].role`), deduplicated.
+pub fn roles_in(value: &Value) -> Vec<Option<String>> {
+    fn walk(v: &Value, out: &mut Vec<Option<String>>) {
+        match v {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    match (k.as_str(), v) {
+                        ("role", Value::String(r)) => {
+                            if !out.iter().any(|o| o.as_deref() == Some(r)) {
+                                out.push(Some(r.clone()));
+                            }
+                        }
+                        _ => walk(v, out),
+                    }
+                }
+            }
+            Value::Array(list) => list.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(value, &mut out);
+    out
+}
+
+/// The v1 operator calls the ACLs govern: the action and its objects.
+pub fn v1_operator_action(kind: &str, inner: &Value) -> Option<(Action, Vec<Option<String>>)> {
+    Some(match kind {
+        "UPDATE_WEIGHTS" => (Action::UpdateWeight, roles_in(inner)),
+        "UPDATE_QUOTA" => (Action::UpdateQuota, roles_in(inner)),
+        "GET_QUOTA" => (Action::GetQuota, Vec::new()),
+        "RESERVE_RESOURCES" => (Action::ReserveResources, roles_in(inner)),
+        "UNRESERVE_RESOURCES" => (Action::UnreserveResources, Vec::new()),
+        "CREATE_VOLUMES" => (Action::CreateVolume, roles_in(inner)),
+        "DESTROY_VOLUMES" => (Action::DestroyVolume, Vec::new()),
+        "TEARDOWN" => (Action::TeardownFramework, Vec::new()),
+        "GET_FLAGS" => (Action::ViewFlags, Vec::new()),
+        _ => return None,
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -362,10 +408,84 @@ pub fn filter_value(acls: &Acls, principal: Option<&str>, value: &mut Value) {
     }
 }
 
+/// [`filter_value`] for the v1 operator API's answers (GET_STATE, GET_FRAMEWORKS, GET_TASKS):
+/// frameworks are `{"framework_info": {"id": {"value"}, "user"}}`, tasks name
+/// `framework_id.value`; a task whose framework is not in the same answer is judged by the user
+/// `""`.
+pub fn filter_v1(acls: &Acls, principal: Option<&str>, value: &mut Value) {
+    if acls.permissive()
+        && !acls.has_rules(Action::ViewFramework)
+        && !acls.has_rules(Action::ViewTask)
+    {
+        return;
+    }
+    fn users(v: &Value, out: &mut std::collections::HashMap<String, String>) {
+        match v {
+            Value::Object(map) => {
+                if let Some(info) = map.get("framework_info") {
+                    if let Some(id) = info["id"]["value"].as_str() {
+                        let user = info["user"].as_str().unwrap_or("").to_string();
+                        out.insert(id.to_string(), user);
+                    }
+                }
+                map.values().for_each(|v| users(v, out));
+            }
+            Value::Array(list) => list.iter().for_each(|v| users(v, out)),
+            _ => {}
+        }
+    }
+    fn filter(
+        v: &mut Value,
+        acls: &Acls,
+        principal: Option<&str>,
+        users: &std::collections::HashMap<String, String>,
+    ) {
+        match v {
+            Value::Object(map) => {
+                for (key, child) in map.iter_mut() {
+                    if let Value::Array(list) = child {
+                        match key.as_str() {
+                            "frameworks" | "completed_frameworks" | "recovered_frameworks" => {
+                                list.retain(|f| {
+                                    let user = f["framework_info"]["user"].as_str().unwrap_or("");
+                                    acls.allowed(principal, Action::ViewFramework, Some(user))
+                                });
+                            }
+                            "tasks" | "completed_tasks" | "orphan_tasks" | "unreachable_tasks"
+                            | "pending_tasks" => {
+                                list.retain(|t| {
+                                    let fw = t["framework_id"]["value"].as_str().unwrap_or("");
+                                    let user = users.get(fw).map(String::as_str).unwrap_or("");
+                                    acls.allowed(principal, Action::ViewTask, Some(user))
+                                        && acls.allowed(
+                                            principal,
+                                            Action::ViewFramework,
+                                            Some(user),
+                                        )
+                                });
+                            }
+                            _ => {}
+                        }
+                    }
+                    filter(child, acls, principal, users);
+                }
+            }
+            Value::Array(list) => list
+                .iter_mut()
+                .for_each(|v| filter(v, acls, principal, users)),
+            _ => {}
+        }
+    }
+    let mut map = std::collections::HashMap::new();
+    users(value, &mut map);
+    filter(value, acls, principal, &map);
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use base64::Engine;
     use std::path::Path;
 
     fn auth() -> Auth {
@@ -420,6 +540,39 @@ mod tests {
     }
 
     #[test]
+    fn operator_calls_name_their_roles() {
+        let inner =
+            json!({"weight_infos": [{"role": "a", "weight": 2.0}, {"role": "b", "weight": 1.0}]});
+        let (action, roles) = v1_operator_action("UPDATE_WEIGHTS", &inner).unwrap();
+        assert_eq!(action, Action::UpdateWeight);
+        assert_eq!(roles, vec![Some("a".to_string()), Some("b".to_string())]);
+        let inner = json!({"resources": [{"name": "cpus", "reservations": [{"role": "r"}]}]});
+        assert_eq!(
+            v1_operator_action("RESERVE_RESOURCES", &inner).unwrap().1,
+            vec![Some("r".to_string())]
+        );
+        assert!(v1_operator_action("GET_STATE", &inner).is_none());
+        let acls = Acls::parse(
+            Path::new("a"),
+            r#"{"update_weights": [{"principals": {"values": ["ops"]}, "roles": {"type": "ANY"}},
+                                   {"principals": {"type": "ANY"}, "roles": {"type": "NONE"}}]}"#,
+        )
+        .unwrap();
+        let auth = Arc::new(Auth {
+            acls: Arc::new(acls),
+            ..Auth::default()
+        });
+        let roles = vec![Some("a".to_string())];
+        let ops = Caller(Some("ops".into()));
+        let dev = Caller(Some("dev".into()));
+        assert!(operator_check(Some(&auth), Some(&ops), Action::UpdateWeight, &roles).is_ok());
+        let denied =
+            operator_check(Some(&auth), Some(&dev), Action::UpdateWeight, &roles).unwrap_err();
+        assert_eq!(denied.status(), StatusCode::FORBIDDEN);
+        assert!(operator_check(None, Some(&dev), Action::UpdateWeight, &roles).is_ok());
+    }
+
+    #[test]
     fn classes() {
         assert_eq!(classify(&Method::GET, "/health"), Class::Open);
         assert_eq!(classify(&Method::GET, "/state"), Class::ReadOnly);
@@ -456,5 +609,22 @@ mod tests {
             serde_json::from_str(&filter_view(&acls, Some("bob"), &state).unwrap()).unwrap();
         assert_eq!(out["frameworks"].as_array().unwrap().len(), 0);
         assert!(filter_view(&Acls::default(), None, &state).is_none());
+
+        let mut v1 = json!({"get_state": {
+            "get_frameworks": {"frameworks": [
+                {"framework_info": {"id": {"value": "f1"}, "user": "alice"}},
+                {"framework_info": {"id": {"value": "f2"}, "user": "bob"}}]},
+            "get_tasks": {"tasks": [
+                {"task_id": {"value": "t1"}, "framework_id": {"value": "f1"}},
+                {"task_id": {"value": "t2"}, "framework_id": {"value": "f2"}}]}
+        }});
+        filter_v1(&acls, Some("alice"), &mut v1);
+        let fws = v1["get_state"]["get_frameworks"]["frameworks"]
+            .as_array()
+            .unwrap();
+        assert_eq!(fws.len(), 1);
+        let tasks = v1["get_state"]["get_tasks"]["tasks"].as_array().unwrap();
+        assert_eq!(tasks.len(), 1);
+        assert_eq!(tasks[0]["task_id"]["value"], "t1");
     }
 }

@@ -10,6 +10,7 @@
 //! - [`token`] — signed bearer tokens (JWT, HS256): operators' tokens and per-executor tokens.
 
 pub mod acl;
+pub mod authn;
 pub mod certs;
 pub mod credentials;
 pub mod serve;

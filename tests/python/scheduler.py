@@ -10,6 +10,7 @@ TIMEOUT_SECS passing exits non-zero.
 """
 
 import logging
+import os
 import sys
 import threading
 import time
@@ -92,7 +93,11 @@ def main():
     framework = {"user": "root", "name": "pymesos-test", "hostname": "localhost",
                  "failover_timeout": 0}
     sched = TestScheduler(count)
-    driver = MesosSchedulerDriver(sched, framework, master, use_addict=False)
+    # With PYMESOS_PRINCIPAL and PYMESOS_SECRET, pymesos authenticates (HTTP Basic).
+    principal = os.environ.get("PYMESOS_PRINCIPAL")
+    secret = os.environ.get("PYMESOS_SECRET")
+    driver = MesosSchedulerDriver(sched, framework, master, use_addict=False,
+                                  principal=principal, secret=secret)
     driver.start()
     finished_in_time = sched.done.wait(timeout)
     driver.stop()

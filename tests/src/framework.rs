@@ -72,8 +72,33 @@ impl TestFramework {
     /// Subscribes with `info` (e.g. a failover timeout). With a `zk://` master the driver follows
     /// the leader: a disconnection is then recorded in `disconnects`, not an error.
     pub async fn subscribe_with(master: &str, info: FrameworkInfo) -> Result<Self> {
+        Self::subscribe_options(master, info, Default::default()).await
+    }
+
+    /// Subscribes with a credential (principal and secret) for a master that authenticates
+    /// frameworks.
+    pub async fn subscribe_as(
+        master: &str,
+        info: FrameworkInfo,
+        principal: &str,
+        secret: &str,
+    ) -> Result<Self> {
+        let options = strata_client::scheduler::SubscribeOptions {
+            credential: Some(strata_client::scheduler::Credential {
+                principal: principal.to_string(),
+                secret: secret.to_string(),
+            }),
+        };
+        Self::subscribe_options(master, info, options).await
+    }
+
+    async fn subscribe_options(
+        master: &str,
+        info: FrameworkInfo,
+        options: strata_client::scheduler::SubscribeOptions,
+    ) -> Result<Self> {
         let follows = master.starts_with("zk://");
-        let (driver, events) = SchedulerDriver::subscribe(master, info).await?;
+        let (driver, events) = SchedulerDriver::subscribe_with(master, info, options).await?;
         Ok(Self {
             follows_leader: follows,
             disconnects: Vec::new(),

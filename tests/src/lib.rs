@@ -755,6 +755,18 @@ fn http_exchange(
     path: &str,
     body: &str,
 ) -> Result<(u16, Headers, String)> {
+    http_exchange_with(addr, method, path, &[], body)
+}
+
+/// A request with extra headers (e.g. `Authorization`) and an optional JSON body (empty: none);
+/// returns the status code, the headers (names lowercased, repeated ones kept) and the body.
+pub fn http_exchange_with(
+    addr: &str,
+    method: &str,
+    path: &str,
+    extra: &[(&str, &str)],
+    body: &str,
+) -> Result<(u16, Headers, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).with_context(|| format!("connect {addr}"))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
@@ -763,9 +775,13 @@ fn http_exchange(
     } else {
         "Content-Type: application/json\r\n"
     };
+    let extra: String = extra
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     write!(
         s,
-        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n{content_type}Content-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n{content_type}{extra}Content-Length: {}\r\n\r\n{body}",
         body.len()
     )?;
     let mut raw = Vec::new();

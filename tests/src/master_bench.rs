@@ -151,6 +151,9 @@ impl MasterProcess {
                 "--work-dir",
             ])
             .arg(dir.path().join("master"))
+            // The bench's framework runs its tasks as root (issue 11).
+            .arg("--acls")
+            .arg(crate::allow_root_acls(dir.path())?)
             .env(
                 "STRATA_LOG",
                 std::env::var("STRATA_LOG").unwrap_or_else(|_| "warn".into()),

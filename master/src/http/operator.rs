@@ -163,9 +163,51 @@ fn json_body(body: &str) -> Result<Value, String> {
     serde_json::from_str(body).map_err(|e| format!("the body is not valid JSON: {e}"))
 }
 
-async fn set_quota(State(actor): State<Actor>, body: String) -> Response {
+type AuthExt = Option<axum::Extension<crate::auth::SharedAuth>>;
+type CallerExt = Option<axum::Extension<crate::auth::Caller>>;
+
+/// Mesos' ACL for an operator endpoint (see [`crate::auth::operator_check`]).
+fn acl(
+    auth: &AuthExt,
+    caller: &CallerExt,
+    action: strata_security::acl::Action,
+    objects: &[Option<String>],
+) -> Result<(), Box<Response>> {
+    crate::auth::operator_check(
+        auth.as_ref().map(|a| &a.0),
+        caller.as_ref().map(|c| &c.0),
+        action,
+        objects,
+    )
+}
+
+/// The roles of resources, as ACL objects.
+fn resource_roles(resources: &strata_schema::Resources) -> Vec<Option<String>> {
+    let mut roles: Vec<Option<String>> = Vec::new();
+    for r in resources.iter() {
+        if !roles.iter().any(|o| o.as_deref() == Some(r.role.as_str())) {
+            roles.push(Some(r.role.clone()));
+        }
+    }
+    roles
+}
+
+async fn set_quota(
+    State(actor): State<Actor>,
+    auth: AuthExt,
+    caller: CallerExt,
+    body: String,
+) -> Response {
     match json_body(&body).and_then(|v| parse_quota(&v)) {
         Ok((role, quota)) => {
+            if let Err(denied) = acl(
+                &auth,
+                &caller,
+                strata_security::acl::Action::UpdateQuota,
+                &[Some(role.clone())],
+            ) {
+                return *denied;
+            }
             operator(
                 &actor,
                 OperatorCall::SetQuota { role, quota },
@@ -177,16 +219,46 @@ async fn set_quota(State(actor): State<Actor>, body: String) -> Response {
     }
 }
 
-async fn set_weights(State(actor): State<Actor>, body: String) -> Response {
+async fn set_weights(
+    State(actor): State<Actor>,
+    auth: AuthExt,
+    caller: CallerExt,
+    body: String,
+) -> Response {
     match json_body(&body).and_then(|v| parse_weights(&v)) {
-        Ok(weights) => operator(&actor, OperatorCall::SetWeights(weights), StatusCode::OK).await,
+        Ok(weights) => {
+            let roles: Vec<Option<String>> = weights.iter().map(|(r, _)| Some(r.clone())).collect();
+            if let Err(denied) = acl(
+                &auth,
+                &caller,
+                strata_security::acl::Action::UpdateWeight,
+                &roles,
+            ) {
+                return *denied;
+            }
+            operator(&actor, OperatorCall::SetWeights(weights), StatusCode::OK).await
+        }
         Err(message) => bad_request(message),
     }
 }
 
-async fn reserve(State(actor): State<Actor>, headers: HeaderMap, body: String) -> Response {
+async fn reserve(
+    State(actor): State<Actor>,
+    auth: AuthExt,
+    caller: CallerExt,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
     match parse_agent_resources(&headers, &body) {
         Ok((agent_id, resources)) => {
+            if let Err(denied) = acl(
+                &auth,
+                &caller,
+                strata_security::acl::Action::ReserveResources,
+                &resource_roles(&resources),
+            ) {
+                return *denied;
+            }
             let call = OperatorCall::Reserve {
                 agent_id,
                 resources,
@@ -197,9 +269,23 @@ async fn reserve(State(actor): State<Actor>, headers: HeaderMap, body: String) -
     }
 }
 
-async fn unreserve(State(actor): State<Actor>, headers: HeaderMap, body: String) -> Response {
+async fn unreserve(
+    State(actor): State<Actor>,
+    auth: AuthExt,
+    caller: CallerExt,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
     match parse_agent_resources(&headers, &body) {
         Ok((agent_id, resources)) => {
+            if let Err(denied) = acl(
+                &auth,
+                &caller,
+                strata_security::acl::Action::UnreserveResources,
+                &Vec::new(),
+            ) {
+                return *denied;
+            }
             let call = OperatorCall::Unreserve {
                 agent_id,
                 resources,
@@ -210,9 +296,23 @@ async fn unreserve(State(actor): State<Actor>, headers: HeaderMap, body: String)
     }
 }
 
-async fn create_volumes(State(actor): State<Actor>, headers: HeaderMap, body: String) -> Response {
+async fn create_volumes(
+    State(actor): State<Actor>,
+    auth: AuthExt,
+    caller: CallerExt,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
     match parse_agent_resources(&headers, &body) {
         Ok((agent_id, volumes)) => {
+            if let Err(denied) = acl(
+                &auth,
+                &caller,
+                strata_security::acl::Action::CreateVolume,
+                &resource_roles(&volumes),
+            ) {
+                return *denied;
+            }
             let call = OperatorCall::CreateVolumes { agent_id, volumes };
             operator(&actor, call, StatusCode::ACCEPTED).await
         }
@@ -220,9 +320,23 @@ async fn create_volumes(State(actor): State<Actor>, headers: HeaderMap, body: St
     }
 }
 
-async fn destroy_volumes(State(actor): State<Actor>, headers: HeaderMap, body: String) -> Response {
+async fn destroy_volumes(
+    State(actor): State<Actor>,
+    auth: AuthExt,
+    caller: CallerExt,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
     match parse_agent_resources(&headers, &body) {
         Ok((agent_id, volumes)) => {
+            if let Err(denied) = acl(
+                &auth,
+                &caller,
+                strata_security::acl::Action::DestroyVolume,
+                &Vec::new(),
+            ) {
+                return *denied;
+            }
             let call = OperatorCall::DestroyVolumes { agent_id, volumes };
             operator(&actor, call, StatusCode::ACCEPTED).await
         }

@@ -67,9 +67,21 @@ async fn summary(State(actor): State<Actor>) -> Response {
 
 async fn frameworks(
     State(actor): State<Actor>,
+    auth: Option<axum::Extension<crate::auth::SharedAuth>>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    answer(&actor, View::Frameworks(q.get("framework_id").cloned())).await
+    match view(&actor, View::Frameworks(q.get("framework_id").cloned())).await {
+        Ok(mut v) => {
+            // view_frameworks / view_tasks leave out what the caller may not see.
+            if let Some(auth) = &auth {
+                let principal = caller.as_ref().and_then(|c| c.principal());
+                crate::auth::filter_value(&auth.acls, principal, &mut v);
+            }
+            Json(v).into_response()
+        }
+        Err(r) => r,
+    }
 }
 
 async fn slaves(State(actor): State<Actor>, Query(q): Query<HashMap<String, String>>) -> Response {

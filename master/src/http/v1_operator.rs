@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Json, Router};
 use serde_json::{json, Value};
+use std::sync::Arc;
 use std::time::Duration;
 use strata_schema::v1;
 use strata_schema::{AgentId, FrameworkId};
@@ -145,6 +146,8 @@ fn agent_id(v: &Value, call: &str) -> Result<AgentId, String> {
 async fn call(
     State(actor): State<Actor>,
     Extension(flags): Extension<Flags>,
+    auth: Option<Extension<crate::auth::SharedAuth>>,
+    caller: Option<Extension<crate::auth::Caller>>,
     headers: HeaderMap,
     body: String,
 ) -> Response {
@@ -155,12 +158,37 @@ async fn call(
         Ok(c) => c,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
+    // Mesos' ACLs for the calls they govern (update_weights, update_quotas, reserve_resources, …).
+    if let Some((action, objects)) = crate::auth::v1_operator_action(&kind, &inner) {
+        if let Err(denied) = crate::auth::operator_check(
+            auth.as_ref().map(|a| &a.0),
+            caller.as_ref().map(|c| &c.0),
+            action,
+            &objects,
+        ) {
+            return *denied;
+        }
+    }
+    // view_frameworks / view_tasks leave out what the caller may not see.
+    let view_acls = auth.as_ref().map(|a| Arc::clone(&a.acls));
+    let principal = caller
+        .as_ref()
+        .and_then(|c| c.principal().map(str::to_string));
     let read = |v: View| {
         let actor = actor.clone();
         let kind = kind.clone();
+        let view_acls = view_acls.clone();
+        let principal = principal.clone();
         async move {
             match view(&actor, v).await {
-                Ok(v) => answer(&kind, v),
+                Ok(mut v) => {
+                    if let Some(acls) = view_acls.as_ref().filter(|_| {
+                        matches!(kind.as_str(), "GET_STATE" | "GET_FRAMEWORKS" | "GET_TASKS")
+                    }) {
+                        crate::auth::filter_v1(acls, principal.as_deref(), &mut v);
+                    }
+                    answer(&kind, v)
+                }
                 Err(r) => r,
             }
         }

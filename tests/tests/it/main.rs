@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // reason: a failing unwrap is a failing test
 
 mod allocation;
+mod auth;
 mod bad_input;
 mod cli;
 mod confinement;
