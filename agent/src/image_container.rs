@@ -376,7 +376,10 @@ fn create(
         filters: spec
             .isolation
             .seccomp
-            .map(seccomp::compile)
+            .as_ref()
+            .map(|profile| {
+                seccomp::compile(profile, spec.isolation.bounding_capabilities.as_deref())
+            })
             .transpose()
             .map_err(|e| e.to_string())?,
     };

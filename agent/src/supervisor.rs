@@ -604,7 +604,12 @@ fn prepare(spec: &ContainerSpec) -> Result<Prepared, SupervisorError> {
         .map(BoundedCapabilities::new)
         .transpose()?;
     let rlimits = rlimits::prepare(&spec.isolation.rlimits)?;
-    let seccomp = spec.isolation.seccomp.map(seccomp::compile).transpose()?;
+    let seccomp = spec
+        .isolation
+        .seccomp
+        .as_ref()
+        .map(|profile| seccomp::compile(profile, spec.isolation.bounding_capabilities.as_deref()))
+        .transpose()?;
     let parent = spec
         .cgroup
         .parent()

@@ -569,12 +569,17 @@ fn build(
         }),
         Kind::LinuxNnp => Box::new(nnp::NnpIsolator),
         Kind::LinuxSeccomp => {
-            if let Some(profile) = config.seccomp {
+            if let Some(profile) = &config.seccomp {
                 // A profile that does not compile here fails the agent, not every task.
-                seccomp::compile(profile).map_err(|err| invalid(seccomp::NAME)(err.to_string()))?;
+                let caps = match config.bounding {
+                    Bounding::All => None,
+                    Bounding::Only(mask) => Some(capabilities::names(mask)),
+                };
+                seccomp::compile(profile, caps.as_deref())
+                    .map_err(|err| invalid(seccomp::NAME)(err.to_string()))?;
             }
             Box::new(seccomp::SeccompIsolator {
-                profile: config.seccomp,
+                profile: config.seccomp.clone(),
             })
         }
         Kind::PosixRlimits => Box::new(

@@ -221,7 +221,7 @@ async fn an_image_task_is_confined_and_still_works() {
     );
     info.container = Some(ContainerInfo::image(
         ImageType::Oci,
-        &format!("oci:{}:v1", layout.display()),
+        format!("oci:{}:v1", layout.display()),
     ));
     fw.launch(&offer, vec![info]).await.unwrap();
     let status = fw.wait_terminal("probe", T).await.unwrap();
@@ -257,4 +257,123 @@ fn cluster_has_network_ports(cluster: &Cluster) -> bool {
         .unwrap()
         .iter()
         .any(|v| v == "network/ports")
+}
+
+/// The probes of one task on `cluster`; returns its stdout lines.
+async fn run_probe(cluster: &Cluster, script: &str) -> Vec<String> {
+    let mut fw = TestFramework::subscribe(&cluster.master.addr(), "profiles")
+        .await
+        .unwrap();
+    let offer = fw.offer_with("cpus:0.2;mem:32", T).await.unwrap();
+    fw.launch(
+        &offer,
+        vec![task("probe", &offer.agent_id, "cpus:0.1;mem:32", script)],
+    )
+    .await
+    .unwrap();
+    let status = fw.wait_terminal("probe", T).await.unwrap();
+    let fw_id = fw.driver.framework_id().to_string();
+    let out = read_sandbox(cluster, 0, &fw_id, "probe", "stdout");
+    let err = read_sandbox(cluster, 0, &fw_id, "probe", "stderr");
+    assert_eq!(
+        status.state,
+        TaskState::Finished,
+        "{status:?}\n{out}\n{err}"
+    );
+    lines_without_seccomp_filters(&out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seccomp_profiles_are_the_operators_choice() {
+    let probe = bin("strata-probe").display().to_string();
+    let script = format!(
+        "{probe} ptrace-traceme unshare; mkdir made 2>/dev/null && echo mkdir-ok || echo mkdir-refused; \
+         grep -E '^Seccomp:' /proc/self/status"
+    );
+    // A file in Docker's format, named relative to --seccomp-config-dir: everything allowed but
+    // mkdir, refused with EACCES.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("no-mkdir.json"),
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+             {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}"#,
+    )
+    .unwrap();
+    let config_dir = dir.path().display().to_string();
+    let cluster = Cluster::start_with_agent_flags(
+        &["cpus:1;mem:256"],
+        &[],
+        &[
+            "--seccomp-config-dir",
+            &config_dir,
+            "--seccomp-profile-name",
+            "no-mkdir.json",
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        run_probe(&cluster, &script).await,
+        [
+            "ptrace-traceme ok",
+            "unshare err EPERM",
+            "mkdir-refused",
+            "Seccomp:\t2"
+        ],
+        "ptrace is the profile's to allow; unshare stays refused by the bounded capabilities"
+    );
+    drop(cluster);
+
+    // Unconfined: no filter (no_new_privs and the bounding set stay).
+    let cluster = Cluster::start_with_agent_flags(
+        &["cpus:1;mem:256"],
+        &[],
+        &["--seccomp-profile-name", "unconfined"],
+    )
+    .unwrap();
+    assert_eq!(
+        run_probe(&cluster, &script).await,
+        [
+            "ptrace-traceme ok",
+            "unshare err EPERM",
+            "mkdir-ok",
+            "Seccomp:\t0"
+        ]
+    );
+    drop(cluster);
+
+    // A profile that does not compile stops the agent, naming the file and the problem.
+    std::fs::write(
+        dir.path().join("bad.json"),
+        r#"{"defaultAction": "SCMP_ACT_MAYBE"}"#,
+    )
+    .unwrap();
+    let bad = dir.path().join("bad.json").display().to_string();
+    let run = strata_tests::run_agent(
+        &["--seccomp-profile-name", &bad],
+        &[],
+        Duration::from_secs(15),
+    )
+    .unwrap();
+    let status = run.status.expect("the agent should refuse to start");
+    assert!(!status.success(), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "linux/seccomp: the seccomp profile {bad}: defaultAction: unknown action \"SCMP_ACT_MAYBE\""
+        )),
+        "{}",
+        run.stderr
+    );
+    let run = strata_tests::run_agent(
+        &["--seccomp-profile-name", "strict.json"],
+        &[],
+        Duration::from_secs(15),
+    )
+    .unwrap();
+    assert!(!run.status.expect("refused").success());
+    assert!(
+        run.stderr
+            .contains("linux/seccomp: unknown seccomp profile \"strict.json\""),
+        "{}",
+        run.stderr
+    );
 }
