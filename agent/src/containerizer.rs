@@ -396,7 +396,10 @@ impl Containerizer {
         let mut spec = self.spec(ckpt, &launch);
         // In its own mount namespace a command task sees nothing of the work dir (other
         // sandboxes, checkpoints, the image store, volumes) but its sandbox and its volumes.
-        if launch.namespaces.mount && self.paths.work_dir.is_absolute() {
+        // (A task with an image has its own root; its host-path volumes are checked against the
+        // masks instead.)
+        let image = ckpt.task.image().is_some();
+        if (launch.namespaces.mount || image) && self.paths.work_dir.is_absolute() {
             spec.isolation
                 .mounts
                 .masks

@@ -247,6 +247,44 @@ async fn an_image_task_is_confined_and_still_works() {
         assert_eq!(lines[..n], expected[..n], "{out}\n{err}");
     }
     assert_host_sees(&cluster, &victim);
+
+    // A host-path volume may not bring the work dir (or a directory above it) back.
+    let offer = fw.offer_with("cpus:0.2;mem:32", T).await.unwrap();
+    let work_dir = cluster.agents[0].0.work_dir.clone();
+    let hosts = [
+        work_dir.join("meta"),
+        work_dir.parent().unwrap().to_path_buf(),
+    ];
+    let infos = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let mut info = task(
+                &format!("sneaky{i}"),
+                &offer.agent_id,
+                "cpus:0.05;mem:8",
+                "ls /agent",
+            );
+            let mut container =
+                ContainerInfo::image(ImageType::Oci, format!("oci:{}:v1", layout.display()));
+            container.volumes.push(strata_schema::container::Volume {
+                container_path: "/agent".to_string(),
+                host_path: host.display().to_string(),
+                mode: strata_schema::container::VolumeMode::Ro,
+            });
+            info.container = Some(container);
+            info
+        })
+        .collect();
+    fw.launch(&offer, infos).await.unwrap();
+    for i in 0..hosts.len() {
+        let status = fw.wait_terminal(&format!("sneaky{i}"), T).await.unwrap();
+        assert_eq!(status.state, TaskState::Failed, "{status:?}");
+        assert!(
+            status.message.contains("which tasks may not see"),
+            "{status:?}"
+        );
+    }
 }
 
 /// Whether the agent runs `network/ports` (it needs BPF and a pure cgroup2 host).
