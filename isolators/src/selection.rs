@@ -705,6 +705,32 @@ mod tests {
     }
 
     #[test]
+    fn none_keeps_the_confinement_isolators_and_a_bad_profile_stops_the_agent() {
+        let host = FakeHost::new(&[]);
+        let isolation = setup("none", &host).unwrap();
+        assert_eq!(
+            isolation.names(),
+            vec!["linux/capabilities", "linux/nnp", "linux/seccomp"]
+        );
+        let config = IsolationConfig {
+            seccomp: Some(Profile::File(host.dir.path().join("missing.json"))),
+            ..IsolationConfig::default()
+        };
+        let err = Isolation::setup(
+            &"none".parse().unwrap(),
+            &config,
+            &host.host,
+            Path::new("strata"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("linux/seccomp: the seccomp profile ") && err.contains("missing.json"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn auto_on_a_hybrid_host_takes_what_works_and_says_why_not_the_rest() {
         let host = FakeHost::new(&["hugetlb"]);
         let isolation = setup("auto", &host).unwrap();
