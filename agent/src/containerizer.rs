@@ -34,13 +34,17 @@ pub struct TaskCheckpoint {
 }
 
 /// The user a command task runs as: its command's, else its framework's (as Mesos'
-/// `--switch_user` does); `None` (the agent's user) only when the framework names none.
+/// `--switch_user` does); `None` (the agent's user) when the framework names none, or when the
+/// agent is not root (it could not switch users; `strata up` run by a developer).
 pub fn task_user(ckpt: &TaskCheckpoint) -> Option<String> {
+    let framework = nix::unistd::geteuid()
+        .is_root()
+        .then(|| ckpt.framework.user.clone());
     ckpt.task
         .command
         .user
         .clone()
-        .or_else(|| Some(ckpt.framework.user.clone()))
+        .or(framework)
         .filter(|user| !user.is_empty())
 }
 

@@ -528,13 +528,13 @@ fn build_network(
 }
 
 /// The BPF filesystem a task must not see: `/sys/fs/bpf` and the pin directory (wherever it
-/// is), as far as they exist.
+/// is; the network isolators create it later). Those that do not exist when a container starts
+/// are skipped.
 fn bpf_masks(pin_dir: &Path) -> Vec<PathBuf> {
     let mut masks = vec![PathBuf::from("/sys/fs/bpf")];
-    if !pin_dir.starts_with("/sys/fs/bpf") {
+    if !pin_dir.starts_with("/sys/fs/bpf") && pin_dir.is_absolute() {
         masks.push(pin_dir.to_path_buf());
     }
-    masks.retain(|p| p.is_dir());
     masks
 }
 
