@@ -415,3 +415,83 @@ async fn seccomp_profiles_are_the_operators_choice() {
         run.stderr
     );
 }
+
+/// Runs `script` as a task of a framework whose user is `nobody`; returns its stdout lines.
+async fn run_as_nobody(cluster: &Cluster, script: &str) -> Vec<String> {
+    let info = strata_schema::FrameworkInfo {
+        name: "nobodys".to_string(),
+        user: "nobody".to_string(),
+        ..strata_schema::FrameworkInfo::default()
+    };
+    let mut fw = TestFramework::subscribe_with(&cluster.master.addr(), info)
+        .await
+        .unwrap();
+    let offer = fw.offer_with("cpus:0.2;mem:32", T).await.unwrap();
+    fw.launch(
+        &offer,
+        vec![task("nobody", &offer.agent_id, "cpus:0.1;mem:32", script)],
+    )
+    .await
+    .unwrap();
+    let status = fw.wait_terminal("nobody", T).await.unwrap();
+    let fw_id = fw.driver.framework_id().to_string();
+    let out = read_sandbox(cluster, 0, &fw_id, "nobody", "stdout");
+    let err = read_sandbox(cluster, 0, &fw_id, "nobody", "stderr");
+    assert_eq!(
+        status.state,
+        TaskState::Finished,
+        "{status:?}\n{out}\n{err}\n{}",
+        cluster.logs()
+    );
+    let sandbox = sandbox_file(cluster, 0, &fw_id, "nobody", "stdout")
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let meta = std::fs::metadata(&sandbox).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!((meta.uid(), meta.mode() & 0o7777), (65534, 0o750));
+    lines_without_seccomp_filters(&out)
+}
+
+/// A framework's tasks run as its user, with no capabilities. Without a mount namespace
+/// (`--isolation none`) the work dir is in view, and the sandboxes' 0750 keep another user out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frameworks_tasks_run_as_its_user_and_sandboxes_keep_other_users_out() {
+    let probe = bin("strata-probe").display().to_string();
+    for flags in [&[][..], &["--isolation", "none"][..]] {
+        let cluster = Cluster::start_with_agent_flags(&["cpus:2;mem:1024"], &[], flags).unwrap();
+        // The harness's dir is private (0700); the agent's work dir below it is not.
+        std::fs::set_permissions(cluster.dir.path(), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        let mut fw = TestFramework::subscribe(&cluster.master.addr(), "root")
+            .await
+            .unwrap();
+        let victim = start_victim(&cluster, &mut fw).await;
+        // The rest of the agent goes to the other framework.
+        let rest = fw.offer_with("cpus:0.2;mem:32", T).await.unwrap();
+        fw.driver.decline(vec![rest.id], 3600.0).await.unwrap();
+        let script = format!(
+            "id -u; {probe} read {secret} write $MESOS_SANDBOX/mine; \
+             grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status",
+            secret = victim.join("secret.txt").display()
+        );
+        let lines = run_as_nobody(&cluster, &script).await;
+        let denied = if flags.is_empty() { "ENOENT" } else { "EACCES" };
+        assert_eq!(lines[0], "65534", "{flags:?}: {lines:?}");
+        assert_eq!(
+            lines[1],
+            format!("read {} err {denied}", victim.join("secret.txt").display()),
+            "{flags:?}"
+        );
+        assert!(
+            lines[2].starts_with("write ") && lines[2].ends_with(" ok"),
+            "{lines:?}"
+        );
+        assert_eq!(
+            lines[3..],
+            ["CapEff:\t0000000000000000", "NoNewPrivs:\t1", "Seccomp:\t2"],
+            "{flags:?}"
+        );
+    }
+}
