@@ -31,6 +31,13 @@ fn isolation(text: &str) -> Result<Selection, String> {
         .map_err(|e: strata_isolators::selection::SelectionError| e.to_string())
 }
 
+fn absolute_path(text: &str) -> Result<PathBuf, String> {
+    if text.is_empty() {
+        return Err("the path is empty".to_string());
+    }
+    std::path::absolute(text).map_err(|err| format!("{text}: {err}"))
+}
+
 fn bounding(text: &str) -> Result<Bounding, String> {
     capabilities::parse_bounding(text)
 }
@@ -106,12 +113,15 @@ pub struct AgentConfig {
     /// Hostname advertised to the master (default: the system hostname, or --ip when it is set).
     #[arg(long, env = "STRATA_HOSTNAME")]
     pub hostname: Option<String>,
-    /// Where the agent keeps sandboxes and checkpoints.
+    /// Where the agent keeps sandboxes and checkpoints (a relative path is taken from the
+    /// current directory and made absolute: tasks' sandboxes and the mask over the work dir are
+    /// absolute paths).
     #[arg(
         long,
         alias = "work_dir",
         env = "STRATA_WORK_DIR",
-        default_value = "/var/lib/strata/agent"
+        default_value = "/var/lib/strata/agent",
+        value_parser = absolute_path
     )]
     pub work_dir: PathBuf,
     /// What to do with the tasks a previous run left in the work dir: `reconnect` adopts them
@@ -375,6 +385,17 @@ mod tests {
         assert_eq!(config.container_rlimits.0[0].soft, Some(1024));
         assert_eq!(config.container_ro_mounts.unwrap().0.len(), 1);
         assert_eq!(config.cgroups_io_devices.unwrap().0[0].major, 8);
+    }
+
+    #[test]
+    fn a_relative_work_dir_becomes_absolute() {
+        let config = parse(&["--work-dir", "rel/work"]).unwrap();
+        assert!(config.work_dir.is_absolute(), "{:?}", config.work_dir);
+        assert!(config.work_dir.ends_with("rel/work"));
+        assert_eq!(
+            parse(&["--work-dir", "/srv/w"]).unwrap().work_dir,
+            PathBuf::from("/srv/w")
+        );
     }
 
     #[test]

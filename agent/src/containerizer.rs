@@ -294,7 +294,11 @@ impl Containerizer {
             ("MESOS_SLAVE_ID".into(), ckpt.agent_id.to_string()),
             ("MESOS_CONTAINER_ID".into(), ckpt.container_id.to_string()),
         ];
-        let user = task_user(ckpt);
+        // A task with an image runs as its command's user or the image's (see image_container).
+        let user = match task.image() {
+            Some(_) => task.command.user.clone(),
+            None => task_user(ckpt),
+        };
         if let Some(user) = &user {
             env.push(("USER".into(), user.clone()));
         }
