@@ -904,6 +904,18 @@ mod tests {
                 if unsafe { libc::getpid() } <= 0 {
                     return Err(15);
                 }
+                // getpid through the x32 ABI (bit 30 of the number): EPERM, where an unfiltered
+                // kernel runs it or answers ENOSYS (no x32 support).
+                #[cfg(target_arch = "x86_64")]
+                {
+                    // SAFETY: a system call without arguments.
+                    let x32 = unsafe { libc::syscall(0x4000_0000 | libc::SYS_getpid) };
+                    if x32 != -1
+                        || std::io::Error::last_os_error().raw_os_error() != Some(libc::EPERM)
+                    {
+                        return Err(16);
+                    }
+                }
                 Ok::<(), i32>(())
             })()
             .err()
