@@ -115,7 +115,18 @@ async fn a_command_task_is_confined_and_still_works() {
     let victim = start_victim(&cluster, &mut fw).await;
     let offer = fw.offer_with("cpus:0.2;mem:32", T).await.unwrap();
     let probe = bin("strata-probe").display().to_string();
-    let (script, expected) = probes(&cluster, &probe, "$MESOS_SANDBOX", &victim);
+    let (script, mut expected) = probes(&cluster, &probe, "$MESOS_SANDBOX", &victim);
+    // The kernel's knobs and the cgroup hierarchy are read-only: a root task can neither turn a
+    // sysctl nor move itself out of its cgroup (and so out of its limits and ports).
+    let procs = strata_tests::require_root().join("cgroup.procs");
+    let script = format!(
+        "{script}; {probe} write /proc/sys/kernel/hostname write {}",
+        procs.display()
+    );
+    expected.extend([
+        "write /proc/sys/kernel/hostname err EROFS".to_string(),
+        format!("write {} err EROFS", procs.display()),
+    ]);
     fw.launch(
         &offer,
         vec![task("probe", &offer.agent_id, "cpus:0.1;mem:32", &script)],
