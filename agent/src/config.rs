@@ -31,8 +31,11 @@ fn isolation(text: &str) -> Result<Selection, String> {
         .map_err(|e: strata_isolators::selection::SelectionError| e.to_string())
 }
 
-fn seccomp_profile(text: &str) -> Result<SeccompProfileName, String> {
-    seccomp::parse_profile_name(text).map(SeccompProfileName)
+fn absolute_path(text: &str) -> Result<PathBuf, String> {
+    if text.is_empty() {
+        return Err("the path is empty".to_string());
+    }
+    std::path::absolute(text).map_err(|err| format!("{text}: {err}"))
 }
 
 fn bounding(text: &str) -> Result<Bounding, String> {
@@ -54,10 +57,6 @@ fn devices(text: &str) -> Result<Devices, String> {
 /// `--container-rlimits`, parsed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rlimits(pub Vec<Rlimit>);
-
-/// `--seccomp-profile-name`, parsed: `None` is `unconfined`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SeccompProfileName(pub Option<SeccompProfile>);
 
 /// `--container-ro-mounts`, parsed.
 #[derive(Debug, Clone, PartialEq)]
@@ -114,12 +113,15 @@ pub struct AgentConfig {
     /// Hostname advertised to the master (default: the system hostname, or --ip when it is set).
     #[arg(long, env = "STRATA_HOSTNAME")]
     pub hostname: Option<String>,
-    /// Where the agent keeps sandboxes and checkpoints.
+    /// Where the agent keeps sandboxes and checkpoints (a relative path is taken from the
+    /// current directory and made absolute: tasks' sandboxes and the mask over the work dir are
+    /// absolute paths).
     #[arg(
         long,
         alias = "work_dir",
         env = "STRATA_WORK_DIR",
-        default_value = "/var/lib/strata/agent"
+        default_value = "/var/lib/strata/agent",
+        value_parser = absolute_path
     )]
     pub work_dir: PathBuf,
     /// What to do with the tasks a previous run left in the work dir: `reconnect` adopts them
@@ -182,16 +184,20 @@ pub struct AgentConfig {
     )]
     pub bounding_capabilities: Bounding,
     /// linux/seccomp: the tasks' seccomp profile: `default` (modeled on Docker's default profile:
-    /// EPERM for kernel modules, ptrace, bpf, mount, namespaces, keyrings, the clock, reboot, …)
-    /// or `unconfined` (no filter).
+    /// EPERM for kernel modules, ptrace, bpf, mount, namespaces, keyrings, the clock, reboot, …),
+    /// `unconfined` (no filter), or a profile file in Docker's JSON format: absolute, or relative
+    /// to `--seccomp-config-dir`.
     #[arg(
         long,
         alias = "seccomp_profile_name",
         env = "STRATA_SECCOMP_PROFILE_NAME",
-        default_value = "default",
-        value_parser = seccomp_profile
+        default_value = "default"
     )]
-    pub seccomp_profile_name: SeccompProfileName,
+    pub seccomp_profile_name: String,
+    /// linux/seccomp: the directory of profile files `--seccomp-profile-name` names (Mesos'
+    /// `--seccomp_config_dir`).
+    #[arg(long, alias = "seccomp_config_dir", env = "STRATA_SECCOMP_CONFIG_DIR")]
+    pub seccomp_config_dir: Option<PathBuf>,
     /// posix/rlimits: the tasks' resource limits, `NAME=SOFT[:HARD],…` (e.g. `nofile=1024:4096`;
     /// a value may be `unlimited`).
     #[arg(
@@ -355,6 +361,15 @@ impl CleanupBpf {
 }
 
 impl AgentConfig {
+    /// The tasks' seccomp profile (`None`: unconfined), from `--seccomp-profile-name` and
+    /// `--seccomp-config-dir`; the error says what is wrong with them.
+    pub fn seccomp_profile(&self) -> Result<Option<SeccompProfile>, String> {
+        seccomp::profile_named(
+            &self.seccomp_profile_name,
+            self.seccomp_config_dir.as_deref(),
+        )
+    }
+
     /// Checks what clap cannot.
     pub fn validate(&self) -> Result<(), String> {
         if let Err(err) = self.master.parse::<strata_ha::MasterAddress>() {
@@ -401,8 +416,8 @@ mod tests {
         assert_eq!(config.container_pids_max, 0);
         assert_eq!(config.bounding_capabilities, Bounding::Only(0xa804_25fb));
         assert_eq!(
-            config.seccomp_profile_name,
-            SeccompProfileName(Some(SeccompProfile::Default))
+            config.seccomp_profile().unwrap(),
+            Some(SeccompProfile::Default)
         );
         assert_eq!(config.container_rlimits.0.len(), 1);
         assert_eq!(config.container_ro_mounts, None);
@@ -429,7 +444,7 @@ mod tests {
             "unconfined",
         ])
         .unwrap();
-        assert_eq!(config.seccomp_profile_name, SeccompProfileName(None));
+        assert_eq!(config.seccomp_profile().unwrap(), None);
         assert_eq!(
             config.isolation,
             Selection::Only(vec![Kind::CgroupsMem, Kind::NamespacesPid])
@@ -443,6 +458,17 @@ mod tests {
     }
 
     #[test]
+    fn a_relative_work_dir_becomes_absolute() {
+        let config = parse(&["--work-dir", "rel/work"]).unwrap();
+        assert!(config.work_dir.is_absolute(), "{:?}", config.work_dir);
+        assert!(config.work_dir.ends_with("rel/work"));
+        assert_eq!(
+            parse(&["--work-dir", "/srv/w"]).unwrap().work_dir,
+            PathBuf::from("/srv/w")
+        );
+    }
+
+    #[test]
     fn bad_isolation_flags_name_the_problem() {
         let err = parse(&["--isolation", "cgroups/cpu,posix/cpu"]).unwrap_err();
         assert!(
@@ -451,8 +477,25 @@ mod tests {
         );
         let err = parse(&["--bounding-capabilities", "chown,superpower"]).unwrap_err();
         assert!(err.contains("unknown capability \"superpower\""), "{err}");
-        let err = parse(&["--seccomp-profile-name", "strict"]).unwrap_err();
-        assert!(err.contains("unknown seccomp profile \"strict\""), "{err}");
+        let config = parse(&["--seccomp-profile-name", "strict.json"]).unwrap();
+        let err = config.seccomp_profile().unwrap_err();
+        assert!(
+            err.contains("unknown seccomp profile \"strict.json\""),
+            "{err}"
+        );
+        let config = parse(&[
+            "--seccomp-profile-name",
+            "strict.json",
+            "--seccomp-config-dir",
+            "/etc/strata/seccomp",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.seccomp_profile().unwrap(),
+            Some(SeccompProfile::File(
+                "/etc/strata/seccomp/strict.json".into()
+            ))
+        );
         let err = parse(&["--container-rlimits", "files=1"]).unwrap_err();
         assert!(err.contains("unknown resource limit"), "{err}");
         let err = parse(&["--container-ro-mounts", "relative"]).unwrap_err();

@@ -34,13 +34,17 @@ pub struct TaskCheckpoint {
 }
 
 /// The user a command task runs as: its command's, else its framework's (as Mesos'
-/// `--switch_user` does); `None` (the agent's user) only when the framework names none.
+/// `--switch_user` does); `None` (the agent's user) when the framework names none, or when the
+/// agent is not root (it could not switch users; `strata up` run by a developer).
 pub fn task_user(ckpt: &TaskCheckpoint) -> Option<String> {
+    let framework = nix::unistd::geteuid()
+        .is_root()
+        .then(|| ckpt.framework.user.clone());
     ckpt.task
         .command
         .user
         .clone()
-        .or_else(|| Some(ckpt.framework.user.clone()))
+        .or(framework)
         .filter(|user| !user.is_empty())
 }
 
@@ -290,7 +294,11 @@ impl Containerizer {
             ("MESOS_SLAVE_ID".into(), ckpt.agent_id.to_string()),
             ("MESOS_CONTAINER_ID".into(), ckpt.container_id.to_string()),
         ];
-        let user = task_user(ckpt);
+        // A task with an image runs as its command's user or the image's (see image_container).
+        let user = match task.image() {
+            Some(_) => task.command.user.clone(),
+            None => task_user(ckpt),
+        };
         if let Some(user) = &user {
             env.push(("USER".into(), user.clone()));
         }
@@ -396,7 +404,10 @@ impl Containerizer {
         let mut spec = self.spec(ckpt, &launch);
         // In its own mount namespace a command task sees nothing of the work dir (other
         // sandboxes, checkpoints, the image store, volumes) but its sandbox and its volumes.
-        if launch.namespaces.mount && self.paths.work_dir.is_absolute() {
+        // (A task with an image has its own root; its host-path volumes are checked against the
+        // masks instead.)
+        let image = ckpt.task.image().is_some();
+        if (launch.namespaces.mount || image) && self.paths.work_dir.is_absolute() {
             spec.isolation
                 .mounts
                 .masks

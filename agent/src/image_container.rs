@@ -129,6 +129,27 @@ pub fn prepare(
             read_only: true,
         });
     }
+    // The task's own host-path volumes may not show what the agent hides from tasks (its work
+    // dir, the BPF filesystem: the masks of the spec), nor a directory holding one of them.
+    let hidden: Vec<PathBuf> = std::mem::take(&mut spec.isolation.mounts.masks)
+        .into_iter()
+        .map(|m| std::fs::canonicalize(&m).unwrap_or(m))
+        .collect();
+    for volume in task.container.iter().flat_map(|c| c.volumes.iter()) {
+        let host = std::fs::canonicalize(&volume.host_path)
+            .unwrap_or_else(|_| PathBuf::from(&volume.host_path));
+        if let Some(mask) = hidden
+            .iter()
+            .find(|m| host.starts_with(m) || m.starts_with(&host))
+        {
+            return Err(format!(
+                "volume {}: the host path {} would show {}, which tasks may not see",
+                volume.container_path,
+                volume.host_path,
+                mask.display()
+            ));
+        }
+    }
     let own = task.container.iter().flat_map(|c| c.volumes.iter());
     for volume in own.chain(persistent) {
         let host = PathBuf::from(&volume.host_path);
@@ -376,7 +397,10 @@ fn create(
         filters: spec
             .isolation
             .seccomp
-            .map(seccomp::compile)
+            .as_ref()
+            .map(|profile| {
+                seccomp::compile(profile, spec.isolation.bounding_capabilities.as_deref())
+            })
             .transpose()
             .map_err(|e| e.to_string())?,
     };

@@ -321,6 +321,12 @@ fn setup_isolation(config: &AgentConfig) -> Result<Isolation, AgentError> {
             .into_iter()
             .collect(),
     };
+    let seccomp = config.seccomp_profile().map_err(|reason| {
+        AgentError::Isolation(IsolationError::Unavailable {
+            isolator: strata_isolators::linux::seccomp::NAME,
+            reason,
+        })
+    })?;
     let isolation_config = IsolationConfig {
         enable_cfs: config.cgroups_enable_cfs,
         pids_max: config.container_pids_max,
@@ -334,7 +340,7 @@ fn setup_isolation(config: &AgentConfig) -> Result<Isolation, AgentError> {
         io_devices,
         enforce_ports: config.enforce_container_ports,
         bpf_pin_dir: config.bpf_pin_dir.clone(),
-        seccomp: config.seccomp_profile_name.0,
+        seccomp,
     };
     let isolation = Isolation::setup(
         &config.isolation,

@@ -604,7 +604,12 @@ fn prepare(spec: &ContainerSpec) -> Result<Prepared, SupervisorError> {
         .map(BoundedCapabilities::new)
         .transpose()?;
     let rlimits = rlimits::prepare(&spec.isolation.rlimits)?;
-    let seccomp = spec.isolation.seccomp.map(seccomp::compile).transpose()?;
+    let seccomp = spec
+        .isolation
+        .seccomp
+        .as_ref()
+        .map(|profile| seccomp::compile(profile, spec.isolation.bounding_capabilities.as_deref()))
+        .transpose()?;
     let parent = spec
         .cgroup
         .parent()
@@ -896,6 +901,10 @@ fn init_main(p: &Prepared, birth: Birth, exec_w: OwnedFd, status_w: OwnedFd) -> 
             ),
         );
     }
+    // Out of the agent's working directory, which may lie in the work dir the container's mount
+    // namespace is about to cover: a directory held open (as a cwd) below a mount stays
+    // reachable (through `/proc/1/cwd`).
+    let _ = nix::unistd::chdir("/");
     // The task's stdio, inherited by the task. Init must not keep the supervisor's stdout (the
     // agent's pipe) open: the agent sees the supervisor's end as EOF on it.
     for (file, target) in [(&p.stdin, 0), (&p.stdout, 1), (&p.stderr, 2)] {

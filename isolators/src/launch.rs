@@ -57,6 +57,10 @@ pub struct Mounts {
     pub proc: bool,
     /// A fresh tmpfs on `/tmp`.
     pub tmp: Option<Tmpfs>,
+    /// Docker's read-only kernel paths: `/proc/sys`, `/proc/sysrq-trigger`, `/proc/irq`,
+    /// `/proc/bus`, `/proc/fs`, and `/sys` with every mount below it (cgroups included), so that
+    /// a root task cannot turn the host's knobs or leave its cgroup.
+    pub read_only_kernel: bool,
     /// Host directories covered by an empty read-only tmpfs (the agent's work dir, the BPF
     /// filesystem): the task sees none of what lies below them but its own sandbox and the
     /// binds' sources, bound back at their paths.

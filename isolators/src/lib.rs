@@ -1,6 +1,6 @@
 //! The [`Isolator`] trait and its implementations: cgroup v2 controllers (`cgroups/*`),
-//! namespaces (`namespaces/*`), the container's filesystem (`filesystem/linux`), capabilities and
-//! no_new_privs (`linux/*`), resource limits (`posix/rlimits`), bind() confined to the allocated
+//! namespaces (`namespaces/*`), the container's filesystem (`filesystem/linux`), capabilities,
+//! no_new_privs and seccomp (`linux/*`), resource limits (`posix/rlimits`), bind() confined to the allocated
 //! ports and traffic counters through BPF (`network/*`); their selection with
 //! `--isolation` ([`selection`]); usage statistics ([`statistics`]); and the small direct cgroup v2
 //! layer they stand on ([`cgroup2`]).

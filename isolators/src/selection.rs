@@ -528,13 +528,13 @@ fn build_network(
 }
 
 /// The BPF filesystem a task must not see: `/sys/fs/bpf` and the pin directory (wherever it
-/// is), as far as they exist.
+/// is; the network isolators create it later). Those that do not exist when a container starts
+/// are skipped.
 fn bpf_masks(pin_dir: &Path) -> Vec<PathBuf> {
     let mut masks = vec![PathBuf::from("/sys/fs/bpf")];
-    if !pin_dir.starts_with("/sys/fs/bpf") {
+    if !pin_dir.starts_with("/sys/fs/bpf") && pin_dir.is_absolute() {
         masks.push(pin_dir.to_path_buf());
     }
-    masks.retain(|p| p.is_dir());
     masks
 }
 
@@ -569,12 +569,17 @@ fn build(
         }),
         Kind::LinuxNnp => Box::new(nnp::NnpIsolator),
         Kind::LinuxSeccomp => {
-            if let Some(profile) = config.seccomp {
+            if let Some(profile) = &config.seccomp {
                 // A profile that does not compile here fails the agent, not every task.
-                seccomp::compile(profile).map_err(|err| invalid(seccomp::NAME)(err.to_string()))?;
+                let caps = match config.bounding {
+                    Bounding::All => None,
+                    Bounding::Only(mask) => Some(capabilities::names(mask)),
+                };
+                seccomp::compile(profile, caps.as_deref())
+                    .map_err(|err| invalid(seccomp::NAME)(err.to_string()))?;
             }
             Box::new(seccomp::SeccompIsolator {
-                profile: config.seccomp,
+                profile: config.seccomp.clone(),
             })
         }
         Kind::PosixRlimits => Box::new(
@@ -695,6 +700,32 @@ mod tests {
         let err = setup("cgroups/cpu", &host).unwrap_err();
         assert!(
             err.to_string().ends_with("(controllers: hugetlb pids)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn none_keeps_the_confinement_isolators_and_a_bad_profile_stops_the_agent() {
+        let host = FakeHost::new(&[]);
+        let isolation = setup("none", &host).unwrap();
+        assert_eq!(
+            isolation.names(),
+            vec!["linux/capabilities", "linux/nnp", "linux/seccomp"]
+        );
+        let config = IsolationConfig {
+            seccomp: Some(Profile::File(host.dir.path().join("missing.json"))),
+            ..IsolationConfig::default()
+        };
+        let err = Isolation::setup(
+            &"none".parse().unwrap(),
+            &config,
+            &host.host,
+            Path::new("strata"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("linux/seccomp: the seccomp profile ") && err.contains("missing.json"),
             "{err}"
         );
     }

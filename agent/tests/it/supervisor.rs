@@ -398,6 +398,7 @@ fn check_isolation(env: &[(&str, &str)]) {
                 target,
             }],
             read_write_binds: Vec::new(),
+            read_only_kernel: false,
             masks: Vec::new(),
         },
         bounding_capabilities: Some(vec!["CAP_CHOWN".to_string(), "CAP_KILL".to_string()]),
@@ -547,7 +548,10 @@ fn a_masked_work_dir_shows_only_the_sandbox_and_the_task_runs_filtered() {
          echo hi > {w}/runs/s1/out && echo sandbox-ok; echo v > vol/f && echo vol-ok; \
          touch {w}/x 2>/dev/null || echo masked-ro; \
          echo bpf $(ls -A /sys/fs/bpf 2>/dev/null | wc -l); \
-         grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status",
+         grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; \
+         (cat /proc/sys/kernel/hostname > /proc/sys/kernel/hostname) 2>/dev/null || echo proc-sys-ro; \
+         awk '{{o[$5] = $6}} END {{for (p in o) if (p ~ \"^/sys\" && o[p] !~ \"(^|,)ro(,|$)\") n++; print \"rw-sys\", n+0}}' /proc/self/mountinfo; \
+         awk '$5 ~ \"^/sys\" {{n++}} END {{print (n > 1 ? \"sys-mounts\" : \"no-sys-mounts\")}}' /proc/self/mountinfo",
         w = w.display()
     );
     let mut spec = fx.spec(&["sh", "-c", &script]);
@@ -558,6 +562,7 @@ fn a_masked_work_dir_shows_only_the_sandbox_and_the_task_runs_filtered() {
             size_bytes: Some(1 << 20),
         }),
         masks,
+        read_only_kernel: true,
         read_write_binds: vec![BindMount {
             source: w.join("volumes/v1"),
             target: w.join("runs/s1/vol"),
@@ -574,7 +579,8 @@ fn a_masked_work_dir_shows_only_the_sandbox_and_the_task_runs_filtered() {
     let err = std::fs::read_to_string(w.join("runs/s1/stderr")).unwrap();
     assert_eq!(
         out,
-        "hidden\nruns\ns1\nsandbox-ok\nvol-ok\nmasked-ro\nbpf 0\nNoNewPrivs:\t1\nSeccomp:\t2\n",
+        "hidden\nruns\ns1\nsandbox-ok\nvol-ok\nmasked-ro\nbpf 0\nNoNewPrivs:\t1\nSeccomp:\t2\n\
+         proc-sys-ro\nrw-sys 0\nsys-mounts\n",
         "{err}\n{}",
         fx.supervisor_log()
     );

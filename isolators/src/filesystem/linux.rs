@@ -8,6 +8,9 @@
 //!   (`HOST[:CONTAINER],…`): `HOST` (absolute, must exist) appears read-only at `CONTAINER`, which
 //!   is absolute (and must exist on the host, e.g. `/srv/data:/mnt`) or relative to the sandbox
 //!   (created there); without `:CONTAINER`, `HOST` is made read-only in place (e.g. `/home`);
+//! - Docker's read-only paths: `/proc/sys`, `/proc/sysrq-trigger`, `/proc/irq`, `/proc/bus`,
+//!   `/proc/fs`, and `/sys` with every mount below it (the cgroup hierarchies included: a root
+//!   task cannot move itself out of its cgroup);
 //! - masks: the agent's work dir (other sandboxes, checkpoints, the image store, volumes) and the
 //!   BPF filesystem (`/sys/fs/bpf`, the `--bpf-pin-dir`) are covered by an empty read-only tmpfs.
 //!
@@ -166,6 +169,7 @@ impl Isolator for LinuxFilesystemIsolator {
                 .map(|m| self.bind(m, container.sandbox))
                 .collect::<Result<_, _>>()?,
             read_write_binds: Vec::new(),
+            read_only_kernel: true,
             masks: self.masks.clone(),
         };
         Ok(())
@@ -234,6 +238,9 @@ pub fn mount_all(mounts: &Mounts, proc: bool, sandbox: &Path) -> Result<(), Moun
     if let Some(tmp) = &mounts.tmp {
         mount_tmpfs(Path::new(TMP), tmp)?;
     }
+    if mounts.read_only_kernel {
+        protect_kernel(proc)?;
+    }
     // A mask below /tmp (a work dir there) is covered already; others need their mount point.
     let mut masked = Vec::new();
     for mask in &mounts.masks {
@@ -276,6 +283,74 @@ pub fn mount_all(mounts: &Mounts, proc: bool, sandbox: &Path) -> Result<(), Moun
         seal_mask(mask)?;
     }
     Ok(())
+}
+
+/// The paths of `/proc` Docker makes read-only.
+const PROC_READ_ONLY: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// Makes Docker's read-only paths of a fresh `/proc` (`proc`) and `/sys` with every mount below
+/// it read-only, each keeping its other flags.
+fn protect_kernel(proc: bool) -> Result<(), MountError> {
+    if proc {
+        for path in PROC_READ_ONLY.iter().map(Path::new).filter(|p| p.exists()) {
+            bind_mount(&BindMount {
+                source: path.to_path_buf(),
+                target: path.to_path_buf(),
+            })?;
+            read_only(path)?;
+        }
+    }
+    let sys = Path::new("/sys");
+    if !sys.is_dir() {
+        return Ok(());
+    }
+    // A recursive bind of /sys on itself: the mounts below it become this namespace's own, and
+    // each is made read-only (a remount applies to one mount).
+    bind_mount(&BindMount {
+        source: sys.to_path_buf(),
+        target: sys.to_path_buf(),
+    })?;
+    let mountinfo =
+        std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| MountError::MountPoint {
+            path: "/proc/self/mountinfo".into(),
+            source: e,
+        })?;
+    let mut seen = Vec::new();
+    for point in mountinfo.lines().filter_map(|l| l.split(' ').nth(4)) {
+        let point = unescape_mount_point(point);
+        if (point == sys || point.starts_with(sys)) && !seen.contains(&point) {
+            read_only(&point)?;
+            seen.push(point);
+        }
+    }
+    Ok(())
+}
+
+/// A mount point as `/proc/self/mountinfo` writes it (`\040` for a space, …).
+fn unescape_mount_point(text: &str) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' && i + 3 < bytes.len() {
+            let octal = &text[i + 1..i + 4];
+            if let Ok(value) = u8::from_str_radix(octal, 8) {
+                out.push(value);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    PathBuf::from(std::ffi::OsString::from_vec(out))
 }
 
 /// The options of a mask's tmpfs: small, empty, nothing to execute or open as a device.
@@ -387,12 +462,30 @@ fn bind_mount(bind: &BindMount) -> Result<(), MountError> {
 }
 
 /// Makes the bind mount at `path` read-only: a bind mount takes its own flags only on a remount.
+/// The mount's nosuid, nodev, noexec and atime flags are kept.
 fn read_only(path: &Path) -> Result<(), MountError> {
+    use nix::sys::statvfs::FsFlags;
+    let kept = nix::sys::statvfs::statvfs(path)
+        .map(|st| {
+            let flags = st.flags();
+            [
+                (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+                (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+                (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+                (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+                (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+                (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+            ]
+            .into_iter()
+            .filter(|(st, _)| flags.contains(*st))
+            .fold(MsFlags::empty(), |acc, (_, ms)| acc | ms)
+        })
+        .unwrap_or(MsFlags::empty());
     nix::mount::mount(
         None::<&str>,
         path,
         None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | kept,
         None::<&str>,
     )
     .map_err(|source| MountError::ReadOnly {
@@ -406,6 +499,15 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::cgroups::testing::FakeCgroup;
+
+    #[test]
+    fn mount_points_are_unescaped() {
+        assert_eq!(
+            unescape_mount_point("/sys/a\\040b"),
+            PathBuf::from("/sys/a b")
+        );
+        assert_eq!(unescape_mount_point("/sys/fs"), PathBuf::from("/sys/fs"));
+    }
 
     #[test]
     fn parses_read_only_mounts() {

@@ -29,7 +29,9 @@
 //! `no_new_privs`, which an unprivileged user needs to install a filter); for tasks with an image,
 //! by the workload executor libcontainer calls once the container is set up (see
 //! `strata_agent::image_container`), so it never stops the runtime's own setup. The agent's
-//! `--seccomp-profile-name` selects the profile: `default` (this one) or `unconfined` (none).
+//! `--seccomp-profile-name` selects the profile: `default` (this one), `unconfined` (none), or a
+//! profile file in Docker's JSON format (Mesos' `--seccomp_config_dir` holds them), see
+//! [`docker`].
 
 use crate::isolator::{Container, Isolator, IsolatorError};
 use crate::launch::Launch;
@@ -41,29 +43,39 @@ use seccompiler::{
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 pub const NAME: &str = "linux/seccomp";
 
 /// A seccomp profile a task can run under; a `spec.json` field.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Profile {
     /// Modeled on Docker's default profile (see the module's documentation).
     #[default]
     Default,
+    /// A profile file in Docker's JSON format (see [`docker`]).
+    File(PathBuf),
 }
 
 /// The value of `--seccomp-profile-name` that turns seccomp off.
 pub const UNCONFINED: &str = "unconfined";
 
-/// Parses `--seccomp-profile-name`: `default`, or `unconfined` (`None`: no filter).
-pub fn parse_profile_name(text: &str) -> Result<Option<Profile>, String> {
-    match text.trim() {
+/// Resolves `--seccomp-profile-name` (with Mesos' `--seccomp-config-dir`): `default`,
+/// `unconfined` (`None`: no filter), or a profile file: absolute, or relative to `config_dir`.
+pub fn profile_named(name: &str, config_dir: Option<&Path>) -> Result<Option<Profile>, String> {
+    match name.trim() {
         "default" => Ok(Some(Profile::Default)),
         UNCONFINED => Ok(None),
-        other => Err(format!(
-            "unknown seccomp profile {other:?} (known: default, unconfined)"
-        )),
+        "" => Err("the seccomp profile name is empty".to_string()),
+        file if Path::new(file).is_absolute() => Ok(Some(Profile::File(PathBuf::from(file)))),
+        file => match config_dir {
+            Some(dir) => Ok(Some(Profile::File(dir.join(file)))),
+            None => Err(format!(
+                "unknown seccomp profile {file:?} (known: default, unconfined, an absolute path, \
+                 or a file in --seccomp-config-dir)"
+            )),
+        },
     }
 }
 
@@ -79,7 +91,7 @@ impl Isolator for SeccompIsolator {
     }
 
     fn prepare(&self, _container: &Container, launch: &mut Launch) -> Result<(), IsolatorError> {
-        launch.process.seccomp = self.profile;
+        launch.process.seccomp = self.profile.clone();
         Ok(())
     }
 }
@@ -90,6 +102,8 @@ pub enum SeccompError {
     Arch(&'static str),
     #[error("failed to compile the seccomp filter: {0}")]
     Compile(String),
+    #[error("the seccomp profile {}: {message}", path.display())]
+    File { path: PathBuf, message: String },
     #[error("failed to install the seccomp filter: {0}")]
     Install(std::io::Error),
 }
@@ -246,16 +260,27 @@ fn errno(errno: i32) -> u32 {
     libc::SECCOMP_RET_ERRNO | (errno as u32 & libc::SECCOMP_RET_DATA)
 }
 
-/// Compiles `rules` into one program answering `action` to a match. seccompiler's program
-/// starts with its architecture check (`ld arch; jeq ARCH, 1, 0; ret KILL_PROCESS`): another
-/// ABI gets `EPERM` instead of death, as under Docker, and on x86_64 the x32 ABI is refused
-/// right after the check.
+/// Compiles `rules` into one program answering `action` to a match and `mismatch` otherwise
+/// (see [`program_with`]).
 fn program(
     rules: BTreeMap<i64, Vec<SeccompRule>>,
     action: SeccompAction,
     arch: TargetArch,
 ) -> Result<BpfProgram, SeccompError> {
-    let filter = SeccompFilter::new(rules, SeccompAction::Allow, action, arch)
+    program_with(rules, SeccompAction::Allow, action, arch)
+}
+
+/// Compiles `rules` into one program answering `action` to a match. seccompiler's program
+/// starts with its architecture check (`ld arch; jeq ARCH, 1, 0; ret KILL_PROCESS`): another
+/// ABI gets `EPERM` instead of death, as under Docker, and on x86_64 the x32 ABI is refused
+/// right after the check.
+fn program_with(
+    rules: BTreeMap<i64, Vec<SeccompRule>>,
+    mismatch: SeccompAction,
+    action: SeccompAction,
+    arch: TargetArch,
+) -> Result<BpfProgram, SeccompError> {
+    let filter = SeccompFilter::new(rules, mismatch, action, arch)
         .map_err(|e| SeccompError::Compile(e.to_string()))?;
     let mut program: BpfProgram =
         BpfProgram::try_from(filter).map_err(|e| SeccompError::Compile(e.to_string()))?;
@@ -306,10 +331,16 @@ fn refuse_x32() -> [sock_filter; 3] {
     ]
 }
 
-/// Compiles `profile` for this machine's architecture.
-pub fn compile(profile: Profile) -> Result<Filters, SeccompError> {
+/// Compiles `profile` for this machine's architecture, for a task whose capability bounding set
+/// is `capabilities` (`None`: every capability), which decides the conditional rules of a
+/// profile file.
+pub fn compile(
+    profile: &Profile,
+    capabilities: Option<&[String]>,
+) -> Result<Filters, SeccompError> {
     let arch = target_arch()?;
     match profile {
+        Profile::File(path) => docker::compile(path, capabilities, arch),
         Profile::Default => {
             let deny = program(
                 default_rules()?,
@@ -326,6 +357,240 @@ pub fn compile(profile: Profile) -> Result<Filters, SeccompError> {
     }
 }
 
+pub mod docker {
+    //! Profile files in Docker's (and Mesos') JSON format: `defaultAction` (with
+    //! `defaultErrnoRet`), and `syscalls`: `{"names": [...], "action", "errnoRet", "args":
+    //! [{"index", "value", "valueTwo", "op"}], "includes"/"excludes": {"caps", "arches"}}`.
+    //! Actions: `SCMP_ACT_ALLOW`, `_ERRNO`, `_KILL`/`_KILL_THREAD`, `_KILL_PROCESS`, `_TRAP`,
+    //! `_LOG`, `_TRACE`; comparisons: `SCMP_CMP_EQ`, `_NE`, `_LT`, `_LE`, `_GT`, `_GE`,
+    //! `_MASKED_EQ` (`value` the mask, `valueTwo` the value); the arguments of one entry must all
+    //! match. An entry whose `includes.caps` the task's bounding set lacks (or whose
+    //! `excludes.caps` it has), or made for another architecture, is left out; names this
+    //! architecture does not have are skipped, as Docker does. `architectures` and `minKernel`
+    //! are ignored.
+    //!
+    //! Compiled as one filter for the default action (allowing what `SCMP_ACT_ALLOW` entries
+    //! allow), then one per other action, installed after it: the kernel answers with the
+    //! strictest action of all filters, and of equal ones (two `ERRNO`s) with the last
+    //! installed, so an entry's own action wins over the default.
+
+    use super::{program_with, SeccompError};
+    use seccompiler::{
+        SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompRule, TargetArch,
+    };
+    use serde::Deserialize;
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct DockerProfile {
+        default_action: String,
+        #[serde(default)]
+        default_errno_ret: Option<u32>,
+        #[serde(default)]
+        syscalls: Option<Vec<Entry>>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Entry {
+        #[serde(default)]
+        names: Option<Vec<String>>,
+        #[serde(default)]
+        name: Option<String>,
+        action: String,
+        #[serde(default)]
+        errno_ret: Option<u32>,
+        #[serde(default)]
+        args: Option<Vec<Arg>>,
+        #[serde(default)]
+        includes: Option<Scope>,
+        #[serde(default)]
+        excludes: Option<Scope>,
+    }
+
+    #[derive(Deserialize, Default)]
+    struct Scope {
+        #[serde(default)]
+        caps: Option<Vec<String>>,
+        #[serde(default)]
+        arches: Option<Vec<String>>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Arg {
+        index: u8,
+        value: u64,
+        #[serde(default)]
+        value_two: u64,
+        op: String,
+    }
+
+    fn action(name: &str, errno: Option<u32>) -> Result<SeccompAction, String> {
+        Ok(match name {
+            "SCMP_ACT_ALLOW" => SeccompAction::Allow,
+            "SCMP_ACT_ERRNO" => SeccompAction::Errno(errno.unwrap_or(libc::EPERM as u32)),
+            "SCMP_ACT_KILL" | "SCMP_ACT_KILL_THREAD" => SeccompAction::KillThread,
+            "SCMP_ACT_KILL_PROCESS" => SeccompAction::KillProcess,
+            "SCMP_ACT_TRAP" => SeccompAction::Trap,
+            "SCMP_ACT_LOG" => SeccompAction::Log,
+            "SCMP_ACT_TRACE" => SeccompAction::Trace(errno.unwrap_or(0)),
+            other => return Err(format!("unknown action {other:?}")),
+        })
+    }
+
+    fn condition(arg: &Arg) -> Result<SeccompCondition, String> {
+        let (op, value) = match arg.op.as_str() {
+            "SCMP_CMP_EQ" => (SeccompCmpOp::Eq, arg.value),
+            "SCMP_CMP_NE" => (SeccompCmpOp::Ne, arg.value),
+            "SCMP_CMP_LT" => (SeccompCmpOp::Lt, arg.value),
+            "SCMP_CMP_LE" => (SeccompCmpOp::Le, arg.value),
+            "SCMP_CMP_GT" => (SeccompCmpOp::Gt, arg.value),
+            "SCMP_CMP_GE" => (SeccompCmpOp::Ge, arg.value),
+            "SCMP_CMP_MASKED_EQ" => (SeccompCmpOp::MaskedEq(arg.value), arg.value_two),
+            other => return Err(format!("unknown comparison {other:?}")),
+        };
+        SeccompCondition::new(arg.index, SeccompCmpArgLen::Qword, op, value)
+            .map_err(|e| format!("argument {}: {e}", arg.index))
+    }
+
+    /// The system call number of `name` on `arch`, from seccompiler's tables.
+    fn number(name: &str, arch: TargetArch) -> Option<i64> {
+        let json = format!(
+            r#"{{"t": {{"mismatch_action": "allow", "match_action": "log", "filter": [{{"syscall": {}}}]}}}}"#,
+            serde_json::to_string(name).ok()?
+        );
+        let map = seccompiler::compile_from_json(json.as_bytes(), arch).ok()?;
+        // The arch check (3 instructions), the number's load, then its comparison.
+        map.get("t")?.get(4).map(|jeq| i64::from(jeq.k))
+    }
+
+    fn arch_names(arch: TargetArch) -> &'static [&'static str] {
+        match arch {
+            TargetArch::x86_64 => &["amd64", "x86_64", "SCMP_ARCH_X86_64"],
+            TargetArch::aarch64 => &["arm64", "aarch64", "SCMP_ARCH_AARCH64"],
+            TargetArch::riscv64 => &["riscv64", "SCMP_ARCH_RISCV64"],
+        }
+    }
+
+    /// Whether an entry applies to a task with `capabilities` (`None`: all) on `arch`.
+    fn applies(entry: &Entry, capabilities: Option<&[String]>, arch: TargetArch) -> bool {
+        let has = |cap: &String| {
+            capabilities.is_none_or(|caps| {
+                caps.iter()
+                    .any(|c| c.trim_start_matches("CAP_") == cap.trim_start_matches("CAP_"))
+            })
+        };
+        let ours = |a: &String| arch_names(arch).contains(&a.as_str());
+        let includes = entry.includes.as_ref();
+        let excludes = entry.excludes.as_ref();
+        let caps_in = includes
+            .and_then(|s| s.caps.as_ref())
+            .is_none_or(|caps| caps.iter().all(has));
+        let arches_in = includes
+            .and_then(|s| s.arches.as_ref())
+            .is_none_or(|arches| arches.is_empty() || arches.iter().any(ours));
+        let caps_out = excludes
+            .and_then(|s| s.caps.as_ref())
+            .is_some_and(|caps| caps.iter().any(has));
+        let arches_out = excludes
+            .and_then(|s| s.arches.as_ref())
+            .is_some_and(|arches| arches.iter().any(ours));
+        caps_in && arches_in && !caps_out && !arches_out
+    }
+
+    type Rules = BTreeMap<i64, Vec<SeccompRule>>;
+
+    /// Adds `rule` (`None`: unconditional) for `nr`; an unconditional entry stays so.
+    fn add(rules: &mut Rules, nr: i64, rule: Option<SeccompRule>, unconditional: &mut Vec<i64>) {
+        if unconditional.contains(&nr) {
+            return;
+        }
+        match rule {
+            None => {
+                unconditional.push(nr);
+                rules.insert(nr, Vec::new());
+            }
+            Some(rule) => rules.entry(nr).or_default().push(rule),
+        }
+    }
+
+    pub(super) fn compile(
+        path: &Path,
+        capabilities: Option<&[String]>,
+        arch: TargetArch,
+    ) -> Result<super::Filters, SeccompError> {
+        let err = |message: String| SeccompError::File {
+            path: path.to_path_buf(),
+            message,
+        };
+        let data = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+        let profile: DockerProfile =
+            serde_json::from_slice(&data).map_err(|e| err(e.to_string()))?;
+        let default = action(&profile.default_action, profile.default_errno_ret)
+            .map_err(|e| err(format!("defaultAction: {e}")))?;
+        // Per action (in the order first seen): its rules, and which numbers are unconditional.
+        let mut groups: Vec<(SeccompAction, Rules, Vec<i64>)> = Vec::new();
+        for (i, entry) in profile.syscalls.iter().flatten().enumerate() {
+            let what = |e: String| err(format!("syscalls[{i}]: {e}"));
+            let act = action(&entry.action, entry.errno_ret).map_err(what)?;
+            if !applies(entry, capabilities, arch) {
+                continue;
+            }
+            let conditions = entry
+                .args
+                .iter()
+                .flatten()
+                .map(condition)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(what)?;
+            let rule = if conditions.is_empty() {
+                None
+            } else {
+                Some(SeccompRule::new(conditions).map_err(|e| what(e.to_string()))?)
+            };
+            let index = match groups.iter().position(|(a, ..)| *a == act) {
+                Some(index) => index,
+                None => {
+                    groups.push((act.clone(), Rules::new(), Vec::new()));
+                    groups.len() - 1
+                }
+            };
+            let names = entry.names.iter().flatten().chain(entry.name.iter());
+            for name in names {
+                let Some(nr) = number(name, arch) else {
+                    continue;
+                };
+                let (_, rules, unconditional) = &mut groups[index];
+                add(rules, nr, rule.clone(), unconditional);
+            }
+        }
+        let compile_err = |e: SeccompError| err(e.to_string());
+        let mut programs = Vec::new();
+        if default != SeccompAction::Allow {
+            let allowed = groups
+                .iter()
+                .find(|(a, ..)| *a == SeccompAction::Allow)
+                .map(|(_, rules, _)| rules.clone())
+                .unwrap_or_default();
+            programs.push(
+                program_with(allowed, default.clone(), SeccompAction::Allow, arch)
+                    .map_err(compile_err)?,
+            );
+        }
+        for (act, rules, _) in groups {
+            if act == SeccompAction::Allow || act == default || rules.is_empty() {
+                continue;
+            }
+            programs
+                .push(program_with(rules, SeccompAction::Allow, act, arch).map_err(compile_err)?);
+        }
+        Ok(super::Filters(programs))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -336,18 +601,97 @@ mod tests {
     #[test]
     fn profile_names_parse() {
         assert_eq!(
-            parse_profile_name("default").unwrap(),
+            profile_named("default", None).unwrap(),
             Some(Profile::Default)
         );
-        assert_eq!(parse_profile_name(" unconfined ").unwrap(), None);
+        assert_eq!(profile_named(" unconfined ", None).unwrap(), None);
+        assert!(profile_named("docker.json", None)
+            .unwrap_err()
+            .starts_with("unknown seccomp profile \"docker.json\""));
         assert_eq!(
-            parse_profile_name("docker.json").unwrap_err(),
-            "unknown seccomp profile \"docker.json\" (known: default, unconfined)"
+            profile_named("docker.json", Some(Path::new("/etc/strata/seccomp"))).unwrap(),
+            Some(Profile::File("/etc/strata/seccomp/docker.json".into()))
+        );
+        assert_eq!(
+            profile_named("/p.json", None).unwrap(),
+            Some(Profile::File("/p.json".into()))
         );
         assert_eq!(
             serde_json::to_string(&Some(Profile::Default)).unwrap(),
             "\"default\""
         );
+    }
+
+    /// A profile file in Docker's format: an allow list, an entry's own errno, arguments, and
+    /// entries that depend on capabilities.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn docker_profile_files_compile_to_what_they_say() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("profile.json");
+        std::fs::write(
+            &path,
+            r#"{
+              "defaultAction": "SCMP_ACT_ERRNO",
+              "defaultErrnoRet": 1,
+              "architectures": ["SCMP_ARCH_X86_64"],
+              "syscalls": [
+                {"names": ["read", "write", "no_such_call"], "action": "SCMP_ACT_ALLOW"},
+                {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+                 "args": [{"index": 0, "value": 0, "valueTwo": 0, "op": "SCMP_CMP_EQ"}]},
+                {"names": ["clone"], "action": "SCMP_ACT_ALLOW",
+                 "args": [{"index": 0, "value": 2114060288, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}],
+                 "excludes": {"caps": ["CAP_SYS_ADMIN"]}},
+                {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
+                {"names": ["mount"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_ADMIN"]}},
+                {"names": ["kill"], "action": "SCMP_ACT_ALLOW", "includes": {"arches": ["s390x"]}}
+              ]
+            }"#,
+        )
+        .unwrap();
+        let profile = Profile::File(path.clone());
+        let bounded = compile(&profile, Some(&["CAP_KILL".to_string()])).unwrap();
+        let eperm = errno(libc::EPERM);
+        let call = |f: &Filters, nr: libc::c_long, arg0: u64| {
+            verdict(f, ARCH, nr as u32, [arg0, 0, 0, 0, 0, 0])
+        };
+        assert_eq!(call(&bounded, libc::SYS_read, 0), libc::SECCOMP_RET_ALLOW);
+        assert_eq!(call(&bounded, libc::SYS_getpid, 0), eperm, "not listed");
+        assert_eq!(
+            call(&bounded, libc::SYS_personality, 0),
+            libc::SECCOMP_RET_ALLOW
+        );
+        assert_eq!(call(&bounded, libc::SYS_personality, 8), eperm);
+        assert_eq!(
+            call(&bounded, libc::SYS_clone, libc::SIGCHLD as u64),
+            libc::SECCOMP_RET_ALLOW
+        );
+        assert_eq!(
+            call(&bounded, libc::SYS_clone, libc::CLONE_NEWNS as u64),
+            eperm
+        );
+        assert_eq!(call(&bounded, libc::SYS_clone3, 0), errno(libc::ENOSYS));
+        assert_eq!(
+            call(&bounded, libc::SYS_mount, 0),
+            eperm,
+            "needs CAP_SYS_ADMIN"
+        );
+        assert_eq!(call(&bounded, libc::SYS_kill, 0), eperm, "s390x only");
+        // With every capability the mount entry applies and the clone entry does not.
+        let all = compile(&profile, None).unwrap();
+        assert_eq!(call(&all, libc::SYS_mount, 0), libc::SECCOMP_RET_ALLOW);
+        assert_eq!(call(&all, libc::SYS_clone, libc::SIGCHLD as u64), eperm);
+
+        std::fs::write(&path, r#"{"defaultAction": "SCMP_ACT_SOMETIMES"}"#).unwrap();
+        let err = compile(&profile, None).unwrap_err().to_string();
+        assert!(
+            err.contains("profile.json: defaultAction: unknown action \"SCMP_ACT_SOMETIMES\""),
+            "{err}"
+        );
+        let err = compile(&Profile::File(dir.path().join("none.json")), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("none.json: No such file"), "{err}");
     }
 
     #[test]
@@ -432,7 +776,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn the_default_profile_denies_what_docker_denies() {
-        let filters = compile(Profile::Default).unwrap();
+        let filters = compile(&Profile::Default, None).unwrap();
         let eperm = errno(libc::EPERM);
         let call = |nr: libc::c_long, args: [u64; 6]| verdict(&filters, ARCH, nr as u32, args);
         for nr in [
@@ -527,7 +871,7 @@ mod tests {
     /// answers.
     #[test]
     fn an_installed_filter_refuses_ptrace_and_modules() {
-        let filters = compile(Profile::Default).unwrap();
+        let filters = compile(&Profile::Default, None).unwrap();
         // SAFETY: the child makes system calls only and leaves with _exit.
         let pid = unsafe { libc::fork() };
         assert!(pid >= 0);
@@ -559,6 +903,18 @@ mod tests {
                 // SAFETY: getpid(2).
                 if unsafe { libc::getpid() } <= 0 {
                     return Err(15);
+                }
+                // getpid through the x32 ABI (bit 30 of the number): EPERM, where an unfiltered
+                // kernel runs it or answers ENOSYS (no x32 support).
+                #[cfg(target_arch = "x86_64")]
+                {
+                    // SAFETY: a system call without arguments.
+                    let x32 = unsafe { libc::syscall(0x4000_0000 | libc::SYS_getpid) };
+                    if x32 != -1
+                        || std::io::Error::last_os_error().raw_os_error() != Some(libc::EPERM)
+                    {
+                        return Err(16);
+                    }
                 }
                 Ok::<(), i32>(())
             })()

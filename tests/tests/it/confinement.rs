@@ -115,7 +115,18 @@ async fn a_command_task_is_confined_and_still_works() {
     let victim = start_victim(&cluster, &mut fw).await;
     let offer = fw.offer_with("cpus:0.2;mem:32", T).await.unwrap();
     let probe = bin("strata-probe").display().to_string();
-    let (script, expected) = probes(&cluster, &probe, "$MESOS_SANDBOX", &victim);
+    let (script, mut expected) = probes(&cluster, &probe, "$MESOS_SANDBOX", &victim);
+    // The kernel's knobs and the cgroup hierarchy are read-only: a root task can neither turn a
+    // sysctl nor move itself out of its cgroup (and so out of its limits and ports).
+    let procs = strata_tests::require_root().join("cgroup.procs");
+    let script = format!(
+        "{script}; {probe} write /proc/sys/kernel/hostname write {}",
+        procs.display()
+    );
+    expected.extend([
+        "write /proc/sys/kernel/hostname err EROFS".to_string(),
+        format!("write {} err EROFS", procs.display()),
+    ]);
     fw.launch(
         &offer,
         vec![task("probe", &offer.agent_id, "cpus:0.1;mem:32", &script)],
@@ -221,7 +232,7 @@ async fn an_image_task_is_confined_and_still_works() {
     );
     info.container = Some(ContainerInfo::image(
         ImageType::Oci,
-        &format!("oci:{}:v1", layout.display()),
+        format!("oci:{}:v1", layout.display()),
     ));
     fw.launch(&offer, vec![info]).await.unwrap();
     let status = fw.wait_terminal("probe", T).await.unwrap();
@@ -247,6 +258,44 @@ async fn an_image_task_is_confined_and_still_works() {
         assert_eq!(lines[..n], expected[..n], "{out}\n{err}");
     }
     assert_host_sees(&cluster, &victim);
+
+    // A host-path volume may not bring the work dir (or a directory above it) back.
+    let offer = fw.offer_with("cpus:0.2;mem:32", T).await.unwrap();
+    let work_dir = cluster.agents[0].0.work_dir.clone();
+    let hosts = [
+        work_dir.join("meta"),
+        work_dir.parent().unwrap().to_path_buf(),
+    ];
+    let infos = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let mut info = task(
+                &format!("sneaky{i}"),
+                &offer.agent_id,
+                "cpus:0.05;mem:8",
+                "ls /agent",
+            );
+            let mut container =
+                ContainerInfo::image(ImageType::Oci, format!("oci:{}:v1", layout.display()));
+            container.volumes.push(strata_schema::container::Volume {
+                container_path: "/agent".to_string(),
+                host_path: host.display().to_string(),
+                mode: strata_schema::container::VolumeMode::Ro,
+            });
+            info.container = Some(container);
+            info
+        })
+        .collect();
+    fw.launch(&offer, infos).await.unwrap();
+    for i in 0..hosts.len() {
+        let status = fw.wait_terminal(&format!("sneaky{i}"), T).await.unwrap();
+        assert_eq!(status.state, TaskState::Failed, "{status:?}");
+        assert!(
+            status.message.contains("which tasks may not see"),
+            "{status:?}"
+        );
+    }
 }
 
 /// Whether the agent runs `network/ports` (it needs BPF and a pure cgroup2 host).
@@ -257,4 +306,203 @@ fn cluster_has_network_ports(cluster: &Cluster) -> bool {
         .unwrap()
         .iter()
         .any(|v| v == "network/ports")
+}
+
+/// The probes of one task on `cluster`; returns its stdout lines.
+async fn run_probe(cluster: &Cluster, script: &str) -> Vec<String> {
+    let mut fw = TestFramework::subscribe(&cluster.master.addr(), "profiles")
+        .await
+        .unwrap();
+    let offer = fw.offer_with("cpus:0.2;mem:32", T).await.unwrap();
+    fw.launch(
+        &offer,
+        vec![task("probe", &offer.agent_id, "cpus:0.1;mem:32", script)],
+    )
+    .await
+    .unwrap();
+    let status = fw.wait_terminal("probe", T).await.unwrap();
+    let fw_id = fw.driver.framework_id().to_string();
+    let out = read_sandbox(cluster, 0, &fw_id, "probe", "stdout");
+    let err = read_sandbox(cluster, 0, &fw_id, "probe", "stderr");
+    assert_eq!(
+        status.state,
+        TaskState::Finished,
+        "{status:?}\n{out}\n{err}"
+    );
+    lines_without_seccomp_filters(&out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seccomp_profiles_are_the_operators_choice() {
+    let probe = bin("strata-probe").display().to_string();
+    let script = format!(
+        "{probe} ptrace-traceme unshare; mkdir made 2>/dev/null && echo mkdir-ok || echo mkdir-refused; \
+         grep -E '^Seccomp:' /proc/self/status"
+    );
+    // A file in Docker's format, named relative to --seccomp-config-dir: everything allowed but
+    // mkdir, refused with EACCES.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("no-mkdir.json"),
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+             {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}"#,
+    )
+    .unwrap();
+    let config_dir = dir.path().display().to_string();
+    let cluster = Cluster::start_with_agent_flags(
+        &["cpus:1;mem:256"],
+        &[],
+        &[
+            "--seccomp-config-dir",
+            &config_dir,
+            "--seccomp-profile-name",
+            "no-mkdir.json",
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        run_probe(&cluster, &script).await,
+        [
+            "ptrace-traceme ok",
+            "unshare err EPERM",
+            "mkdir-refused",
+            "Seccomp:\t2"
+        ],
+        "ptrace is the profile's to allow; unshare stays refused by the bounded capabilities"
+    );
+    drop(cluster);
+
+    // Unconfined: no filter (no_new_privs and the bounding set stay).
+    let cluster = Cluster::start_with_agent_flags(
+        &["cpus:1;mem:256"],
+        &[],
+        &["--seccomp-profile-name", "unconfined"],
+    )
+    .unwrap();
+    assert_eq!(
+        run_probe(&cluster, &script).await,
+        [
+            "ptrace-traceme ok",
+            "unshare err EPERM",
+            "mkdir-ok",
+            "Seccomp:\t0"
+        ]
+    );
+    drop(cluster);
+
+    // A profile that does not compile stops the agent, naming the file and the problem.
+    std::fs::write(
+        dir.path().join("bad.json"),
+        r#"{"defaultAction": "SCMP_ACT_MAYBE"}"#,
+    )
+    .unwrap();
+    let bad = dir.path().join("bad.json").display().to_string();
+    let run = strata_tests::run_agent(
+        &["--seccomp-profile-name", &bad],
+        &[],
+        Duration::from_secs(15),
+    )
+    .unwrap();
+    let status = run.status.expect("the agent should refuse to start");
+    assert!(!status.success(), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "linux/seccomp: the seccomp profile {bad}: defaultAction: unknown action \"SCMP_ACT_MAYBE\""
+        )),
+        "{}",
+        run.stderr
+    );
+    let run = strata_tests::run_agent(
+        &["--seccomp-profile-name", "strict.json"],
+        &[],
+        Duration::from_secs(15),
+    )
+    .unwrap();
+    assert!(!run.status.expect("refused").success());
+    assert!(
+        run.stderr
+            .contains("linux/seccomp: unknown seccomp profile \"strict.json\""),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Runs `script` as a task of a framework whose user is `nobody`; returns its stdout lines.
+async fn run_as_nobody(cluster: &Cluster, script: &str) -> Vec<String> {
+    let info = strata_schema::FrameworkInfo {
+        name: "nobodys".to_string(),
+        user: "nobody".to_string(),
+        ..strata_schema::FrameworkInfo::default()
+    };
+    let mut fw = TestFramework::subscribe_with(&cluster.master.addr(), info)
+        .await
+        .unwrap();
+    let offer = fw.offer_with("cpus:0.2;mem:32", T).await.unwrap();
+    fw.launch(
+        &offer,
+        vec![task("nobody", &offer.agent_id, "cpus:0.1;mem:32", script)],
+    )
+    .await
+    .unwrap();
+    let status = fw.wait_terminal("nobody", T).await.unwrap();
+    let fw_id = fw.driver.framework_id().to_string();
+    let out = read_sandbox(cluster, 0, &fw_id, "nobody", "stdout");
+    let err = read_sandbox(cluster, 0, &fw_id, "nobody", "stderr");
+    assert_eq!(
+        status.state,
+        TaskState::Finished,
+        "{status:?}\n{out}\n{err}\n{}",
+        cluster.logs()
+    );
+    let sandbox = sandbox_file(cluster, 0, &fw_id, "nobody", "stdout")
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let meta = std::fs::metadata(&sandbox).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!((meta.uid(), meta.mode() & 0o7777), (65534, 0o750));
+    lines_without_seccomp_filters(&out)
+}
+
+/// A framework's tasks run as its user, with no capabilities. Without a mount namespace
+/// (`--isolation none`) the work dir is in view, and the sandboxes' 0750 keep another user out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frameworks_tasks_run_as_its_user_and_sandboxes_keep_other_users_out() {
+    let probe = bin("strata-probe").display().to_string();
+    for flags in [&[][..], &["--isolation", "none"][..]] {
+        let cluster = Cluster::start_with_agent_flags(&["cpus:2;mem:1024"], &[], flags).unwrap();
+        // The harness's dir is private (0700); the agent's work dir below it is not.
+        std::fs::set_permissions(cluster.dir.path(), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        let mut fw = TestFramework::subscribe(&cluster.master.addr(), "root")
+            .await
+            .unwrap();
+        let victim = start_victim(&cluster, &mut fw).await;
+        // The rest of the agent goes to the other framework.
+        let rest = fw.offer_with("cpus:0.2;mem:32", T).await.unwrap();
+        fw.driver.decline(vec![rest.id], 3600.0).await.unwrap();
+        let script = format!(
+            "id -u; {probe} read {secret} write $MESOS_SANDBOX/mine; \
+             grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status",
+            secret = victim.join("secret.txt").display()
+        );
+        let lines = run_as_nobody(&cluster, &script).await;
+        let denied = if flags.is_empty() { "ENOENT" } else { "EACCES" };
+        assert_eq!(lines[0], "65534", "{flags:?}: {lines:?}");
+        assert_eq!(
+            lines[1],
+            format!("read {} err {denied}", victim.join("secret.txt").display()),
+            "{flags:?}"
+        );
+        assert!(
+            lines[2].starts_with("write ") && lines[2].ends_with(" ok"),
+            "{lines:?}"
+        );
+        assert_eq!(
+            lines[3..],
+            ["CapEff:\t0000000000000000", "NoNewPrivs:\t1", "Seccomp:\t2"],
+            "{flags:?}"
+        );
+    }
 }
