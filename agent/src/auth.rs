@@ -78,7 +78,9 @@ impl AgentAuth {
             && auth.credentials.is_none()
             && auth.token_key.is_none()
         {
-            return Err("--authenticate-http-* needs --http-credentials or --jwt-secret-key".into());
+            return Err(
+                "--authenticate-http-* needs --http-credentials or --jwt-secret-key".into(),
+            );
         }
         Ok(auth)
     }

@@ -39,6 +39,8 @@ fn client() -> &'static reqwest::Client {
 /// `http://{addr}{path}`, or `https://` once [`crate::tls::use_tls`] was called.
 fn url(addr: &str, path: &str) -> String {
     format!("{}://{addr}{path}", crate::tls::scheme())
+}
+
 /// Credentials every HTTP request of this process carries (the CLI sets them from its flags or
 /// `/etc/strata/cli.toml`): HTTP Basic against the master's `--credentials`, or a bearer token
 /// signed with its `--jwt-secret-key`.

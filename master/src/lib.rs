@@ -40,8 +40,6 @@ pub enum MasterError {
     Http(std::io::Error),
     #[error("TLS: {0}")]
     Tls(#[from] strata_security::tls::TlsError),
-    #[error("{0}")]
-    Credentials(#[from] strata_security::credentials::CredentialsError),
     #[error("cannot join the election: {0}")]
     Zk(#[from] strata_ha::zk::ZkError),
     /// Lost leadership, or a registry that could not be read or written: a standby takes over
@@ -66,10 +64,12 @@ fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
-/// The TLS acceptor (`--tls-cert`, `--tls-key`, `--tls-ca`) and how agents authenticate; refuses
-/// a non-loopback address without TLS unless `--insecure`.
+/// The TLS acceptor (`--tls-cert`, `--tls-key`, `--tls-ca`) and how agents authenticate (against
+/// the `--credentials` that `auth` loaded); refuses a non-loopback address without TLS unless
+/// `--insecure`.
 fn transport_security(
     config: &MasterConfig,
+    auth: &auth::Auth,
 ) -> Result<(Option<strata_security::tls::TlsAcceptor>, rpc::AgentAuth), MasterError> {
     use strata_security::tls;
     if let Some(refusal) =
@@ -85,10 +85,7 @@ fn transport_security(
         )?)),
         _ => None,
     };
-    let credentials = match &config.credentials {
-        Some(path) => Some(strata_security::credentials::Credentials::load(path)?),
-        None => None,
-    };
+    let credentials = auth.credentials.clone();
     if config.authenticate_agents && config.tls_ca.is_none() && credentials.is_none() {
         return Err(MasterError::Config(
             "--authenticate-agents needs a way for agents to authenticate: --tls-ca (client \
@@ -125,7 +122,7 @@ impl Master {
             path: config.work_dir.clone(),
             source,
         })?;
-        let (tls, agent_auth) = transport_security(&config)?;
+        let (tls, agent_auth) = transport_security(&config, &auth)?;
         let addr = SocketAddr::new(config.ip, config.port);
         let listener = listen(addr).map_err(|source| MasterError::Listen { addr, source })?;
         Ok(Self {
