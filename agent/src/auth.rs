@@ -8,7 +8,7 @@
 
 use crate::config::AgentConfig;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -17,6 +17,7 @@ use std::path::Path;
 use std::sync::Arc;
 use strata_schema::{ExecutorId, FrameworkId, FrameworkInfo};
 use strata_security::acl::{Acls, Action};
+use strata_security::authn::{self, Verifier};
 use strata_security::credentials::Credentials;
 use strata_security::token::{Claims, TokenKey};
 use tracing::warn;
@@ -85,19 +86,11 @@ impl AgentAuth {
         Ok(auth)
     }
 
-    fn principal_of(&self, headers: &HeaderMap) -> Result<Option<String>, String> {
-        let Some(value) = headers.get(header::AUTHORIZATION) else {
-            return Ok(None);
-        };
-        let value = value
-            .to_str()
-            .map_err(|_| "the Authorization header is not text".to_string())?;
-        strata_security::authn::principal_of(
-            value,
-            self.credentials.as_ref(),
-            self.token_key.as_ref(),
-        )
-        .map(Some)
+    fn verifier(&self) -> Verifier<'_> {
+        Verifier {
+            credentials: self.credentials.as_ref(),
+            token_key: self.token_key.as_ref(),
+        }
     }
 
     /// The token for an executor's environment (None without `--authenticate-http-executors`).
@@ -241,23 +234,7 @@ fn read_framework(work_dir: &Path, id: &FrameworkId) -> Option<FrameworkInfo> {
     serde_json::from_slice(&data).ok()
 }
 
-pub fn unauthorized(why: &str) -> Response {
-    let mut response = (
-        StatusCode::UNAUTHORIZED,
-        Json(json!({ "error": format!("authentication required: {why}") })),
-    )
-        .into_response();
-    let headers = response.headers_mut();
-    headers.append(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Basic realm=\"strata\""),
-    );
-    headers.append(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Bearer realm=\"strata\""),
-    );
-    response
-}
+pub use strata_security::authn::unauthorized;
 
 /// The paths Mesos guards with `get_endpoints` on an agent.
 const ENDPOINT_ACL_PATHS: &[&str] = &[
@@ -290,30 +267,17 @@ pub async fn authenticate(
     } else {
         auth.http_readwrite
     };
-    let principal = match auth.principal_of(request.headers()) {
+    let principal = match auth.verifier().caller(request.headers(), &path, required) {
         Ok(p) => p,
-        Err(why) => {
-            warn!(%path, %why, "authentication failed");
-            return unauthorized(&why);
-        }
+        Err(refusal) => return *refusal,
     };
-    if principal.is_none() && required {
-        warn!(%path, "request without credentials refused");
-        return unauthorized("this endpoint needs credentials (Basic or Bearer)");
-    }
     if ENDPOINT_ACL_PATHS.contains(&path.as_str()) {
         let decision = auth
             .acls
             .authorize(principal.as_deref(), Action::GetEndpoint, Some(&path));
         if !decision.allowed {
-            warn!(principal = principal.as_deref().unwrap_or("<none>"), action = "get_endpoints", object = %path, %decision, "request denied");
-            return (
-                StatusCode::FORBIDDEN,
-                Json(
-                    json!({"error": format!("not authorized to get_endpoints {path}: {decision}")}),
-                ),
-            )
-                .into_response();
+            authn::denied(principal.as_deref(), &decision, Some(&path));
+            return authn::forbidden(&decision, Some(&path));
         }
     }
     request.extensions_mut().insert(Caller(principal));
@@ -337,6 +301,7 @@ pub fn gate(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use axum::http::HeaderValue;
 
     #[test]
     fn sandboxes_belong_to_their_framework_principal() {

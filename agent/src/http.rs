@@ -20,8 +20,6 @@ use std::sync::Arc;
 use strata_schema::{FrameworkId, Resources, TaskId};
 use tokio::sync::{mpsc, oneshot};
 
-pub mod limits;
-
 /// Largest chunk `/files/read` returns at once.
 pub const MAX_READ: u64 = 1 << 20;
 
@@ -79,8 +77,10 @@ pub fn router(
             crate::auth::authenticate,
         ))
         // Request bodies: size and time limits (413, 408), around everything above.
-        .layer(axum::extract::DefaultBodyLimit::max(limits::MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(limits::bodies))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            strata_security::limits::MAX_BODY_BYTES,
+        ))
+        .layer(axum::middleware::from_fn(strata_security::limits::bodies))
 }
 
 /// The router's authentication, as handlers extract it.

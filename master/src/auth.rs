@@ -11,17 +11,16 @@
 
 use crate::MasterConfig;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, Method};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde_json::{json, Value};
+use axum::response::Response;
+use serde_json::Value;
 use std::sync::Arc;
 use strata_schema::FrameworkInfo;
 use strata_security::acl::{Acls, Action, Decision};
+use strata_security::authn::Verifier;
 use strata_security::credentials::Credentials;
 use strata_security::token::TokenKey;
-use tracing::warn;
 
 /// The master's authentication and authorization settings.
 #[derive(Debug, Default)]
@@ -102,21 +101,17 @@ impl Auth {
             .is_some_and(|c| c.verify(principal, secret))
     }
 
-    /// The principal an `Authorization` header proves: `Ok(None)` without the header, an error
-    /// (for a 401) when it is malformed or its credentials are wrong.
+    /// What HTTP callers are authenticated against.
+    pub fn verifier(&self) -> Verifier<'_> {
+        Verifier {
+            credentials: self.credentials.as_ref(),
+            token_key: self.token_key.as_ref(),
+        }
+    }
+
+    /// The principal an `Authorization` header proves (see [`Verifier::principal_of`]).
     pub fn principal_of(&self, headers: &HeaderMap) -> Result<Option<String>, String> {
-        let Some(value) = headers.get(header::AUTHORIZATION) else {
-            return Ok(None);
-        };
-        let value = value
-            .to_str()
-            .map_err(|_| "the Authorization header is not text".to_string())?;
-        strata_security::authn::principal_of(
-            value,
-            self.credentials.as_ref(),
-            self.token_key.as_ref(),
-        )
-        .map(Some)
+        self.verifier().principal_of(headers)
     }
 
     /// Authenticates a framework's subscription and fills or checks its principal: with a
@@ -156,50 +151,7 @@ impl Auth {
     }
 }
 
-/// Logs a denial (warn), naming principal, action and object.
-pub fn denied(principal: Option<&str>, decision: &Decision, object: Option<&str>) {
-    warn!(
-        principal = principal.unwrap_or("<none>"),
-        action = %decision.action,
-        object = object.unwrap_or("<any>"),
-        %decision,
-        "request denied"
-    );
-}
-
-/// 401 with the challenges Strata accepts.
-pub fn unauthorized(why: &str) -> Response {
-    let mut response = (
-        StatusCode::UNAUTHORIZED,
-        Json(json!({ "error": format!("authentication required: {why}") })),
-    )
-        .into_response();
-    let headers = response.headers_mut();
-    headers.append(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Basic realm=\"strata\""),
-    );
-    headers.append(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Bearer realm=\"strata\""),
-    );
-    response
-}
-
-/// 403 naming what was denied and by which ACL.
-pub fn forbidden(decision: &Decision, object: Option<&str>) -> Response {
-    (
-        StatusCode::FORBIDDEN,
-        Json(json!({
-            "error": format!(
-                "not authorized to {} {}: {decision}",
-                decision.action,
-                object.unwrap_or("")
-            )
-        })),
-    )
-        .into_response()
-}
+pub use strata_security::authn::{denied, forbidden, unauthorized};
 
 /// An operator action on `objects` (each role, or `None` for the action as a whole), for
 /// handlers: the first object denied answers 403 naming the rule. Without an [`Auth`] (a router
@@ -309,17 +261,10 @@ pub async fn authenticate(
         Class::ReadWrite => auth.http_readwrite,
         Class::Framework => auth.http_frameworks,
     };
-    let principal = match auth.principal_of(request.headers()) {
+    let principal = match auth.verifier().caller(request.headers(), &path, required) {
         Ok(p) => p,
-        Err(why) => {
-            warn!(%path, %why, "authentication failed");
-            return unauthorized(&why);
-        }
+        Err(refusal) => return *refusal,
     };
-    if principal.is_none() && required {
-        warn!(%path, "request without credentials refused");
-        return unauthorized("this endpoint needs credentials (Basic or Bearer)");
-    }
     if ENDPOINT_ACL_PATHS.contains(&path.as_str()) {
         let decision = auth.check(principal.as_deref(), Action::GetEndpoint, Some(&path));
         if !decision.allowed {
@@ -485,7 +430,9 @@ pub fn filter_v1(acls: &Acls, principal: Option<&str>, value: &mut Value) {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use axum::http::{header, HeaderValue, StatusCode};
     use base64::Engine;
+    use serde_json::json;
     use std::path::Path;
 
     fn auth() -> Auth {

@@ -18,7 +18,6 @@ use serde_json::json;
 use strata_ha::zk::Leadership;
 use tokio::sync::{mpsc, oneshot, watch};
 
-pub mod limits;
 mod operator;
 mod scheduler;
 mod v0;
@@ -80,8 +79,10 @@ pub fn router(
             crate::auth::authenticate,
         ))
         // Request bodies: size and time limits (413, 408), around everything above.
-        .layer(axum::extract::DefaultBodyLimit::max(limits::MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(limits::bodies))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            strata_security::limits::MAX_BODY_BYTES,
+        ))
+        .layer(axum::middleware::from_fn(strata_security::limits::bodies))
 }
 
 /// The request parsers of the HTTP APIs as pure functions of a body, for the fuzz targets

@@ -1,9 +1,16 @@
 //! HTTP `Authorization` headers: Basic (against [`Credentials`]) and Bearer (an HS256 token
-//! signed with [`TokenKey`], whose `sub` is the principal). Shared by the master and agents.
+//! signed with [`TokenKey`], whose `sub` is the principal), and the answers that refuse a
+//! request (401 with the challenges, 403 naming the ACL). Shared by the master and agents.
 
+use crate::acl::Decision;
 use crate::credentials::Credentials;
 use crate::token::TokenKey;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
 use base64::Engine;
+use serde_json::json;
+use tracing::warn;
 
 /// The principal an `Authorization` header value proves, or why it proves none (for a 401).
 pub fn principal_of(
@@ -38,6 +45,96 @@ pub fn principal_of(
     } else {
         Err(format!("unsupported authorization scheme {scheme:?}"))
     }
+}
+
+/// What a daemon authenticates HTTP callers against.
+#[derive(Debug, Clone, Copy)]
+pub struct Verifier<'a> {
+    pub credentials: Option<&'a Credentials>,
+    pub token_key: Option<&'a TokenKey>,
+}
+
+impl Verifier<'_> {
+    /// The principal a request's `Authorization` header proves: `Ok(None)` without the header,
+    /// an error (for a 401) when it is malformed or its credentials are wrong.
+    pub fn principal_of(&self, headers: &HeaderMap) -> Result<Option<String>, String> {
+        let Some(value) = headers.get(header::AUTHORIZATION) else {
+            return Ok(None);
+        };
+        let value = value
+            .to_str()
+            .map_err(|_| "the Authorization header is not text".to_string())?;
+        principal_of(value, self.credentials, self.token_key).map(Some)
+    }
+
+    /// The caller of a request to `path`, or the 401 that refuses it: wrong credentials, or none
+    /// where `required`. Both are logged at warn.
+    pub fn caller(
+        &self,
+        headers: &HeaderMap,
+        path: &str,
+        required: bool,
+    ) -> Result<Option<String>, Box<Response>> {
+        let principal = match self.principal_of(headers) {
+            Ok(p) => p,
+            Err(why) => {
+                warn!(%path, %why, "authentication failed");
+                return Err(Box::new(unauthorized(&why)));
+            }
+        };
+        if principal.is_none() && required {
+            warn!(%path, "request without credentials refused");
+            return Err(Box::new(unauthorized(
+                "this endpoint needs credentials (Basic or Bearer)",
+            )));
+        }
+        Ok(principal)
+    }
+}
+
+/// 401 with the challenges Strata accepts.
+pub fn unauthorized(why: &str) -> Response {
+    let mut response = (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({ "error": format!("authentication required: {why}") })),
+    )
+        .into_response();
+    let headers = response.headers_mut();
+    headers.append(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"strata\""),
+    );
+    headers.append(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"strata\""),
+    );
+    response
+}
+
+/// Logs a denial at warn: principal, action, object and the rule.
+pub fn denied(principal: Option<&str>, decision: &Decision, object: Option<&str>) {
+    warn!(
+        principal = principal.unwrap_or("<none>"),
+        action = %decision.action,
+        object = object.unwrap_or("<any>"),
+        %decision,
+        "request denied"
+    );
+}
+
+/// 403 naming what was denied and by which ACL.
+pub fn forbidden(decision: &Decision, object: Option<&str>) -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        Json(json!({
+            "error": format!(
+                "not authorized to {} {}: {decision}",
+                decision.action,
+                object.unwrap_or("")
+            )
+        })),
+    )
+        .into_response()
 }
 
 /// `Basic <base64(principal:secret)>`.

@@ -8,11 +8,14 @@
 //! - [`credentials`] — Mesos' `--credentials` file (principal and secret).
 //! - [`acl`] — Mesos' ACLs (JSON) and their evaluation.
 //! - [`token`] — signed bearer tokens (JWT, HS256): operators' tokens and per-executor tokens.
+//! - [`authn`] — `Authorization` headers to principals, and the 401/403 answers.
+//! - [`limits`] — the routers' request-body limits (413, 408).
 
 pub mod acl;
 pub mod authn;
 pub mod certs;
 pub mod credentials;
+pub mod limits;
 pub mod serve;
 pub mod tls;
 pub mod token;

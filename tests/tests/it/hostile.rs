@@ -9,9 +9,9 @@ use strata_tests::{http_request, Cluster};
 
 const T: Duration = Duration::from_secs(30);
 
-/// The daemons' limits (`master/src/http/limits.rs`, `agent/src/http/limits.rs`).
-const MAX_BODY: usize = 16 << 20;
-const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The daemons' limits.
+const MAX_BODY: usize = strata_security::limits::MAX_BODY_BYTES;
+const BODY_TIMEOUT: Duration = strata_security::limits::BODY_TIMEOUT;
 
 /// Reads what the server sends until it closes or `within` passes; the status code of the
 /// response at its start (0 when there is none) and the whole text.

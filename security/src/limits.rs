@@ -6,7 +6,7 @@
 //! Every body is read here, whole, before routing; handlers get it from memory. (The serving
 //! loop bounds the time to read a request's headers.)
 //!
-//! The agent's router has the same layer (`agent/src/http/limits.rs`).
+//! The master's and the agents' routers both end with this layer.
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -19,7 +19,8 @@ use serde_json::json;
 use std::time::Duration;
 use tracing::warn;
 
-/// The largest request body served (16 MiB): a v1 ACCEPT launching thousands of tasks fits.
+/// The largest request body served (16 MiB): a v1 ACCEPT launching thousands of tasks, or an
+/// executor's UPDATE with data, fits.
 pub const MAX_BODY_BYTES: usize = 16 << 20;
 
 /// How long a request's body may take to arrive, from when its headers were read.
