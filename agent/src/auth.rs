@@ -48,18 +48,15 @@ pub struct Caller(pub Option<String>);
 
 impl AgentAuth {
     pub fn from_config(config: &AgentConfig) -> Result<Self, String> {
-        let credentials = match &config.http_credentials {
-            Some(path) => Some(Credentials::load(path).map_err(|e| e.to_string())?),
-            None => None,
-        };
-        let token_key = match &config.jwt_secret_key {
-            Some(path) => Some(TokenKey::load(path).map_err(|e| e.to_string())?),
-            None => None,
-        };
-        let acls = match &config.acls {
-            Some(path) => Acls::load(path).map_err(|e| e.to_string())?,
-            None => Acls::default(),
-        };
+        let strata_security::authn::AuthFiles {
+            credentials,
+            token_key,
+            acls,
+        } = strata_security::authn::AuthFiles::load(
+            config.http_credentials.as_deref(),
+            config.jwt_secret_key.as_deref(),
+            config.acls.as_deref(),
+        )?;
         let executor_key = if config.authenticate_http_executors {
             Some(token_key.clone().unwrap_or_else(TokenKey::random))
         } else {

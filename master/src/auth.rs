@@ -63,18 +63,15 @@ const ENDPOINT_ACL_PATHS: &[&str] = &[
 impl Auth {
     /// Reads the files the flags name.
     pub fn from_config(config: &MasterConfig) -> Result<Self, String> {
-        let credentials = match &config.credentials {
-            Some(path) => Some(Credentials::load(path).map_err(|e| e.to_string())?),
-            None => None,
-        };
-        let token_key = match &config.jwt_secret_key {
-            Some(path) => Some(TokenKey::load(path).map_err(|e| e.to_string())?),
-            None => None,
-        };
-        let acls = match &config.acls {
-            Some(path) => Acls::load(path).map_err(|e| e.to_string())?,
-            None => Acls::default(),
-        };
+        let strata_security::authn::AuthFiles {
+            credentials,
+            token_key,
+            acls,
+        } = strata_security::authn::AuthFiles::load(
+            config.credentials.as_deref(),
+            config.jwt_secret_key.as_deref(),
+            config.acls.as_deref(),
+        )?;
         let auth = Auth {
             credentials,
             token_key,

@@ -47,6 +47,38 @@ pub fn principal_of(
     }
 }
 
+/// What a daemon's `--credentials` (`--http-credentials`), `--jwt-secret-key` and `--acls` files
+/// hold; a file that cannot be read or parsed is an error naming it.
+pub struct AuthFiles {
+    pub credentials: Option<Credentials>,
+    pub token_key: Option<TokenKey>,
+    pub acls: crate::acl::Acls,
+}
+
+impl AuthFiles {
+    pub fn load(
+        credentials: Option<&std::path::Path>,
+        token_key: Option<&std::path::Path>,
+        acls: Option<&std::path::Path>,
+    ) -> Result<Self, String> {
+        Ok(AuthFiles {
+            credentials: credentials
+                .map(Credentials::load)
+                .transpose()
+                .map_err(|e| e.to_string())?,
+            token_key: token_key
+                .map(TokenKey::load)
+                .transpose()
+                .map_err(|e| e.to_string())?,
+            acls: acls
+                .map(crate::acl::Acls::load)
+                .transpose()
+                .map_err(|e| e.to_string())?
+                .unwrap_or_default(),
+        })
+    }
+}
+
 /// What a daemon authenticates HTTP callers against.
 #[derive(Debug, Clone, Copy)]
 pub struct Verifier<'a> {

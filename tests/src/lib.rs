@@ -786,7 +786,14 @@ pub fn http_exchange_with(
     )?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
+    Ok(parse_response(&raw))
+}
+
+/// An HTTP/1 response as read off the wire: the status code (0 when there is none, e.g. the
+/// server closed without answering), the headers (names lowercased, repeated ones kept) and the
+/// body.
+pub fn parse_response(raw: &[u8]) -> (u16, Headers, String) {
+    let text = String::from_utf8_lossy(raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let code = head
         .split_whitespace()
@@ -799,5 +806,5 @@ pub fn http_exchange_with(
         .filter_map(|line| line.split_once(':'))
         .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
         .collect();
-    Ok((code, headers, body.to_string()))
+    (code, headers, body.to_string())
 }

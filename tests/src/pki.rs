@@ -123,12 +123,6 @@ pub fn https_request(
         Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
         Err(err) => return Err(err).with_context(|| format!("TLS to {addr}")),
     }
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    Ok((code, body.to_string()))
+    let (code, _, body) = crate::parse_response(&raw);
+    Ok((code, body))
 }
