@@ -254,6 +254,11 @@ async fn an_image_task_is_confined_and_still_works() {
     if cluster_has_network_ports(&cluster) {
         assert_eq!(lines, expected, "{err}");
     } else {
+        eprintln!(
+            "SKIPPED an_image_task_is_confined_and_still_works/ports: the agent has no \
+             network/ports here (it needs BPF on a pure cgroup2 host); the VM test bed \
+             checks port enforcement"
+        );
         let n = expected.len() - 2;
         assert_eq!(lines[..n], expected[..n], "{out}\n{err}");
     }
