@@ -160,15 +160,22 @@ fn decode<S: ReaderSegments>(kind: u8, message: &Reader<S>) {
             "ContainerInfo"
         ),
         9 => {
-            // An agent's registration: its running tasks, as the master reads them.
+            // An agent's registration: its running tasks, as the master reads them
+            // (`master/src/rpc.rs`): the first invalid one refuses the registration. (Going on
+            // past errors, a short message of zero-sized elements made this decode millions of
+            // default tasks: fuzz/regressions/wire/timeout-amplified-roles.)
             type List = capnp::struct_list::Owned<running_task::Owned>;
             if let Ok(list) = message.get_root::<<List as capnp::traits::Owned>::Reader<'_>>() {
-                for r in list.iter() {
-                    let _ = wire::framework_id(r.get_framework_id());
-                    let _ = r.get_task().map(wire::task);
-                    let _ = wire::task_state(r.get_state());
-                    let _ = r.get_framework().map(wire::framework);
-                }
+                let _ = wire::check_len(list.len(), "running tasks").and_then(|()| {
+                    list.iter()
+                        .try_for_each(|r| -> Result<(), wire::WireError> {
+                            wire::framework_id(r.get_framework_id())?;
+                            wire::framework(r.get_framework()?)?;
+                            wire::task(r.get_task()?)?;
+                            wire::task_state(r.get_state())?;
+                            Ok(())
+                        })
+                });
             }
         }
         _ => {

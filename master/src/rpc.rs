@@ -251,7 +251,9 @@ impl master::Server for MasterImpl {
         let info = wire::agent(p.get_info()?)?;
         let client: agent::Client = p.get_agent()?;
         let mut running = Vec::new();
-        for r in p.get_running()?.iter() {
+        let reported = p.get_running()?;
+        wire::check_len(reported.len(), "running tasks")?;
+        for r in reported.iter() {
             running.push(ReportedTask {
                 framework: wire::framework(r.get_framework()?)?,
                 task: wire::task(r.get_task()?)?,

@@ -59,6 +59,25 @@ impl From<WireError> for capnp::Error {
     }
 }
 
+/// Most elements one list of a message may have. A list of zero-sized elements takes no bytes
+/// of its message while Cap'n Proto charges its reader a word per element, so without a bound a
+/// message of a few dozen bytes makes a decoder build millions of (empty) values, hundreds of
+/// megabytes, within the traversal limit (found by the `wire` fuzzer:
+/// `fuzz/regressions/wire/`). The longest legitimate lists (an agent's running tasks, an
+/// ACCEPT's launches, a command's arguments) are far shorter.
+pub const MAX_LIST_LEN: u32 = 1 << 16;
+
+/// Refuses a list longer than [`MAX_LIST_LEN`], naming the field.
+pub fn check_len(len: u32, field: &'static str) -> Result<(), WireError> {
+    if len > MAX_LIST_LEN {
+        return Err(invalid(
+            field,
+            format!("a list of {len} elements (at most {MAX_LIST_LEN})"),
+        ));
+    }
+    Ok(())
+}
+
 fn invalid(field: &'static str, why: impl ToString) -> WireError {
     WireError::Invalid {
         field,
@@ -96,8 +115,10 @@ pub fn opt_executor_id(
 pub fn labels(
     reader: capnp::Result<struct_list::Reader<'_, label::Owned>>,
 ) -> Result<Vec<(String, String)>, WireError> {
+    let reader = reader?;
+    check_len(reader.len(), "labels")?;
     let mut out = Vec::new();
-    for l in reader?.iter() {
+    for l in reader.iter() {
         out.push((text(l.get_key())?, text(l.get_value())?));
     }
     Ok(out)
@@ -185,7 +206,9 @@ pub fn opt_framework_id(
 pub fn text_list(
     reader: capnp::Result<capnp::text_list::Reader<'_>>,
 ) -> Result<Vec<String>, WireError> {
-    reader?.iter().map(text).collect()
+    let reader = reader?;
+    check_len(reader.len(), "text list")?;
+    reader.iter().map(text).collect()
 }
 
 pub fn set_text_list(mut builder: capnp::text_list::Builder<'_>, items: &[String]) {
@@ -197,7 +220,9 @@ pub fn set_text_list(mut builder: capnp::text_list::Builder<'_>, items: &[String
 fn ranges_from(
     reader: capnp::Result<struct_list::Reader<'_, crate::common_capnp::range::Owned>>,
 ) -> Result<Vec<Range>, WireError> {
-    Ok(reader?
+    let reader = reader?;
+    check_len(reader.len(), "ranges")?;
+    Ok(reader
         .iter()
         .map(|r| Range {
             begin: r.get_begin(),
@@ -226,8 +251,10 @@ fn set_from(
 pub fn resources(
     reader: capnp::Result<struct_list::Reader<'_, resource::Owned>>,
 ) -> Result<Resources, WireError> {
+    let reader = reader?;
+    check_len(reader.len(), "resources")?;
     let mut items = Vec::new();
-    for r in reader?.iter() {
+    for r in reader.iter() {
         let value = match r.get_value().which()? {
             resource::value::Scalar(v) => Value::Scalar(v),
             resource::value::Ranges(v) => Value::Ranges(ranges_from(v)?),
@@ -290,8 +317,10 @@ pub fn len(res: &Resources) -> u32 {
 pub fn attributes(
     reader: capnp::Result<struct_list::Reader<'_, attribute::Owned>>,
 ) -> Result<Attributes, WireError> {
+    let reader = reader?;
+    check_len(reader.len(), "attributes")?;
     let mut items = Vec::new();
-    for a in reader?.iter() {
+    for a in reader.iter() {
         let value = match a.get_value().which()? {
             attribute::value::Scalar(v) => AttributeValue::Scalar(v),
             attribute::value::Ranges(v) => AttributeValue::Ranges(ranges_from(v)?),
@@ -326,8 +355,10 @@ pub fn set_attributes(mut builder: struct_list::Builder<'_, attribute::Owned>, a
 }
 
 pub fn command(reader: command_info::Reader<'_>) -> Result<CommandInfo, WireError> {
+    let env = reader.get_environment()?;
+    check_len(env.len(), "environment")?;
     let mut environment = Vec::new();
-    for e in reader.get_environment()?.iter() {
+    for e in env.iter() {
         environment.push((text(e.get_name())?, text(e.get_value())?));
     }
     Ok(CommandInfo {
@@ -393,7 +424,9 @@ pub fn operation(
     use crate::scheduler_capnp::operation;
     use crate::Operation;
     let tasks = |list: capnp::Result<struct_list::Reader<'_, task_info::Owned>>| {
-        list?.iter().map(task).collect::<Result<Vec<_>, _>>()
+        let list = list?;
+        check_len(list.len(), "tasks")?;
+        list.iter().map(task).collect::<Result<Vec<_>, _>>()
     };
     Ok(match reader.which()? {
         operation::Launch(list) => Operation::Launch(tasks(list)?),
@@ -457,8 +490,10 @@ pub fn container(
             });
         }
     }
+    let volume_list = reader.get_volumes()?;
+    check_len(volume_list.len(), "volumes")?;
     let mut volumes = Vec::new();
-    for v in reader.get_volumes()?.iter() {
+    for v in volume_list.iter() {
         volumes.push(Volume {
             container_path: text(v.get_container_path())?,
             host_path: text(v.get_host_path())?,
@@ -772,6 +807,40 @@ mod container_tests {
         let err = resources(reader.get_resources()).unwrap_err().to_string();
         assert!(
             err.contains(r#""disk(ops)[v1:/abs]:1""#) && err.contains("must be relative"),
+            "{err}"
+        );
+    }
+
+    /// A list of zero-sized structs: 16 bytes claiming `count` elements (a root list pointer to a
+    /// tag word of `count` structs of no data and no pointers).
+    fn zero_sized_list(count: u32) -> Vec<capnp::Word> {
+        let mut words = capnp::Word::allocate_zeroed_vec(2);
+        let bytes = capnp::Word::words_to_bytes_mut(&mut words);
+        // List pointer: offset 0, element size 7 (inline composite), 0 words after the tag.
+        bytes[0..8].copy_from_slice(&[1, 0, 0, 0, 7, 0, 0, 0]);
+        // Tag: a struct "pointer" whose offset field is the element count.
+        bytes[8..12].copy_from_slice(&(count << 2).to_le_bytes());
+        words
+    }
+
+    /// Lists are bounded by [`MAX_LIST_LEN`]: 16 bytes may not make the decoder build a million
+    /// labels (found by the `wire` fuzzer, with environments and operations' task lists).
+    #[test]
+    fn zero_sized_lists_cannot_amplify() {
+        let read = |count: u32| {
+            let words = zero_sized_list(count);
+            let segments: [&[u8]; 1] = [capnp::Word::words_to_bytes(&words)];
+            let message = capnp::message::Reader::new(
+                capnp::message::SegmentArray::new(&segments),
+                rpc_reader_options(),
+            );
+            labels(message.get_root::<struct_list::Reader<label::Owned>>())
+        };
+        assert_eq!(read(3).unwrap().len(), 3);
+        assert_eq!(read(MAX_LIST_LEN).unwrap().len(), MAX_LIST_LEN as usize);
+        let err = read(1_000_000).unwrap_err().to_string();
+        assert!(
+            err.contains("labels") && err.contains("1000000 elements"),
             "{err}"
         );
     }
