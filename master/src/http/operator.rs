@@ -463,7 +463,7 @@ pub(super) async fn teardown_framework(
     id: FrameworkId,
 ) -> Response {
     if auth.is_some() {
-        let principal = match super::v0::view(actor, View::Frameworks(Some(id.to_string()))).await
+        let principal = match super::v0::view(actor, View::Frameworks(Some(id.as_str().to_string()))).await
         {
             Ok(v) => framework_principal(&v, id.as_str()),
             Err(r) => return r,
