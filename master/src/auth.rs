@@ -214,7 +214,7 @@ pub fn v1_operator_action(kind: &str, inner: &Value) -> Option<(Action, Vec<Opti
         "UNRESERVE_RESOURCES" => (Action::UnreserveResources, Vec::new()),
         "CREATE_VOLUMES" => (Action::CreateVolume, roles_in(inner)),
         "DESTROY_VOLUMES" => (Action::DestroyVolume, Vec::new()),
-        "TEARDOWN" => (Action::TeardownFramework, Vec::new()),
+        // TEARDOWN: `http::operator::teardown_framework` (the object is the framework's principal).
         "GET_FLAGS" => (Action::ViewFlags, Vec::new()),
         _ => return None,
     })
@@ -348,6 +348,35 @@ pub fn filter_value(acls: &Acls, principal: Option<&str>, value: &mut Value) {
                 && acls.allowed(principal, Action::ViewFramework, Some(user))
         });
     }
+}
+
+/// `view_roles`: leaves out of a roles, quota or weights answer (v0 or v1) the entries of roles
+/// `principal` may not view: objects naming their `role`, and in a `roles` list their `name`.
+pub fn filter_roles(acls: &Acls, principal: Option<&str>, value: &mut Value) {
+    if acls.permissive() && !acls.has_rules(Action::ViewRole) {
+        return;
+    }
+    fn walk(v: &mut Value, in_roles: bool, acls: &Acls, principal: Option<&str>) {
+        match v {
+            Value::Array(list) => {
+                list.retain(|entry| {
+                    let role = entry.get("role").and_then(Value::as_str).or_else(|| {
+                        in_roles
+                            .then(|| entry.get("name").and_then(Value::as_str))
+                            .flatten()
+                    });
+                    role.is_none_or(|r| acls.allowed(principal, Action::ViewRole, Some(r)))
+                });
+                list.iter_mut()
+                    .for_each(|e| walk(e, false, acls, principal));
+            }
+            Value::Object(map) => map
+                .iter_mut()
+                .for_each(|(key, child)| walk(child, key == "roles", acls, principal)),
+            _ => {}
+        }
+    }
+    walk(value, false, acls, principal);
 }
 
 /// [`filter_value`] for the v1 operator API's answers (GET_STATE, GET_FRAMEWORKS, GET_TASKS):
@@ -526,6 +555,34 @@ mod tests {
             classify(&Method::POST, "/api/v1/scheduler"),
             Class::Framework
         );
+    }
+
+    #[test]
+    fn roles_are_filtered_by_view_roles() {
+        let acls = Acls::parse(
+            Path::new("a"),
+            r#"{"view_roles": [{"principals": {"values": ["ops"]}, "roles": {"type": "ANY"}},
+                               {"principals": {"type": "ANY"}, "roles": {"values": ["web"]}},
+                               {"principals": {"type": "ANY"}, "roles": {"type": "NONE"}}]}"#,
+        )
+        .unwrap();
+        let answer = json!({
+            "roles": [{"name": "web", "weight": 1.0}, {"name": "db", "weight": 2.0}],
+            "infos": [{"role": "web"}, {"role": "db"}],
+            "weights": [{"role": "db", "weight": 2.0}]
+        });
+        let mut bob = answer.clone();
+        filter_roles(&acls, Some("bob"), &mut bob);
+        assert_eq!(bob["roles"], json!([{"name": "web", "weight": 1.0}]));
+        assert_eq!(bob["infos"], json!([{"role": "web"}]));
+        assert_eq!(bob["weights"], json!([]));
+        let mut ops = answer.clone();
+        filter_roles(&acls, Some("ops"), &mut ops);
+        assert_eq!(ops, answer);
+        // Without view_roles rules (permissive), nothing is left out.
+        let mut all = answer.clone();
+        filter_roles(&Acls::default(), None, &mut all);
+        assert_eq!(all, answer);
     }
 
     #[test]

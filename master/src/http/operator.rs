@@ -4,7 +4,7 @@
 //! bad one gets a 400 naming what is wrong.
 
 use super::{unavailable, Actor};
-use crate::actor::{Msg, OperatorCall};
+use crate::actor::{Msg, OperatorCall, View};
 use crate::registry::{DrainConfig, MaintenanceWindow, QuotaConfig};
 use crate::state::{MachineId, OperatorError};
 use axum::extract::State;
@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use strata_schema::{AgentId, Resource, Resources, Value as ResValue};
+use strata_schema::{AgentId, FrameworkId, Resource, Resources, Value as ResValue};
 use tokio::sync::oneshot;
 
 pub fn routes() -> Router<Actor> {
@@ -36,6 +36,8 @@ pub fn routes() -> Router<Actor> {
         .route("/master/create-volumes", post(create_volumes))
         .route("/destroy-volumes", post(destroy_volumes))
         .route("/master/destroy-volumes", post(destroy_volumes))
+        .route("/teardown", post(teardown))
+        .route("/master/teardown", post(teardown))
         .route("/drain", post(drain))
         .route("/reactivate", post(reactivate))
         .route("/machine/down", post(machine_down))
@@ -61,12 +63,20 @@ fn bad_request(message: impl Into<String>) -> Response {
 
 /// Sends `call` to the actor; a change answers `success` once committed.
 pub(super) async fn operator(actor: &Actor, call: OperatorCall, success: StatusCode) -> Response {
+    match operator_result(actor, call).await {
+        Ok(body) => (success, Json(body)).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// Sends `call` to the actor: its answer, or the error response (400, 404, 409, 503).
+async fn operator_result(actor: &Actor, call: OperatorCall) -> Result<Value, Response> {
     let (reply, answer) = oneshot::channel();
     if actor.send(Msg::Operator { call, reply }).is_err() {
-        return unavailable();
+        return Err(unavailable());
     }
     match answer.await {
-        Ok(Ok(body)) => (success, Json(body)).into_response(),
+        Ok(Ok(body)) => Ok(body),
         Ok(Err(err)) => {
             let status = match err {
                 OperatorError::Invalid(_) => StatusCode::BAD_REQUEST,
@@ -74,22 +84,37 @@ pub(super) async fn operator(actor: &Actor, call: OperatorCall, success: StatusC
                 OperatorError::Conflict(_) => StatusCode::CONFLICT,
             };
             tracing::warn!(%err, "operator request refused");
-            (status, Json(json!({ "error": err.to_string() }))).into_response()
+            Err((status, Json(json!({ "error": err.to_string() }))).into_response())
         }
-        Err(_) => unavailable(),
+        Err(_) => Err(unavailable()),
     }
 }
 
-async fn roles(State(actor): State<Actor>) -> Response {
-    operator(&actor, OperatorCall::Roles, StatusCode::OK).await
+/// A read of roles (`/roles`, `/quota`, `/weights`) without the roles `view_roles` hides from
+/// the caller.
+async fn role_view(actor: &Actor, call: OperatorCall, auth: &AuthExt, caller: &CallerExt) -> Response {
+    match operator_result(actor, call).await {
+        Ok(mut body) => {
+            if let Some(auth) = auth {
+                let principal = caller.as_ref().and_then(|c| c.principal());
+                crate::auth::filter_roles(&auth.acls, principal, &mut body);
+            }
+            Json(body).into_response()
+        }
+        Err(r) => r,
+    }
 }
 
-async fn quota(State(actor): State<Actor>) -> Response {
-    operator(&actor, OperatorCall::Quota, StatusCode::OK).await
+async fn roles(State(actor): State<Actor>, auth: AuthExt, caller: CallerExt) -> Response {
+    role_view(&actor, OperatorCall::Roles, &auth, &caller).await
 }
 
-async fn weights(State(actor): State<Actor>) -> Response {
-    operator(&actor, OperatorCall::Weights, StatusCode::OK).await
+async fn quota(State(actor): State<Actor>, auth: AuthExt, caller: CallerExt) -> Response {
+    role_view(&actor, OperatorCall::Quota, &auth, &caller).await
+}
+
+async fn weights(State(actor): State<Actor>, auth: AuthExt, caller: CallerExt) -> Response {
+    role_view(&actor, OperatorCall::Weights, &auth, &caller).await
 }
 
 async fn maintenance(State(actor): State<Actor>) -> Response {
@@ -391,6 +416,80 @@ async fn drain(State(actor): State<Actor>, body: String) -> Response {
         }
         Err(message) => bad_request(message),
     }
+}
+
+/// Mesos' `POST /master/teardown`: the form `frameworkId=<id>` (or JSON `{"framework_id": ..}`)
+/// tears the framework down.
+async fn teardown(
+    State(actor): State<Actor>,
+    auth: AuthExt,
+    caller: CallerExt,
+    body: String,
+) -> Response {
+    let id = if body.trim_start().starts_with('{') {
+        json_body(&body).and_then(|v| {
+            v.get("framework_id")
+                .map(|id| id.get("value").unwrap_or(id))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| "the body names no framework_id".to_string())
+        })
+    } else {
+        form_urlencoded::parse(body.as_bytes())
+            .find(|(key, _)| key == "frameworkId" || key == "framework_id")
+            .map(|(_, value)| value.into_owned())
+            .ok_or_else(|| "the form names no frameworkId".to_string())
+    };
+    match id.and_then(|id| FrameworkId::new(&id).map_err(|e| format!("invalid frameworkId: {e}"))) {
+        Ok(id) => {
+            teardown_framework(
+                &actor,
+                auth.as_ref().map(|a| &a.0),
+                caller.as_ref().map(|c| &c.0),
+                id,
+            )
+            .await
+        }
+        Err(message) => bad_request(message),
+    }
+}
+
+/// Tears a framework down if `teardown_frameworks` lets the caller, judged on the framework's
+/// principal (Mesos' `framework_principals`; a framework without one is judged as any).
+pub(super) async fn teardown_framework(
+    actor: &Actor,
+    auth: Option<&crate::auth::SharedAuth>,
+    caller: Option<&crate::auth::Caller>,
+    id: FrameworkId,
+) -> Response {
+    if auth.is_some() {
+        let principal = match super::v0::view(actor, View::Frameworks(Some(id.as_str().to_string()))).await
+        {
+            Ok(v) => framework_principal(&v, id.as_str()),
+            Err(r) => return r,
+        };
+        if let Err(denied) = crate::auth::operator_check(
+            auth,
+            caller,
+            strata_security::acl::Action::TeardownFramework,
+            &[principal],
+        ) {
+            return *denied;
+        }
+    }
+    operator(actor, OperatorCall::Teardown(id), StatusCode::OK).await
+}
+
+/// The principal of framework `id` in a `/frameworks` answer.
+fn framework_principal(frameworks: &Value, id: &str) -> Option<String> {
+    frameworks["frameworks"]
+        .as_array()?
+        .iter()
+        .find(|f| f["id"] == id)?
+        .get("principal")?
+        .as_str()
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
 }
 
 async fn reactivate(State(actor): State<Actor>, body: String) -> Response {

@@ -182,10 +182,16 @@ async fn call(
         async move {
             match view(&actor, v).await {
                 Ok(mut v) => {
-                    if let Some(acls) = view_acls.as_ref().filter(|_| {
-                        matches!(kind.as_str(), "GET_STATE" | "GET_FRAMEWORKS" | "GET_TASKS")
-                    }) {
-                        crate::auth::filter_v1(acls, principal.as_deref(), &mut v);
+                    if let Some(acls) = view_acls.as_ref() {
+                        match kind.as_str() {
+                            "GET_STATE" | "GET_FRAMEWORKS" | "GET_TASKS" => {
+                                crate::auth::filter_v1(acls, principal.as_deref(), &mut v)
+                            }
+                            "GET_ROLES" => {
+                                crate::auth::filter_roles(acls, principal.as_deref(), &mut v)
+                            }
+                            _ => {}
+                        }
                     }
                     answer(&kind, v)
                 }
@@ -218,14 +224,27 @@ async fn call(
         "GET_TASKS" => read(View::V1Tasks).await,
         "GET_ROLES" => read(View::V1Roles).await,
         "GET_MASTER" => read(View::V1Master).await,
-        "GET_QUOTA" => match read_call(&actor, OperatorCall::Quota).await {
-            Ok(q) => answer(&kind, json!({ "status": q })),
-            Err(r) => r,
-        },
-        "GET_WEIGHTS" => match read_call(&actor, OperatorCall::Weights).await {
-            Ok(w) => answer(&kind, json!({ "weight_infos": w })),
-            Err(r) => r,
-        },
+        "GET_QUOTA" | "GET_WEIGHTS" => {
+            let call = if kind == "GET_QUOTA" {
+                OperatorCall::Quota
+            } else {
+                OperatorCall::Weights
+            };
+            match read_call(&actor, call).await {
+                Ok(mut v) => {
+                    // view_roles leaves out the roles the caller may not view.
+                    if let Some(acls) = view_acls.as_ref() {
+                        crate::auth::filter_roles(acls, principal.as_deref(), &mut v);
+                    }
+                    if kind == "GET_QUOTA" {
+                        answer(&kind, json!({ "status": v }))
+                    } else {
+                        answer(&kind, json!({ "weight_infos": v }))
+                    }
+                }
+                Err(r) => r,
+            }
+        }
         "GET_MAINTENANCE_STATUS" => match read_call(&actor, OperatorCall::Maintenance).await {
             Ok(m) => {
                 // Mesos' ClusterStatus: down machines are MachineIDs.
@@ -381,7 +400,15 @@ async fn call(
                     FrameworkId::new(id).map_err(|e| format!("invalid framework_id: {e}"))
                 });
             match id {
-                Ok(id) => operator(&actor, OperatorCall::Teardown(id), StatusCode::OK).await,
+                Ok(id) => {
+                    super::operator::teardown_framework(
+                        &actor,
+                        auth.as_ref().map(|a| &a.0),
+                        caller.as_ref().map(|c| &c.0),
+                        id,
+                    )
+                    .await
+                }
                 Err(m) => bad(m),
             }
         }

@@ -60,6 +60,13 @@ async fn frameworks_authenticate_and_register_only_with_allowed_roles() {
             "update_quotas": [
               {"principals": {"values": ["ops"]}, "roles": {"type": "ANY"}},
               {"principals": {"type": "ANY"}, "roles": {"type": "NONE"}}],
+            "view_roles": [
+              {"principals": {"values": ["ops"]}, "roles": {"type": "ANY"}},
+              {"principals": {"type": "ANY"}, "roles": {"type": "NONE"}}],
+            "teardown_frameworks": [
+              {"principals": {"values": ["ops"]}, "framework_principals": {"type": "ANY"}},
+              {"principals": {"type": "ANY"}, "framework_principals": {"values": ["bob"]}},
+              {"principals": {"type": "ANY"}, "framework_principals": {"type": "NONE"}}],
             "run_tasks": [{"principals": {"type": "ANY"}, "users": {"values": ["root"]}}]}"#,
     );
     let cluster = Cluster::start_with(
@@ -255,6 +262,103 @@ async fn frameworks_authenticate_and_register_only_with_allowed_roles() {
     assert_eq!(code, 403, "{body}");
     let (code, _, _) = http_exchange_with(&master, "GET", "/state", &[], "").unwrap();
     assert_eq!(code, 200);
+
+    // view_roles: only ops sees role web (its quota, its entry in /roles and GET_ROLES).
+    let get = |path: &str, auth: Option<&str>| {
+        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", *a)).collect();
+        let (code, _, body) = http_exchange_with(&master, "GET", path, &headers, "").unwrap();
+        assert_eq!(code, 200, "{path}: {body}");
+        body
+    };
+    assert!(get("/quota", Some(&ops)).contains("\"web\""));
+    assert!(get("/roles", Some(&ops)).contains("\"web\""));
+    for auth in [None, Some(bob_auth.as_str())] {
+        for path in ["/quota", "/roles"] {
+            let body = get(path, auth);
+            assert!(!body.contains("\"web\""), "{path} {auth:?}: {body}");
+        }
+    }
+    let (code, _, body) = http_exchange_with(
+        &master,
+        "POST",
+        "/api/v1",
+        &[("Authorization", &bob_auth), accept],
+        r#"{"type": "GET_ROLES"}"#,
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(!body.contains("\"web\""), "{body}");
+
+    // teardown_frameworks, judged on the framework's principal (alice): bob may only tear down
+    // bob's frameworks (v0 /teardown and v1 TEARDOWN alike); ops may tear down any.
+    let fw_id = ok.driver.framework_id().as_str().to_string();
+    let form = format!("frameworkId={fw_id}");
+    let (code, _, body) = http_exchange_with(
+        &master,
+        "POST",
+        "/master/teardown",
+        &[("Authorization", &bob_auth)],
+        &form,
+    )
+    .unwrap();
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("teardown_frameworks[2]"), "{body}");
+    let v1_teardown = serde_json::json!({"type": "TEARDOWN",
+        "teardown": {"framework_id": {"value": fw_id}}})
+    .to_string();
+    let (code, _, body) = http_exchange_with(
+        &master,
+        "POST",
+        "/api/v1",
+        &[("Authorization", &bob_auth), accept],
+        &v1_teardown,
+    )
+    .unwrap();
+    assert_eq!(code, 403, "{body}");
+    let (code, _, body) = http_exchange_with(
+        &master,
+        "POST",
+        "/teardown",
+        &[("Authorization", &ops)],
+        "frameworkId=",
+    )
+    .unwrap();
+    assert_eq!(code, 400, "{body}");
+    let (code, _, body) = http_exchange_with(
+        &master,
+        "POST",
+        "/master/teardown",
+        &[("Authorization", &ops)],
+        &form,
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{body}");
+    // (alice may view every framework: an empty list would prove nothing for others.)
+    let (_, _, body) = http_exchange_with(
+        &master,
+        "GET",
+        "/state",
+        &[("Authorization", &alice_auth)],
+        "",
+    )
+    .unwrap();
+    let state: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        state["completed_frameworks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["id"] == fw_id.as_str()),
+        "{state}"
+    );
+    assert!(
+        state["frameworks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["id"] != fw_id.as_str()),
+        "{state}"
+    );
 
     // Denials are logged with the principal and what was denied.
     let log = cluster.logs();
