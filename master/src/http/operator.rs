@@ -92,7 +92,12 @@ async fn operator_result(actor: &Actor, call: OperatorCall) -> Result<Value, Res
 
 /// A read of roles (`/roles`, `/quota`, `/weights`) without the roles `view_roles` hides from
 /// the caller.
-async fn role_view(actor: &Actor, call: OperatorCall, auth: &AuthExt, caller: &CallerExt) -> Response {
+async fn role_view(
+    actor: &Actor,
+    call: OperatorCall,
+    auth: &AuthExt,
+    caller: &CallerExt,
+) -> Response {
     match operator_result(actor, call).await {
         Ok(mut body) => {
             if let Some(auth) = auth {
@@ -463,11 +468,11 @@ pub(super) async fn teardown_framework(
     id: FrameworkId,
 ) -> Response {
     if auth.is_some() {
-        let principal = match super::v0::view(actor, View::Frameworks(Some(id.as_str().to_string()))).await
-        {
-            Ok(v) => framework_principal(&v, id.as_str()),
-            Err(r) => return r,
-        };
+        let principal =
+            match super::v0::view(actor, View::Frameworks(Some(id.as_str().to_string()))).await {
+                Ok(v) => framework_principal(&v, id.as_str()),
+                Err(r) => return r,
+            };
         if let Err(denied) = crate::auth::operator_check(
             auth,
             caller,
