@@ -315,6 +315,19 @@ async fn frameworks_authenticate_and_register_only_with_allowed_roles() {
     )
     .unwrap();
     assert_eq!(code, 403, "{body}");
+    // bob may tear down his own framework (the rule names the framework's principal).
+    let bobs = TestFramework::subscribe_as(&master, framework("b", &["web"]), "bob", "bob-secret")
+        .await
+        .unwrap();
+    let (code, _, body) = http_exchange_with(
+        &master,
+        "POST",
+        "/master/teardown",
+        &[("Authorization", &bob_auth)],
+        &format!("frameworkId={}", bobs.driver.framework_id().as_str()),
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{body}");
     let (code, _, body) = http_exchange_with(
         &master,
         "POST",
