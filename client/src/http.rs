@@ -28,11 +28,21 @@ fn client() -> &'static reqwest::Client {
             .timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(5))
             .no_proxy();
-        let builder = match crate::tls::config() {
-            Some(config) => builder.tls_backend_preconfigured((*config).clone()),
-            None => builder,
-        };
-        builder.build().unwrap_or_default()
+        // Always a TLS configuration of our own: reqwest's default looks for the system's CA
+        // certificates and fails to build without any (a minimal install has none), while a
+        // cluster without TLS needs none (its URLs are http://) and one with TLS trusts only its
+        // CA (`crate::tls`).
+        let config = crate::tls::config()
+            .map(|c| (*c).clone())
+            .unwrap_or_else(|| {
+                rustls::ClientConfig::builder()
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth()
+            });
+        builder
+            .tls_backend_preconfigured(config)
+            .build()
+            .unwrap_or_default()
     })
 }
 

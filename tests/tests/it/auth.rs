@@ -27,6 +27,20 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
     path.display().to_string()
 }
 
+/// `method path` on `addr` with `auth` as its `Authorization` header (`None`: without one); the
+/// status code and the body.
+fn as_caller(
+    addr: &str,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    body: &str,
+) -> (u16, String) {
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", *a)).collect();
+    let (code, _, body) = http_exchange_with(addr, method, path, &headers, body).unwrap();
+    (code, body)
+}
+
 fn framework(name: &str, roles: &[&str]) -> FrameworkInfo {
     FrameworkInfo {
         name: name.to_string(),
@@ -130,14 +144,7 @@ async fn frameworks_authenticate_and_register_only_with_allowed_roles() {
     // view_frameworks: alice sees the framework (with its principal); anonymous callers and
     // bob see none, in /state, /frameworks and the v1 GET_FRAMEWORKS.
     let alice_auth = basic_header("alice", "alice-secret");
-    let (_, _, body) = http_exchange_with(
-        &master,
-        "GET",
-        "/state",
-        &[("Authorization", &alice_auth)],
-        "",
-    )
-    .unwrap();
+    let (_, body) = as_caller(&master, "GET", "/state", Some(&alice_auth), "");
     let state: serde_json::Value = serde_json::from_str(&body).unwrap();
     let fw = state["frameworks"]
         .as_array()
@@ -149,9 +156,8 @@ async fn frameworks_authenticate_and_register_only_with_allowed_roles() {
     assert_eq!(fw["principal"], "alice", "{fw}");
     let bob_auth = basic_header("bob", "bob-secret");
     for auth in [None, Some(bob_auth.as_str())] {
-        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", *a)).collect();
         for path in ["/state", "/frameworks"] {
-            let (code, _, body) = http_exchange_with(&master, "GET", path, &headers, "").unwrap();
+            let (code, body) = as_caller(&master, "GET", path, auth, "");
             assert_eq!(code, 200, "{path}: {body}");
             let v: serde_json::Value = serde_json::from_str(&body).unwrap();
             assert_eq!(
@@ -238,14 +244,7 @@ async fn frameworks_authenticate_and_register_only_with_allowed_roles() {
         http_exchange_with(&master, "POST", "/quota", &[("Authorization", &ops)], quota).unwrap();
     assert!(code == 200 || code == 202, "{code} {body}");
     // update_quotas: only ops sets quotas; alice's is refused naming the rule (v0 and v1).
-    let (code, _, body) = http_exchange_with(
-        &master,
-        "POST",
-        "/quota",
-        &[("Authorization", &alice)],
-        quota,
-    )
-    .unwrap();
+    let (code, body) = as_caller(&master, "POST", "/quota", Some(&alice), quota);
     assert_eq!(code, 403, "{body}");
     assert!(body.contains("update_quotas[1]"), "{body}");
     let v1_quota = serde_json::json!({"type": "UPDATE_QUOTA", "update_quota": {"quota_configs": [
@@ -265,8 +264,7 @@ async fn frameworks_authenticate_and_register_only_with_allowed_roles() {
 
     // view_roles: only ops sees role web (its quota, its entry in /roles and GET_ROLES).
     let get = |path: &str, auth: Option<&str>| {
-        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", *a)).collect();
-        let (code, _, body) = http_exchange_with(&master, "GET", path, &headers, "").unwrap();
+        let (code, body) = as_caller(&master, "GET", path, auth, "");
         assert_eq!(code, 200, "{path}: {body}");
         body
     };
@@ -293,14 +291,7 @@ async fn frameworks_authenticate_and_register_only_with_allowed_roles() {
     // bob's frameworks (v0 /teardown and v1 TEARDOWN alike); ops may tear down any.
     let fw_id = ok.driver.framework_id().as_str().to_string();
     let form = format!("frameworkId={fw_id}");
-    let (code, _, body) = http_exchange_with(
-        &master,
-        "POST",
-        "/master/teardown",
-        &[("Authorization", &bob_auth)],
-        &form,
-    )
-    .unwrap();
+    let (code, body) = as_caller(&master, "POST", "/master/teardown", Some(&bob_auth), &form);
     assert_eq!(code, 403, "{body}");
     assert!(body.contains("teardown_frameworks[2]"), "{body}");
     let v1_teardown = serde_json::json!({"type": "TEARDOWN",
@@ -319,42 +310,20 @@ async fn frameworks_authenticate_and_register_only_with_allowed_roles() {
     let bobs = TestFramework::subscribe_as(&master, framework("b", &["web"]), "bob", "bob-secret")
         .await
         .unwrap();
-    let (code, _, body) = http_exchange_with(
+    let (code, body) = as_caller(
         &master,
         "POST",
         "/master/teardown",
-        &[("Authorization", &bob_auth)],
+        Some(&bob_auth),
         &format!("frameworkId={}", bobs.driver.framework_id().as_str()),
-    )
-    .unwrap();
+    );
     assert_eq!(code, 200, "{body}");
-    let (code, _, body) = http_exchange_with(
-        &master,
-        "POST",
-        "/teardown",
-        &[("Authorization", &ops)],
-        "frameworkId=",
-    )
-    .unwrap();
+    let (code, body) = as_caller(&master, "POST", "/teardown", Some(&ops), "frameworkId=");
     assert_eq!(code, 400, "{body}");
-    let (code, _, body) = http_exchange_with(
-        &master,
-        "POST",
-        "/master/teardown",
-        &[("Authorization", &ops)],
-        &form,
-    )
-    .unwrap();
+    let (code, body) = as_caller(&master, "POST", "/master/teardown", Some(&ops), &form);
     assert_eq!(code, 200, "{body}");
     // (alice may view every framework: an empty list would prove nothing for others.)
-    let (_, _, body) = http_exchange_with(
-        &master,
-        "GET",
-        "/state",
-        &[("Authorization", &alice_auth)],
-        "",
-    )
-    .unwrap();
+    let (_, body) = as_caller(&master, "GET", "/state", Some(&alice_auth), "");
     let state: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert!(
         state["completed_frameworks"]
@@ -463,14 +432,7 @@ async fn frameworks_cannot_kill_reconcile_or_read_each_others_tasks() {
     let read = format!("/files/read?path={stdout}&offset=0");
     let browse = format!("/files/browse?path={sandbox}");
     for (path, who) in [(&read, "bob"), (&browse, "bob")] {
-        let (code, _, body) = http_exchange_with(
-            &agent_addr,
-            "GET",
-            path,
-            &[("Authorization", &bob_auth)],
-            "",
-        )
-        .unwrap();
+        let (code, body) = as_caller(&agent_addr, "GET", path, Some(&bob_auth), "");
         assert_eq!(code, 403, "{who} {path}: {body}");
         assert!(body.contains("access_sandboxes"), "{body}");
         let (code, _, _) = http_exchange_with(&agent_addr, "GET", path, &[], "").unwrap();
@@ -479,34 +441,19 @@ async fn frameworks_cannot_kill_reconcile_or_read_each_others_tasks() {
     let read_file =
         serde_json::json!({"type": "READ_FILE", "read_file": {"path": stdout, "offset": 0}})
             .to_string();
-    let (code, _, body) = http_exchange_with(
-        &agent_addr,
-        "POST",
-        "/api/v1",
-        &[("Authorization", &bob_auth)],
-        &read_file,
-    )
-    .unwrap();
+    let (code, body) = as_caller(&agent_addr, "POST", "/api/v1", Some(&bob_auth), &read_file);
     assert_eq!(code, 403, "READ_FILE by bob: {body}");
-    let (code, _, body) = http_exchange_with(
+    let (code, body) = as_caller(
         &agent_addr,
         "POST",
         "/api/v1",
-        &[("Authorization", &alice_auth)],
+        Some(&alice_auth),
         &read_file,
-    )
-    .unwrap();
+    );
     assert_eq!(code, 200, "READ_FILE by alice: {body}");
     // base64 of "secret-of-alice\n"
     assert!(body.contains("c2VjcmV0LW9mLWFsaWNlCg=="), "{body}");
-    let (code, _, body) = http_exchange_with(
-        &agent_addr,
-        "GET",
-        &read,
-        &[("Authorization", &alice_auth)],
-        "",
-    )
-    .unwrap();
+    let (code, body) = as_caller(&agent_addr, "GET", &read, Some(&alice_auth), "");
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("secret-of-alice"), "{body}");
     assert!(cluster.logs().contains("sandbox access denied"));
@@ -600,14 +547,7 @@ async fn an_executor_token_speaks_only_for_its_executor() {
         http_exchange_with(&agent, "POST", "/api/v1/executor", &[], &call("e2")).unwrap();
     assert_eq!(code, 401, "{body}");
     let e1 = format!("Bearer {}", key.mint(&Claims::executor("f1", "e1", "c1")));
-    let (code, _, body) = http_exchange_with(
-        &agent,
-        "POST",
-        "/api/v1/executor",
-        &[("Authorization", &e1)],
-        &call("e2"),
-    )
-    .unwrap();
+    let (code, body) = as_caller(&agent, "POST", "/api/v1/executor", Some(&e1), &call("e2"));
     assert_eq!(code, 403, "{body}");
     assert!(body.contains("cannot speak for executor e2"), "{body}");
     // A token for another key is refused outright.
@@ -615,25 +555,17 @@ async fn an_executor_token_speaks_only_for_its_executor() {
         "Bearer {}",
         TokenKey::new(b"other").mint(&Claims::executor("f1", "e2", "c2"))
     );
-    let (code, _, _) = http_exchange_with(
+    let (code, _) = as_caller(
         &agent,
         "POST",
         "/api/v1/executor",
-        &[("Authorization", &forged)],
+        Some(&forged),
         &call("e2"),
-    )
-    .unwrap();
+    );
     assert_eq!(code, 401);
     // Its own token gets past authentication (the agent runs no such executor: 403 for that).
     let e2 = format!("Bearer {}", key.mint(&Claims::executor("f1", "e2", "c2")));
-    let (code, _, body) = http_exchange_with(
-        &agent,
-        "POST",
-        "/api/v1/executor",
-        &[("Authorization", &e2)],
-        &call("e2"),
-    )
-    .unwrap();
+    let (code, body) = as_caller(&agent, "POST", "/api/v1/executor", Some(&e2), &call("e2"));
     assert_eq!(code, 403, "{body}");
     assert!(!body.contains("cannot speak for"), "{body}");
     assert!(cluster
@@ -757,14 +689,13 @@ async fn a_custom_executor_gets_a_token_naming_it_and_only_it() {
     })
     .to_string();
     let bearer = format!("Bearer {token}");
-    let (code, _, body) = http_exchange_with(
+    let (code, body) = as_caller(
         &cluster.agent(0).addr(),
         "POST",
         "/api/v1/executor",
-        &[("Authorization", &bearer)],
+        Some(&bearer),
         &other,
-    )
-    .unwrap();
+    );
     assert_eq!(code, 403, "{body}");
     assert!(
         body.contains("cannot speak for executor other-exec"),

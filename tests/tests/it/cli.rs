@@ -78,6 +78,31 @@ fn run_prints_stdout_and_exits_with_the_task_code() {
     assert!(text(&out.stdout).contains(state["slaves"][0]["id"].as_str().unwrap()));
 }
 
+/// A host without system CA certificates (a minimal Debian install): the CLI talks plain HTTP
+/// to a cluster without TLS and needs none (the package test's guest once saw it panic in
+/// reqwest's client builder instead).
+#[test]
+fn the_cli_needs_no_system_ca_certificates() {
+    let cluster = Cluster::start("cpus:1;mem:256").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let out = Command::new(bin("strata"))
+        .arg("--master")
+        .arg(cluster.master.addr())
+        .arg("agents")
+        .env("SSL_CERT_FILE", &empty)
+        .env("SSL_CERT_DIR", dir.path().join("none"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stderr),
+        text(&out.stdout)
+    );
+}
+
 #[test]
 fn run_asking_too_much_fails_clearly() {
     let cluster = Cluster::start("cpus:1;mem:512").unwrap();
