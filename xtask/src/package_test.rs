@@ -880,11 +880,11 @@ step start
 run systemd-analyze verify strata-master.service strata-agent.service
 printf '\n# cargo xtask package-test\nmaster = "127.0.0.1:5050"\nresources = "cpus:2;mem:768"\n' >>/etc/strata/agent.toml
 # `strata run` as root: the master runs root tasks only with a run_tasks ACL naming root (issue 11).
-# Not under /tmp or /var/tmp, which the unit's PrivateTmp hides, nor in /etc/strata, which the
-# purge must leave empty; /var/lib/strata goes with the purge.
-printf '%s\n' '{"run_tasks": [{"principals": {"type": "ANY"}, "users": {"values": ["root"]}}]}' >/var/lib/strata/acls.json
-chmod 644 /var/lib/strata/acls.json
-printf '\n# cargo xtask package-test\nacls = "/var/lib/strata/acls.json"\n' >>/etc/strata/master.toml
+# Not under /tmp or /var/tmp, which the unit's PrivateTmp hides, nor where the purge rightly keeps
+# what the administrator added (/etc/strata, /var/lib/strata): the master's state dir goes.
+printf '%s\n' '{"run_tasks": [{"principals": {"type": "ANY"}, "users": {"values": ["root"]}}]}' >/var/lib/strata/master/acls.json
+chmod 644 /var/lib/strata/master/acls.json
+printf '\n# cargo xtask package-test\nacls = "/var/lib/strata/master/acls.json"\n' >>/etc/strata/master.toml
 # Type=notify: systemctl returns once the daemon sent READY=1, and fails if it never does.
 run systemctl start strata-master
 run systemctl start strata-agent
