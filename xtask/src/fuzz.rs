@@ -50,6 +50,9 @@ fn libfuzzer_args(options: &Options, fuzz: &Path, target: &str) -> Vec<String> {
     ];
     let regressions = fuzz.join("regressions").join(target);
     if regressions.is_dir() {
+        // libFuzzer adds what it finds to the first corpus directory it is given: the corpus
+        // (cargo-fuzz names it again after these), never the checked-in regressions.
+        args.push(fuzz.join("corpus").join(target).display().to_string());
         args.push(regressions.display().to_string());
     }
     args
@@ -153,5 +156,9 @@ mod tests {
             "wire",
         );
         assert_eq!(args[0], "-runs=1000");
+        // What libFuzzer finds goes to the first directory: the corpus, not the regressions.
+        let dirs: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+        assert!(dirs[0].ends_with("fuzz/corpus/wire"), "{args:?}");
+        assert!(dirs[1].ends_with("fuzz/regressions/wire"), "{args:?}");
     }
 }
