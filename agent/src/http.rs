@@ -37,50 +37,48 @@ pub fn router(
     flags: Vec<(String, String)>,
     auth: crate::auth::SharedAgentAuth,
 ) -> Router {
-    Router::new()
-        .route("/state", get(state))
-        .route("/state.json", get(state))
-        .route("/slave(1)/state", get(state))
-        .route("/health", get(|| async { StatusCode::OK }))
-        .route(
-            "/version",
-            get(|| async { Json(json!({ "version": strata_schema::VERSION })) }),
-        )
-        .route("/files/read", get(read))
-        .route("/files/download", get(download))
-        .route("/files/browse", get(browse))
-        .route("/files/browse.json", get(browse))
-        .route("/monitor/statistics", get(statistics))
-        .route("/monitor/statistics.json", get(statistics))
-        .route("/metrics", get(metrics))
-        .route("/containers/update", post(update))
-        .merge(crate::images_http::router(containerizer.clone()))
-        .merge(crate::operator_api::router(
-            actor.clone(),
-            sandbox_root.clone(),
-            containerizer.clone(),
-            flags,
-        ))
-        .merge(crate::executor_api::router(
-            actor.clone(),
-            Arc::clone(&auth),
-        ))
-        .with_state(Ctx {
-            actor,
-            sandbox_root,
-            containerizer,
-        })
-        .layer(axum::middleware::from_fn(cors))
-        .layer(axum::Extension(Arc::clone(&auth)))
-        .layer(axum::middleware::from_fn_with_state(
-            auth,
-            crate::auth::authenticate,
-        ))
-        // Request bodies: size and time limits (413, 408), around everything above.
-        .layer(axum::extract::DefaultBodyLimit::max(
-            strata_security::limits::MAX_BODY_BYTES,
-        ))
-        .layer(axum::middleware::from_fn(strata_security::limits::bodies))
+    // Request bodies: size and time limits (413, 408), around everything.
+    strata_security::limits::around(
+        Router::new()
+            .route("/state", get(state))
+            .route("/state.json", get(state))
+            .route("/slave(1)/state", get(state))
+            .route("/health", get(|| async { StatusCode::OK }))
+            .route(
+                "/version",
+                get(|| async { Json(json!({ "version": strata_schema::VERSION })) }),
+            )
+            .route("/files/read", get(read))
+            .route("/files/download", get(download))
+            .route("/files/browse", get(browse))
+            .route("/files/browse.json", get(browse))
+            .route("/monitor/statistics", get(statistics))
+            .route("/monitor/statistics.json", get(statistics))
+            .route("/metrics", get(metrics))
+            .route("/containers/update", post(update))
+            .merge(crate::images_http::router(containerizer.clone()))
+            .merge(crate::operator_api::router(
+                actor.clone(),
+                sandbox_root.clone(),
+                containerizer.clone(),
+                flags,
+            ))
+            .merge(crate::executor_api::router(
+                actor.clone(),
+                Arc::clone(&auth),
+            ))
+            .with_state(Ctx {
+                actor,
+                sandbox_root,
+                containerizer,
+            })
+            .layer(axum::middleware::from_fn(cors))
+            .layer(axum::Extension(Arc::clone(&auth)))
+            .layer(axum::middleware::from_fn_with_state(
+                auth,
+                crate::auth::authenticate,
+            )),
+    )
 }
 
 /// The router's authentication, as handlers extract it.

@@ -36,53 +36,51 @@ pub fn router(
 ) -> Router {
     let redirect_to = (leadership.clone(), actor.clone());
     let metrics_of = (leadership.clone(), actor.clone(), std::time::Instant::now());
-    Router::new()
-        .route("/state", get(state))
-        .route("/master/state", get(state))
-        .route("/state.json", get(state))
-        .route("/tasks/kill", post(kill))
-        .merge(operator::routes())
-        .merge(webui::routes())
-        .merge(v0::routes())
-        .merge(v1_operator::routes())
-        .with_state(actor.clone())
-        .merge(scheduler::routes(actor, conns, auth.clone()))
-        .layer(axum::middleware::from_fn_with_state(
-            leadership,
-            leader_only,
-        ))
-        // Every master answers these itself: they are about this process.
-        .route("/health", get(|| async { StatusCode::OK }))
-        .route("/master/health", get(|| async { StatusCode::OK }))
-        .route("/version", get(version))
-        .route("/flags", get(v0::flags))
-        .route("/master/flags", get(v0::flags))
-        .route(
-            "/master/redirect",
-            get(move |uri: axum::http::Uri| async move {
-                let (leadership, actor) = redirect_to;
-                v0::redirect(leadership, actor, uri.path()).await
-            }),
-        )
-        .route(
-            "/metrics/snapshot",
-            get(move || async move {
-                let (leadership, actor, started) = metrics_of;
-                v0::metrics(leadership, actor, started).await
-            }),
-        )
-        .layer(axum::Extension(flags))
-        .layer(axum::Extension(auth.clone()))
-        // Every request is authenticated (or let through as anonymous) before any handler.
-        .layer(axum::middleware::from_fn_with_state(
-            auth,
-            crate::auth::authenticate,
-        ))
-        // Request bodies: size and time limits (413, 408), around everything above.
-        .layer(axum::extract::DefaultBodyLimit::max(
-            strata_security::limits::MAX_BODY_BYTES,
-        ))
-        .layer(axum::middleware::from_fn(strata_security::limits::bodies))
+    // Request bodies: size and time limits (413, 408), around everything.
+    strata_security::limits::around(
+        Router::new()
+            .route("/state", get(state))
+            .route("/master/state", get(state))
+            .route("/state.json", get(state))
+            .route("/tasks/kill", post(kill))
+            .merge(operator::routes())
+            .merge(webui::routes())
+            .merge(v0::routes())
+            .merge(v1_operator::routes())
+            .with_state(actor.clone())
+            .merge(scheduler::routes(actor, conns, auth.clone()))
+            .layer(axum::middleware::from_fn_with_state(
+                leadership,
+                leader_only,
+            ))
+            // Every master answers these itself: they are about this process.
+            .route("/health", get(|| async { StatusCode::OK }))
+            .route("/master/health", get(|| async { StatusCode::OK }))
+            .route("/version", get(version))
+            .route("/flags", get(v0::flags))
+            .route("/master/flags", get(v0::flags))
+            .route(
+                "/master/redirect",
+                get(move |uri: axum::http::Uri| async move {
+                    let (leadership, actor) = redirect_to;
+                    v0::redirect(leadership, actor, uri.path()).await
+                }),
+            )
+            .route(
+                "/metrics/snapshot",
+                get(move || async move {
+                    let (leadership, actor, started) = metrics_of;
+                    v0::metrics(leadership, actor, started).await
+                }),
+            )
+            .layer(axum::Extension(flags))
+            .layer(axum::Extension(auth.clone()))
+            // Every request is authenticated (or let through as anonymous) before any handler.
+            .layer(axum::middleware::from_fn_with_state(
+                auth,
+                crate::auth::authenticate,
+            )),
+    )
 }
 
 /// The request parsers of the HTTP APIs as pure functions of a body, for the fuzz targets

@@ -26,6 +26,14 @@ pub const MAX_BODY_BYTES: usize = 16 << 20;
 /// How long a request's body may take to arrive, from when its headers were read.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// `router` with both limits around everything it routes (its outermost layers): axum's own
+/// body limit at [`MAX_BODY_BYTES`] and [`bodies`].
+pub fn around<S: Clone + Send + Sync + 'static>(router: axum::Router<S>) -> axum::Router<S> {
+    router
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(bodies))
+}
+
 /// The layer: [`MAX_BODY_BYTES`], [`BODY_TIMEOUT`]. Route it with
 /// `.layer(axum::middleware::from_fn(limits::bodies))` after every route.
 pub async fn bodies(request: Request, next: Next) -> Response {
