@@ -15,7 +15,7 @@ use axum::Json;
 use serde_json::json;
 use std::path::Path;
 use std::sync::Arc;
-use strata_schema::{ExecutorId, FrameworkId, FrameworkInfo};
+use strata_schema::{ExecutorId, FrameworkId};
 use strata_security::acl::{Acls, Action};
 use strata_security::authn::{self, Verifier};
 use strata_security::credentials::Credentials;
@@ -166,8 +166,12 @@ impl AgentAuth {
         root: &Path,
         path: &str,
     ) -> Result<(), Box<Response>> {
-        let framework =
-            sandbox_framework(root, path).and_then(|id| read_framework(&self.work_dir, &id));
+        let framework = sandbox_framework(root, path).and_then(|id| {
+            let paths = crate::paths::Paths {
+                work_dir: self.work_dir.clone(),
+            };
+            crate::checkpoint::read_framework(&paths, &id)
+        });
         let owner = framework
             .as_ref()
             .and_then(|f| f.principal.clone())
@@ -219,16 +223,6 @@ fn sandbox_framework(root: &Path, path: &str) -> Option<FrameworkId> {
     } else {
         None
     }
-}
-
-fn read_framework(work_dir: &Path, id: &FrameworkId) -> Option<FrameworkInfo> {
-    let path = work_dir
-        .join("meta")
-        .join("frameworks")
-        .join(id.as_str())
-        .join(crate::checkpoint::FRAMEWORK_FILE);
-    let data = std::fs::read(path).ok()?;
-    serde_json::from_slice(&data).ok()
 }
 
 pub use strata_security::authn::unauthorized;
@@ -299,6 +293,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use axum::http::HeaderValue;
+    use strata_schema::FrameworkInfo;
 
     #[test]
     fn sandboxes_belong_to_their_framework_principal() {

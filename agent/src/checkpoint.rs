@@ -314,6 +314,12 @@ pub fn write_framework(paths: &Paths, info: &FrameworkInfo) -> std::io::Result<(
     write_atomic(&framework_dir(paths, id).join(FRAMEWORK_FILE), &data)
 }
 
+/// A framework's checkpointed info, if there is a readable one.
+pub fn read_framework(paths: &Paths, id: &FrameworkId) -> Option<FrameworkInfo> {
+    let data = std::fs::read(framework_dir(paths, id).join(FRAMEWORK_FILE)).ok()?;
+    serde_json::from_slice(&data).ok()
+}
+
 pub fn frameworks_dir(paths: &Paths) -> PathBuf {
     paths.work_dir.join("meta").join("frameworks")
 }
