@@ -214,41 +214,15 @@ async fn session(
     loop {
         tokio::select! {
             msg = outbound.recv() => match msg {
-                Some(ToMaster::FrameworkMessage { framework_id, executor_id, data }) => {
-                    let mut req = session.framework_message_request();
-                    let mut b = req.get();
-                    b.set_framework_id(framework_id.as_str());
-                    b.set_executor_id(executor_id.as_str());
-                    b.set_data(&data);
-                    let promise = req.send().promise;
-                    tokio::task::spawn_local(async move {
-                        if let Err(err) = promise.await {
-                            debug!(executor_id = %executor_id, cause = %err, "executor message not taken");
+                Some(first) => {
+                    let mut ready = vec![first];
+                    while ready.len() < OUTBOUND_BATCH {
+                        match outbound.try_recv() {
+                            Ok(msg) => ready.push(msg),
+                            Err(_) => break,
                         }
-                    });
-                }
-                Some(ToMaster::ExecutorExited { framework_id, executor_id, status }) => {
-                    let mut req = session.executor_exited_request();
-                    let mut b = req.get();
-                    b.set_framework_id(framework_id.as_str());
-                    b.set_executor_id(executor_id.as_str());
-                    b.set_status(status);
-                    let promise = req.send().promise;
-                    tokio::task::spawn_local(async move {
-                        if let Err(err) = promise.await {
-                            debug!(executor_id = %executor_id, cause = %err, "executor exit not taken");
-                        }
-                    });
-                }
-                Some(ToMaster::StatusUpdate(status)) => {
-                    let mut req = session.status_update_request();
-                    wire::set_status(req.get().init_update(), &status);
-                    let promise = req.send().promise;
-                    tokio::task::spawn_local(async move {
-                        if let Err(err) = promise.await {
-                            debug!(task_id = %status.task_id, cause = %err, "status update not taken; will retry");
-                        }
-                    });
+                    }
+                    send_to_master(&session, ready);
                 }
                 None => return Ok(()),
             },
@@ -259,6 +233,98 @@ async fn session(
             }
         }
     }
+}
+
+/// At most this many messages for the master are taken at once; the status updates among them
+/// go in one `statusUpdates` call.
+const OUTBOUND_BATCH: usize = 256;
+
+/// Sends what the agent has ready for the master, in order: consecutive status updates as one
+/// `statusUpdates` call.
+fn send_to_master(session: &agent_session::Client, ready: Vec<ToMaster>) {
+    let mut updates = Vec::new();
+    for msg in ready {
+        match msg {
+            ToMaster::StatusUpdate(status) => updates.push(status),
+            other => {
+                send_updates(session, std::mem::take(&mut updates));
+                send_other(session, other);
+            }
+        }
+    }
+    send_updates(session, updates);
+}
+
+fn send_updates(session: &agent_session::Client, updates: Vec<strata_schema::TaskStatus>) {
+    if updates.is_empty() {
+        return;
+    }
+    let mut req = session.status_updates_request();
+    let mut list = req.get().init_updates(updates.len() as u32);
+    for (i, status) in updates.iter().enumerate() {
+        wire::set_status(list.reborrow().get(i as u32), status);
+    }
+    let promise = req.send().promise;
+    tokio::task::spawn_local(async move {
+        if let Err(err) = promise.await {
+            debug!(updates = updates.len(), first = %updates[0].task_id, cause = %err, "status updates not taken; will retry");
+        }
+    });
+}
+
+fn send_other(session: &agent_session::Client, msg: ToMaster) {
+    match msg {
+        ToMaster::FrameworkMessage {
+            framework_id,
+            executor_id,
+            data,
+        } => {
+            let mut req = session.framework_message_request();
+            let mut b = req.get();
+            b.set_framework_id(framework_id.as_str());
+            b.set_executor_id(executor_id.as_str());
+            b.set_data(&data);
+            let promise = req.send().promise;
+            tokio::task::spawn_local(async move {
+                if let Err(err) = promise.await {
+                    debug!(executor_id = %executor_id, cause = %err, "executor message not taken");
+                }
+            });
+        }
+        ToMaster::ExecutorExited {
+            framework_id,
+            executor_id,
+            status,
+        } => {
+            let mut req = session.executor_exited_request();
+            let mut b = req.get();
+            b.set_framework_id(framework_id.as_str());
+            b.set_executor_id(executor_id.as_str());
+            b.set_status(status);
+            let promise = req.send().promise;
+            tokio::task::spawn_local(async move {
+                if let Err(err) = promise.await {
+                    debug!(executor_id = %executor_id, cause = %err, "executor exit not taken");
+                }
+            });
+        }
+        ToMaster::StatusUpdate(status) => send_updates(session, vec![status]),
+    }
+}
+
+/// The actor's message for one acknowledgement the master forwarded.
+fn acknowledgement(
+    framework_id: capnp::Result<capnp::text::Reader<'_>>,
+    task_id: capnp::Result<capnp::text::Reader<'_>>,
+    uuid: capnp::Result<&[u8]>,
+) -> Result<Msg, capnp::Error> {
+    let uuid = UpdateUuid::from_slice(uuid?)
+        .ok_or_else(|| capnp::Error::failed("invalid uuid: not 16 bytes".to_string()))?;
+    Ok(Msg::Acknowledge {
+        framework_id: wire::framework_id(framework_id)?,
+        task_id: wire::task_id(task_id)?,
+        uuid,
+    })
 }
 
 struct AgentImpl {
@@ -294,6 +360,26 @@ impl agent::Server for AgentImpl {
         })
     }
 
+    async fn launch_tasks(
+        self: Rc<Self>,
+        params: agent::LaunchTasksParams,
+        _: agent::LaunchTasksResults,
+    ) -> Result<(), capnp::Error> {
+        let p = params.get()?;
+        let framework = wire::framework(p.get_framework()?)?;
+        let list = p.get_tasks()?;
+        wire::check_len(list.len(), "tasks")?;
+        // All read before any is launched: a malformed list launches nothing.
+        let tasks = list.iter().map(wire::task).collect::<Result<Vec<_>, _>>()?;
+        for task in tasks {
+            self.tell(Msg::Launch {
+                framework: Box::new(framework.clone()),
+                task: Box::new(task),
+            })?;
+        }
+        Ok(())
+    }
+
     async fn kill(
         self: Rc<Self>,
         params: agent::KillParams,
@@ -318,13 +404,28 @@ impl agent::Server for AgentImpl {
         _: agent::AcknowledgeResults,
     ) -> Result<(), capnp::Error> {
         let p = params.get()?;
-        let uuid = UpdateUuid::from_slice(p.get_uuid()?)
-            .ok_or_else(|| capnp::Error::failed("invalid uuid: not 16 bytes".to_string()))?;
-        self.tell(Msg::Acknowledge {
-            framework_id: wire::framework_id(p.get_framework_id())?,
-            task_id: wire::task_id(p.get_task_id())?,
-            uuid,
-        })
+        self.tell(acknowledgement(
+            p.get_framework_id(),
+            p.get_task_id(),
+            p.get_uuid(),
+        )?)
+    }
+
+    async fn acknowledge_all(
+        self: Rc<Self>,
+        params: agent::AcknowledgeAllParams,
+        _: agent::AcknowledgeAllResults,
+    ) -> Result<(), capnp::Error> {
+        let list = params.get()?.get_acks()?;
+        wire::check_len(list.len(), "acknowledgements")?;
+        let acks = list
+            .iter()
+            .map(|a| acknowledgement(a.get_framework_id(), a.get_task_id(), a.get_uuid()))
+            .collect::<Result<Vec<_>, _>>()?;
+        for ack in acks {
+            self.tell(ack)?;
+        }
+        Ok(())
     }
 
     async fn shutdown(

@@ -553,7 +553,7 @@ async fn session(
     loop {
         tokio::select! {
             cmd = cmds.recv() => match cmd {
-                Some(cmd) => issue(&session, cmd),
+                Some(cmd) => issue_ready(&session, cmd, cmds),
                 None => return Ended::Done,
             },
             reason = &mut closed => return Ended::Lost(reason.unwrap_or_default()),
@@ -574,6 +574,57 @@ fn set_ids(mut list: capnp::text_list::Builder<'_>, ids: &[OfferId]) {
     for (i, id) in ids.iter().enumerate() {
         list.set(i as u32, id.as_str());
     }
+}
+
+/// At most this many commands are taken from the queue at once.
+const BATCH: usize = 256;
+
+/// Issues `first` and the commands already queued behind it, in order; consecutive
+/// acknowledgements go in one `acknowledgeAll` call (a framework acknowledges every update, and
+/// the master sends them in batches).
+fn issue_ready(
+    session: &scheduler_session::Client,
+    first: Cmd,
+    cmds: &mut mpsc::UnboundedReceiver<Cmd>,
+) {
+    let mut acks: Vec<(TaskStatus, Reply)> = Vec::new();
+    let mut next = Some(first);
+    let mut taken = 1;
+    while let Some(cmd) = next.take() {
+        match cmd {
+            Cmd::Acknowledge { status, reply } => acks.push((status, reply)),
+            other => {
+                acknowledge_all(session, std::mem::take(&mut acks));
+                issue(session, other);
+            }
+        }
+        if taken < BATCH {
+            next = cmds.try_recv().ok();
+            taken += 1;
+        }
+    }
+    acknowledge_all(session, acks);
+}
+
+fn acknowledge_all(session: &scheduler_session::Client, acks: Vec<(TaskStatus, Reply)>) {
+    if acks.is_empty() {
+        return;
+    }
+    let mut req = session.acknowledge_all_request();
+    let mut list = req.get().init_acks(acks.len() as u32);
+    for (i, (status, _)) in acks.iter().enumerate() {
+        let mut b = list.reborrow().get(i as u32);
+        b.set_agent_id(status.agent_id.as_ref().map(|a| a.as_str()).unwrap_or(""));
+        b.set_task_id(status.task_id.as_str());
+        b.set_uuid(status.uuid.as_ref().map(|u| &u.0[..]).unwrap_or(&[]));
+    }
+    let promise = req.send().promise;
+    tokio::task::spawn_local(async move {
+        let result = promise.await.map(|_| ());
+        for (_, reply) in acks {
+            let _ = reply.send(result.clone().map_err(rpc_error));
+        }
+    });
 }
 
 fn issue(session: &scheduler_session::Client, cmd: Cmd) {
@@ -624,14 +675,7 @@ fn issue(session: &scheduler_session::Client, cmd: Cmd) {
             b.set_agent_id(agent_id.as_ref().map(|a| a.as_str()).unwrap_or(""));
             finish(req.send().promise, reply);
         }
-        Cmd::Acknowledge { status, reply } => {
-            let mut req = session.acknowledge_request();
-            let mut b = req.get();
-            b.set_agent_id(status.agent_id.as_ref().map(|a| a.as_str()).unwrap_or(""));
-            b.set_task_id(status.task_id.as_str());
-            b.set_uuid(status.uuid.as_ref().map(|u| &u.0[..]).unwrap_or(&[]));
-            finish(req.send().promise, reply);
-        }
+        Cmd::Acknowledge { status, reply } => acknowledge_all(session, vec![(status, reply)]),
         Cmd::Reconcile { tasks, reply } => {
             let mut req = session.reconcile_request();
             let mut list = req.get().init_tasks(tasks.len() as u32);
@@ -776,6 +820,23 @@ impl scheduler::Server for SchedulerImpl {
     ) -> Result<(), capnp::Error> {
         let status = wire::status(params.get()?.get_status()?)?;
         self.emit(Event::Update(status))
+    }
+
+    async fn updates(
+        self: Rc<Self>,
+        params: scheduler::UpdatesParams,
+        _: scheduler::UpdatesResults,
+    ) -> Result<(), capnp::Error> {
+        let list = params.get()?.get_statuses()?;
+        wire::check_len(list.len(), "status updates")?;
+        let statuses = list
+            .iter()
+            .map(wire::status)
+            .collect::<Result<Vec<_>, _>>()?;
+        for status in statuses {
+            self.emit(Event::Update(status))?;
+        }
+        Ok(())
     }
 
     async fn error(

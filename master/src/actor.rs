@@ -32,10 +32,11 @@ pub enum Msg {
         principal: Option<String>,
         reply: Reply<Result<(AgentId, MasterInfo), String>>,
     },
-    StatusUpdate {
+    /// Status updates of one agent, in order (one call of `statusUpdate` or `statusUpdates`).
+    StatusUpdates {
         conn: ConnId,
         agent_id: AgentId,
-        status: TaskStatus,
+        statuses: Vec<TaskStatus>,
         reply: Reply<Result<(), String>>,
     },
     UnregisterAgent {
@@ -237,10 +238,9 @@ pub enum Call {
     Kill {
         task_id: TaskId,
     },
+    /// Acknowledgements of status updates: (agent, task, update uuid), in order.
     Acknowledge {
-        agent_id: AgentId,
-        task_id: TaskId,
-        uuid: UpdateUuid,
+        acks: Vec<(AgentId, TaskId, UpdateUuid)>,
     },
     Reconcile {
         tasks: Vec<(TaskId, Option<AgentId>)>,
@@ -329,13 +329,13 @@ fn handle(master: &mut Master, msg: Msg, now: Instant, deferred: &mut Deferred) 
                 let _ = reply.send(result);
             }));
         }
-        Msg::StatusUpdate {
+        Msg::StatusUpdates {
             conn,
             agent_id,
-            status,
+            statuses,
             reply,
         } => {
-            let _ = reply.send(master.status_update(conn, &agent_id, status));
+            let _ = reply.send(master.status_updates(conn, &agent_id, statuses));
         }
         Msg::UnregisterAgent { conn, agent_id } => master.unregister_agent(conn, &agent_id),
         Msg::Pong { agent_id, seq } => master.pong(&agent_id, seq),
@@ -372,11 +372,7 @@ fn handle(master: &mut Master, msg: Msg, now: Instant, deferred: &mut Deferred) 
                     refuse_seconds,
                 } => master.decline(conn, &id, &offer_ids, refuse_seconds, now),
                 Call::Kill { task_id } => master.kill(conn, &id, &task_id),
-                Call::Acknowledge {
-                    agent_id,
-                    task_id,
-                    uuid,
-                } => master.acknowledge(conn, &id, &agent_id, task_id, uuid),
+                Call::Acknowledge { acks } => master.acknowledge_all(conn, &id, acks),
                 Call::Reconcile { tasks } => master.reconcile(conn, &id, tasks),
                 Call::Revive { roles } => master.revive(conn, &id, roles),
                 Call::Suppress { roles } => master.suppress(conn, &id, roles),

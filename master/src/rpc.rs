@@ -381,6 +381,45 @@ fn spawn_call<T: 'static>(
     });
 }
 
+/// At most this many commands or events a driver takes from its channel at once, to send those
+/// that go together (launches, acknowledgements, updates) in one call.
+const BATCH: usize = 256;
+
+/// Up to [`BATCH`] items: the one received and those already waiting behind it.
+fn take_ready<T>(first: T, rx: &mut mpsc::UnboundedReceiver<T>) -> Vec<T> {
+    let mut items = vec![first];
+    while items.len() < BATCH {
+        match rx.try_recv() {
+            Ok(item) => items.push(item),
+            Err(_) => break,
+        }
+    }
+    items
+}
+
+/// Splits `items` into runs of consecutive items that `together` pairs, keeping their order.
+fn runs<T>(items: Vec<T>, together: impl Fn(&T, &T) -> bool) -> Vec<Vec<T>> {
+    let mut out: Vec<Vec<T>> = Vec::new();
+    for item in items {
+        match out.last_mut() {
+            Some(run) if run.last().is_some_and(|last| together(last, &item)) => run.push(item),
+            _ => out.push(vec![item]),
+        }
+    }
+    out
+}
+
+/// Launches of one framework, and acknowledgements, go to an agent together.
+fn agent_commands_together(a: &AgentCommand, b: &AgentCommand) -> bool {
+    match (a, b) {
+        (AgentCommand::Launch { framework: x, .. }, AgentCommand::Launch { framework: y, .. }) => {
+            x.id == y.id
+        }
+        (AgentCommand::Acknowledge { .. }, AgentCommand::Acknowledge { .. }) => true,
+        _ => false,
+    }
+}
+
 async fn drive_agent(
     client: agent::Client,
     mut commands: mpsc::UnboundedReceiver<AgentCommand>,
@@ -392,103 +431,171 @@ async fn drive_agent(
     // partition sees it end when the network heals, and registers again.
     let _close_on_exit = CloseOnDrop(closer);
     let window = std::sync::Arc::new(tokio::sync::Semaphore::new(AGENT_WINDOW));
-    while let Some(cmd) = commands.recv().await {
-        let Ok(permit) = std::sync::Arc::clone(&window).acquire_owned().await else {
-            return;
-        };
-        match cmd {
-            AgentCommand::Ping { agent_id, seq } => {
-                let promise = client.ping_request().send().promise;
-                let actor = actor.clone();
-                tokio::task::spawn_local(async move {
-                    if promise.await.is_ok() {
-                        let _ = actor.send(Msg::Pong { agent_id, seq });
-                    }
-                });
+    while let Some(first) = commands.recv().await {
+        let ready = take_ready(first, &mut commands);
+        for run in runs(ready, agent_commands_together) {
+            let Ok(permit) = std::sync::Arc::clone(&window).acquire_owned().await else {
+                return;
+            };
+            send_to_agent(&client, &actor, permit, run);
+        }
+    }
+}
+
+/// Sends one run of [`runs`] to an agent: its launches or acknowledgements as one call, any
+/// other command (a run of one) as its own.
+fn send_to_agent(
+    client: &agent::Client,
+    actor: &Actor,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    run: Vec<AgentCommand>,
+) {
+    match run.first() {
+        Some(AgentCommand::Launch { .. }) => launch_tasks(client, permit, &run),
+        Some(AgentCommand::Acknowledge { .. }) => acknowledge_all(client, permit, &run),
+        _ => {
+            if let Some(cmd) = run.into_iter().next() {
+                send_command(client, actor, permit, cmd);
             }
-            AgentCommand::Launch { framework, task } => {
-                let mut req = client.launch_request();
-                let mut b = req.get();
-                wire::set_framework(b.reborrow().init_framework(), &framework);
-                wire::set_task(b.init_task(), &task);
-                spawn_call_in(permit, "launch", req.send().promise);
-            }
-            AgentCommand::Kill {
-                framework_id,
-                task_id,
-                grace_period_secs,
-            } => {
-                let mut req = client.kill_request();
-                let mut b = req.get();
-                b.set_framework_id(framework_id.as_str());
-                b.set_task_id(task_id.as_str());
-                b.set_grace_period_secs(grace_period_secs);
-                spawn_call("kill", req.send().promise);
-            }
+        }
+    }
+}
+
+/// `launchTasks` with the tasks of `run`'s launches (all of one framework).
+fn launch_tasks(
+    client: &agent::Client,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    run: &[AgentCommand],
+) {
+    let tasks: Vec<&strata_schema::TaskInfo> = run
+        .iter()
+        .filter_map(|cmd| match cmd {
+            AgentCommand::Launch { task, .. } => Some(&**task),
+            _ => None,
+        })
+        .collect();
+    let Some(AgentCommand::Launch { framework, .. }) = run.first() else {
+        return;
+    };
+    let mut req = client.launch_tasks_request();
+    let mut b = req.get();
+    wire::set_framework(b.reborrow().init_framework(), framework);
+    let mut list = b.init_tasks(tasks.len() as u32);
+    for (i, task) in tasks.into_iter().enumerate() {
+        wire::set_task(list.reborrow().get(i as u32), task);
+    }
+    spawn_call_in(permit, "launchTasks", req.send().promise);
+}
+
+/// `acknowledgeAll` with `run`'s acknowledgements.
+fn acknowledge_all(
+    client: &agent::Client,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    run: &[AgentCommand],
+) {
+    let acks: Vec<_> = run
+        .iter()
+        .filter_map(|cmd| match cmd {
             AgentCommand::Acknowledge {
                 framework_id,
                 task_id,
                 uuid,
-            } => {
-                let mut req = client.acknowledge_request();
-                let mut b = req.get();
-                b.set_framework_id(framework_id.as_str());
-                b.set_task_id(task_id.as_str());
-                b.set_uuid(&uuid.0[..]);
-                spawn_call_in(permit, "acknowledge", req.send().promise);
-            }
-            AgentCommand::Shutdown { reason } => {
-                let mut req = client.shutdown_request();
-                req.get().set_reason(reason.as_str());
-                spawn_call("shutdown", req.send().promise);
-            }
-            AgentCommand::ShutdownFramework { framework_id } => {
-                let mut req = client.shutdown_framework_request();
-                req.get().set_framework_id(framework_id.as_str());
-                spawn_call("shutdownFramework", req.send().promise);
-            }
-            AgentCommand::DestroyVolumes { volumes } => {
-                let mut req = client.destroy_volumes_request();
-                wire::set_resources(req.get().init_volumes(wire::len(&volumes)), &volumes);
-                spawn_call("destroyVolumes", req.send().promise);
-            }
-            AgentCommand::LaunchGroup {
-                framework,
-                executor,
-                tasks,
-            } => {
-                let mut req = client.launch_group_request();
-                let mut b = req.get();
-                wire::set_framework(b.reborrow().init_framework(), &framework);
-                wire::set_executor(b.reborrow().init_executor(), &executor);
-                let mut list = b.init_tasks(tasks.len() as u32);
-                for (i, task) in tasks.iter().enumerate() {
-                    wire::set_task(list.reborrow().get(i as u32), task);
+            } => Some((framework_id, task_id, uuid)),
+            _ => None,
+        })
+        .collect();
+    let mut req = client.acknowledge_all_request();
+    let mut list = req.get().init_acks(acks.len() as u32);
+    for (i, (framework_id, task_id, uuid)) in acks.into_iter().enumerate() {
+        let mut b = list.reborrow().get(i as u32);
+        b.set_framework_id(framework_id.as_str());
+        b.set_task_id(task_id.as_str());
+        b.set_uuid(&uuid.0[..]);
+    }
+    spawn_call_in(permit, "acknowledgeAll", req.send().promise);
+}
+
+fn send_command(
+    client: &agent::Client,
+    actor: &Actor,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    cmd: AgentCommand,
+) {
+    match cmd {
+        AgentCommand::Ping { agent_id, seq } => {
+            let promise = client.ping_request().send().promise;
+            let actor = actor.clone();
+            tokio::task::spawn_local(async move {
+                if promise.await.is_ok() {
+                    let _ = actor.send(Msg::Pong { agent_id, seq });
                 }
-                spawn_call_in(permit, "launchGroup", req.send().promise);
+            });
+        }
+        cmd @ AgentCommand::Launch { .. } => launch_tasks(client, permit, &[cmd]),
+        cmd @ AgentCommand::Acknowledge { .. } => acknowledge_all(client, permit, &[cmd]),
+        AgentCommand::Kill {
+            framework_id,
+            task_id,
+            grace_period_secs,
+        } => {
+            let mut req = client.kill_request();
+            let mut b = req.get();
+            b.set_framework_id(framework_id.as_str());
+            b.set_task_id(task_id.as_str());
+            b.set_grace_period_secs(grace_period_secs);
+            spawn_call("kill", req.send().promise);
+        }
+        AgentCommand::Shutdown { reason } => {
+            let mut req = client.shutdown_request();
+            req.get().set_reason(reason.as_str());
+            spawn_call("shutdown", req.send().promise);
+        }
+        AgentCommand::ShutdownFramework { framework_id } => {
+            let mut req = client.shutdown_framework_request();
+            req.get().set_framework_id(framework_id.as_str());
+            spawn_call("shutdownFramework", req.send().promise);
+        }
+        AgentCommand::DestroyVolumes { volumes } => {
+            let mut req = client.destroy_volumes_request();
+            wire::set_resources(req.get().init_volumes(wire::len(&volumes)), &volumes);
+            spawn_call("destroyVolumes", req.send().promise);
+        }
+        AgentCommand::LaunchGroup {
+            framework,
+            executor,
+            tasks,
+        } => {
+            let mut req = client.launch_group_request();
+            let mut b = req.get();
+            wire::set_framework(b.reborrow().init_framework(), &framework);
+            wire::set_executor(b.reborrow().init_executor(), &executor);
+            let mut list = b.init_tasks(tasks.len() as u32);
+            for (i, task) in tasks.iter().enumerate() {
+                wire::set_task(list.reborrow().get(i as u32), task);
             }
-            AgentCommand::FrameworkMessage {
-                framework_id,
-                executor_id,
-                data,
-            } => {
-                let mut req = client.framework_message_request();
-                let mut b = req.get();
-                b.set_framework_id(framework_id.as_str());
-                b.set_executor_id(executor_id.as_str());
-                b.set_data(&data);
-                spawn_call_in(permit, "frameworkMessage", req.send().promise);
-            }
-            AgentCommand::ShutdownExecutor {
-                framework_id,
-                executor_id,
-            } => {
-                let mut req = client.shutdown_executor_request();
-                let mut b = req.get();
-                b.set_framework_id(framework_id.as_str());
-                b.set_executor_id(executor_id.as_str());
-                spawn_call("shutdownExecutor", req.send().promise);
-            }
+            spawn_call_in(permit, "launchGroup", req.send().promise);
+        }
+        AgentCommand::FrameworkMessage {
+            framework_id,
+            executor_id,
+            data,
+        } => {
+            let mut req = client.framework_message_request();
+            let mut b = req.get();
+            b.set_framework_id(framework_id.as_str());
+            b.set_executor_id(executor_id.as_str());
+            b.set_data(&data);
+            spawn_call_in(permit, "frameworkMessage", req.send().promise);
+        }
+        AgentCommand::ShutdownExecutor {
+            framework_id,
+            executor_id,
+        } => {
+            let mut req = client.shutdown_executor_request();
+            let mut b = req.get();
+            b.set_framework_id(framework_id.as_str());
+            b.set_executor_id(executor_id.as_str());
+            spawn_call("shutdownExecutor", req.send().promise);
         }
     }
 }
@@ -498,111 +605,149 @@ async fn drive_scheduler(
     mut events: mpsc::UnboundedReceiver<SchedulerEvent>,
 ) {
     let window = std::sync::Arc::new(tokio::sync::Semaphore::new(SCHEDULER_WINDOW));
-    while let Some(event) = events.recv().await {
-        let Ok(permit) = std::sync::Arc::clone(&window).acquire_owned().await else {
-            return;
+    while let Some(first) = events.recv().await {
+        let ready = take_ready(first, &mut events);
+        let together = |a: &SchedulerEvent, b: &SchedulerEvent| {
+            matches!(
+                (a, b),
+                (SchedulerEvent::Update(_), SchedulerEvent::Update(_))
+            )
         };
-        match event {
-            SchedulerEvent::Subscribed {
-                framework_id,
-                heartbeat_interval_secs,
-                master,
-            } => {
-                let mut req = client.subscribed_request();
-                let mut b = req.get();
-                b.set_framework_id(framework_id.as_str());
-                b.set_heartbeat_interval_secs(heartbeat_interval_secs);
-                wire::set_master(b.init_master(), &master);
-                spawn_call("subscribed", req.send().promise);
+        for run in runs(ready, together) {
+            let Ok(permit) = std::sync::Arc::clone(&window).acquire_owned().await else {
+                return;
+            };
+            if matches!(run.first(), Some(SchedulerEvent::Update(_))) {
+                send_updates(&client, permit, &run);
+            } else if let Some(event) = run.into_iter().next() {
+                send_event(&client, permit, event);
             }
-            SchedulerEvent::Offers(offers) => {
-                let mut req = client.offers_request();
-                let mut list = req.get().init_offers(offers.len() as u32);
-                for (i, o) in offers.iter().enumerate() {
-                    let mut b = list.reborrow().get(i as u32);
-                    b.set_id(o.id.as_str());
-                    b.set_framework_id(o.framework_id.as_str());
-                    b.set_agent_id(o.agent_id.as_str());
-                    b.set_hostname(o.hostname.as_str());
-                    b.set_allocation_role(o.role.as_str());
-                    if let Some(w) = &o.unavailability {
-                        b.set_has_unavailability(true);
-                        b.set_unavailability_start(w.start);
-                        b.set_unavailability_duration(w.duration.unwrap_or(-1.0));
-                    }
-                    wire::set_resources(
-                        b.reborrow().init_resources(wire::len(&o.resources)),
-                        &o.resources,
-                    );
-                    wire::set_attributes(
-                        b.init_attributes(o.attributes.0.len() as u32),
-                        &o.attributes,
-                    );
+        }
+    }
+}
+
+/// `updates` with the status updates of `run`, in order.
+fn send_updates(
+    client: &scheduler::Client,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    run: &[SchedulerEvent],
+) {
+    let statuses: Vec<&strata_schema::TaskStatus> = run
+        .iter()
+        .filter_map(|e| match e {
+            SchedulerEvent::Update(status) => Some(status),
+            _ => None,
+        })
+        .collect();
+    let mut req = client.updates_request();
+    let mut list = req.get().init_statuses(statuses.len() as u32);
+    for (i, status) in statuses.into_iter().enumerate() {
+        wire::set_status(list.reborrow().get(i as u32), status);
+    }
+    spawn_call_in(permit, "updates", req.send().promise);
+}
+
+fn send_event(
+    client: &scheduler::Client,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    event: SchedulerEvent,
+) {
+    match event {
+        SchedulerEvent::Subscribed {
+            framework_id,
+            heartbeat_interval_secs,
+            master,
+        } => {
+            let mut req = client.subscribed_request();
+            let mut b = req.get();
+            b.set_framework_id(framework_id.as_str());
+            b.set_heartbeat_interval_secs(heartbeat_interval_secs);
+            wire::set_master(b.init_master(), &master);
+            spawn_call("subscribed", req.send().promise);
+        }
+        SchedulerEvent::Offers(offers) => {
+            let mut req = client.offers_request();
+            let mut list = req.get().init_offers(offers.len() as u32);
+            for (i, o) in offers.iter().enumerate() {
+                let mut b = list.reborrow().get(i as u32);
+                b.set_id(o.id.as_str());
+                b.set_framework_id(o.framework_id.as_str());
+                b.set_agent_id(o.agent_id.as_str());
+                b.set_hostname(o.hostname.as_str());
+                b.set_allocation_role(o.role.as_str());
+                if let Some(w) = &o.unavailability {
+                    b.set_has_unavailability(true);
+                    b.set_unavailability_start(w.start);
+                    b.set_unavailability_duration(w.duration.unwrap_or(-1.0));
                 }
-                spawn_call_in(permit, "offers", req.send().promise);
+                wire::set_resources(
+                    b.reborrow().init_resources(wire::len(&o.resources)),
+                    &o.resources,
+                );
+                wire::set_attributes(
+                    b.init_attributes(o.attributes.0.len() as u32),
+                    &o.attributes,
+                );
             }
-            SchedulerEvent::Rescind(offer_id) => {
-                let mut req = client.rescind_request();
-                req.get().set_offer_id(offer_id.as_str());
-                spawn_call("rescind", req.send().promise);
+            spawn_call_in(permit, "offers", req.send().promise);
+        }
+        SchedulerEvent::Rescind(offer_id) => {
+            let mut req = client.rescind_request();
+            req.get().set_offer_id(offer_id.as_str());
+            spawn_call("rescind", req.send().promise);
+        }
+        event @ SchedulerEvent::Update(_) => send_updates(client, permit, &[event]),
+        SchedulerEvent::Error(message) => {
+            let mut req = client.error_request();
+            req.get().set_message(message.as_str());
+            spawn_call("error", req.send().promise);
+        }
+        SchedulerEvent::Heartbeat => {
+            spawn_call("heartbeat", client.heartbeat_request().send().promise)
+        }
+        SchedulerEvent::Message {
+            agent_id,
+            executor_id,
+            data,
+        } => {
+            let mut req = client.message_request();
+            let mut b = req.get();
+            b.set_agent_id(agent_id.as_str());
+            b.set_executor_id(executor_id.as_str());
+            b.set_data(&data);
+            spawn_call_in(permit, "message", req.send().promise);
+        }
+        SchedulerEvent::InverseOffers(offers) => {
+            let mut req = client.inverse_offers_request();
+            let mut list = req.get().init_offers(offers.len() as u32);
+            for (i, o) in offers.iter().enumerate() {
+                let mut b = list.reborrow().get(i as u32);
+                b.set_id(o.id.as_str());
+                b.set_framework_id(o.framework_id.as_str());
+                b.set_agent_id(o.agent_id.as_str());
+                b.set_hostname(o.hostname.as_str());
+                b.set_unavailability_start(o.unavailability.start);
+                b.set_unavailability_duration(o.unavailability.duration.unwrap_or(-1.0));
             }
-            SchedulerEvent::Update(status) => {
-                let mut req = client.update_request();
-                wire::set_status(req.get().init_status(), &status);
-                spawn_call_in(permit, "update", req.send().promise);
-            }
-            SchedulerEvent::Error(message) => {
-                let mut req = client.error_request();
-                req.get().set_message(message.as_str());
-                spawn_call("error", req.send().promise);
-            }
-            SchedulerEvent::Heartbeat => {
-                spawn_call("heartbeat", client.heartbeat_request().send().promise)
-            }
-            SchedulerEvent::Message {
-                agent_id,
-                executor_id,
-                data,
-            } => {
-                let mut req = client.message_request();
-                let mut b = req.get();
-                b.set_agent_id(agent_id.as_str());
-                b.set_executor_id(executor_id.as_str());
-                b.set_data(&data);
-                spawn_call_in(permit, "message", req.send().promise);
-            }
-            SchedulerEvent::InverseOffers(offers) => {
-                let mut req = client.inverse_offers_request();
-                let mut list = req.get().init_offers(offers.len() as u32);
-                for (i, o) in offers.iter().enumerate() {
-                    let mut b = list.reborrow().get(i as u32);
-                    b.set_id(o.id.as_str());
-                    b.set_framework_id(o.framework_id.as_str());
-                    b.set_agent_id(o.agent_id.as_str());
-                    b.set_hostname(o.hostname.as_str());
-                    b.set_unavailability_start(o.unavailability.start);
-                    b.set_unavailability_duration(o.unavailability.duration.unwrap_or(-1.0));
-                }
-                spawn_call_in(permit, "inverseOffers", req.send().promise);
-            }
-            SchedulerEvent::RescindInverseOffer(offer_id) => {
-                let mut req = client.rescind_inverse_offer_request();
-                req.get().set_inverse_offer_id(offer_id.as_str());
-                spawn_call("rescindInverseOffer", req.send().promise);
-            }
-            SchedulerEvent::Failure {
-                agent_id,
-                executor_id,
-                status,
-            } => {
-                let mut req = client.failure_request();
-                let mut b = req.get();
-                b.set_agent_id(agent_id.as_ref().map_or("", |a| a.as_str()));
-                b.set_executor_id(executor_id.as_ref().map_or("", |e| e.as_str()));
-                b.set_has_status(status.is_some());
-                b.set_status(status.unwrap_or(0));
-                spawn_call("failure", req.send().promise);
-            }
+            spawn_call_in(permit, "inverseOffers", req.send().promise);
+        }
+        SchedulerEvent::RescindInverseOffer(offer_id) => {
+            let mut req = client.rescind_inverse_offer_request();
+            req.get().set_inverse_offer_id(offer_id.as_str());
+            spawn_call("rescindInverseOffer", req.send().promise);
+        }
+        SchedulerEvent::Failure {
+            agent_id,
+            executor_id,
+            status,
+        } => {
+            let mut req = client.failure_request();
+            let mut b = req.get();
+            b.set_agent_id(agent_id.as_ref().map_or("", |a| a.as_str()));
+            b.set_executor_id(executor_id.as_ref().map_or("", |e| e.as_str()));
+            b.set_has_status(status.is_some());
+            b.set_status(status.unwrap_or(0));
+            spawn_call("failure", req.send().promise);
         }
     }
 }
@@ -613,19 +758,15 @@ struct AgentSessionImpl {
     agent_id: AgentId,
 }
 
-impl agent_session::Server for AgentSessionImpl {
-    async fn status_update(
-        self: Rc<Self>,
-        params: agent_session::StatusUpdateParams,
-        _results: agent_session::StatusUpdateResults,
-    ) -> Result<(), capnp::Error> {
-        let status = wire::status(params.get()?.get_update()?)?;
+impl AgentSessionImpl {
+    /// Hands `statuses` to the actor; answers once it applied them.
+    async fn updates(&self, statuses: Vec<strata_schema::TaskStatus>) -> Result<(), capnp::Error> {
         let (reply, answer) = oneshot::channel();
         self.actor
-            .send(Msg::StatusUpdate {
+            .send(Msg::StatusUpdates {
                 conn: self.conn,
                 agent_id: self.agent_id.clone(),
-                status,
+                statuses,
                 reply,
             })
             .map_err(|_| gone())?;
@@ -633,6 +774,31 @@ impl agent_session::Server for AgentSessionImpl {
             .await
             .map_err(|_| gone())?
             .map_err(capnp::Error::failed)
+    }
+}
+
+impl agent_session::Server for AgentSessionImpl {
+    async fn status_update(
+        self: Rc<Self>,
+        params: agent_session::StatusUpdateParams,
+        _results: agent_session::StatusUpdateResults,
+    ) -> Result<(), capnp::Error> {
+        let status = wire::status(params.get()?.get_update()?)?;
+        self.updates(vec![status]).await
+    }
+
+    async fn status_updates(
+        self: Rc<Self>,
+        params: agent_session::StatusUpdatesParams,
+        _results: agent_session::StatusUpdatesResults,
+    ) -> Result<(), capnp::Error> {
+        let list = params.get()?.get_updates()?;
+        wire::check_len(list.len(), "status updates")?;
+        let statuses = list
+            .iter()
+            .map(wire::status)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.updates(statuses).await
     }
 
     async fn unregister(
@@ -713,6 +879,17 @@ fn offer_ids(
         .collect()
 }
 
+/// One acknowledgement of a framework: the agent, the task and the update's uuid.
+fn acknowledgement(
+    agent_id: capnp::Result<capnp::text::Reader<'_>>,
+    task_id: capnp::Result<capnp::text::Reader<'_>>,
+    uuid: capnp::Result<&[u8]>,
+) -> Result<(AgentId, TaskId, UpdateUuid), capnp::Error> {
+    let uuid = UpdateUuid::from_slice(uuid?)
+        .ok_or_else(|| capnp::Error::failed("invalid uuid: not 16 bytes".to_string()))?;
+    Ok((wire::agent_id(agent_id)?, wire::task_id(task_id)?, uuid))
+}
+
 fn refuse_seconds(value: f64) -> Result<f64, capnp::Error> {
     if value.is_finite() && value >= 0.0 {
         Ok(value)
@@ -775,16 +952,22 @@ impl scheduler_session::Server for SchedulerSessionImpl {
         _results: scheduler_session::AcknowledgeResults,
     ) -> Result<(), capnp::Error> {
         let p = params.get()?;
-        let agent_id = wire::agent_id(p.get_agent_id())?;
-        let task_id = wire::task_id(p.get_task_id())?;
-        let uuid = UpdateUuid::from_slice(p.get_uuid()?)
-            .ok_or_else(|| capnp::Error::failed("invalid uuid: not 16 bytes".to_string()))?;
-        self.call(Call::Acknowledge {
-            agent_id,
-            task_id,
-            uuid,
-        })
-        .await
+        let ack = acknowledgement(p.get_agent_id(), p.get_task_id(), p.get_uuid())?;
+        self.call(Call::Acknowledge { acks: vec![ack] }).await
+    }
+
+    async fn acknowledge_all(
+        self: Rc<Self>,
+        params: scheduler_session::AcknowledgeAllParams,
+        _results: scheduler_session::AcknowledgeAllResults,
+    ) -> Result<(), capnp::Error> {
+        let list = params.get()?.get_acks()?;
+        wire::check_len(list.len(), "acknowledgements")?;
+        let acks = list
+            .iter()
+            .map(|a| acknowledgement(a.get_agent_id(), a.get_task_id(), a.get_uuid()))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.call(Call::Acknowledge { acks }).await
     }
 
     async fn reconcile(
@@ -911,6 +1094,81 @@ mod tests {
                 }])
             }),
         }
+    }
+
+    #[test]
+    fn runs_group_only_neighbours_and_keep_the_order() {
+        let together = |a: &u32, b: &u32| a % 2 == 0 && b % 2 == 0;
+        assert_eq!(
+            runs(vec![2, 4, 1, 6, 8, 10, 3, 3], together),
+            [vec![2, 4], vec![1], vec![6, 8, 10], vec![3], vec![3]]
+        );
+        assert!(runs(Vec::<u32>::new(), together).is_empty());
+    }
+
+    #[test]
+    fn launches_go_together_only_within_a_framework() {
+        use strata_schema::{FrameworkInfo, TaskInfo};
+        let launch = |fw: &str| AgentCommand::Launch {
+            framework: Box::new(FrameworkInfo {
+                id: Some(FrameworkId::new(fw).unwrap()),
+                ..FrameworkInfo::default()
+            }),
+            task: Box::new(TaskInfo {
+                task_id: TaskId::new("t").unwrap(),
+                name: "t".into(),
+                agent_id: AgentId::new("agent").unwrap(),
+                resources: Default::default(),
+                command: strata_schema::CommandInfo::shell("true"),
+                kill_grace_period_secs: None,
+                hostname: None,
+                container: None,
+                executor: None,
+                data: Vec::new(),
+                labels: Vec::new(),
+            }),
+        };
+        let ack = || AgentCommand::Acknowledge {
+            framework_id: FrameworkId::new("a").unwrap(),
+            task_id: TaskId::new("t").unwrap(),
+            uuid: UpdateUuid::random(),
+        };
+        let kill = || AgentCommand::Kill {
+            framework_id: FrameworkId::new("a").unwrap(),
+            task_id: TaskId::new("t").unwrap(),
+            grace_period_secs: 0.0,
+        };
+        let sizes: Vec<usize> = runs(
+            vec![
+                launch("a"),
+                launch("a"),
+                launch("b"),
+                ack(),
+                ack(),
+                kill(),
+                kill(),
+                ack(),
+            ],
+            agent_commands_together,
+        )
+        .iter()
+        .map(Vec::len)
+        .collect();
+        assert_eq!(sizes, [2, 1, 2, 1, 1, 1]);
+    }
+
+    #[tokio::test]
+    async fn take_ready_takes_what_waits_up_to_a_batch() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        for i in 0..BATCH + 10 {
+            tx.send(i).unwrap();
+        }
+        let first = rx.recv().await.unwrap();
+        let ready = take_ready(first, &mut rx);
+        assert_eq!(ready.len(), BATCH);
+        assert_eq!(ready[..3], [0, 1, 2]);
+        let rest = take_ready(rx.recv().await.unwrap(), &mut rx);
+        assert_eq!(rest.len(), 10);
     }
 
     fn cert(cn: &str) -> PeerIdentity {

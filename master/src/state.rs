@@ -2197,6 +2197,33 @@ impl Master {
         }
     }
 
+    /// Status updates from the agent registered on `conn`, each as by [`Self::status_update`];
+    /// the error names the first refused (the others were applied).
+    pub fn status_updates(
+        &mut self,
+        conn: ConnId,
+        agent_id: &AgentId,
+        statuses: Vec<TaskStatus>,
+    ) -> Result<(), String> {
+        let total = statuses.len();
+        let mut refused = 0;
+        let mut first = None;
+        for status in statuses {
+            let task = status.task_id.clone();
+            if let Err(why) = self.status_update(conn, agent_id, status) {
+                refused += 1;
+                first.get_or_insert_with(|| (task, why));
+            }
+        }
+        match first {
+            None => Ok(()),
+            Some((_, why)) if total == 1 => Err(why),
+            Some((task, why)) => Err(format!(
+                "{refused} of {total} status updates refused; the first, of task {task}: {why}"
+            )),
+        }
+    }
+
     /// A status update from the agent registered on `conn`.
     pub fn status_update(
         &mut self,
@@ -2290,6 +2317,25 @@ impl Master {
         }
         fw.send(SchedulerEvent::Update(status.clone()));
         self.emit_task_updated(status);
+    }
+
+    /// Acknowledgements, each as by [`Self::acknowledge`]; the error is the first refusal (the
+    /// others were forwarded).
+    pub fn acknowledge_all(
+        &mut self,
+        conn: ConnId,
+        fw_id: &FrameworkId,
+        acks: Vec<(AgentId, TaskId, UpdateUuid)>,
+    ) -> Result<(), CallError> {
+        let mut first = Ok(());
+        for (agent_id, task_id, uuid) in acks {
+            if let Err(err) = self.acknowledge(conn, fw_id, &agent_id, task_id, uuid) {
+                if first.is_ok() {
+                    first = Err(err);
+                }
+            }
+        }
+        first
     }
 
     pub fn acknowledge(

@@ -2200,3 +2200,103 @@ fn terminal_task_counters_outlive_the_completed_tasks_kept() {
         1
     );
 }
+
+#[test]
+fn batched_status_updates_apply_in_order_and_name_the_first_refused() {
+    let mut m = master();
+    let now = Instant::now();
+    let (a, mut arx) = agent(&mut m, 1, "cpus:2;mem:1024");
+    let (f, mut frx) = framework(&mut m, 2, false);
+    m.allocate(now);
+    let o = offers(&mut frx);
+    m.accept(
+        2,
+        &f,
+        &[o[0].id.clone()],
+        vec![Operation::Launch(vec![
+            task("t1", &a, "cpus:1;mem:128"),
+            task("t2", &a, "cpus:1;mem:128"),
+        ])],
+        0.0,
+        now,
+    )
+    .unwrap();
+    drain(&mut arx);
+    let mut orphan = status(&f, &a, "t2", TaskState::Running);
+    orphan.framework_id = None;
+    let err = m
+        .status_updates(
+            1,
+            &a,
+            vec![
+                status(&f, &a, "t1", TaskState::Running),
+                orphan,
+                status(&f, &a, "t1", TaskState::Finished),
+            ],
+        )
+        .unwrap_err();
+    assert!(
+        err.starts_with("1 of 3 status updates refused; the first, of task t2: "),
+        "{err}"
+    );
+    // The others were applied, in order.
+    let u = updates(&mut frx);
+    assert_eq!(
+        u.iter()
+            .map(|s| (s.task_id.as_str(), s.state))
+            .collect::<Vec<_>>(),
+        [("t1", TaskState::Running), ("t1", TaskState::Finished)]
+    );
+    // A batch of one fails as the single call does.
+    let err = m
+        .status_updates(
+            1,
+            &a,
+            vec![status(
+                &f,
+                &AgentId::new("other").unwrap(),
+                "t2",
+                TaskState::Running,
+            )],
+        )
+        .unwrap_err();
+    assert!(
+        err.starts_with("the status update is for another agent"),
+        "{err}"
+    );
+}
+
+#[test]
+fn batched_acknowledgements_are_forwarded_past_a_refused_one() {
+    let mut m = master();
+    let (a, mut arx) = agent(&mut m, 1, "cpus:2;mem:1024");
+    let (f, _frx) = framework(&mut m, 2, false);
+    drain(&mut arx);
+    let uuid = UpdateUuid::random();
+    let t = |id: &str| TaskId::new(id).unwrap();
+    let err = m
+        .acknowledge_all(
+            2,
+            &f,
+            vec![
+                (a.clone(), t("t1"), uuid),
+                (AgentId::new("nowhere").unwrap(), t("t2"), uuid),
+                (a.clone(), t("t3"), uuid),
+            ],
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("agent nowhere is unknown"),
+        "{err}"
+    );
+    let acked: Vec<String> = drain(&mut arx)
+        .into_iter()
+        .filter_map(|c| match c {
+            AgentCommand::Acknowledge { task_id, .. } => Some(task_id.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(acked, ["t1", "t3"]);
+    // Another connection may not acknowledge for the framework.
+    assert!(m.acknowledge_all(9, &f, vec![(a, t("t1"), uuid)]).is_err());
+}

@@ -23,6 +23,17 @@ interface AgentSession {
   frameworkMessage @2 (frameworkId :Text, executorId :Text, data :Data) -> ();
   # An executor's process ended; `status` is its wait status (as Mesos' ExitedExecutorMessage).
   executorExited @3 (frameworkId :Text, executorId :Text, status :Int32) -> ();
+  # Several updates in one call, in order (what `statusUpdate` does for each). An agent sends the
+  # updates it has ready together; the master answers once it applied them all, failing (naming
+  # the first it refused) when it refused any. The agent resends what is not acknowledged.
+  statusUpdates @4 (updates :List(Common.TaskStatus)) -> ();
+}
+
+# An acknowledgement the master forwards to an agent (`Agent.acknowledgeAll`).
+struct Acknowledgement {
+  frameworkId @0 :Text;
+  taskId @1 :Text;
+  uuid @2 :Data;
 }
 
 # Master -> agent.
@@ -42,4 +53,9 @@ interface Agent {
   frameworkMessage @8 (frameworkId :Text, executorId :Text, data :Data) -> ();
   # SHUTDOWN: stop the executor; its tasks are killed.
   shutdownExecutor @9 (frameworkId :Text, executorId :Text) -> ();
+  # Several tasks of one framework, each as by `launch` (not a group: each stands alone). The
+  # master sends the launches it has ready for an agent together.
+  launchTasks @10 (framework :Common.FrameworkInfo, tasks :List(Common.TaskInfo)) -> ();
+  # Several acknowledgements, each as by `acknowledge`.
+  acknowledgeAll @11 (acks :List(Acknowledgement)) -> ();
 }

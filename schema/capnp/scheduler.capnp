@@ -67,6 +67,16 @@ interface Scheduler {
   failure @7 (agentId :Text, executorId :Text, hasStatus :Bool, status :Int32) -> ();
   inverseOffers @8 (offers :List(InverseOffer)) -> ();
   rescindInverseOffer @9 (inverseOfferId :Text) -> ();
+  # Several status updates, in order, each as by `update`: the master sends the updates it has
+  # ready for a framework together.
+  updates @10 (statuses :List(Common.TaskStatus)) -> ();
+}
+
+# A framework's acknowledgement of a status update (`SchedulerSession.acknowledgeAll`).
+struct Acknowledgement {
+  agentId @0 :Text;
+  taskId @1 :Text;
+  uuid @2 :Data;
 }
 
 # The calls of a subscribed framework.
@@ -87,6 +97,9 @@ interface SchedulerSession {
   updateFramework @10 (framework :Common.FrameworkInfo) -> ();
   acceptInverseOffers @11 (inverseOfferIds :List(Text), filters :Common.Filters) -> ();
   declineInverseOffers @12 (inverseOfferIds :List(Text), filters :Common.Filters) -> ();
+  # Several acknowledgements, each as by `acknowledge`; fails naming the first refused, after
+  # the others were taken.
+  acknowledgeAll @13 (acks :List(Acknowledgement)) -> ();
 }
 
 # The master's bootstrap capability.

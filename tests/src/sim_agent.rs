@@ -15,7 +15,7 @@ use strata_schema::agent_capnp::{agent, agent_session};
 use strata_schema::scheduler_capnp::master;
 use strata_schema::{
     wire, AgentId, AgentInfo, FrameworkId, FrameworkInfo, Resources, StatusSource, TaskId,
-    TaskState, TaskStatus, UpdateUuid,
+    TaskInfo, TaskState, TaskStatus, UpdateUuid,
 };
 use tokio::sync::watch;
 use tokio_util::compat::TokioAsyncReadCompatExt;
@@ -296,9 +296,7 @@ async fn session(
         let session: agent_session::Client = registered.get_session().map_err(|e| e.to_string())?;
         *ctx.session.borrow_mut() = Some(session);
         let unsent = std::mem::take(&mut *ctx.unsent.borrow_mut());
-        for status in unsent {
-            ctx.send(status);
-        }
+        ctx.send(unsent);
     }
     {
         let mut s = state.lock().map_err(|e| e.to_string())?;
@@ -323,9 +321,7 @@ async fn session(
                     continue;
                 }
                 let running = std::mem::take(&mut *ctx.running.borrow_mut());
-                for (framework_id, agent_id, task_id) in running {
-                    ctx.finished(framework_id, agent_id, task_id);
-                }
+                ctx.finished(running);
             }
         }
     }
@@ -350,33 +346,102 @@ impl Ctx {
         }
     }
 
-    /// Sends `status` through the session (or keeps it until the session is there).
-    fn send(&self, status: TaskStatus) {
+    /// Sends `statuses` through the session in one `statusUpdates` call (or keeps them until
+    /// the session is there).
+    fn send(&self, statuses: Vec<TaskStatus>) {
+        if statuses.is_empty() {
+            return;
+        }
         let session = self.session.borrow();
         let Some(session) = session.as_ref() else {
-            self.unsent.borrow_mut().push(status);
+            self.unsent.borrow_mut().extend(statuses);
             return;
         };
-        let mut req = session.status_update_request();
-        wire::set_status(req.get().init_update(), &status);
+        let mut req = session.status_updates_request();
+        let mut list = req.get().init_updates(statuses.len() as u32);
+        for (i, status) in statuses.iter().enumerate() {
+            wire::set_status(list.reborrow().get(i as u32), status);
+        }
         let promise = req.send().promise;
         let state = Arc::clone(&self.state);
         let sent = Instant::now();
+        let n = statuses.len() as u64;
         tokio::task::spawn_local(async move {
             let failed = promise.await.is_err();
             if let Ok(mut s) = state.lock() {
                 s.update_rtt.push(sent.elapsed());
-                s.updates_sent += 1;
+                s.updates_sent += n;
                 if failed {
-                    s.update_errors += 1;
+                    s.update_errors += n;
                 }
             }
         });
     }
 
-    fn finished(&self, framework_id: FrameworkId, agent_id: AgentId, task_id: TaskId) {
-        self.count(|s| s.running = s.running.saturating_sub(1));
-        self.send(status(framework_id, agent_id, task_id, TaskState::Finished));
+    fn finished(&self, tasks: Vec<(FrameworkId, AgentId, TaskId)>) {
+        let n = tasks.len() as u64;
+        self.count(|s| s.running = s.running.saturating_sub(n));
+        self.send(
+            tasks
+                .into_iter()
+                .map(|(framework_id, agent_id, task_id)| {
+                    status(framework_id, agent_id, task_id, TaskState::Finished)
+                })
+                .collect(),
+        );
+    }
+
+    /// Takes the tasks launched: TASK_RUNNING for all of them in one call, and TASK_FINISHED
+    /// later as [`SimTasks::Run`] says.
+    fn run(
+        self: &Rc<Self>,
+        framework: &FrameworkInfo,
+        tasks: Vec<TaskInfo>,
+    ) -> Result<(), capnp::Error> {
+        let SimTasks::Run { finish_after } = self.tasks else {
+            return Ok(());
+        };
+        let Some(framework_id) = framework.id.clone() else {
+            return Err(capnp::Error::failed(
+                "the launch names no framework id".to_string(),
+            ));
+        };
+        let now = Instant::now();
+        self.count(|s| {
+            s.launched += tasks.len() as u64;
+            s.running += tasks.len() as u64;
+            for task in &tasks {
+                s.launched_at.insert(task.task_id.clone(), now);
+            }
+        });
+        self.send(
+            tasks
+                .iter()
+                .map(|task| {
+                    status(
+                        framework_id.clone(),
+                        task.agent_id.clone(),
+                        task.task_id.clone(),
+                        TaskState::Running,
+                    )
+                })
+                .collect(),
+        );
+        let launched: Vec<_> = tasks
+            .into_iter()
+            .map(|task| (framework_id.clone(), task.agent_id, task.task_id))
+            .collect();
+        match finish_after {
+            Some(delay) => {
+                let ctx = Rc::clone(self);
+                tokio::task::spawn_local(async move {
+                    tokio::time::sleep(delay).await;
+                    ctx.finished(launched);
+                });
+            }
+            None => self.running.borrow_mut().extend(launched),
+        }
+        Ok(())
     }
 }
 
@@ -420,44 +485,31 @@ impl agent::Server for SimAgent {
         params: agent::LaunchParams,
         _: agent::LaunchResults,
     ) -> Result<(), capnp::Error> {
-        let SimTasks::Run { finish_after } = self.ctx.tasks else {
+        if self.ctx.tasks == SimTasks::Ignore {
             return Ok(());
-        };
+        }
         let p = params.get()?;
         let framework = wire::framework(p.get_framework()?)?;
         let task = wire::task(p.get_task()?)?;
-        let Some(framework_id) = framework.id else {
-            return Err(capnp::Error::failed(
-                "the launch names no framework id".to_string(),
-            ));
-        };
-        let ctx = &self.ctx;
-        let now = Instant::now();
-        ctx.count(|s| {
-            s.launched += 1;
-            s.running += 1;
-            s.launched_at.insert(task.task_id.clone(), now);
-        });
-        ctx.send(status(
-            framework_id.clone(),
-            task.agent_id.clone(),
-            task.task_id.clone(),
-            TaskState::Running,
-        ));
-        match finish_after {
-            Some(delay) => {
-                let ctx = Rc::clone(&self.ctx);
-                tokio::task::spawn_local(async move {
-                    tokio::time::sleep(delay).await;
-                    ctx.finished(framework_id, task.agent_id, task.task_id);
-                });
-            }
-            None => ctx
-                .running
-                .borrow_mut()
-                .push((framework_id, task.agent_id, task.task_id)),
+        self.ctx.run(&framework, vec![task])
+    }
+
+    async fn launch_tasks(
+        self: capnp::capability::Rc<Self>,
+        params: agent::LaunchTasksParams,
+        _: agent::LaunchTasksResults,
+    ) -> Result<(), capnp::Error> {
+        if self.ctx.tasks == SimTasks::Ignore {
+            return Ok(());
         }
-        Ok(())
+        let p = params.get()?;
+        let framework = wire::framework(p.get_framework()?)?;
+        let tasks = p
+            .get_tasks()?
+            .iter()
+            .map(wire::task)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.ctx.run(&framework, tasks)
     }
 
     async fn acknowledge(
@@ -467,6 +519,16 @@ impl agent::Server for SimAgent {
     ) -> Result<(), capnp::Error> {
         // Updates are not resent, so an acknowledgement only counts.
         self.ctx.count(|s| s.acknowledged += 1);
+        Ok(())
+    }
+
+    async fn acknowledge_all(
+        self: capnp::capability::Rc<Self>,
+        params: agent::AcknowledgeAllParams,
+        _: agent::AcknowledgeAllResults,
+    ) -> Result<(), capnp::Error> {
+        let n = params.get()?.get_acks()?.len();
+        self.ctx.count(|s| s.acknowledged += u64::from(n));
         Ok(())
     }
 }

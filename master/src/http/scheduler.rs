@@ -451,9 +451,11 @@ fn parse_call(kind: &str, call: &Value, framework_id: &FrameworkId) -> Result<Ca
                 why: format!("expected 16 bytes, not {}", bytes.len()),
             })?;
             Call::Acknowledge {
-                agent_id: v1::agent_id(ack, "acknowledge", "agent_id")?,
-                task_id: v1::task_id(ack, "acknowledge", "task_id")?,
-                uuid,
+                acks: vec![(
+                    v1::agent_id(ack, "acknowledge", "agent_id")?,
+                    v1::task_id(ack, "acknowledge", "task_id")?,
+                    uuid,
+                )],
             }
         }
         "RECONCILE" => {
