@@ -211,6 +211,8 @@ async fn session(
             master: master_info,
         })
         .map_err(|_| "the agent is shutting down".to_string())?;
+    // Whether the master serves `statusUpdates` (one of an older release does not).
+    let batches = std::rc::Rc::new(std::cell::Cell::new(true));
     loop {
         tokio::select! {
             msg = outbound.recv() => match msg {
@@ -222,7 +224,7 @@ async fn session(
                             Err(_) => break,
                         }
                     }
-                    send_to_master(&session, ready);
+                    send_to_master(&session, ready, &batches);
                 }
                 None => return Ok(()),
             },
@@ -240,23 +242,38 @@ async fn session(
 const OUTBOUND_BATCH: usize = 256;
 
 /// Sends what the agent has ready for the master, in order: consecutive status updates as one
-/// `statusUpdates` call.
-fn send_to_master(session: &agent_session::Client, ready: Vec<ToMaster>) {
+/// `statusUpdates` call (each alone to a master without it: `batches` is cleared when the master
+/// answers that it does not serve it).
+fn send_to_master(
+    session: &agent_session::Client,
+    ready: Vec<ToMaster>,
+    batches: &std::rc::Rc<std::cell::Cell<bool>>,
+) {
     let mut updates = Vec::new();
     for msg in ready {
         match msg {
             ToMaster::StatusUpdate(status) => updates.push(status),
             other => {
-                send_updates(session, std::mem::take(&mut updates));
+                send_updates(session, std::mem::take(&mut updates), batches);
                 send_other(session, other);
             }
         }
     }
-    send_updates(session, updates);
+    send_updates(session, updates, batches);
 }
 
-fn send_updates(session: &agent_session::Client, updates: Vec<strata_schema::TaskStatus>) {
+fn send_updates(
+    session: &agent_session::Client,
+    updates: Vec<strata_schema::TaskStatus>,
+    batches: &std::rc::Rc<std::cell::Cell<bool>>,
+) {
     if updates.is_empty() {
+        return;
+    }
+    if !batches.get() {
+        for status in updates {
+            send_other(session, ToMaster::StatusUpdate(status));
+        }
         return;
     }
     let mut req = session.status_updates_request();
@@ -265,9 +282,20 @@ fn send_updates(session: &agent_session::Client, updates: Vec<strata_schema::Tas
         wire::set_status(list.reborrow().get(i as u32), status);
     }
     let promise = req.send().promise;
+    let (session, batches) = (session.clone(), std::rc::Rc::clone(batches));
     tokio::task::spawn_local(async move {
-        if let Err(err) = promise.await {
-            debug!(updates = updates.len(), first = %updates[0].task_id, cause = %err, "status updates not taken; will retry");
+        match promise.await {
+            Err(err) if err.kind == capnp::ErrorKind::Unimplemented => {
+                debug!("the master has no statusUpdates: sending each update alone");
+                batches.set(false);
+                for status in updates {
+                    send_other(&session, ToMaster::StatusUpdate(status));
+                }
+            }
+            Err(err) => {
+                debug!(updates = updates.len(), first = %updates[0].task_id, cause = %err, "status updates not taken; will retry")
+            }
+            Ok(_) => {}
         }
     });
 }
@@ -308,7 +336,16 @@ fn send_other(session: &agent_session::Client, msg: ToMaster) {
                 }
             });
         }
-        ToMaster::StatusUpdate(status) => send_updates(session, vec![status]),
+        ToMaster::StatusUpdate(status) => {
+            let mut req = session.status_update_request();
+            wire::set_status(req.get().init_update(), &status);
+            let promise = req.send().promise;
+            tokio::task::spawn_local(async move {
+                if let Err(err) = promise.await {
+                    debug!(task_id = %status.task_id, cause = %err, "status update not taken; will retry");
+                }
+            });
+        }
     }
 }
 
@@ -507,5 +544,142 @@ impl agent::Server for AgentImpl {
             .await
             .map_err(|_| gone())?
             .map_err(|err| capnp::Error::failed(err.to_string()))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::rc::Rc as StdRc;
+    use strata_schema::{FrameworkId, StatusSource, TaskId, TaskState, TaskStatus};
+
+    fn status(task: &str) -> ToMaster {
+        ToMaster::StatusUpdate(TaskStatus {
+            task_id: TaskId::new(task).unwrap(),
+            state: TaskState::Running,
+            message: String::new(),
+            source: StatusSource::Executor,
+            reason: None,
+            agent_id: None,
+            framework_id: Some(FrameworkId::new("f").unwrap()),
+            container_id: None,
+            timestamp: 0.0,
+            uuid: Some(UpdateUuid::random()),
+            exit_code: None,
+        })
+    }
+
+    /// A master's session that records the calls it gets; `batches`: whether it serves
+    /// `statusUpdates` (a master of an older release does not).
+    struct Recorder {
+        calls: StdRc<RefCell<Vec<String>>>,
+        batches: bool,
+    }
+
+    impl agent_session::Server for Recorder {
+        async fn status_update(
+            self: Rc<Self>,
+            params: agent_session::StatusUpdateParams,
+            _: agent_session::StatusUpdateResults,
+        ) -> Result<(), capnp::Error> {
+            let s = wire::status(params.get()?.get_update()?)?;
+            self.calls
+                .borrow_mut()
+                .push(format!("statusUpdate {}", s.task_id));
+            Ok(())
+        }
+
+        async fn status_updates(
+            self: Rc<Self>,
+            params: agent_session::StatusUpdatesParams,
+            _: agent_session::StatusUpdatesResults,
+        ) -> Result<(), capnp::Error> {
+            if !self.batches {
+                return Err(capnp::Error::unimplemented("statusUpdates".to_string()));
+            }
+            let mut ids = Vec::new();
+            for s in params.get()?.get_updates()?.iter() {
+                ids.push(wire::status(s)?.task_id.to_string());
+            }
+            self.calls
+                .borrow_mut()
+                .push(format!("statusUpdates {}", ids.join(",")));
+            Ok(())
+        }
+
+        async fn framework_message(
+            self: Rc<Self>,
+            _: agent_session::FrameworkMessageParams,
+            _: agent_session::FrameworkMessageResults,
+        ) -> Result<(), capnp::Error> {
+            self.calls.borrow_mut().push("frameworkMessage".to_string());
+            Ok(())
+        }
+    }
+
+    fn send(batches: bool, rounds: Vec<Vec<ToMaster>>) -> Vec<String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&runtime, async move {
+            let calls = StdRc::new(RefCell::new(Vec::new()));
+            let session: agent_session::Client = capnp_rpc::new_client(Recorder {
+                calls: StdRc::clone(&calls),
+                batches,
+            });
+            let flag = StdRc::new(std::cell::Cell::new(true));
+            for ready in rounds {
+                send_to_master(&session, ready, &flag);
+                for _ in 0..20 {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            }
+            let calls = calls.borrow().clone();
+            calls
+        })
+    }
+
+    fn message() -> ToMaster {
+        ToMaster::FrameworkMessage {
+            framework_id: FrameworkId::new("f").unwrap(),
+            executor_id: strata_schema::ExecutorId::new("e").unwrap(),
+            data: vec![1],
+        }
+    }
+
+    #[test]
+    fn ready_status_updates_go_in_one_call_in_order() {
+        let calls = send(
+            true,
+            vec![vec![status("a"), status("b"), message(), status("c")]],
+        );
+        assert_eq!(
+            calls,
+            ["statusUpdates a,b", "frameworkMessage", "statusUpdates c"]
+        );
+    }
+
+    #[test]
+    fn a_master_without_status_updates_gets_each_alone() {
+        let calls = send(
+            false,
+            vec![
+                vec![status("a"), status("b")],
+                vec![status("c"), status("d")],
+            ],
+        );
+        assert_eq!(
+            calls,
+            [
+                "statusUpdate a",
+                "statusUpdate b",
+                "statusUpdate c",
+                "statusUpdate d"
+            ]
+        );
     }
 }

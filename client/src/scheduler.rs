@@ -550,10 +550,12 @@ async fn session(
             return Ended::Done;
         }
     }
+    // Whether the master serves `acknowledgeAll` (one of an older release does not).
+    let batches = std::rc::Rc::new(std::cell::Cell::new(true));
     loop {
         tokio::select! {
             cmd = cmds.recv() => match cmd {
-                Some(cmd) => issue_ready(&session, cmd, cmds),
+                Some(cmd) => issue_ready(&session, cmd, cmds, &batches),
                 None => return Ended::Done,
             },
             reason = &mut closed => return Ended::Lost(reason.unwrap_or_default()),
@@ -586,6 +588,7 @@ fn issue_ready(
     session: &scheduler_session::Client,
     first: Cmd,
     cmds: &mut mpsc::UnboundedReceiver<Cmd>,
+    batches: &Batches,
 ) {
     let mut acks: Vec<(TaskStatus, Reply)> = Vec::new();
     let mut next = Some(first);
@@ -594,7 +597,7 @@ fn issue_ready(
         match cmd {
             Cmd::Acknowledge { status, reply } => acks.push((status, reply)),
             other => {
-                acknowledge_all(session, std::mem::take(&mut acks));
+                acknowledge_all(session, std::mem::take(&mut acks), batches);
                 issue(session, other);
             }
         }
@@ -603,11 +606,26 @@ fn issue_ready(
             taken += 1;
         }
     }
-    acknowledge_all(session, acks);
+    acknowledge_all(session, acks, batches);
 }
 
-fn acknowledge_all(session: &scheduler_session::Client, acks: Vec<(TaskStatus, Reply)>) {
+/// Whether the master serves `acknowledgeAll`: cleared when it answers that it does not.
+type Batches = std::rc::Rc<std::cell::Cell<bool>>;
+
+/// `acknowledgeAll` with `acks`, each reply getting its answer; each alone to a master without
+/// it.
+fn acknowledge_all(
+    session: &scheduler_session::Client,
+    acks: Vec<(TaskStatus, Reply)>,
+    batches: &Batches,
+) {
     if acks.is_empty() {
+        return;
+    }
+    if !batches.get() {
+        for (status, reply) in acks {
+            issue(session, Cmd::Acknowledge { status, reply });
+        }
         return;
     }
     let mut req = session.acknowledge_all_request();
@@ -619,10 +637,21 @@ fn acknowledge_all(session: &scheduler_session::Client, acks: Vec<(TaskStatus, R
         b.set_uuid(status.uuid.as_ref().map(|u| &u.0[..]).unwrap_or(&[]));
     }
     let promise = req.send().promise;
+    let (session, batches) = (session.clone(), std::rc::Rc::clone(batches));
     tokio::task::spawn_local(async move {
-        let result = promise.await.map(|_| ());
-        for (_, reply) in acks {
-            let _ = reply.send(result.clone().map_err(rpc_error));
+        match promise.await {
+            Err(err) if err.kind == capnp::ErrorKind::Unimplemented => {
+                batches.set(false);
+                for (status, reply) in acks {
+                    issue(&session, Cmd::Acknowledge { status, reply });
+                }
+            }
+            result => {
+                let result = result.map(|_| ());
+                for (_, reply) in acks {
+                    let _ = reply.send(result.clone().map_err(rpc_error));
+                }
+            }
         }
     });
 }
@@ -675,7 +704,14 @@ fn issue(session: &scheduler_session::Client, cmd: Cmd) {
             b.set_agent_id(agent_id.as_ref().map(|a| a.as_str()).unwrap_or(""));
             finish(req.send().promise, reply);
         }
-        Cmd::Acknowledge { status, reply } => acknowledge_all(session, vec![(status, reply)]),
+        Cmd::Acknowledge { status, reply } => {
+            let mut req = session.acknowledge_request();
+            let mut b = req.get();
+            b.set_agent_id(status.agent_id.as_ref().map(|a| a.as_str()).unwrap_or(""));
+            b.set_task_id(status.task_id.as_str());
+            b.set_uuid(status.uuid.as_ref().map(|u| &u.0[..]).unwrap_or(&[]));
+            finish(req.send().promise, reply);
+        }
         Cmd::Reconcile { tasks, reply } => {
             let mut req = session.reconcile_request();
             let mut list = req.get().init_tasks(tasks.len() as u32);
@@ -913,5 +949,119 @@ impl scheduler::Server for SchedulerImpl {
             executor_id: wire::opt_executor_id(p.get_executor_id())?,
             status: p.get_has_status().then(|| p.get_status()),
         })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::rc::Rc as StdRc;
+    use strata_schema::{StatusSource, TaskId, TaskState, UpdateUuid};
+
+    /// A master's scheduler session that records the acknowledgements it gets; `batches`:
+    /// whether it serves `acknowledgeAll` (a master of an older release does not).
+    struct Recorder {
+        calls: StdRc<RefCell<Vec<String>>>,
+        batches: bool,
+    }
+
+    impl scheduler_session::Server for Recorder {
+        async fn acknowledge(
+            self: Rc<Self>,
+            params: scheduler_session::AcknowledgeParams,
+            _: scheduler_session::AcknowledgeResults,
+        ) -> Result<(), capnp::Error> {
+            let task = wire::text(params.get()?.get_task_id())?;
+            self.calls.borrow_mut().push(format!("acknowledge {task}"));
+            Ok(())
+        }
+
+        async fn acknowledge_all(
+            self: Rc<Self>,
+            params: scheduler_session::AcknowledgeAllParams,
+            _: scheduler_session::AcknowledgeAllResults,
+        ) -> Result<(), capnp::Error> {
+            if !self.batches {
+                return Err(capnp::Error::unimplemented("acknowledgeAll".to_string()));
+            }
+            let mut ids = Vec::new();
+            for a in params.get()?.get_acks()?.iter() {
+                ids.push(wire::text(a.get_task_id())?);
+            }
+            self.calls
+                .borrow_mut()
+                .push(format!("acknowledgeAll {}", ids.join(",")));
+            Ok(())
+        }
+    }
+
+    fn ack(task: &str) -> (Cmd, oneshot::Receiver<Result<(), ClientError>>) {
+        let (reply, answer) = oneshot::channel();
+        let status = TaskStatus {
+            task_id: TaskId::new(task).unwrap(),
+            state: TaskState::Running,
+            message: String::new(),
+            source: StatusSource::Executor,
+            reason: None,
+            agent_id: Some(AgentId::new("a").unwrap()),
+            framework_id: None,
+            container_id: None,
+            timestamp: 0.0,
+            uuid: Some(UpdateUuid::random()),
+            exit_code: None,
+        };
+        (Cmd::Acknowledge { status, reply }, answer)
+    }
+
+    /// Queues acknowledgements of `rounds`' tasks, issues each round as the driver does, and
+    /// returns the calls the master got; every acknowledgement must be answered Ok.
+    fn acknowledge(batches: bool, rounds: &[&[&str]]) -> Vec<String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&runtime, async move {
+            let calls = StdRc::new(RefCell::new(Vec::new()));
+            let session: scheduler_session::Client = capnp_rpc::new_client(Recorder {
+                calls: StdRc::clone(&calls),
+                batches,
+            });
+            let flag = std::rc::Rc::new(std::cell::Cell::new(true));
+            for round in rounds {
+                let (tx, mut rx) = mpsc::unbounded_channel();
+                let mut answers = Vec::new();
+                for task in round.iter() {
+                    let (cmd, answer) = ack(task);
+                    tx.send(cmd).unwrap();
+                    answers.push(answer);
+                }
+                let first = rx.recv().await.unwrap();
+                issue_ready(&session, first, &mut rx, &flag);
+                for answer in answers {
+                    answer.await.unwrap().unwrap();
+                }
+            }
+            let calls = calls.borrow().clone();
+            calls
+        })
+    }
+
+    #[test]
+    fn queued_acknowledgements_go_in_one_call() {
+        assert_eq!(
+            acknowledge(true, &[&["t1", "t2", "t3"], &["t4"]]),
+            ["acknowledgeAll t1,t2,t3", "acknowledgeAll t4"]
+        );
+    }
+
+    #[test]
+    fn a_master_without_acknowledge_all_gets_each_alone() {
+        assert_eq!(
+            acknowledge(false, &[&["t1", "t2"], &["t3"]]),
+            ["acknowledge t1", "acknowledge t2", "acknowledge t3"]
+        );
     }
 }

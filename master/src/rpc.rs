@@ -357,7 +357,7 @@ const SCHEDULER_WINDOW: usize = 1024;
 
 /// Like [`spawn_call`], holding `permit` of its driver's window until the call is answered.
 fn spawn_call_in<T: 'static>(
-    permit: tokio::sync::OwnedSemaphorePermit,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
     what: &'static str,
     promise: capnp::capability::Promise<T, capnp::Error>,
 ) {
@@ -366,6 +366,41 @@ fn spawn_call_in<T: 'static>(
             debug!(call = what, cause = %err, "call failed");
         }
         drop(permit);
+    });
+}
+
+/// Whether a peer serves the batch calls (`launchTasks`, `acknowledgeAll`, `updates`): cleared
+/// when one is answered "unimplemented", by a peer of an older release, after which each item
+/// goes by its single call.
+type Batches = std::rc::Rc<std::cell::Cell<bool>>;
+
+fn unimplemented(err: &capnp::Error) -> bool {
+    err.kind == capnp::ErrorKind::Unimplemented
+}
+
+/// Awaits a batch call; if the peer does not serve it, marks `batches` and hands the items to
+/// `singly`. `permit` is held until the call is answered.
+fn spawn_batch<T: 'static, I: 'static>(
+    permit: tokio::sync::OwnedSemaphorePermit,
+    what: &'static str,
+    promise: capnp::capability::Promise<T, capnp::Error>,
+    batches: Batches,
+    items: I,
+    singly: impl FnOnce(tokio::sync::OwnedSemaphorePermit, I) + 'static,
+) {
+    tokio::task::spawn_local(async move {
+        match promise.await {
+            Err(err) if unimplemented(&err) => {
+                debug!(
+                    call = what,
+                    "the peer has no batch calls: sending each item alone"
+                );
+                batches.set(false);
+                singly(permit, items);
+            }
+            Err(err) => debug!(call = what, cause = %err, "call failed"),
+            Ok(_) => {}
+        }
     });
 }
 
@@ -431,94 +466,121 @@ async fn drive_agent(
     // partition sees it end when the network heals, and registers again.
     let _close_on_exit = CloseOnDrop(closer);
     let window = std::sync::Arc::new(tokio::sync::Semaphore::new(AGENT_WINDOW));
+    let batches: Batches = std::rc::Rc::new(std::cell::Cell::new(true));
     while let Some(first) = commands.recv().await {
         let ready = take_ready(first, &mut commands);
         for run in runs(ready, agent_commands_together) {
             let Ok(permit) = std::sync::Arc::clone(&window).acquire_owned().await else {
                 return;
             };
-            send_to_agent(&client, &actor, permit, run);
+            send_to_agent(&client, &actor, permit, run, &batches);
         }
     }
 }
 
-/// Sends one run of [`runs`] to an agent: its launches or acknowledgements as one call, any
-/// other command (a run of one) as its own.
+/// Sends one run of [`runs`] to an agent: its launches or acknowledgements as one call (to an
+/// agent that serves the batch calls), any other command as its own.
 fn send_to_agent(
     client: &agent::Client,
     actor: &Actor,
     permit: tokio::sync::OwnedSemaphorePermit,
     run: Vec<AgentCommand>,
+    batches: &Batches,
 ) {
     match run.first() {
-        Some(AgentCommand::Launch { .. }) => launch_tasks(client, permit, &run),
-        Some(AgentCommand::Acknowledge { .. }) => acknowledge_all(client, permit, &run),
-        _ => {
-            if let Some(cmd) = run.into_iter().next() {
-                send_command(client, actor, permit, cmd);
-            }
+        Some(AgentCommand::Launch { .. }) if batches.get() => {
+            launch_tasks(client, actor, permit, run, batches)
         }
+        Some(AgentCommand::Acknowledge { .. }) if batches.get() => {
+            acknowledge_all(client, actor, permit, run, batches)
+        }
+        _ => agent_singly(client, actor, permit, run),
+    }
+}
+
+/// Each command of `run` by its own call; the first holds `permit`.
+fn agent_singly(
+    client: &agent::Client,
+    actor: &Actor,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    run: Vec<AgentCommand>,
+) {
+    let mut permit = Some(permit);
+    for cmd in run {
+        send_command(client, actor, permit.take(), cmd);
     }
 }
 
 /// `launchTasks` with the tasks of `run`'s launches (all of one framework).
 fn launch_tasks(
     client: &agent::Client,
+    actor: &Actor,
     permit: tokio::sync::OwnedSemaphorePermit,
-    run: &[AgentCommand],
+    run: Vec<AgentCommand>,
+    batches: &Batches,
 ) {
-    let tasks: Vec<&strata_schema::TaskInfo> = run
-        .iter()
-        .filter_map(|cmd| match cmd {
-            AgentCommand::Launch { task, .. } => Some(&**task),
-            _ => None,
-        })
-        .collect();
     let Some(AgentCommand::Launch { framework, .. }) = run.first() else {
         return;
     };
     let mut req = client.launch_tasks_request();
     let mut b = req.get();
     wire::set_framework(b.reborrow().init_framework(), framework);
-    let mut list = b.init_tasks(tasks.len() as u32);
-    for (i, task) in tasks.into_iter().enumerate() {
-        wire::set_task(list.reborrow().get(i as u32), task);
+    let mut list = b.init_tasks(run.len() as u32);
+    for (i, cmd) in run.iter().enumerate() {
+        if let AgentCommand::Launch { task, .. } = cmd {
+            wire::set_task(list.reborrow().get(i as u32), task);
+        }
     }
-    spawn_call_in(permit, "launchTasks", req.send().promise);
+    let (client, actor) = (client.clone(), actor.clone());
+    spawn_batch(
+        permit,
+        "launchTasks",
+        req.send().promise,
+        std::rc::Rc::clone(batches),
+        run,
+        move |permit, run| agent_singly(&client, &actor, permit, run),
+    );
 }
 
 /// `acknowledgeAll` with `run`'s acknowledgements.
 fn acknowledge_all(
     client: &agent::Client,
+    actor: &Actor,
     permit: tokio::sync::OwnedSemaphorePermit,
-    run: &[AgentCommand],
+    run: Vec<AgentCommand>,
+    batches: &Batches,
 ) {
-    let acks: Vec<_> = run
-        .iter()
-        .filter_map(|cmd| match cmd {
-            AgentCommand::Acknowledge {
-                framework_id,
-                task_id,
-                uuid,
-            } => Some((framework_id, task_id, uuid)),
-            _ => None,
-        })
-        .collect();
     let mut req = client.acknowledge_all_request();
-    let mut list = req.get().init_acks(acks.len() as u32);
-    for (i, (framework_id, task_id, uuid)) in acks.into_iter().enumerate() {
-        let mut b = list.reborrow().get(i as u32);
-        b.set_framework_id(framework_id.as_str());
-        b.set_task_id(task_id.as_str());
-        b.set_uuid(&uuid.0[..]);
+    let mut list = req.get().init_acks(run.len() as u32);
+    for (i, cmd) in run.iter().enumerate() {
+        if let AgentCommand::Acknowledge {
+            framework_id,
+            task_id,
+            uuid,
+        } = cmd
+        {
+            let mut b = list.reborrow().get(i as u32);
+            b.set_framework_id(framework_id.as_str());
+            b.set_task_id(task_id.as_str());
+            b.set_uuid(&uuid.0[..]);
+        }
     }
-    spawn_call_in(permit, "acknowledgeAll", req.send().promise);
+    let (client, actor) = (client.clone(), actor.clone());
+    spawn_batch(
+        permit,
+        "acknowledgeAll",
+        req.send().promise,
+        std::rc::Rc::clone(batches),
+        run,
+        move |permit, run| agent_singly(&client, &actor, permit, run),
+    );
 }
 
+/// One command by its own call, holding `permit` (if given) until a windowed call is answered.
 fn send_command(
     client: &agent::Client,
     actor: &Actor,
-    permit: tokio::sync::OwnedSemaphorePermit,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
     cmd: AgentCommand,
 ) {
     match cmd {
@@ -531,8 +593,25 @@ fn send_command(
                 }
             });
         }
-        cmd @ AgentCommand::Launch { .. } => launch_tasks(client, permit, &[cmd]),
-        cmd @ AgentCommand::Acknowledge { .. } => acknowledge_all(client, permit, &[cmd]),
+        AgentCommand::Launch { framework, task } => {
+            let mut req = client.launch_request();
+            let mut b = req.get();
+            wire::set_framework(b.reborrow().init_framework(), &framework);
+            wire::set_task(b.init_task(), &task);
+            spawn_call_in(permit, "launch", req.send().promise);
+        }
+        AgentCommand::Acknowledge {
+            framework_id,
+            task_id,
+            uuid,
+        } => {
+            let mut req = client.acknowledge_request();
+            let mut b = req.get();
+            b.set_framework_id(framework_id.as_str());
+            b.set_task_id(task_id.as_str());
+            b.set_uuid(&uuid.0[..]);
+            spawn_call_in(permit, "acknowledge", req.send().promise);
+        }
         AgentCommand::Kill {
             framework_id,
             task_id,
@@ -605,6 +684,7 @@ async fn drive_scheduler(
     mut events: mpsc::UnboundedReceiver<SchedulerEvent>,
 ) {
     let window = std::sync::Arc::new(tokio::sync::Semaphore::new(SCHEDULER_WINDOW));
+    let batches: Batches = std::rc::Rc::new(std::cell::Cell::new(true));
     while let Some(first) = events.recv().await {
         let ready = take_ready(first, &mut events);
         let together = |a: &SchedulerEvent, b: &SchedulerEvent| {
@@ -617,12 +697,24 @@ async fn drive_scheduler(
             let Ok(permit) = std::sync::Arc::clone(&window).acquire_owned().await else {
                 return;
             };
-            if matches!(run.first(), Some(SchedulerEvent::Update(_))) {
-                send_updates(&client, permit, &run);
-            } else if let Some(event) = run.into_iter().next() {
-                send_event(&client, permit, event);
+            if batches.get() && matches!(run.first(), Some(SchedulerEvent::Update(_))) {
+                send_updates(&client, permit, run, &batches);
+            } else {
+                scheduler_singly(&client, permit, run);
             }
         }
+    }
+}
+
+/// Each event of `run` by its own call; the first holds `permit`.
+fn scheduler_singly(
+    client: &scheduler::Client,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    run: Vec<SchedulerEvent>,
+) {
+    let mut permit = Some(permit);
+    for event in run {
+        send_event(client, permit.take(), event);
     }
 }
 
@@ -630,26 +722,31 @@ async fn drive_scheduler(
 fn send_updates(
     client: &scheduler::Client,
     permit: tokio::sync::OwnedSemaphorePermit,
-    run: &[SchedulerEvent],
+    run: Vec<SchedulerEvent>,
+    batches: &Batches,
 ) {
-    let statuses: Vec<&strata_schema::TaskStatus> = run
-        .iter()
-        .filter_map(|e| match e {
-            SchedulerEvent::Update(status) => Some(status),
-            _ => None,
-        })
-        .collect();
     let mut req = client.updates_request();
-    let mut list = req.get().init_statuses(statuses.len() as u32);
-    for (i, status) in statuses.into_iter().enumerate() {
-        wire::set_status(list.reborrow().get(i as u32), status);
+    let mut list = req.get().init_statuses(run.len() as u32);
+    for (i, event) in run.iter().enumerate() {
+        if let SchedulerEvent::Update(status) = event {
+            wire::set_status(list.reborrow().get(i as u32), status);
+        }
     }
-    spawn_call_in(permit, "updates", req.send().promise);
+    let client = client.clone();
+    spawn_batch(
+        permit,
+        "updates",
+        req.send().promise,
+        std::rc::Rc::clone(batches),
+        run,
+        move |permit, run| scheduler_singly(&client, permit, run),
+    );
 }
 
+/// One event by its own call, holding `permit` (if given) until a windowed call is answered.
 fn send_event(
     client: &scheduler::Client,
-    permit: tokio::sync::OwnedSemaphorePermit,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
     event: SchedulerEvent,
 ) {
     match event {
@@ -696,7 +793,11 @@ fn send_event(
             req.get().set_offer_id(offer_id.as_str());
             spawn_call("rescind", req.send().promise);
         }
-        event @ SchedulerEvent::Update(_) => send_updates(client, permit, &[event]),
+        SchedulerEvent::Update(status) => {
+            let mut req = client.update_request();
+            wire::set_status(req.get().init_status(), &status);
+            spawn_call_in(permit, "update", req.send().promise);
+        }
         SchedulerEvent::Error(message) => {
             let mut req = client.error_request();
             req.get().set_message(message.as_str());
@@ -1106,17 +1207,16 @@ mod tests {
         assert!(runs(Vec::<u32>::new(), together).is_empty());
     }
 
-    #[test]
-    fn launches_go_together_only_within_a_framework() {
+    fn launch_cmd(fw: &str, task: &str) -> AgentCommand {
         use strata_schema::{FrameworkInfo, TaskInfo};
-        let launch = |fw: &str| AgentCommand::Launch {
+        AgentCommand::Launch {
             framework: Box::new(FrameworkInfo {
                 id: Some(FrameworkId::new(fw).unwrap()),
                 ..FrameworkInfo::default()
             }),
             task: Box::new(TaskInfo {
-                task_id: TaskId::new("t").unwrap(),
-                name: "t".into(),
+                task_id: TaskId::new(task).unwrap(),
+                name: task.into(),
                 agent_id: AgentId::new("agent").unwrap(),
                 resources: Default::default(),
                 command: strata_schema::CommandInfo::shell("true"),
@@ -1127,12 +1227,19 @@ mod tests {
                 data: Vec::new(),
                 labels: Vec::new(),
             }),
-        };
-        let ack = || AgentCommand::Acknowledge {
+        }
+    }
+
+    fn ack_cmd(task: &str) -> AgentCommand {
+        AgentCommand::Acknowledge {
             framework_id: FrameworkId::new("a").unwrap(),
-            task_id: TaskId::new("t").unwrap(),
+            task_id: TaskId::new(task).unwrap(),
             uuid: UpdateUuid::random(),
-        };
+        }
+    }
+
+    #[test]
+    fn launches_go_together_only_within_a_framework() {
         let kill = || AgentCommand::Kill {
             framework_id: FrameworkId::new("a").unwrap(),
             task_id: TaskId::new("t").unwrap(),
@@ -1140,14 +1247,14 @@ mod tests {
         };
         let sizes: Vec<usize> = runs(
             vec![
-                launch("a"),
-                launch("a"),
-                launch("b"),
-                ack(),
-                ack(),
+                launch_cmd("a", "t1"),
+                launch_cmd("a", "t2"),
+                launch_cmd("b", "t3"),
+                ack_cmd("t1"),
+                ack_cmd("t2"),
                 kill(),
                 kill(),
-                ack(),
+                ack_cmd("t3"),
             ],
             agent_commands_together,
         )
@@ -1155,6 +1262,268 @@ mod tests {
         .map(Vec::len)
         .collect();
         assert_eq!(sizes, [2, 1, 2, 1, 1, 1]);
+    }
+
+    /// An agent's capability that records the calls it gets; `batches`: whether it serves
+    /// `launchTasks` and `acknowledgeAll` (an agent of an older release does not).
+    struct Recorder {
+        calls: std::rc::Rc<std::cell::RefCell<Vec<String>>>,
+        batches: bool,
+    }
+
+    impl agent::Server for Recorder {
+        async fn launch(
+            self: Rc<Self>,
+            params: agent::LaunchParams,
+            _: agent::LaunchResults,
+        ) -> Result<(), capnp::Error> {
+            let task = wire::task(params.get()?.get_task()?)?;
+            self.calls
+                .borrow_mut()
+                .push(format!("launch {}", task.task_id));
+            Ok(())
+        }
+
+        async fn acknowledge(
+            self: Rc<Self>,
+            params: agent::AcknowledgeParams,
+            _: agent::AcknowledgeResults,
+        ) -> Result<(), capnp::Error> {
+            let task = wire::text(params.get()?.get_task_id())?;
+            self.calls.borrow_mut().push(format!("ack {task}"));
+            Ok(())
+        }
+
+        async fn launch_tasks(
+            self: Rc<Self>,
+            params: agent::LaunchTasksParams,
+            _: agent::LaunchTasksResults,
+        ) -> Result<(), capnp::Error> {
+            if !self.batches {
+                return Err(capnp::Error::unimplemented("launchTasks".to_string()));
+            }
+            let mut ids = Vec::new();
+            for t in params.get()?.get_tasks()?.iter() {
+                ids.push(wire::task(t)?.task_id.to_string());
+            }
+            self.calls
+                .borrow_mut()
+                .push(format!("launchTasks {}", ids.join(",")));
+            Ok(())
+        }
+
+        async fn acknowledge_all(
+            self: Rc<Self>,
+            params: agent::AcknowledgeAllParams,
+            _: agent::AcknowledgeAllResults,
+        ) -> Result<(), capnp::Error> {
+            if !self.batches {
+                return Err(capnp::Error::unimplemented("acknowledgeAll".to_string()));
+            }
+            let mut ids = Vec::new();
+            for a in params.get()?.get_acks()?.iter() {
+                ids.push(wire::text(a.get_task_id())?);
+            }
+            self.calls
+                .borrow_mut()
+                .push(format!("acknowledgeAll {}", ids.join(",")));
+            Ok(())
+        }
+    }
+
+    /// Drives an agent capability with `commands` (sent at once), then with `later`, and
+    /// returns the calls it got.
+    fn drive(batches: bool, commands: Vec<AgentCommand>, later: Vec<AgentCommand>) -> Vec<String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&runtime, async move {
+            let calls = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+            let client: agent::Client = capnp_rpc::new_client(Recorder {
+                calls: std::rc::Rc::clone(&calls),
+                batches,
+            });
+            let (tx, rx) = mpsc::unbounded_channel();
+            let (actor, _actor_rx) = mpsc::unbounded_channel();
+            let closer = std::rc::Rc::new(tokio::sync::Notify::new());
+            let driver = tokio::task::spawn_local(drive_agent(client, rx, actor, closer));
+            let settle = || async {
+                for _ in 0..50 {
+                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                }
+            };
+            for cmd in commands {
+                tx.send(cmd).unwrap();
+            }
+            settle().await;
+            for cmd in later {
+                tx.send(cmd).unwrap();
+            }
+            settle().await;
+            drop(tx);
+            driver.await.unwrap();
+            let calls = calls.borrow().clone();
+            calls
+        })
+    }
+
+    #[test]
+    fn an_agent_gets_launches_and_acknowledgements_in_batches() {
+        let calls = drive(
+            true,
+            vec![
+                launch_cmd("a", "t1"),
+                launch_cmd("a", "t2"),
+                ack_cmd("t0"),
+                ack_cmd("t1"),
+            ],
+            vec![launch_cmd("a", "t3")],
+        );
+        assert_eq!(
+            calls,
+            [
+                "launchTasks t1,t2",
+                "acknowledgeAll t0,t1",
+                "launchTasks t3"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_agent_without_batch_calls_gets_each_command_alone() {
+        let calls = drive(
+            false,
+            vec![
+                launch_cmd("a", "t1"),
+                launch_cmd("a", "t2"),
+                ack_cmd("t0"),
+                ack_cmd("t1"),
+            ],
+            vec![launch_cmd("a", "t3"), launch_cmd("a", "t4")],
+        );
+        assert_eq!(
+            calls,
+            [
+                "launch t1",
+                "launch t2",
+                "ack t0",
+                "ack t1",
+                "launch t3",
+                "launch t4"
+            ]
+        );
+    }
+
+    /// A framework's scheduler capability recording the updates it gets; `batches`: whether it
+    /// serves `updates` (a framework on an older client does not).
+    struct SchedulerRecorder {
+        calls: std::rc::Rc<std::cell::RefCell<Vec<String>>>,
+        batches: bool,
+    }
+
+    impl scheduler::Server for SchedulerRecorder {
+        async fn update(
+            self: Rc<Self>,
+            params: scheduler::UpdateParams,
+            _: scheduler::UpdateResults,
+        ) -> Result<(), capnp::Error> {
+            let s = wire::status(params.get()?.get_status()?)?;
+            self.calls
+                .borrow_mut()
+                .push(format!("update {}", s.task_id));
+            Ok(())
+        }
+
+        async fn updates(
+            self: Rc<Self>,
+            params: scheduler::UpdatesParams,
+            _: scheduler::UpdatesResults,
+        ) -> Result<(), capnp::Error> {
+            if !self.batches {
+                return Err(capnp::Error::unimplemented("updates".to_string()));
+            }
+            let mut ids = Vec::new();
+            for s in params.get()?.get_statuses()?.iter() {
+                ids.push(wire::status(s)?.task_id.to_string());
+            }
+            self.calls
+                .borrow_mut()
+                .push(format!("updates {}", ids.join(",")));
+            Ok(())
+        }
+    }
+
+    fn update(task: &str) -> SchedulerEvent {
+        SchedulerEvent::Update(strata_schema::TaskStatus {
+            task_id: TaskId::new(task).unwrap(),
+            state: strata_schema::TaskState::Running,
+            message: String::new(),
+            source: strata_schema::StatusSource::Executor,
+            reason: None,
+            agent_id: None,
+            framework_id: None,
+            container_id: None,
+            timestamp: 0.0,
+            uuid: None,
+            exit_code: None,
+        })
+    }
+
+    fn drive_updates(batches: bool, rounds: Vec<Vec<SchedulerEvent>>) -> Vec<String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&runtime, async move {
+            let calls = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+            let client: scheduler::Client = capnp_rpc::new_client(SchedulerRecorder {
+                calls: std::rc::Rc::clone(&calls),
+                batches,
+            });
+            let (tx, rx) = mpsc::unbounded_channel();
+            let driver = tokio::task::spawn_local(drive_scheduler(client, rx));
+            for round in rounds {
+                for event in round {
+                    tx.send(event).unwrap();
+                }
+                for _ in 0..20 {
+                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                }
+            }
+            drop(tx);
+            driver.await.unwrap();
+            let calls = calls.borrow().clone();
+            calls
+        })
+    }
+
+    #[test]
+    fn a_framework_gets_ready_updates_in_one_call() {
+        let calls = drive_updates(
+            true,
+            vec![vec![
+                update("t1"),
+                update("t2"),
+                SchedulerEvent::Heartbeat,
+                update("t3"),
+            ]],
+        );
+        assert_eq!(calls, ["updates t1,t2", "updates t3"]);
+    }
+
+    #[test]
+    fn a_framework_without_updates_gets_each_alone() {
+        let calls = drive_updates(
+            false,
+            vec![
+                vec![update("t1"), update("t2")],
+                vec![update("t3"), update("t4")],
+            ],
+        );
+        assert_eq!(calls, ["update t1", "update t2", "update t3", "update t4"]);
     }
 
     #[tokio::test]
