@@ -7,6 +7,7 @@ pub mod allocator;
 pub mod auth;
 pub mod config;
 pub mod http;
+mod lazy_io;
 mod memory;
 pub mod net;
 pub mod registry;

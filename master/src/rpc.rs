@@ -21,8 +21,9 @@ use tracing::{debug, warn};
 
 type Actor = mpsc::UnboundedSender<Msg>;
 
-/// The read and write buffers of one connection (futures' default is 8 KiB each): every agent
-/// holds a connection, and most messages are far smaller; larger ones bypass the buffers.
+/// The read and write buffers of one connection (futures' default is 8 KiB each), held only
+/// while bytes are in them ([`crate::lazy_io`]): every agent holds a connection, idle nearly
+/// all the time; larger messages bypass the buffers.
 const CONNECTION_BUFFER: usize = 4 * 1024;
 
 fn gone() -> capnp::Error {
@@ -169,8 +170,8 @@ fn serve<S>(
     // A message past the limits ends this connection only (wire::RPC_TRAVERSAL_LIMIT_WORDS).
     let options = wire::rpc_reader_options();
     let network = twoparty::VatNetwork::new(
-        futures::io::BufReader::with_capacity(CONNECTION_BUFFER, reader),
-        futures::io::BufWriter::with_capacity(CONNECTION_BUFFER, writer),
+        crate::lazy_io::LazyBufReader::with_capacity(CONNECTION_BUFFER, reader),
+        crate::lazy_io::LazyBufWriter::with_capacity(CONNECTION_BUFFER, writer),
         rpc_twoparty_capnp::Side::Server,
         options,
     );

@@ -260,7 +260,8 @@ struct Task {
     role: String,
     state: TaskState,
     statuses: Vec<(TaskState, f64, String)>,
-    latest: Option<TaskStatus>,
+    /// Boxed: most tasks are looked at rarely, and a `TaskStatus` is 184 bytes.
+    latest: Option<Box<TaskStatus>>,
 }
 
 #[derive(Debug)]
@@ -271,8 +272,10 @@ struct Framework {
     conn: Option<ConnId>,
     registered_time: f64,
     disconnected_at: Option<Instant>,
-    tasks: HashMap<TaskId, Task>,
-    completed_tasks: VecDeque<Task>,
+    /// Boxed: a table slot is then 32 bytes, not a whole `Task` (~600), and at 10,000 tasks a
+    /// framework's table (sized to a power of two) kept ~100 MB at 100,000 tasks in all.
+    tasks: HashMap<TaskId, Box<Task>>,
+    completed_tasks: VecDeque<Box<Task>>,
     /// Shared with the allocator's view (copied only when changed while a view holds it).
     filters: Arc<HashMap<AgentId, RefuseFilter>>,
     suppressed_roles: HashSet<String>,
@@ -877,14 +880,14 @@ impl Master {
                 });
                 fw.tasks.insert(
                     rt.task.task_id.clone(),
-                    Task {
+                    Box::new(Task {
                         info: rt.task,
                         framework_id: fw_id,
                         role,
                         state: rt.state,
                         statuses: vec![(rt.state, TaskStatus::now(), String::new())],
                         latest: None,
-                    },
+                    }),
                 );
                 if let Some(status) = back {
                     self.apply_status(&status);
@@ -2040,14 +2043,14 @@ impl Master {
             fw.charge(role, &task.resources);
             fw.tasks.insert(
                 task.task_id.clone(),
-                Task {
+                Box::new(Task {
                     info: task.clone(),
                     framework_id: fw_id.clone(),
                     role: role.to_string(),
                     state: TaskState::Staging,
                     statuses: vec![(TaskState::Staging, TaskStatus::now(), String::new())],
                     latest: None,
-                },
+                }),
             );
         }
         let ids: Vec<TaskId> = tasks.iter().map(|t| t.task_id.clone()).collect();
@@ -2086,14 +2089,14 @@ impl Master {
         let task_id = task.task_id.clone();
         fw.tasks.insert(
             task.task_id.clone(),
-            Task {
+            Box::new(Task {
                 info: task,
                 framework_id: fw_id.clone(),
                 role: role.to_string(),
                 state: TaskState::Staging,
                 statuses: vec![(TaskState::Staging, TaskStatus::now(), String::new())],
                 latest: None,
-            },
+            }),
         );
         self.emit_task_added(fw_id, &task_id);
     }
@@ -2212,7 +2215,7 @@ impl Master {
             let task = status.task_id.clone();
             if let Err(why) = self.status_update(conn, agent_id, status) {
                 refused += 1;
-                first.get_or_insert_with(|| (task, why));
+                first.get_or_insert((task, why));
             }
         }
         match first {
@@ -2297,7 +2300,7 @@ impl Master {
                     .push((status.state, status.timestamp, status.message.clone()));
             }
             task.state = status.state;
-            task.latest = Some(status.clone());
+            task.latest = Some(Box::new(status.clone()));
             if status.state.is_terminal() && !was_terminal {
                 if let Some(task) = fw.tasks.remove(&status.task_id) {
                     fw.used = fw.used.saturating_sub(&task.info.resources);
@@ -2374,7 +2377,7 @@ impl Master {
             return Ok(());
         };
         let status_of = |task: &Task| {
-            let mut s = task.latest.clone().unwrap_or_else(|| {
+            let mut s = task.latest.as_deref().cloned().unwrap_or_else(|| {
                 master_status(
                     &task.info,
                     fw_id,
@@ -2390,7 +2393,7 @@ impl Master {
         };
         let mut updates = Vec::new();
         if tasks.is_empty() {
-            updates.extend(fw.tasks.values().map(status_of));
+            updates.extend(fw.tasks.values().map(|t| status_of(t)));
         } else {
             for (task_id, agent_id) in tasks {
                 if let Some(task) = fw.tasks.get(&task_id) {
@@ -2641,8 +2644,8 @@ impl Master {
             "registered_time": fw.registered_time,
             "used_resources": fw.used.to_json(),
             "offered_resources": fw.offered.to_json(),
-            "tasks": fw.tasks.values().map(Self::task_json).collect::<Vec<_>>(),
-            "completed_tasks": fw.completed_tasks.iter().map(Self::task_json).collect::<Vec<_>>(),
+            "tasks": fw.tasks.values().map(|t| Self::task_json(t)).collect::<Vec<_>>(),
+            "completed_tasks": fw.completed_tasks.iter().map(|t| Self::task_json(t)).collect::<Vec<_>>(),
             "offers": fw.offers.iter().map(|id| json!({ "id": id })).collect::<Vec<_>>(),
         })
     }

@@ -60,7 +60,10 @@ fn started(task: &Task) -> f64 {
 
 impl Master {
     fn tasks_of(fw: &Framework) -> impl Iterator<Item = &Task> {
-        fw.tasks.values().chain(fw.completed_tasks.iter())
+        fw.tasks
+            .values()
+            .chain(fw.completed_tasks.iter())
+            .map(|t| &**t)
     }
 
     fn all_frameworks(&self) -> impl Iterator<Item = &Framework> {
@@ -179,7 +182,7 @@ impl Master {
                 let frameworks: Vec<&str> = self
                     .frameworks
                     .values()
-                    .filter(|f| f.tasks.values().any(|t| on_agent(&t)))
+                    .filter(|f| f.tasks.values().any(|t| on_agent(&&**t)))
                     .map(|f| f.id.as_str())
                     .collect();
                 entry.insert("framework_ids".into(), json!(frameworks));
@@ -449,7 +452,7 @@ impl Master {
         let completed: Vec<Json> = self
             .all_frameworks()
             .flat_map(|f| f.completed_tasks.iter())
-            .map(Self::task_v1)
+            .map(|t| Self::task_v1(t))
             .collect();
         json!({
             "pending_tasks": [],
