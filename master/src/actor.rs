@@ -88,9 +88,9 @@ pub enum Msg {
         framework_id: Option<String>,
         reply: Reply<Result<(FrameworkId, AgentId), OperatorKillError>>,
     },
-    /// `/state`, serialized on the actor ([`Master::state_json_bytes`]).
+    /// `/state`, serialized on the actor ([`Master::state_json_chunks`]).
     GetState {
-        reply: Reply<Vec<u8>>,
+        reply: Reply<crate::state::json::Chunks>,
     },
     /// The utilisation samples of the last hour (`GET /master/utilization`).
     GetUtilization {
@@ -423,7 +423,7 @@ fn handle(master: &mut Master, msg: Msg, now: Instant, deferred: &mut Deferred) 
             let _ = reply.send(master.operator_kill(&task_id, framework_id.as_deref()));
         }
         Msg::GetState { reply } => {
-            let _ = reply.send(master.state_json_bytes());
+            let _ = reply.send(master.state_json_chunks());
         }
         Msg::GetUtilization { reply } => {
             let _ = reply.send(master.utilization_json());
@@ -561,7 +561,10 @@ pub async fn run(
                 master.failover_tick(Instant::now());
                 master.reregister_tick(Instant::now());
             }
-            _ = utilization.tick() => master.sample_utilization(),
+            _ = utilization.tick() => {
+                master.sample_utilization();
+                master.expire_state_buffers(Instant::now());
+            }
             _ = &mut shutdown => break,
         }
         // Ticks change the registry too (agents found unreachable, frameworks torn down).

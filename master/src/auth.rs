@@ -276,15 +276,17 @@ pub async fn authenticate(
 /// (`view_tasks`, by the framework's user as Mesos falls back to) `principal` may not view.
 /// Answers `None` when nothing needs filtering (the text is sent as it is).
 pub fn filter_view(acls: &Acls, principal: Option<&str>, text: &str) -> Option<String> {
-    if acls.permissive()
-        && !acls.has_rules(Action::ViewFramework)
-        && !acls.has_rules(Action::ViewTask)
-    {
+    if !filters_views(acls) {
         return None;
     }
     let mut value: Value = serde_json::from_str(text).ok()?;
     filter_value(acls, principal, &mut value);
     serde_json::to_string(&value).ok()
+}
+
+/// Whether `acls` may leave frameworks or tasks out of what a caller sees.
+pub fn filters_views(acls: &Acls) -> bool {
+    !acls.permissive() || acls.has_rules(Action::ViewFramework) || acls.has_rules(Action::ViewTask)
 }
 
 /// [`filter_view`] on a parsed answer (also used for v0 `/frameworks` and `/tasks`).

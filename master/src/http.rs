@@ -162,15 +162,31 @@ async fn state(
             let principal = caller
                 .as_ref()
                 .and_then(|c| c.principal().map(str::to_string));
-            let filtered = auth.and_then(|a| {
-                let text = std::str::from_utf8(&state).ok()?;
-                crate::auth::filter_view(&a.acls, principal.as_deref(), text)
-            });
-            let body: Vec<u8> = match filtered {
-                Some(text) => text.into_bytes(),
-                None => state,
-            };
-            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+            if let Some(auth) = auth.filter(|a| crate::auth::filters_views(&a.acls)) {
+                let state = state.concat();
+                let filtered = std::str::from_utf8(&state)
+                    .ok()
+                    .and_then(|text| {
+                        crate::auth::filter_view(&auth.acls, principal.as_deref(), text)
+                    })
+                    .map(String::into_bytes);
+                let body = filtered.unwrap_or(state);
+                return ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+            }
+            // The writer threads' parts go out as they are, with the whole length up front.
+            let length = state.len();
+            let parts = state
+                .into_bytes()
+                .into_iter()
+                .map(Ok::<_, std::convert::Infallible>);
+            (
+                [
+                    (header::CONTENT_TYPE, "application/json".to_string()),
+                    (header::CONTENT_LENGTH, length.to_string()),
+                ],
+                axum::body::Body::from_stream(futures::stream::iter(parts)),
+            )
+                .into_response()
         }
         Err(_) => unavailable(),
     }

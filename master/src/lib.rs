@@ -8,7 +8,6 @@ pub mod auth;
 pub mod config;
 pub mod http;
 mod lazy_io;
-mod memory;
 pub mod net;
 pub mod registry;
 pub mod rpc;
@@ -163,7 +162,6 @@ impl Master {
             version: strata_schema::VERSION.to_string(),
         };
         info!(master_id = %info.id, %local, "master listening");
-        memory::spawn_trimmer();
         let state_config = state::StateConfig {
             agent_reregister_timeout: self.config.agent_reregister_timeout,
             max_agent_ping_timeouts: self.config.max_agent_ping_timeouts,

@@ -1,3 +1,9 @@
+/// mimalloc, not glibc's malloc: with 10,000 agents and 100,000 tasks the master's RSS was
+/// ~30% above its live heap under glibc (per-thread arenas, freed chunks kept), even with a
+/// thread calling `malloc_trim`; mimalloc returns freed pages by itself (ARCHITECTURE.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::Path;
 use strata_master::config::DEFAULT_CONFIG_FILE;
 use strata_master::{Master, MasterConfig, MasterError};

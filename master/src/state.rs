@@ -408,6 +408,8 @@ pub struct ReportedTask {
 pub struct Master {
     pub info: MasterInfo,
     config: StateConfig,
+    /// The buffers of `/state` answers, kept for the next one while answers come.
+    state_buffers: json::BufferPool,
     agents: HashMap<AgentId, Agent>,
     frameworks: HashMap<FrameworkId, Framework>,
     completed_frameworks: VecDeque<Framework>,
@@ -505,6 +507,7 @@ impl Master {
         Self {
             info,
             config,
+            state_buffers: json::BufferPool::default(),
             agents: HashMap::new(),
             frameworks: HashMap::new(),
             completed_frameworks: VecDeque::new(),
@@ -2744,7 +2747,7 @@ mod tests;
 
 mod events;
 mod inverse;
-mod json;
+pub mod json;
 mod operations;
 mod operator_view;
 pub mod utilization;

@@ -263,23 +263,48 @@ pub fn raise_nofile(n: libc::rlim_t) -> Result<libc::rlim_t> {
 }
 
 /// `GET /state` over HTTP/1.0, waiting up to two minutes for the answer (the harness's helper
-/// gives up after 10 s).
+/// gives up after 10 s). The body is read into a buffer of its Content-Length, as a client that
+/// keeps it would.
 fn get_state(addr: &str) -> Result<String> {
-    use std::io::{Read, Write};
+    use std::io::{BufRead, Read, Write};
     let mut s = std::net::TcpStream::connect(addr).with_context(|| format!("connect {addr}"))?;
     s.set_read_timeout(Some(Duration::from_secs(120)))?;
     write!(s, "GET /state HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)
+    let mut r = std::io::BufReader::with_capacity(64 * 1024, s);
+    let mut status = String::new();
+    r.read_line(&mut status)
         .context("read the answer to GET /state")?;
-    let text = String::from_utf8(raw).context("GET /state: not UTF-8")?;
-    let Some((head, body)) = text.split_once("\r\n\r\n") else {
-        bail!("GET /state: no end of headers");
-    };
-    if head.split_whitespace().nth(1) != Some("200") {
-        bail!("GET /state answered {head:?}");
+    if status.split_whitespace().nth(1) != Some("200") {
+        bail!("GET /state answered {status:?}");
     }
-    Ok(body.to_string())
+    let mut length = None;
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line)? == 0 {
+            bail!("GET /state: no end of headers");
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse::<usize>().ok();
+            }
+        }
+    }
+    let mut body = Vec::with_capacity(length.unwrap_or(0));
+    r.read_to_end(&mut body)
+        .context("read the body of GET /state")?;
+    if let Some(length) = length {
+        if body.len() != length {
+            bail!(
+                "GET /state: {} bytes, not the {length} announced",
+                body.len()
+            );
+        }
+    }
+    String::from_utf8(body).context("GET /state: not UTF-8")
 }
 
 /// Times `GET /state` `n` times (sorted; fewer if they take over 30 s together), with the size
@@ -639,6 +664,17 @@ fn measure(master: &MasterProcess, opts: &Options) -> Result<Report> {
     report.rss_loaded = master.rss()?;
     let (timing, body) = time_state(&addr, 5)?;
     report.state_loaded = timing;
+    // STRATA_BENCH_HOLD_SECS: keep the loaded cluster up that long, to look at the master.
+    if let Some(secs) = std::env::var("STRATA_BENCH_HOLD_SECS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        eprintln!(
+            "  holding the loaded cluster for {secs} s: master at {addr}, pid {}",
+            master.pid()
+        );
+        std::thread::sleep(Duration::from_secs(secs));
+    }
     let state: serde_json::Value = serde_json::from_str(&body).context("/state is not JSON")?;
     report.state_loaded_agents = state["activated_slaves"].as_u64().unwrap_or(0);
     report.state_loaded_tasks = state["frameworks"]

@@ -272,14 +272,194 @@ fn serialize_agent<S: Serializer>(
     .serialize(serializer)
 }
 
+/// How long the buffers of a `/state` answer are kept for the next one.
+const RETAIN_BUFFERS: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The writer threads' buffers of `/state` answers, kept for the next answer while answers come
+/// (the web UI polls `/state`): a 50 MB answer written into fresh memory spends about as long
+/// faulting its pages in as serializing. Let go once no answer took them for
+/// [`RETAIN_BUFFERS`] ([`BufferPool::expire`], on the actor's tick).
+#[derive(Debug, Clone, Default)]
+pub struct BufferPool(std::sync::Arc<std::sync::Mutex<PoolInner>>);
+
+#[derive(Debug, Default)]
+struct PoolInner {
+    free: Vec<Vec<u8>>,
+    last_taken: Option<std::time::Instant>,
+}
+
+impl BufferPool {
+    /// At most this many buffers are kept.
+    const MAX_FREE: usize = 8;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PoolInner> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// An empty buffer with room for `capacity` bytes: the smallest kept one that has it, or a
+    /// new one.
+    fn take(&self, capacity: usize) -> Vec<u8> {
+        let mut inner = self.lock();
+        inner.last_taken = Some(std::time::Instant::now());
+        let best = inner
+            .free
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.capacity() >= capacity)
+            .min_by_key(|(_, b)| b.capacity())
+            .map(|(i, _)| i);
+        match best {
+            Some(i) => inner.free.swap_remove(i),
+            None => Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Keeps `buf` for a later answer.
+    fn give(&self, mut buf: Vec<u8>) {
+        buf.clear();
+        let mut inner = self.lock();
+        if inner.free.len() < Self::MAX_FREE {
+            inner.free.push(buf);
+        }
+    }
+
+    /// Lets the kept buffers go when no answer took one for [`RETAIN_BUFFERS`].
+    pub fn expire(&self, now: std::time::Instant) {
+        let mut inner = self.lock();
+        if inner
+            .last_taken
+            .is_none_or(|t| now.saturating_duration_since(t) >= RETAIN_BUFFERS)
+        {
+            inner.free = Vec::new();
+        }
+    }
+
+    /// Bytes held in kept buffers.
+    pub fn kept(&self) -> usize {
+        self.lock().free.iter().map(Vec::capacity).sum()
+    }
+}
+
+/// A buffer on its way out as a body chunk, returned to its pool once sent.
+struct Pooled {
+    buf: Vec<u8>,
+    pool: BufferPool,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        self.pool.give(std::mem::take(&mut self.buf));
+    }
+}
+
+/// A document written in pieces: the parts the writer threads wrote stay as they are (sent as
+/// the body's chunks) rather than being copied into one buffer, which for a 50 MB `/state` cost
+/// as much as writing it (fresh pages to fault in, and the copy).
+#[derive(Debug, Default)]
+pub struct Chunks {
+    done: Vec<Vec<u8>>,
+    cur: Vec<u8>,
+    /// Where the large parts' buffers came from, and go back to.
+    pool: Option<BufferPool>,
+}
+
+impl Chunks {
+    fn with_pool(pool: BufferPool) -> Self {
+        Chunks {
+            pool: Some(pool),
+            ..Chunks::default()
+        }
+    }
+
+    /// An empty buffer for a part of about `capacity` bytes.
+    fn buffer(&self, capacity: usize) -> Vec<u8> {
+        match &self.pool {
+            Some(pool) => pool.take(capacity),
+            None => Vec::with_capacity(capacity),
+        }
+    }
+
+    /// The chunks as body parts; pooled buffers go back to their pool once sent.
+    pub fn into_bytes(mut self) -> Vec<bytes::Bytes> {
+        let pool = self.pool.take();
+        self.into_parts()
+            .into_iter()
+            .map(|buf| match &pool {
+                Some(pool) => bytes::Bytes::from_owner(Pooled {
+                    buf,
+                    pool: pool.clone(),
+                }),
+                None => bytes::Bytes::from(buf),
+            })
+            .collect()
+    }
+
+    fn push(&mut self, byte: u8) {
+        self.cur.push(byte);
+    }
+
+    /// Appends a finished part as a chunk of its own.
+    fn append(&mut self, part: Vec<u8>) {
+        if !self.cur.is_empty() {
+            self.done.push(std::mem::take(&mut self.cur));
+        }
+        self.done.push(part);
+    }
+
+    /// The document's length in bytes.
+    pub fn len(&self) -> usize {
+        self.done.iter().map(Vec::len).sum::<usize>() + self.cur.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The chunks, in order.
+    pub fn into_parts(mut self) -> Vec<Vec<u8>> {
+        if !self.cur.is_empty() {
+            self.done.push(self.cur);
+        }
+        self.done
+    }
+
+    /// The document in one buffer.
+    pub fn concat(self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len());
+        for part in self.into_parts() {
+            out.extend_from_slice(&part);
+        }
+        out
+    }
+}
+
+impl std::io::Write for Chunks {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.cur.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Writes a JSON object's fields in the order they are given.
 struct Object<'a> {
-    out: &'a mut Vec<u8>,
+    out: &'a mut Chunks,
     empty: bool,
 }
 
 impl<'a> Object<'a> {
-    fn start(out: &'a mut Vec<u8>) -> Self {
+    fn start(out: &'a mut Chunks) -> Self {
         out.push(b'{');
         Object { out, empty: true }
     }
@@ -308,10 +488,10 @@ impl<'a> Object<'a> {
 /// contiguous parts of about equal `weight` are written on threads of their own and joined in
 /// order.
 fn write_array<T: Sync>(
-    out: &mut Vec<u8>,
+    out: &mut Chunks,
     items: &[T],
     threads: usize,
-    weight: impl Fn(&T) -> usize,
+    (weight, bytes_per_weight): (impl Fn(&T) -> usize, usize),
     write: impl Fn(&T, &mut Vec<u8>) -> serde_json::Result<()> + Sync,
 ) -> serde_json::Result<()> {
     let write_part = |part: &[T], buf: &mut Vec<u8>| -> serde_json::Result<()> {
@@ -326,7 +506,7 @@ fn write_array<T: Sync>(
     out.push(b'[');
     let total: usize = items.iter().map(&weight).sum();
     if threads <= 1 || items.len() < 2 || total < PARALLEL_ABOVE {
-        write_part(items, out)?;
+        write_part(items, &mut out.cur)?;
         out.push(b']');
         return Ok(());
     }
@@ -344,23 +524,22 @@ fn write_array<T: Sync>(
     if from < items.len() {
         parts.push(&items[from..]);
     }
+    // Sized up front from the weight: a buffer grown by doubling to tens of MB is copied and
+    // faulted in again at each step. Capacity not written to costs no memory.
+    let buffers: Vec<Vec<u8>> = parts
+        .iter()
+        .map(|part| out.buffer(part.iter().map(&weight).sum::<usize>() * bytes_per_weight))
+        .collect();
     let written: Vec<serde_json::Result<Vec<u8>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = parts
-            .iter()
-            .skip(1)
-            .map(|part| {
-                scope.spawn(|| {
-                    let mut buf = Vec::with_capacity(part.len() * 512);
-                    write_part(part, &mut buf).map(|()| buf)
-                })
-            })
+        let mut jobs = parts.iter().zip(buffers);
+        let first = jobs.next();
+        let handles: Vec<_> = jobs
+            .map(|(part, mut buf)| scope.spawn(move || write_part(part, &mut buf).map(|()| buf)))
             .collect();
         // The first part on this thread, meanwhile.
-        let mut first = Vec::new();
-        let mut all = vec![parts
-            .first()
-            .map_or(Ok(()), |part| write_part(part, &mut first))
-            .map(|()| first)];
+        let mut all = vec![first.map_or(Ok(Vec::new()), |(part, mut buf)| {
+            write_part(part, &mut buf).map(|()| buf)
+        })];
         for handle in handles {
             all.push(handle.join().unwrap_or_else(|_| {
                 Err(serde::ser::Error::custom("a /state writer thread panicked"))
@@ -377,7 +556,7 @@ fn write_array<T: Sync>(
         if wrote_any {
             out.push(b',');
         }
-        out.extend_from_slice(&part);
+        out.append(part);
         wrote_any = true;
     }
     out.push(b']');
@@ -396,25 +575,28 @@ impl Master {
     /// The `/state` document of [`Master::state_json`], serialized: the same bytes as
     /// `serde_json::to_vec(&self.state_json())`, without building the `Value` tree. The
     /// frameworks (by their tasks) and the agents of a large cluster are written by several
-    /// threads, each borrowing the state while the actor waits.
-    pub fn state_json_bytes(&self) -> Vec<u8> {
-        let task_count: usize = self
-            .frameworks
-            .values()
-            .chain(self.completed_frameworks.iter())
-            .map(|f| f.tasks.len() + f.completed_tasks.len())
-            .sum();
-        // About 400 bytes a task and 1 KB an agent: one allocation for most documents.
-        let mut out = Vec::with_capacity(64 * 1024 + task_count * 400 + self.agents.len() * 1024);
-        // Writing borrowed data into a Vec fails only if a map had a non-string key.
+    /// threads, each borrowing the state while the actor waits; their parts are the chunks.
+    pub fn state_json_chunks(&self) -> Chunks {
+        let mut out = Chunks::with_pool(self.state_buffers.clone());
+        // Writing borrowed data fails only if a map had a non-string key.
         if let Err(err) = self.write_state(&mut out) {
             tracing::error!(cause = %err, "failed to serialize /state");
-            out.clear();
+            out = Chunks::default();
         }
         out
     }
 
-    fn write_state(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+    /// Lets the buffers of `/state` answers go once answers stopped coming.
+    pub fn expire_state_buffers(&self, now: std::time::Instant) {
+        self.state_buffers.expire(now);
+    }
+
+    /// [`Self::state_json_chunks`] in one buffer.
+    pub fn state_json_bytes(&self) -> Vec<u8> {
+        self.state_json_chunks().concat()
+    }
+
+    fn write_state(&self, out: &mut Chunks) -> serde_json::Result<()> {
         let mut agents: Vec<&Agent> = self.agents.values().collect();
         agents.sort_by(|a, b| a.id.cmp(&b.id));
         let mut frameworks: Vec<&Framework> = self.frameworks.values().collect();
@@ -437,15 +619,23 @@ impl Master {
         o.field("activated_slaves", &count(AgentState::Active))?;
         o.key("completed_frameworks")?;
         let completed: Vec<&Framework> = self.completed_frameworks.iter().collect();
-        write_array(o.out, &completed, threads, framework_weight, |f, buf| {
-            serde_json::to_writer(buf, &framework(f, false))
-        })?;
+        write_array(
+            o.out,
+            &completed,
+            threads,
+            (framework_weight, 512),
+            |f, buf| serde_json::to_writer(buf, &framework(f, false)),
+        )?;
         o.field("deactivated_slaves", &count(AgentState::Disconnected))?;
         o.field("elected_time", &self.start_time)?;
         o.key("frameworks")?;
-        write_array(o.out, &frameworks, threads, framework_weight, |f, buf| {
-            serde_json::to_writer(buf, &framework(f, true))
-        })?;
+        write_array(
+            o.out,
+            &frameworks,
+            threads,
+            (framework_weight, 512),
+            |f, buf| serde_json::to_writer(buf, &framework(f, true)),
+        )?;
         o.field("free_resources", &total.saturating_sub(&used).json())?;
         o.field("hostname", &self.info.hostname)?;
         o.field("id", &self.info.id)?;
@@ -469,7 +659,8 @@ impl Master {
             o.out,
             &agents,
             threads,
-            |_| 10,
+            // About 700 bytes an agent.
+            (|_: &&Agent| 10, 100),
             |a, buf| serialize_agent(self, a, &mut serde_json::Serializer::new(buf)),
         )?;
         o.field("start_time", &self.start_time)?;
@@ -584,6 +775,81 @@ mod tests {
             uuid: Some(UpdateUuid::random()),
             exit_code: None,
         }
+    }
+
+    #[test]
+    fn a_large_array_is_written_in_parallel_parts_kept_as_chunks() {
+        let items: Vec<u32> = (0..50_000).collect();
+        let mut out = Chunks::default();
+        out.push(b'{');
+        write_array(&mut out, &items, 3, (|_: &u32| 1, 8), |i, buf| {
+            serde_json::to_writer(buf, i)
+        })
+        .unwrap();
+        out.push(b'}');
+        let len = out.len();
+        let parts = out.into_parts();
+        // "{[" , the three parts with the commas between them, "]}".
+        assert!(parts.len() >= 5, "{} parts", parts.len());
+        let text = String::from_utf8(parts.concat()).unwrap();
+        assert_eq!(text.len(), len);
+        assert_eq!(
+            text,
+            format!("{{{}}}", serde_json::to_string(&items).unwrap())
+        );
+        // Small arrays stay on this thread, in one chunk.
+        let mut small = Chunks::default();
+        write_array(&mut small, &items[..10], 3, (|_: &u32| 1, 8), |i, buf| {
+            serde_json::to_writer(buf, i)
+        })
+        .unwrap();
+        assert_eq!(small.into_parts().len(), 1);
+    }
+
+    #[test]
+    fn state_buffers_are_reused_while_answers_come_then_let_go() {
+        let pool = BufferPool::default();
+        let items: Vec<u32> = (0..50_000).collect();
+        let write = |out: &mut Chunks| {
+            write_array(out, &items, 2, (|_: &u32| 1, 8), |i, buf| {
+                serde_json::to_writer(buf, i)
+            })
+            .unwrap()
+        };
+        let mut first = Chunks::with_pool(pool.clone());
+        write(&mut first);
+        let sent = first.into_bytes();
+        let addresses: Vec<usize> = sent.iter().map(|b| b.as_ptr() as usize).collect();
+        assert_eq!(pool.kept(), 0, "the buffers are out with the answer");
+        // Sent: the parts' buffers come back.
+        drop(sent);
+        let kept = pool.kept();
+        assert!(kept >= 50_000 * 8, "{kept} bytes kept");
+        // The next answer writes into the same memory.
+        let mut second = Chunks::with_pool(pool.clone());
+        write(&mut second);
+        let again = second.into_bytes();
+        assert!(
+            again
+                .iter()
+                .filter(|b| addresses.contains(&(b.as_ptr() as usize)))
+                .count()
+                >= 2,
+            "the parts' buffers are reused"
+        );
+        assert_eq!(
+            again
+                .iter()
+                .flat_map(|b| b.iter().copied())
+                .collect::<Vec<u8>>(),
+            serde_json::to_vec(&items).unwrap()
+        );
+        drop(again);
+        // Kept while answers come; let go once none came for a while.
+        pool.expire(Instant::now());
+        assert!(pool.kept() > 0);
+        pool.expire(Instant::now() + RETAIN_BUFFERS);
+        assert_eq!(pool.kept(), 0);
     }
 
     fn assert_same(m: &Master) {
