@@ -70,7 +70,12 @@ pub struct Report {
     pub offers_received: usize,
     pub offers_declined: usize,
     pub rss_loaded: Rss,
+    /// `GET /state` at rest (no offer made for a second), and just after the acknowledgements
+    /// drained, while the frameworks still declined the remainders offered to them.
     pub state_loaded: StateTiming,
+    pub state_busy: StateTiming,
+    /// How long the master took to come to rest after the acknowledgements drained.
+    pub rest_after: Duration,
     pub state_loaded_tasks: usize,
     pub state_loaded_agents: u64,
     /// finish_all -> the last TASK_FINISHED seen by the frameworks.
@@ -263,9 +268,11 @@ pub fn raise_nofile(n: libc::rlim_t) -> Result<libc::rlim_t> {
 }
 
 /// `GET /state` over HTTP/1.0, waiting up to two minutes for the answer (the harness's helper
-/// gives up after 10 s). The body is read into a buffer of its Content-Length, as a client that
-/// keeps it would.
-fn get_state(addr: &str) -> Result<String> {
+/// gives up after 10 s). With `keep`, the body is read into a buffer of its Content-Length and
+/// returned; without, it is read through a small buffer and only counted (as `curl -o
+/// /dev/null` does), so that the time is the master's and the connection's, not this process
+/// faulting in 50 MB.
+fn get_state(addr: &str, keep: bool) -> Result<(usize, Option<String>)> {
     use std::io::{BufRead, Read, Write};
     let mut s = std::net::TcpStream::connect(addr).with_context(|| format!("connect {addr}"))?;
     s.set_read_timeout(Some(Duration::from_secs(120)))?;
@@ -293,43 +300,49 @@ fn get_state(addr: &str) -> Result<String> {
             }
         }
     }
-    let mut body = Vec::with_capacity(length.unwrap_or(0));
-    r.read_to_end(&mut body)
-        .context("read the body of GET /state")?;
+    let (read, body) = if keep {
+        let mut body = Vec::with_capacity(length.unwrap_or(0));
+        r.read_to_end(&mut body)
+            .context("read the body of GET /state")?;
+        let text = String::from_utf8(body).context("GET /state: not UTF-8")?;
+        (text.len(), Some(text))
+    } else {
+        let read =
+            std::io::copy(&mut r, &mut std::io::sink()).context("read the body of GET /state")?;
+        (read as usize, None)
+    };
     if let Some(length) = length {
-        if body.len() != length {
-            bail!(
-                "GET /state: {} bytes, not the {length} announced",
-                body.len()
-            );
+        if read != length {
+            bail!("GET /state: {read} bytes, not the {length} announced");
         }
     }
-    String::from_utf8(body).context("GET /state: not UTF-8")
+    Ok((read, body))
 }
 
-/// Times `GET /state` `n` times (sorted; fewer if they take over 30 s together), with the size
-/// of the last answer.
+/// Times `GET /state` `n` times (sorted; fewer if they take over 30 s together), the bodies
+/// read and dropped; then fetches it once more, untimed, to return it.
 fn time_state(addr: &str, n: usize) -> Result<(StateTiming, String)> {
     let mut timing = StateTiming::default();
-    let mut last = String::new();
     let started = Instant::now();
     for _ in 0..n {
         let t = Instant::now();
-        let body = get_state(addr)?;
+        let (read, _) = get_state(addr, false)?;
         timing.times.push(t.elapsed());
-        timing.bytes = body.len();
-        last = body;
+        timing.bytes = read;
         if started.elapsed() > Duration::from_secs(30) {
             break;
         }
     }
     timing.times.sort();
-    Ok((timing, last))
+    let (_, body) = get_state(addr, true)?;
+    Ok((timing, body.unwrap_or_default()))
 }
 
 /// What the frameworks count together.
 #[derive(Default)]
 struct Progress {
+    /// Offers received by the frameworks.
+    offers: AtomicUsize,
     running: AtomicUsize,
     finished: AtomicUsize,
     first_accept: Mutex<Option<Instant>>,
@@ -404,6 +417,7 @@ async fn framework(
                 Some(Event::Offers(offers)) => {
                     let now = Instant::now();
                     run.offers += offers.len();
+                    progress.offers.fetch_add(offers.len(), Ordering::SeqCst);
                     let mut decline = Vec::new();
                     for offer in offers {
                         let fits = fits(&offer.resources, &task_res);
@@ -661,6 +675,22 @@ fn measure(master: &MasterProcess, opts: &Options) -> Result<Report> {
         || sim_counts(&sims).2 >= opts.tasks as u64,
         status,
     )?;
+    report.state_busy = time_state(&addr, 5)?.0;
+    // At rest: no offer for a second (the remainders declined), at most 30 s.
+    let drained = Instant::now();
+    let mut seen = progress.offers.load(Ordering::SeqCst);
+    let mut quiet_since = Instant::now();
+    while quiet_since.elapsed() < Duration::from_secs(1)
+        && drained.elapsed() < Duration::from_secs(30)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = progress.offers.load(Ordering::SeqCst);
+        if now != seen {
+            seen = now;
+            quiet_since = Instant::now();
+        }
+    }
+    report.rest_after = drained.elapsed();
     report.rss_loaded = master.rss()?;
     let (timing, body) = time_state(&addr, 5)?;
     report.state_loaded = timing;

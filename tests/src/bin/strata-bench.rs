@@ -608,17 +608,22 @@ fn master(tasks: usize) -> Result<()> {
             .join(", ")
     );
     println!(
-        "  master RSS with {} agents and {} live tasks: {} (target: < 500 MB, {})",
+        "  master RSS with {} agents and {} live tasks, at rest ({:.1} s after the acknowledgements drained): {} (target: < 500 MB, {})",
         r.state_loaded_agents,
         r.state_loaded_tasks,
+        r.rest_after.as_secs_f64(),
         mb(r.rss_loaded),
         verdict(r.rss_loaded.rss_kb < 500 * 1024)
     );
     let loaded = pct(&r.state_loaded.times, 0.5);
     println!(
-        "  GET /state with them: {} (target: < 200 ms, {})",
+        "  GET /state with them, at rest (the body read and dropped, as curl -o /dev/null): {} (target: < 200 ms, {})",
         state(&r.state_loaded),
         verdict(loaded < Duration::from_millis(200))
+    );
+    println!(
+        "    the same just after the acknowledgements drained (the frameworks still declining offers): {}",
+        state(&r.state_busy)
     );
     println!(
         "  all {tasks} TASK_FINISHED (asked of the agents at once) in {:.2} s = {:.0} tasks/s; master RSS after (acknowledgements drained): {}",
