@@ -1209,25 +1209,17 @@ mod tests {
     }
 
     fn launch_cmd(fw: &str, task: &str) -> AgentCommand {
-        use strata_schema::{FrameworkInfo, TaskInfo};
+        use strata_schema::FrameworkInfo;
         AgentCommand::Launch {
             framework: Box::new(FrameworkInfo {
                 id: Some(FrameworkId::new(fw).unwrap()),
                 ..FrameworkInfo::default()
             }),
-            task: Box::new(TaskInfo {
-                task_id: TaskId::new(task).unwrap(),
-                name: task.into(),
-                agent_id: AgentId::new("agent").unwrap(),
-                resources: Default::default(),
-                command: strata_schema::CommandInfo::shell("true"),
-                kill_grace_period_secs: None,
-                hostname: None,
-                container: None,
-                executor: None,
-                data: Vec::new(),
-                labels: Vec::new(),
-            }),
+            task: Box::new(crate::state::tests::task(
+                task,
+                &AgentId::new("agent").unwrap(),
+                "cpus:1",
+            )),
         }
     }
 
@@ -1263,6 +1255,22 @@ mod tests {
         .map(Vec::len)
         .collect();
         assert_eq!(sizes, [2, 1, 2, 1, 1, 1]);
+    }
+
+    /// Runs `f` on a current-thread runtime's `LocalSet` (capnp-rpc is `!Send`).
+    fn on_local<F: std::future::Future>(f: F) -> F::Output {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        tokio::task::LocalSet::new().block_on(&runtime, f)
+    }
+
+    /// Lets the calls in flight on this `LocalSet` be answered.
+    async fn settle() {
+        for _ in 0..20 {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
     }
 
     /// An agent's capability that records the calls it gets; `batches`: whether it serves
@@ -1335,12 +1343,7 @@ mod tests {
     /// Drives an agent capability with `commands` (sent at once), then with `later`, and
     /// returns the calls it got.
     fn drive(batches: bool, commands: Vec<AgentCommand>, later: Vec<AgentCommand>) -> Vec<String> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let local = tokio::task::LocalSet::new();
-        local.block_on(&runtime, async move {
+        on_local(async move {
             let calls = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
             let client: agent::Client = capnp_rpc::new_client(Recorder {
                 calls: std::rc::Rc::clone(&calls),
@@ -1350,11 +1353,6 @@ mod tests {
             let (actor, _actor_rx) = mpsc::unbounded_channel();
             let closer = std::rc::Rc::new(tokio::sync::Notify::new());
             let driver = tokio::task::spawn_local(drive_agent(client, rx, actor, closer));
-            let settle = || async {
-                for _ in 0..50 {
-                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-                }
-            };
             for cmd in commands {
                 tx.send(cmd).unwrap();
             }
@@ -1457,28 +1455,16 @@ mod tests {
     }
 
     fn update(task: &str) -> SchedulerEvent {
-        SchedulerEvent::Update(strata_schema::TaskStatus {
-            task_id: TaskId::new(task).unwrap(),
-            state: strata_schema::TaskState::Running,
-            message: String::new(),
-            source: strata_schema::StatusSource::Executor,
-            reason: None,
-            agent_id: None,
-            framework_id: None,
-            container_id: None,
-            timestamp: 0.0,
-            uuid: None,
-            exit_code: None,
-        })
+        SchedulerEvent::Update(crate::state::tests::status(
+            &FrameworkId::new("f").unwrap(),
+            &AgentId::new("agent").unwrap(),
+            task,
+            strata_schema::TaskState::Running,
+        ))
     }
 
     fn drive_updates(batches: bool, rounds: Vec<Vec<SchedulerEvent>>) -> Vec<String> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let local = tokio::task::LocalSet::new();
-        local.block_on(&runtime, async move {
+        on_local(async move {
             let calls = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
             let client: scheduler::Client = capnp_rpc::new_client(SchedulerRecorder {
                 calls: std::rc::Rc::clone(&calls),
@@ -1490,9 +1476,7 @@ mod tests {
                 for event in round {
                     tx.send(event).unwrap();
                 }
-                for _ in 0..20 {
-                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-                }
+                settle().await;
             }
             drop(tx);
             driver.await.unwrap();

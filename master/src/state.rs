@@ -2743,7 +2743,7 @@ impl Master {
 
 #[cfg(test)]
 #[path = "state_tests.rs"]
-mod tests;
+pub(crate) mod tests;
 
 mod events;
 mod inverse;

@@ -88,7 +88,7 @@ fn updates(rx: &mut UnboundedReceiver<SchedulerEvent>) -> Vec<TaskStatus> {
         .collect()
 }
 
-fn task(id: &str, agent: &AgentId, res: &str) -> TaskInfo {
+pub(crate) fn task(id: &str, agent: &AgentId, res: &str) -> TaskInfo {
     TaskInfo {
         task_id: TaskId::new(id).unwrap(),
         name: id.into(),
@@ -104,7 +104,7 @@ fn task(id: &str, agent: &AgentId, res: &str) -> TaskInfo {
     }
 }
 
-fn status(fw: &FrameworkId, agent: &AgentId, id: &str, state: TaskState) -> TaskStatus {
+pub(crate) fn status(fw: &FrameworkId, agent: &AgentId, id: &str, state: TaskState) -> TaskStatus {
     TaskStatus {
         task_id: TaskId::new(id).unwrap(),
         state,
