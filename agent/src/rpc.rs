@@ -12,7 +12,7 @@ use strata_ha::zk::Follower;
 use strata_ha::MasterAddress;
 use strata_schema::agent_capnp::{agent, agent_session};
 use strata_schema::scheduler_capnp::master;
-use strata_schema::{wire, UpdateUuid};
+use strata_schema::wire;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::compat::TokioAsyncReadCompatExt;
 use tracing::{debug, info, warn};
@@ -355,8 +355,7 @@ fn acknowledgement(
     task_id: capnp::Result<capnp::text::Reader<'_>>,
     uuid: capnp::Result<&[u8]>,
 ) -> Result<Msg, capnp::Error> {
-    let uuid = UpdateUuid::from_slice(uuid?)
-        .ok_or_else(|| capnp::Error::failed("invalid uuid: not 16 bytes".to_string()))?;
+    let uuid = wire::update_uuid(uuid?, "acknowledgement uuid")?;
     Ok(Msg::Acknowledge {
         framework_id: wire::framework_id(framework_id)?,
         task_id: wire::task_id(task_id)?,
@@ -553,22 +552,10 @@ mod tests {
     use super::*;
     use std::cell::RefCell;
     use std::rc::Rc as StdRc;
-    use strata_schema::{FrameworkId, StatusSource, TaskId, TaskState, TaskStatus};
+    use strata_schema::{FrameworkId, TaskState};
 
     fn status(task: &str) -> ToMaster {
-        ToMaster::StatusUpdate(TaskStatus {
-            task_id: TaskId::new(task).unwrap(),
-            state: TaskState::Running,
-            message: String::new(),
-            source: StatusSource::Executor,
-            reason: None,
-            agent_id: None,
-            framework_id: Some(FrameworkId::new("f").unwrap()),
-            container_id: None,
-            timestamp: 0.0,
-            uuid: Some(UpdateUuid::random()),
-            exit_code: None,
-        })
+        ToMaster::StatusUpdate(crate::status::tests::status(task, TaskState::Running))
     }
 
     /// A master's session that records the calls it gets; `batches`: whether it serves

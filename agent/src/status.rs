@@ -123,11 +123,12 @@ impl StatusUpdates {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use strata_schema::{StatusSource, TaskState};
 
-    fn status(task: &str, state: TaskState) -> TaskStatus {
+    /// An executor's update of `task` of framework "f", with a uuid.
+    pub(crate) fn status(task: &str, state: TaskState) -> TaskStatus {
         TaskStatus {
             task_id: TaskId::new(task).unwrap(),
             state,

@@ -590,20 +590,21 @@ fn issue_ready(
     cmds: &mut mpsc::UnboundedReceiver<Cmd>,
     batches: &Batches,
 ) {
+    let mut ready = vec![first];
+    while ready.len() < BATCH {
+        match cmds.try_recv() {
+            Ok(cmd) => ready.push(cmd),
+            Err(_) => break,
+        }
+    }
     let mut acks: Vec<(TaskStatus, Reply)> = Vec::new();
-    let mut next = Some(first);
-    let mut taken = 1;
-    while let Some(cmd) = next.take() {
+    for cmd in ready {
         match cmd {
             Cmd::Acknowledge { status, reply } => acks.push((status, reply)),
             other => {
                 acknowledge_all(session, std::mem::take(&mut acks), batches);
                 issue(session, other);
             }
-        }
-        if taken < BATCH {
-            next = cmds.try_recv().ok();
-            taken += 1;
         }
     }
     acknowledge_all(session, acks, batches);

@@ -410,11 +410,7 @@ fn spawn_call<T: 'static>(
     what: &'static str,
     promise: capnp::capability::Promise<T, capnp::Error>,
 ) {
-    tokio::task::spawn_local(async move {
-        if let Err(err) = promise.await {
-            debug!(call = what, cause = %err, "call failed");
-        }
-    });
+    spawn_call_in(None, what, promise);
 }
 
 /// At most this many commands or events a driver takes from its channel at once, to send those
@@ -987,8 +983,7 @@ fn acknowledgement(
     task_id: capnp::Result<capnp::text::Reader<'_>>,
     uuid: capnp::Result<&[u8]>,
 ) -> Result<(AgentId, TaskId, UpdateUuid), capnp::Error> {
-    let uuid = UpdateUuid::from_slice(uuid?)
-        .ok_or_else(|| capnp::Error::failed("invalid uuid: not 16 bytes".to_string()))?;
+    let uuid = wire::update_uuid(uuid?, "acknowledgement uuid")?;
     Ok((wire::agent_id(agent_id)?, wire::task_id(task_id)?, uuid))
 }
 

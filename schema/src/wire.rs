@@ -600,13 +600,18 @@ pub fn task_state(
     Ok(state_from(reader?))
 }
 
+/// A status update's 16-byte uuid (`field` names it in the error).
+pub fn update_uuid(bytes: &[u8], field: &'static str) -> Result<UpdateUuid, WireError> {
+    UpdateUuid::from_slice(bytes).ok_or_else(|| invalid(field, "not 16 bytes"))
+}
+
 pub fn status(reader: task_status::Reader<'_>) -> Result<TaskStatus, WireError> {
     use crate::common_capnp::StatusSource as W;
     let uuid = reader.get_uuid()?;
     let uuid = if uuid.is_empty() {
         None
     } else {
-        Some(UpdateUuid::from_slice(uuid).ok_or_else(|| invalid("status uuid", "not 16 bytes"))?)
+        Some(update_uuid(uuid, "status uuid")?)
     };
     let container_id = opt_text(reader.get_container_id())?
         .map(|v| ContainerId::new(v).map_err(|e| invalid("container id", e)))

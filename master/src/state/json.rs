@@ -334,7 +334,8 @@ impl BufferPool {
     }
 
     /// Bytes held in kept buffers.
-    pub fn kept(&self) -> usize {
+    #[cfg(test)]
+    fn kept(&self) -> usize {
         self.lock().free.iter().map(Vec::capacity).sum()
     }
 }

@@ -158,6 +158,23 @@ async fn fifty_tasks_on_one_agent() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // /state goes out in parts with the whole length announced, not chunked.
+    let (code, headers, body) =
+        strata_tests::http_response(&cluster.master.addr(), "GET", "/state").unwrap();
+    assert_eq!(code, 200, "{body}");
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(header("content-length"), Some(body.len().to_string()));
+    assert_eq!(header("transfer-encoding"), None);
+    let state: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let done = state["frameworks"][0]["completed_tasks"]
+        .as_array()
+        .unwrap();
+    assert_eq!(done.len(), 50, "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
