@@ -1,8 +1,9 @@
-//! `/state` written straight to bytes: [`Master::state_json_bytes`] serializes structs that borrow
-//! from the state, with the document [`Master::state_json`] builds as a `serde_json::Value`
-//! (same fields, same key order: a `serde_json::Map` keeps its keys sorted, so the fields of each
-//! struct here are declared in that order). A large cluster's `/state` then costs one pass over
-//! the state and one buffer, not a tree of small allocations built on the actor and walked again.
+//! `/state` written straight to bytes: [`Master::state_json_chunks`] writes the document
+//! [`Master::state_json`] builds as a `serde_json::Value` (same fields, same key order: a
+//! `serde_json::Map` keeps its keys sorted, so the fields here are written in that order), agents
+//! through structs that borrow from the state, frameworks and tasks by hand. A large cluster's
+//! `/state` then costs one pass over the state into a few reused buffers, not a tree of small
+//! allocations built on the actor and walked again.
 
 use super::{Agent, AgentState, Framework, Master, Task};
 use serde::ser::{SerializeSeq, Serializer};
